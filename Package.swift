@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "muster",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "muster-agent", targets: ["muster-agent"]),
+        .executable(name: "muster-collector", targets: ["muster-collector"]),
+        .executable(name: "logq", targets: ["logq"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+    ],
+    targets: [
+        // Records, the batch codec (NDJSON + zlib) and its validation: what crosses the wire.
+        .target(name: "MusterWire", dependencies: [
+            .product(name: "CompressNIO", package: "compress-nio"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        // The SQLite schema and its read/write primitives: one owner of the file format,
+        // shared by the collector (writer) and logq (reader) so logq never links the server.
+        .target(name: "MusterStore", dependencies: [
+            "MusterWire",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .target(name: "MusterAgent", dependencies: [
+            "MusterWire",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "MusterCollector", dependencies: [
+            "MusterWire", "MusterStore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "LogQuery", dependencies: [
+            "MusterWire", "MusterStore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .executableTarget(name: "muster-agent", dependencies: [
+            "MusterAgent", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "muster-collector", dependencies: [
+            "MusterCollector", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "logq", dependencies: [
+            "LogQuery", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "MusterWireTests", dependencies: ["MusterWire"]),
+        .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore"]),
+        .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent"]),
+        .testTarget(name: "MusterCollectorTests", dependencies: [
+            "MusterCollector",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
+        .testTarget(name: "LogQueryTests", dependencies: ["LogQuery"]),
+        // Starts the real binaries as processes on loopback.
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "MusterWire", "MusterStore", "muster-agent", "muster-collector", "logq",
+        ]),
+    ]
+)

@@ -1,0 +1,41 @@
+import Foundation
+import GRDB
+import MusterStore
+
+/// A read-only connection to the collector's SQLite file.
+///
+/// Opened read-only and with `PRAGMA query_only`, so nothing logq does can change the store,
+/// and reading never blocks the collector (WAL readers don't).
+public struct LogDatabase: Sendable {
+    public let path: String
+    let queue: DatabaseQueue
+
+    public init(path: String) throws(QueryError) {
+        guard FileManager.default.fileExists(atPath: path) else { throw .databaseMissing(path) }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA query_only = ON")
+        }
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            // Fail now, with a clear message, if the file is not a Muster store.
+            _ = try queue.read { db in try db.tableExists("logs") ? 1 : { throw QueryError.databaseUnreadable(path: path, detail: "not a muster database (no logs table)") }() }
+        } catch let error as QueryError {
+            throw error
+        } catch {
+            throw .databaseUnreadable(path: path, detail: "\(error)")
+        }
+        self.path = path
+    }
+
+    public func read<T>(_ body: (Database) throws -> T) throws(QueryError) -> T {
+        do {
+            return try queue.read(body)
+        } catch let error as QueryError {
+            throw error
+        } catch {
+            throw .databaseUnreadable(path: path, detail: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Acknowledged file positions, persisted crash-safely: written to a temporary file, fsynced,
+/// renamed over the old one, and the directory fsynced, so a crash at any moment leaves
+/// either the old or the new checkpoint, never a torn one.
+///
+/// Positions only move after the collector acknowledged the lines before them; a crash
+/// between an acknowledgement and the next save makes the agent resend a little, which the
+/// collector recognises by origin coordinates and ignores.
+public struct CheckpointStore: Sendable {
+    public let path: String
+    public private(set) var positions: [FileIdentity: FilePosition] = [:]
+    /// Keeps the file bounded when many files come and go.
+    public var maxEntries = 10_000
+    private var order: [FileIdentity] = []
+
+    private struct FileFormat: Codable {
+        var version: Int
+        var files: [FilePosition]
+    }
+
+    /// Loads the checkpoint file; a missing file means a first start.
+    public init(path: String) throws(CheckpointError) {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .unreadable(path: path, detail: error.localizedDescription)
+        }
+        do {
+            let decoded = try JSONDecoder().decode(FileFormat.self, from: data)
+            guard decoded.version == 1 else { throw CheckpointError.unsupportedVersion(path: path, version: decoded.version) }
+            for position in decoded.files {
+                positions[position.identity] = position
+                order.append(position.identity)
+            }
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw .corrupt(path: path, detail: "\(error)")
+        }
+    }
+
+    public func position(of identity: FileIdentity) -> FilePosition? {
+        positions[identity]
+    }
+
+    /// Records an acknowledged position; never moves a file backwards within a generation.
+    public mutating func advance(_ position: FilePosition) {
+        if let current = positions[position.identity] {
+            if current.truncations > position.truncations { return }
+            if current.truncations == position.truncations, current.offset >= position.offset { return }
+            order.removeAll { $0 == position.identity }
+        }
+        positions[position.identity] = position
+        order.append(position.identity)
+        while order.count > maxEntries {
+            positions[order.removeFirst()] = nil
+        }
+    }
+
+    /// Writes the positions durably (see the type's comment).
+    public func save() throws(CheckpointError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data: Data
+        do {
+            data = try encoder.encode(FileFormat(version: 1, files: order.compactMap { positions[$0] }))
+        } catch {
+            throw .unwritable(path: path, detail: "\(error)")
+        }
+        let temporary = path + ".tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw .unwritable(path: temporary, detail: String(cString: strerror(errno))) }
+        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor)
+        close(descriptor)
+        guard written == data.count, synced == 0 else {
+            throw .unwritable(path: temporary, detail: String(cString: strerror(errno)))
+        }
+        guard rename(temporary, path) == 0 else {
+            throw .unwritable(path: path, detail: String(cString: strerror(errno)))
+        }
+        let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
+}
+
+public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, detail: String)
+    case corrupt(path: String, detail: String)
+    case unsupportedVersion(path: String, version: Int)
+    case unwritable(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let detail): "cannot read checkpoints \(path): \(detail)"
+        case .corrupt(let path, let detail):
+            "checkpoint file \(path) is corrupt (\(detail)); move it aside to start over (files will be re-read and the collector drops what it already has)"
+        case .unsupportedVersion(let path, let version): "checkpoint file \(path) has unknown version \(version)"
+        case .unwritable(let path, let detail): "cannot write checkpoints \(path): \(detail)"
+        }
+    }
+}

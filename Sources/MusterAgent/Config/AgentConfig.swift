@@ -1,0 +1,169 @@
+import Foundation
+import Yams
+
+/// The agent's settings: a YAML file (documented in agent/agent.example.yaml), then
+/// environment variables, then flags, each overriding the one before.
+public struct AgentConfig: Sendable, Equatable {
+    /// The node's name as it appears in every record; defaults to the host name.
+    public var node: String = ProcessInfo.processInfo.hostName
+    /// Identifies this agent in origin coordinates; defaults to the node name. Keep it
+    /// stable across restarts, or resent lines will not be recognised as duplicates.
+    public var agentID: String?
+    public var collector = Collector()
+    /// Where checkpoints (and rejected batches) live.
+    public var stateDirectory: String = "/var/lib/muster-agent"
+    public var batch = Batch()
+    public var retry = Retry()
+    public var sources: [FileSourceConfig] = []
+
+    public var effectiveAgentID: String { agentID ?? node }
+
+    public struct Collector: Sendable, Equatable {
+        public var url: String = "http://127.0.0.1:8088"
+        public var token: String?
+        public var timeoutMilliseconds: Int = 30_000
+    }
+
+    public struct Batch: Sendable, Equatable {
+        public var maxRecords: Int = 10_000
+        /// Uncompressed NDJSON size at which a batch is closed.
+        public var maxBytes: Int = 1 << 20
+        /// A batch is sent at the latest this long after its first line was read.
+        public var maxAgeMilliseconds: Int = 1000
+        /// zlib level 1 (fastest) … 9 (smallest).
+        public var compressionLevel: Int = 6
+    }
+
+    public struct Retry: Sendable, Equatable {
+        public var initialMilliseconds: Int = 200
+        public var maxMilliseconds: Int = 30_000
+    }
+
+    public struct FileSourceConfig: Sendable, Equatable {
+        public var id: String
+        public var paths: [String]
+        public var format: LineFormat = .auto
+
+        public init(id: String, paths: [String], format: LineFormat = .auto) {
+            self.id = id
+            self.paths = paths
+            self.format = format
+        }
+    }
+
+    public init() {}
+
+    public static func load(path: String) throws(AgentConfigError) -> AgentConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw .invalid("cannot read \(path): \(error.localizedDescription)")
+        }
+        do {
+            let file = try YAMLDecoder().decode(ConfigFile.self, from: text)
+            return try file.resolved(relativeTo: (path as NSString).deletingLastPathComponent)
+        } catch let error as AgentConfigError {
+            throw error
+        } catch {
+            throw .invalid("\(path): \(error)")
+        }
+    }
+
+    /// Checks what a typo or a missing value would otherwise turn into a confusing failure later.
+    public func validate() throws(AgentConfigError) {
+        guard !node.isEmpty else { throw .invalid("node name is empty") }
+        guard let url = URL(string: collector.url), let scheme = url.scheme, ["http", "https"].contains(scheme),
+            url.host != nil
+        else { throw .invalid("collector url '\(collector.url)' is not an http(s) URL") }
+        guard collector.token?.isEmpty == false else {
+            throw .invalid("no collector token: set collector.token or collector.token_file, MUSTER_TOKEN, or --token")
+        }
+        guard !sources.isEmpty else { throw .invalid("no sources configured: add one under 'sources' or pass --file ID=GLOB") }
+        var ids = Set<String>()
+        for source in sources {
+            guard !source.id.isEmpty else { throw .invalid("a source has an empty id") }
+            guard ids.insert(source.id).inserted else { throw .invalid("source id '\(source.id)' is used twice") }
+            guard !source.paths.isEmpty else { throw .invalid("source '\(source.id)' has no paths") }
+        }
+        guard batch.maxRecords > 0, batch.maxBytes > 0, batch.maxAgeMilliseconds > 0 else {
+            throw .invalid("batch limits must be positive")
+        }
+    }
+}
+
+public enum AgentConfigError: Error, CustomStringConvertible, Equatable {
+    case invalid(String)
+    public var description: String {
+        switch self { case .invalid(let detail): "invalid agent config: \(detail)" }
+    }
+}
+
+/// The YAML file's shape; every key optional so that defaults stay in `AgentConfig`.
+private struct ConfigFile: Decodable {
+    struct Collector: Decodable {
+        var url: String?
+        var token: String?
+        var token_file: String?
+        var timeout_ms: Int?
+    }
+    struct Batch: Decodable {
+        var max_records: Int?
+        var max_bytes: Int?
+        var max_age_ms: Int?
+        var compression_level: Int?
+    }
+    struct Retry: Decodable {
+        var initial_ms: Int?
+        var max_ms: Int?
+    }
+    struct Source: Decodable {
+        var id: String
+        var type: String?
+        var paths: [String]
+        var format: LineFormat?
+    }
+    var node: String?
+    var agent_id: String?
+    var collector: Collector?
+    var state_dir: String?
+    var batch: Batch?
+    var retry: Retry?
+    var sources: [Source]?
+
+    func resolved(relativeTo directory: String) throws(AgentConfigError) -> AgentConfig {
+        var config = AgentConfig()
+        if let node { config.node = node }
+        config.agentID = agent_id
+        if let collector {
+            if let url = collector.url { config.collector.url = url }
+            config.collector.token = collector.token
+            if let file = collector.token_file {
+                let path = file.hasPrefix("/") ? file : directory + "/" + file
+                guard let token = try? String(contentsOfFile: path, encoding: .utf8) else {
+                    throw .invalid("cannot read token_file \(path)")
+                }
+                config.collector.token = token.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            if let timeout = collector.timeout_ms { config.collector.timeoutMilliseconds = timeout }
+        }
+        if let state_dir { config.stateDirectory = state_dir }
+        if let batch {
+            if let value = batch.max_records { config.batch.maxRecords = value }
+            if let value = batch.max_bytes { config.batch.maxBytes = value }
+            if let value = batch.max_age_ms { config.batch.maxAgeMilliseconds = value }
+            if let value = batch.compression_level { config.batch.compressionLevel = value }
+        }
+        if let retry {
+            if let value = retry.initial_ms { config.retry.initialMilliseconds = value }
+            if let value = retry.max_ms { config.retry.maxMilliseconds = value }
+        }
+        for source in sources ?? [] {
+            guard (source.type ?? "file") == "file" else {
+                throw .invalid("source '\(source.id)': type '\(source.type!)' is not supported yet (supported: file)")
+            }
+            config.sources.append(.init(id: source.id, paths: source.paths, format: source.format ?? .auto))
+        }
+        return config
+    }
+}

@@ -1,0 +1,211 @@
+import AsyncAlgorithms
+import AsyncHTTPClient
+import Foundation
+import Logging
+import MusterWire
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// The agent's pipeline: tailers → batcher → shipper → checkpoints.
+///
+/// Two tasks joined by a channel with no buffer: the batcher reads and compresses the next
+/// batch while the shipper waits for the collector to acknowledge the previous one, and
+/// stops reading when the shipper falls behind, so memory stays bounded by about two batches
+/// whatever the collector does.
+public final class Agent: Service, Sendable {
+    public let config: AgentConfig
+    private let logger: Logger
+    private let client: HTTPClient
+    private let checkpointPath: String
+    /// Set when a graceful shutdown begins; the shipper stops retrying after it.
+    private let shutdownDeadline = Mutex<ContinuousClock.Instant?>(nil)
+    public static let shutdownGrace: Duration = .seconds(5)
+
+    public init(config: AgentConfig, logger: Logger) throws {
+        try config.validate()
+        self.config = config
+        self.logger = logger
+        self.checkpointPath = config.stateDirectory + "/checkpoints.json"
+        do {
+            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw AgentConfigError.invalid("cannot create state_dir \(config.stateDirectory): \(error.localizedDescription)")
+        }
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    public func run() async throws {
+        let checkpoints = try CheckpointStore(path: checkpointPath)
+        let resume = checkpoints.positions
+        let channel = AsyncChannel<OutgoingBatch>()
+        let shipper = Shipper(
+            client: client, url: config.collector.url, token: config.collector.token ?? "",
+            timeout: .milliseconds(config.collector.timeoutMilliseconds),
+            backoff: Backoff(
+                initial: .milliseconds(config.retry.initialMilliseconds), cap: .milliseconds(config.retry.maxMilliseconds)),
+            logger: logger)
+        logger.info(
+            "agent started",
+            metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.sources.map(\.id))"])
+
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    let tailers = self.config.sources.map { source in
+                        FileTailer(sourceID: source.id, patterns: source.paths, format: source.format) { resume[$0] }
+                    }
+                    await self.batchLoop(tailers: tailers, into: channel)
+                }
+                group.addTask { await self.shipLoop(from: channel, shipper: shipper, checkpoints: checkpoints) }
+                await group.waitForAll()
+            }
+        } onGracefulShutdown: {
+            self.shutdownDeadline.withLock { $0 = ContinuousClock.now + Self.shutdownGrace }
+        }
+        try? await client.shutdown()
+        logger.info("agent stopped")
+    }
+
+    private var isStopping: Bool { shutdownDeadline.withLock { $0 != nil } }
+
+    // MARK: Batching
+
+    private func batchLoop(tailers: [FileTailer], into channel: AsyncChannel<OutgoingBatch>) async {
+        let compressor = BatchCompressor(level: config.batch.compressionLevel)
+        let maxAge = Duration.milliseconds(config.batch.maxAgeMilliseconds)
+        let scanInterval = Duration.seconds(1)
+        let idleSleep = Duration.milliseconds(100)
+        var builder = BatchBuilder(node: config.node, agent: config.effectiveAgentID)
+        var lastScan = ContinuousClock.now - scanInterval
+        var opened: ContinuousClock.Instant?
+
+        func flush() async {
+            guard builder.count > 0 else { return }
+            do {
+                let batch = try builder.close(with: compressor)
+                await channel.send(batch)
+            } catch {
+                logger.critical("cannot compress a batch; stopping", metadata: ["error": "\(error)"])
+                channel.finish()
+            }
+            opened = nil
+        }
+
+        while !isStopping {
+            if ContinuousClock.now - lastScan >= scanInterval {
+                for tailer in tailers { tailer.scan() }
+                lastScan = ContinuousClock.now
+            }
+            var readBytes = 0
+            for tailer in tailers {
+                while builder.count < config.batch.maxRecords, builder.bytes < config.batch.maxBytes {
+                    let budget = max(64 << 10, config.batch.maxBytes - builder.bytes)
+                    let count = tailer.read(budget: budget) { line in builder.append(line, source: tailer.sourceID) }
+                    readBytes += count
+                    if count == 0 { break }
+                }
+                if builder.count > 0, opened == nil { opened = .now }
+                if builder.count >= config.batch.maxRecords || builder.bytes >= config.batch.maxBytes { await flush() }
+            }
+            if let opened, ContinuousClock.now - opened >= maxAge { await flush() }
+            if readBytes == 0 {
+                try? await Task.sleep(for: idleSleep)
+            }
+        }
+        // Shutting down: what was read goes out now; what was not stays in the files.
+        await flush()
+        channel.finish()
+    }
+
+    // MARK: Shipping
+
+    private func shipLoop(from channel: AsyncChannel<OutgoingBatch>, shipper: Shipper, checkpoints: CheckpointStore) async {
+        var checkpoints = checkpoints
+        var lastSave = ContinuousClock.now
+        var dirty = false
+        let saveInterval = Duration.milliseconds(200)
+        for await batch in channel {
+            do {
+                let outcome = try await shipper.ship(batch) { self.shutdownDeadline.withLock { $0 } }
+                if case .refused(let status, let body) = outcome {
+                    keepRefused(batch, status: status, reason: body)
+                }
+                for position in batch.positions { checkpoints.advance(position) }
+                dirty = true
+            } catch {
+                logger.warning("\(error)")
+                break
+            }
+            if dirty, ContinuousClock.now - lastSave >= saveInterval {
+                save(checkpoints)
+                dirty = false
+                lastSave = .now
+            }
+        }
+        if dirty { save(checkpoints) }
+    }
+
+    private func save(_ checkpoints: CheckpointStore) {
+        do {
+            try checkpoints.save()
+        } catch {
+            // Not fatal: positions stay in memory and the next save retries; a crash before then
+            // only makes the agent resend lines the collector already has.
+            logger.error("\(error)")
+        }
+    }
+
+    /// A batch the collector refused for good is kept on disk, never dropped silently.
+    private func keepRefused(_ batch: OutgoingBatch, status: Int, reason: String) {
+        let directory = config.stateDirectory + "/refused"
+        let name = "\(Timestamp.now())-\(status)"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/" + name + ".ndjson.zlib"
+        guard FileManager.default.createFile(atPath: path, contents: Data(batch.body.readableBytesView)) else {
+            logger.critical(
+                "collector refused a batch and it could not be kept on disk; its lines are lost",
+                metadata: ["status": "\(status)", "reason": "\(reason)", "path": "\(path)", "records": "\(batch.records)"])
+            return
+        }
+        try? reason.write(toFile: directory + "/" + name + ".reason", atomically: true, encoding: .utf8)
+        logger.error(
+            "collector refused a batch; kept on disk",
+            metadata: ["status": "\(status)", "reason": "\(reason)", "path": "\(path)", "records": "\(batch.records)"])
+    }
+}
+
+/// Accumulates lines into one batch and remembers how far each file got.
+struct BatchBuilder {
+    let node: String
+    let agent: String
+    private var encoder = BatchEncoder()
+    private var positions: [FileIdentity: FilePosition] = [:]
+
+    init(node: String, agent: String) {
+        self.node = node
+        self.agent = agent
+    }
+
+    var count: Int { encoder.count }
+    var bytes: Int { encoder.bytes.count }
+
+    mutating func append(_ line: TailedLine, source: String) {
+        encoder.append(
+            time: line.time, node: node,
+            origin: Origin(agent: agent, source: source, generation: line.position.name, offset: line.offset),
+            message: line.message)
+        positions[line.identity] = FilePosition(
+            identity: line.identity, truncations: line.position.truncations, offset: line.endOffset)
+    }
+
+    mutating func close(with compressor: BatchCompressor) throws -> OutgoingBatch {
+        let body = try compressor.compress(encoder.bytes)
+        let batch = OutgoingBatch(
+            body: body, records: encoder.count, uncompressedBytes: encoder.bytes.count,
+            positions: Array(positions.values))
+        encoder = BatchEncoder()
+        positions = [:]
+        return batch
+    }
+}

@@ -1,0 +1,103 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// Sends batches to the collector's `POST /v1/ingest`, one at a time and in order, retrying
+/// until each is either acknowledged or refused for good.
+public final class Shipper: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case acknowledged(accepted: Int, duplicates: Int)
+        /// The collector will never take this batch (400/413/415/422): retrying cannot help.
+        case refused(status: Int, body: String)
+    }
+
+    enum AttemptResult {
+        case done(Outcome)
+        case retry(String)
+    }
+
+    private let client: HTTPClient
+    private let url: String
+    private let authorization: String
+    private let timeout: TimeAmount
+    private let backoff: Backoff
+    private let logger: Logger
+
+    public init(client: HTTPClient, url: String, token: String, timeout: Duration, backoff: Backoff, logger: Logger) {
+        self.client = client
+        self.url = url.hasSuffix("/") ? url + "v1/ingest" : url + "/v1/ingest"
+        self.authorization = "Bearer " + token
+        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        self.backoff = backoff
+        self.logger = logger
+    }
+
+    /// Sends until acknowledged or refused; gives up (throws) only when `deadline` passes,
+    /// which is used at shutdown. An unacknowledged batch is simply re-read after a restart.
+    public func ship(_ batch: OutgoingBatch, deadline: @Sendable () -> ContinuousClock.Instant?) async throws -> Outcome {
+        var attempt = 0
+        var generator = SystemRandomNumberGenerator()
+        while true {
+            switch await attemptOnce(batch) {
+            case .done(let outcome):
+                if attempt > 0 { logger.info("collector reachable again", metadata: ["attempts": "\(attempt + 1)"]) }
+                return outcome
+            case .retry(let reason):
+                let delay = backoff.delay(attempt: attempt, using: &generator)
+                if attempt == 0 || attempt % 10 == 0 {
+                    logger.warning(
+                        "batch not delivered; retrying",
+                        metadata: ["reason": "\(reason)", "attempt": "\(attempt + 1)", "next_in": "\(delay)"])
+                }
+                if let deadline = deadline(), ContinuousClock.now + delay > deadline {
+                    throw ShipperError.gaveUpAtShutdown(reason: reason)
+                }
+                attempt += 1
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    func attemptOnce(_ batch: OutgoingBatch) async -> AttemptResult {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: authorization)
+        request.headers.add(name: "Content-Type", value: "application/x-ndjson")
+        request.headers.add(name: "Content-Encoding", value: "deflate")
+        request.body = .bytes(batch.body)
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: 64 << 10)
+            let text = String(buffer: body)
+            let status = Int(response.status.code)
+            switch status {
+            case 200..<300:
+                struct Counts: Decodable { var accepted: Int; var duplicates: Int }
+                let counts = try? JSONDecoder().decode(Counts.self, from: Data(text.utf8))
+                return .done(.acknowledged(accepted: counts?.accepted ?? batch.records, duplicates: counts?.duplicates ?? 0))
+            case 400, 413, 415, 422:
+                return .done(.refused(status: status, body: text))
+            case 401, 403:
+                // A token problem is fixed by an operator; keep the batch and keep asking.
+                return .retry("collector refused the token (HTTP \(status)): \(text)")
+            default:
+                return .retry("HTTP \(status): \(text.prefix(200))")
+            }
+        } catch {
+            return .retry("\(error)")
+        }
+    }
+}
+
+public enum ShipperError: Error, CustomStringConvertible {
+    case gaveUpAtShutdown(reason: String)
+
+    public var description: String {
+        switch self {
+        case .gaveUpAtShutdown(let reason):
+            "shutting down with a batch not acknowledged (\(reason)); it will be read and sent again at the next start"
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import GRDB
+import Hummingbird
+import Logging
+import MusterStore
+import NIOCore
+import ServiceLifecycle
+
+/// Assembles the collector: the store, its single writer, the search indexer and the HTTP API.
+public struct Collector {
+    public let config: CollectorConfig
+    public let metrics = CollectorMetrics()
+    let database: DatabasePool
+    let writer: IngestWriter
+    let logger: Logger
+
+    public init(config: CollectorConfig, logger: Logger) throws {
+        guard !config.tokens.isEmpty else { throw CollectorError.noToken }
+        self.config = config
+        self.logger = logger
+        do {
+            database = try Schema.openForWriting(path: config.database, synchronous: try config.synchronousMode)
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw CollectorError.cannotOpenDatabase(path: config.database, detail: "\(error)")
+        }
+        writer = IngestWriter(database: database, metrics: metrics, logger: logger)
+    }
+
+    /// The HTTP router, separate from `run` so tests can drive it in process.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        IngestRoutes(
+            writer: writer, tokens: TokenSet(config.tokens), limits: config.limits,
+            wireLimits: config.wireLimits, metrics: metrics
+        ).register(on: router)
+        router.get("/healthz") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        }
+        let registry = metrics.registry
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        return router
+    }
+
+    /// Services that must run beside the HTTP server (the writer and the indexer).
+    public func backgroundServices() -> [any Service] {
+        [
+            writer,
+            SearchIndexService(
+                database: database, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
+                chunkRows: config.searchIndex.chunkRows, metrics: metrics, logger: logger),
+        ]
+    }
+
+    /// Runs until SIGTERM/SIGINT, then stops accepting, commits what was accepted and exits.
+    public func run() async throws {
+        let portFile = config.listen.portFile
+        let logger = self.logger
+        let app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("collector listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                if let portFile {
+                    try? "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+                }
+            },
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app)] + backgroundServices().map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+public enum CollectorError: Error, CustomStringConvertible {
+    case noToken
+    case cannotOpenDatabase(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .noToken:
+            "no ingest token configured: set 'tokens' in the config file, MUSTER_TOKEN, or --token"
+        case .cannotOpenDatabase(let path, let detail):
+            "cannot open database \(path): \(detail)"
+        }
+    }
+}

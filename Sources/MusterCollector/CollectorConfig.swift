@@ -1,0 +1,147 @@
+import Foundation
+import MusterStore
+import MusterWire
+import Yams
+
+/// The collector's settings: from a YAML file (see collector/collector.example.yaml), then
+/// environment, then flags, each overriding the one before.
+public struct CollectorConfig: Codable, Sendable, Equatable {
+    public var listen: Listen = .init()
+    /// The SQLite file.
+    public var database: String = "muster.sqlite"
+    /// Bearer tokens accepted on ingest. Empty means ingest is refused until one is set:
+    /// an open collector would accept anyone's lines.
+    public var tokens: [String] = []
+    public var limits: Limits = .init()
+    /// `full`: an acknowledged batch survives power loss. `normal`: it survives a crash of
+    /// the process but not of the machine, and commits are cheaper.
+    public var synchronous: String = "full"
+    public var searchIndex: SearchIndex = .init()
+
+    public struct Listen: Codable, Sendable, Equatable {
+        public var host: String = "127.0.0.1"
+        /// 0 picks a free port; the chosen one is logged and written to `portFile`.
+        public var port: Int = 8088
+        public var portFile: String?
+    }
+
+    public struct Limits: Codable, Sendable, Equatable {
+        /// Largest request body accepted, as sent (compressed).
+        public var maxBodyBytes: Int = 8 << 20
+        /// Largest batch accepted once inflated; inflating stops at this size.
+        public var maxDecompressedBytes: Int = 64 << 20
+        public var maxRecordsPerBatch: Int = 100_000
+        public var maxLineBytes: Int = 1 << 20
+    }
+
+    public struct SearchIndex: Codable, Sendable, Equatable {
+        /// How often the indexer looks for unindexed rows.
+        public var intervalMilliseconds: Int = 500
+        /// Rows indexed per transaction; bounds how long ingest waits behind the indexer.
+        public var chunkRows: Int = 50_000
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case listen, database, tokens, limits, synchronous
+        case searchIndex = "search_index"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = CollectorConfig()
+        listen = try container.decodeIfPresent(Listen.self, forKey: .listen) ?? defaults.listen
+        database = try container.decodeIfPresent(String.self, forKey: .database) ?? defaults.database
+        tokens = try container.decodeIfPresent([String].self, forKey: .tokens) ?? defaults.tokens
+        limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
+        synchronous = try container.decodeIfPresent(String.self, forKey: .synchronous) ?? defaults.synchronous
+        searchIndex = try container.decodeIfPresent(SearchIndex.self, forKey: .searchIndex) ?? defaults.searchIndex
+    }
+
+    /// Reads a YAML file; keys left out keep their defaults.
+    public static func load(path: String) throws(ConfigError) -> CollectorConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw .unreadable(path: path, detail: error.localizedDescription)
+        }
+        do {
+            return try YAMLDecoder().decode(CollectorConfig.self, from: text)
+        } catch {
+            throw .invalid(path: path, detail: "\(error)")
+        }
+    }
+
+    var synchronousMode: Schema.Synchronous {
+        get throws(ConfigError) {
+            guard let mode = Schema.Synchronous(rawValue: synchronous.uppercased()) else {
+                throw .invalid(path: "synchronous", detail: "must be 'full' or 'normal', not '\(synchronous)'")
+            }
+            return mode
+        }
+    }
+
+    var wireLimits: BatchCodec.Limits {
+        BatchCodec.Limits(maxRecords: limits.maxRecordsPerBatch, maxLineBytes: limits.maxLineBytes)
+    }
+}
+
+extension CollectorConfig.Listen {
+    enum CodingKeys: String, CodingKey {
+        case host, port
+        case portFile = "port_file"
+    }
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        host = try container.decodeIfPresent(String.self, forKey: .host) ?? "127.0.0.1"
+        port = try container.decodeIfPresent(Int.self, forKey: .port) ?? 8088
+        portFile = try container.decodeIfPresent(String.self, forKey: .portFile)
+    }
+}
+
+extension CollectorConfig.Limits {
+    enum CodingKeys: String, CodingKey {
+        case maxBodyBytes = "max_body_bytes"
+        case maxDecompressedBytes = "max_decompressed_bytes"
+        case maxRecordsPerBatch = "max_records_per_batch"
+        case maxLineBytes = "max_line_bytes"
+    }
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = Self()
+        maxBodyBytes = try container.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? defaults.maxBodyBytes
+        maxDecompressedBytes =
+            try container.decodeIfPresent(Int.self, forKey: .maxDecompressedBytes) ?? defaults.maxDecompressedBytes
+        maxRecordsPerBatch =
+            try container.decodeIfPresent(Int.self, forKey: .maxRecordsPerBatch) ?? defaults.maxRecordsPerBatch
+        maxLineBytes = try container.decodeIfPresent(Int.self, forKey: .maxLineBytes) ?? defaults.maxLineBytes
+    }
+}
+
+extension CollectorConfig.SearchIndex {
+    enum CodingKeys: String, CodingKey {
+        case intervalMilliseconds = "interval_ms"
+        case chunkRows = "chunk_rows"
+    }
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = Self()
+        intervalMilliseconds =
+            try container.decodeIfPresent(Int.self, forKey: .intervalMilliseconds) ?? defaults.intervalMilliseconds
+        chunkRows = try container.decodeIfPresent(Int.self, forKey: .chunkRows) ?? defaults.chunkRows
+    }
+}
+
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, detail: String)
+    case invalid(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let detail): "cannot read config \(path): \(detail)"
+        case .invalid(let path, let detail): "invalid config \(path): \(detail)"
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Hummingbird
+import MusterStore
+import MusterWire
+import NIOCore
+
+/// `POST /v1/ingest`: authenticate, read the body within limits, inflate, validate the whole
+/// batch, then hand it to the single writer and answer once it is committed.
+struct IngestRoutes {
+    let writer: IngestWriter
+    let tokens: TokenSet
+    let limits: CollectorConfig.Limits
+    let wireLimits: BatchCodec.Limits
+    let metrics: CollectorMetrics
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/v1/ingest") { request, context in
+            try await ingest(request)
+        }
+    }
+
+    func ingest(_ request: Request) async throws -> Response {
+        metrics.requests.increment()
+        do {
+            return try await accept(request)
+        } catch let error as APIError {
+            metrics.rejectedBatches.increment()
+            throw error
+        }
+    }
+
+    private func accept(_ request: Request) async throws -> Response {
+        guard tokens.accepts(authorization: request.headers[.authorization]) else { throw APIError.unauthorized }
+        let coding: ContentCoding
+        do {
+            coding = try ContentCoding(header: request.headers[.contentEncoding])
+        } catch {
+            throw APIError(error)
+        }
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limits.maxBodyBytes {
+            throw APIError(.bodyTooLarge(limit: limits.maxBodyBytes))
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limits.maxBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.bodyTooLarge(limit: limits.maxBodyBytes))
+        }
+        let records: [LogRecord]
+        do {
+            let inflated = try coding.decode(body, limit: limits.maxDecompressedBytes)
+            records = try BatchCodec.decode(inflated, limits: wireLimits)
+        } catch {
+            throw APIError(error)
+        }
+        let counts = try await writer.submit(records)
+        let answer = try JSONEncoder().encode(counts)
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+    }
+}
+
+/// The accepted bearer tokens, compared in constant time so response timing does not leak
+/// how much of a guess was right.
+struct TokenSet: Sendable {
+    private let tokens: [[UInt8]]
+
+    init(_ tokens: [String]) {
+        self.tokens = tokens.map { Array($0.utf8) }
+    }
+
+    func accepts(authorization: String?) -> Bool {
+        guard let authorization else { return false }
+        let prefix = "bearer "
+        guard authorization.count > prefix.count, authorization.lowercased().hasPrefix(prefix) else { return false }
+        let presented = Array(authorization.dropFirst(prefix.count).utf8)
+        var matched = false
+        for token in tokens where Self.constantTimeEqual(token, presented) { matched = true }
+        return matched
+    }
+
+    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+}

@@ -1,0 +1,83 @@
+import GRDB
+
+/// The SQLite file's layout, defined once for the collector that writes it and the tools
+/// that read it.
+///
+/// - `streams`: one row per (agent, source, generation); `logs` rows point at it, so the
+///   per-line deduplication key is two integers, not three strings.
+/// - `logs`: one row per record; `UNIQUE(stream, off)` makes a resent record a no-op.
+/// - `logs_fts`: an external-content FTS5 trigram index over `logs.msg`, filled behind
+///   ingest by `SearchIndexer` (see there for why it is not a trigger).
+/// - `meta`: small key/value state, such as how far the search index has got.
+public enum Schema {
+    public static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE streams (
+                        id INTEGER PRIMARY KEY,
+                        agent TEXT NOT NULL,
+                        node TEXT NOT NULL,
+                        source TEXT NOT NULL,
+                        generation TEXT NOT NULL,
+                        first_seen INTEGER NOT NULL,
+                        UNIQUE (agent, source, generation)
+                    );
+                    CREATE INDEX streams_node ON streams(node);
+                    CREATE TABLE logs (
+                        id INTEGER PRIMARY KEY,
+                        stream INTEGER NOT NULL REFERENCES streams(id),
+                        off INTEGER NOT NULL,
+                        t INTEGER NOT NULL,
+                        msg TEXT NOT NULL,
+                        fields TEXT,
+                        UNIQUE (stream, off)
+                    );
+                    CREATE INDEX logs_t ON logs(t, id);
+                    CREATE VIRTUAL TABLE logs_fts USING fts5(
+                        msg, content = 'logs', content_rowid = 'id', tokenize = 'trigram'
+                    );
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+
+    /// Opens (creating if needed) the store for writing: WAL, so readers never block the writer.
+    public static func openForWriting(path: String, synchronous: Synchronous = .full) throws -> DatabasePool {
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
+        }
+        configuration.label = "muster-store"
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try migrator().migrate(pool)
+        return pool
+    }
+
+    /// How hard a commit waits for the disk. `full`: an acknowledged batch survives power loss;
+    /// `normal`: it survives a crash of the process (kill -9) but not of the machine.
+    public enum Synchronous: String, Sendable, CaseIterable {
+        case full = "FULL"
+        case normal = "NORMAL"
+    }
+}
+
+/// Keys of the `meta` table.
+public enum MetaKey {
+    /// The highest `logs.id` that the search index covers.
+    public static let searchIndexedThrough = "search_indexed_through"
+}
+
+extension Database {
+    func meta(_ key: String) throws -> Int64? {
+        try Int64.fetchOne(self, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    func setMeta(_ key: String, _ value: Int64) throws {
+        try execute(
+            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            arguments: [key, value])
+    }
+}

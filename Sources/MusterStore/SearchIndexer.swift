@@ -1,0 +1,41 @@
+import GRDB
+
+/// Fills the FTS5 trigram index behind ingest, in chunks.
+///
+/// A per-row trigger would index inside every ingest transaction and cut insert throughput
+/// by an order of magnitude (measured: ~550k rows/s plain, 31k with a trigram trigger); doing
+/// the same work in large chunks after the rows land is ~4× cheaper per row and keeps the
+/// ingest path short. Readers stay complete in between: `LogSearch` answers the indexed part
+/// from FTS and scans only the rows past `search_indexed_through`.
+public enum SearchIndexer {
+    public struct Progress: Sendable, Equatable {
+        /// Rows indexed by this call.
+        public var indexed: Int
+        /// Highest `logs.id` covered after this call.
+        public var indexedThrough: Int64
+        /// Rows stored but not yet indexed after this call.
+        public var pending: Int64
+    }
+
+    /// Indexes up to `maxRows` rows past the high-water mark, in the caller's transaction.
+    public static func indexNextChunk(in db: Database, maxRows: Int) throws -> Progress {
+        let from = try db.meta(MetaKey.searchIndexedThrough) ?? 0
+        let maxID = try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0
+        guard maxID > from else { return Progress(indexed: 0, indexedThrough: from, pending: 0) }
+        let through =
+            try Int64.fetchOne(
+                db, sql: "SELECT max(id) FROM (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)",
+                arguments: [from, maxRows]) ?? from
+        try db.execute(
+            sql: "INSERT INTO logs_fts(rowid, msg) SELECT id, msg FROM logs WHERE id > ? AND id <= ? ORDER BY id",
+            arguments: [from, through])
+        let indexed = db.changesCount
+        try db.setMeta(MetaKey.searchIndexedThrough, through)
+        return Progress(indexed: indexed, indexedThrough: through, pending: maxID - through)
+    }
+
+    /// The highest `logs.id` the index covers.
+    public static func indexedThrough(_ db: Database) throws -> Int64 {
+        try db.meta(MetaKey.searchIndexedThrough) ?? 0
+    }
+}

@@ -1,0 +1,81 @@
+import CompressNIO
+import NIOCore
+
+/// The `Content-Encoding` of an ingest body.
+public enum ContentCoding: String, Sendable, CaseIterable {
+    /// HTTP's "deflate" is zlib-wrapped deflate (RFC 9110 §8.4.1.2); raw deflate, which some
+    /// clients send under the same name, is accepted too.
+    case deflate
+    case gzip
+    case identity
+
+    public init(header: String?) throws(WireError) {
+        let name = (header ?? "identity").trimmingASCIIWhitespace().lowercased()
+        switch name {
+        case "", "identity": self = .identity
+        case "deflate", "zlib": self = .deflate
+        case "gzip", "x-gzip": self = .gzip
+        default: throw .unsupportedEncoding(name)
+        }
+    }
+
+    /// Inflates `body`, stopping as soon as the output would pass `limit`, so a small
+    /// compressed body can never make us allocate more than the limit.
+    public func decode(_ body: ByteBuffer, limit: Int) throws(WireError) -> ByteBuffer {
+        var input = body
+        let algorithm: CompressionAlgorithm
+        switch self {
+        case .identity:
+            guard body.readableBytes <= limit else { throw .decompressedTooLarge(limit: limit) }
+            return body
+        case .gzip:
+            algorithm = .gzip()
+        case .deflate:
+            algorithm = Self.looksLikeZlib(body) ? .zlib() : .deflate()
+        }
+        do {
+            // +1 so that a body inflating to exactly `limit` bytes is accepted and
+            // one inflating to more is caught while inflating.
+            let output = try input.decompress(with: algorithm, maxSize: limit + 1)
+            guard output.readableBytes <= limit else { throw WireError.decompressedTooLarge(limit: limit) }
+            return output
+        } catch let error as WireError {
+            throw error
+        } catch let error as CompressNIOError where error == .bufferOverflow {
+            throw .decompressedTooLarge(limit: limit)
+        } catch {
+            throw .corruptCompression("\(error)")
+        }
+    }
+
+    /// zlib's two-byte header: CM = 8 and the 16-bit value a multiple of 31 (RFC 1950 §2.2).
+    static func looksLikeZlib(_ body: ByteBuffer) -> Bool {
+        guard let bytes = body.getBytes(at: body.readerIndex, length: 2) else { return false }
+        return bytes[0] & 0x0F == 8 && (UInt16(bytes[0]) << 8 | UInt16(bytes[1])) % 31 == 0
+    }
+}
+
+/// zlib compression of outgoing batches.
+public struct BatchCompressor {
+    private let algorithm: CompressionAlgorithm
+
+    /// `level` 1 (fastest) … 9 (smallest); 6 is zlib's default.
+    public init(level: Int = 6) {
+        let clamped = max(1, min(9, level))
+        self.algorithm = .zlib(configuration: ZlibConfiguration(compressionLevel: Int32(clamped)))
+    }
+
+    public func compress(_ bytes: [UInt8]) throws -> ByteBuffer {
+        var buffer = ByteBuffer(bytes: bytes)
+        return try buffer.compress(with: algorithm)
+    }
+}
+
+extension String {
+    func trimmingASCIIWhitespace() -> String {
+        var scalars = Substring(self)
+        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
+        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
+        return String(scalars)
+    }
+}

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import LogQuery
+import MusterWire
+
+@main
+struct Logq: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logq",
+        abstract: "Query the cluster's history stored by muster-collector.",
+        subcommands: [Logs.self])
+}
+
+/// Options every subcommand shares.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "The collector's SQLite file (env MUSTER_DB; default ./muster.sqlite).")
+    var db: String?
+
+    var path: String {
+        db ?? ProcessInfo.processInfo.environment["MUSTER_DB"] ?? "muster.sqlite"
+    }
+}
+
+extension OutputFormat: ExpressibleByArgument {}
+
+/// Prints a QueryError as one line on stderr and exits with its code.
+func fail(_ error: QueryError) -> ExitCode {
+    FileHandle.standardError.write(Data("logq: \(error)\n".utf8))
+    return ExitCode(error.exitCode)
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print log lines from every node, interleaved in time order.",
+        discussion: """
+            Times (--since, --until) accept: now, 10m, -1h, '10m ago', today, yesterday, 14:05, \
+            2026-11-21, RFC 3339 (as printed), @<unix seconds>.
+            """)
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(name: .long, help: "Only these nodes (repeatable).")
+    var node: [String] = []
+
+    @Option(name: .long, help: "Only these sources (repeatable).")
+    var source: [String] = []
+
+    @Option(name: .long, help: "From this time (inclusive).")
+    var since: String?
+
+    @Option(name: .long, help: "Up to this time (exclusive).")
+    var until: String?
+
+    @Option(name: .long, help: "Only lines matching this regular expression.")
+    var grep: String?
+
+    @Option(name: .long, help: "Only lines containing this text (case-insensitive, full-text index).")
+    var match: String?
+
+    @Option(name: .long, help: "At most this many lines, oldest first.")
+    var limit: Int?
+
+    @Option(name: .long, help: "Only the newest this many lines.")
+    var tail: Int?
+
+    @Flag(name: [.short, .long], help: "Keep printing new lines as they arrive.")
+    var follow = false
+
+    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
+    var format: OutputFormat = .text
+
+    func run() throws {
+        do {
+            try runQuery()
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    private func runQuery() throws(QueryError) {
+        if limit.map({ $0 < 0 }) == true || tail.map({ $0 < 0 }) == true {
+            throw .badArgument("--limit and --tail must not be negative")
+        }
+        if limit != nil, tail != nil { throw .badArgument("use either --limit or --tail, not both") }
+        let now = Timestamp.now()
+        var filter = LogFilter()
+        filter.nodes = node
+        filter.sources = source
+        filter.since = try since.map { text throws(QueryError) in try TimeExpression.parse(text, now: now) }
+        filter.until = try until.map { text throws(QueryError) in try TimeExpression.parse(text, now: now) }
+        filter.grep = grep
+        filter.match = match
+        filter.limit = limit
+        filter.tail = tail
+        var search = LogSearch(database: try LogDatabase(path: store.path))
+        let startID = try search.newestID()
+        let lines = try search.lines(filter)
+        for note in search.notes { FileHandle.standardError.write(Data("logq: \(note)\n".utf8)) }
+        var output = BufferedOutput()
+        if let header = format.header() { output.write(header) }
+        let width = lines.reduce(0) { max($0, $1.node.count) }
+        for line in lines { output.write(format.render(line, nodeWidth: width)) }
+        output.flush()
+        guard follow else { return }
+        // Follow: new rows in arrival order, starting after what existed when we began.
+        var lastID = max(startID, lines.last?.id ?? 0)
+        filter.limit = nil
+        filter.tail = nil
+        while true {
+            filter.afterID = lastID
+            let fresh = try search.lines(filter)
+            for line in fresh { output.write(format.render(line, nodeWidth: width)) }
+            output.flush()
+            lastID = fresh.last?.id ?? lastID
+            if fresh.isEmpty { usleep(250_000) }
+        }
+    }
+}
+
+/// Line-buffered stdout that writes in large chunks: printing a million lines one `print` at
+/// a time costs more than querying them.
+struct BufferedOutput {
+    private var buffer: [UInt8] = []
+
+    mutating func write(_ line: String) {
+        buffer.append(contentsOf: line.utf8)
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(1, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { Foundation.exit(written == 0 ? 0 : 141) }  // reader went away (e.g. `| head`)
+                offset += written
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

@@ -24,8 +24,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
     ],
     targets: [
+        // The system zlib, for inflating with a hard output limit and end-of-stream checks.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Records, the batch codec (NDJSON + zlib) and its validation: what crosses the wire.
         .target(name: "MusterWire", dependencies: [
+            "CZlib",
             .product(name: "CompressNIO", package: "compress-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
@@ -71,8 +74,9 @@ let package = Package(
         .testTarget(name: "MusterCollectorTests", dependencies: [
             "MusterCollector",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        .testTarget(name: "LogQueryTests", dependencies: ["LogQuery"]),
+        .testTarget(name: "LogQueryTests", dependencies: ["LogQuery", "MusterStore"]),
         // Starts the real binaries as processes on loopback.
         .testTarget(name: "EndToEndTests", dependencies: [
             "MusterWire", "MusterStore", "muster-agent", "muster-collector", "logq",

@@ -79,11 +79,15 @@ public enum TimeExpression {
     private static func parseDate(_ text: String, timeZone: TimeZone) -> Int64? {
         let parts = text.split(separator: "-")
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-            let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2])
+            let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
+            (1...12).contains(month), (1...31).contains(day)
         else { return nil }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
-        guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day)) else { return nil }
+        // Calendar rolls 2026-02-30 over into March; refuse dates that do not exist instead.
+        guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day)),
+            calendar.component(.day, from: date) == day
+        else { return nil }
         return Int64(date.timeIntervalSince1970) * Timestamp.nanosPerSecond
     }
 

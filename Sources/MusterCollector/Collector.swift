@@ -50,7 +50,7 @@ public struct Collector {
     }
 
     /// Services that must run beside the HTTP server (the writer and the indexer).
-    public func backgroundServices() -> [any Service] {
+    func backgroundServices() -> [any Service] {
         [
             writer,
             SearchIndexService(
@@ -59,27 +59,28 @@ public struct Collector {
         ]
     }
 
-    /// Runs until SIGTERM/SIGINT, then stops accepting, commits what was accepted and exits.
-    public func run() async throws {
+    /// The HTTP server with the writer and indexer attached; `run` runs it, tests drive it.
+    public func application() -> some ApplicationProtocol {
         let portFile = config.listen.portFile
+        let host = config.listen.host
         let logger = self.logger
-        let app = Application(
+        return Application(
             router: router(),
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
+            services: backgroundServices(),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("collector listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.info("collector listening", metadata: ["host": "\(host)", "port": "\(port)"])
                 if let portFile {
                     try? "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
                 }
             },
             logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: app)] + backgroundServices().map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+    }
+
+    /// Runs until SIGTERM/SIGINT, then stops accepting, commits what was accepted and exits.
+    public func run() async throws {
+        try await application().runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 }
 

@@ -22,29 +22,14 @@ public enum ContentCoding: String, Sendable, CaseIterable {
     /// Inflates `body`, stopping as soon as the output would pass `limit`, so a small
     /// compressed body can never make us allocate more than the limit.
     public func decode(_ body: ByteBuffer, limit: Int) throws(WireError) -> ByteBuffer {
-        var input = body
-        let algorithm: CompressionAlgorithm
         switch self {
         case .identity:
             guard body.readableBytes <= limit else { throw .decompressedTooLarge(limit: limit) }
             return body
         case .gzip:
-            algorithm = .gzip()
+            return try Inflater.inflate(body, format: .gzip, limit: limit)
         case .deflate:
-            algorithm = Self.looksLikeZlib(body) ? .zlib() : .deflate()
-        }
-        do {
-            // +1 so that a body inflating to exactly `limit` bytes is accepted and
-            // one inflating to more is caught while inflating.
-            let output = try input.decompress(with: algorithm, maxSize: limit + 1)
-            guard output.readableBytes <= limit else { throw WireError.decompressedTooLarge(limit: limit) }
-            return output
-        } catch let error as WireError {
-            throw error
-        } catch let error as CompressNIOError where error == .bufferOverflow {
-            throw .decompressedTooLarge(limit: limit)
-        } catch {
-            throw .corruptCompression("\(error)")
+            return try Inflater.inflate(body, format: Self.looksLikeZlib(body) ? .zlib : .rawDeflate, limit: limit)
         }
     }
 

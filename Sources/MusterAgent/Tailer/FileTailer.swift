@@ -182,20 +182,31 @@ public final class FileTailer {
         return count
     }
 
+    /// Turns one line's bytes into records: strips a trailing CR, decodes an s6 label into the
+    /// time, and cuts a line longer than `maxLineBytes` into pieces, each with its own offset.
     private func emit(
         _ line: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, generation: FilePosition.Generation,
-        time: Int64,
-        sink: (TailedLine) -> Void
+        time: Int64, sink: (TailedLine) -> Void
     ) {
         var body = line
         if let last = body.last, last == UInt8(ascii: "\r") { body = UnsafeBufferPointer(rebasing: body.dropLast()) }
         var lineTime = time
+        var pieceOffset = offset
         if format != .plain, let labelled = TAI64N.decode(body) {
             lineTime = labelled
             body = UnsafeBufferPointer(rebasing: body[(body.startIndex + TAI64N.labelLength + 1)...])
         }
+        while body.count > maxLineBytes {
+            let piece = UnsafeBufferPointer(rebasing: body[body.startIndex..<body.startIndex + maxLineBytes])
+            let pieceEnd = offset + Int64(piece.baseAddress! - line.baseAddress!) + Int64(maxLineBytes)
+            sink(TailedLine(
+                identity: generation.identity, position: generation, offset: pieceOffset, endOffset: pieceEnd,
+                time: lineTime, message: String(decoding: piece, as: UTF8.self)))
+            pieceOffset = pieceEnd
+            body = UnsafeBufferPointer(rebasing: body[(body.startIndex + maxLineBytes)...])
+        }
         sink(TailedLine(
-            identity: generation.identity, position: generation, offset: offset, endOffset: end, time: lineTime,
+            identity: generation.identity, position: generation, offset: pieceOffset, endOffset: end, time: lineTime,
             message: String(decoding: body, as: UTF8.self)))
     }
 

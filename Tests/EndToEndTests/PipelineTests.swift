@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+import MusterStore
+import Testing
+
+/// The real collector and agent as processes on loopback, and logq reading what they stored.
+@Suite(.serialized) final class PipelineTests {
+    let directory: String
+    let token = "e2e-token"
+    var collector: RunningProcess?
+    var port = 0
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-e2e-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
+    }
+
+    deinit {
+        collector?.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    var database: String { directory + "/muster.sqlite" }
+
+    func startCollector() throws {
+        let portFile = directory + "/collector.port"
+        collector = try RunningProcess(
+            try Binaries.path("muster-collector"),
+            ["--database", database, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--token", token],
+            logPath: directory + "/collector.log")
+        let started = waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: portFile) }
+        try #require(started, "collector did not start: \(collector!.log())")
+        port = Int(try String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    func startAgent() throws -> RunningProcess {
+        try RunningProcess(
+            try Binaries.path("muster-agent"),
+            [
+                "--node", "s1", "--collector-url", "http://127.0.0.1:\(port)", "--token", token,
+                "--state-dir", directory + "/agent-state", "--file", "app=\(directory)/logs/*.log",
+            ],
+            logPath: directory + "/agent.log")
+    }
+
+    func append(_ lines: some Sequence<String>, to name: String) throws {
+        let path = directory + "/logs/" + name
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
+        try handle.close()
+    }
+
+    func storedCount() throws -> Int {
+        guard FileManager.default.fileExists(atPath: database) else { return 0 }
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: database, configuration: configuration)
+        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") ?? 0 }
+    }
+
+    /// Messages as logq prints them with `--format json`, in logq's order.
+    func logqMessages(_ extra: [String] = []) throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Binaries.path("logq"))
+        process.arguments = ["logs", "--db", database, "--format", "json"] + extra
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        struct Line: Decodable { var message: String; var node: String; var source: String }
+        return try data.split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(Line.self, from: Data($0)).message }
+    }
+
+    static func lines(_ prefix: String, _ range: Range<Int>) -> [String] {
+        range.map { "\(prefix)-\(String(format: "%06d", $0)) GET /api/items?id=\($0) HTTP/1.1 200 \($0 % 997)ms" }
+    }
+
+    func waitForStored(_ expected: Int, agent: RunningProcess) throws {
+        let arrived = try waitUntil(timeout: 120, interval: 0.25) { try storedCount() >= expected }
+        let stored = try storedCount()
+        try #require(arrived, "stored \(stored) of \(expected)\nagent:\n\(agent.log().suffix(3000))\ncollector:\n\(collector!.log().suffix(3000))")
+    }
+
+    @Test func aHundredThousandLinesArriveExactlyOnceAndInOrder() throws {
+        try startCollector()
+        // Half before the agent starts, half while it runs, part of it in a file that appears later.
+        try append(Self.lines("a", 0..<50_000), to: "app.log")
+        let agent = try startAgent()
+        for chunk in stride(from: 50_000, to: 80_000, by: 5_000) {
+            try append(Self.lines("a", chunk..<chunk + 5_000), to: "app.log")
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        try append(Self.lines("b", 0..<20_000), to: "other.log")
+        try waitForStored(100_000, agent: agent)
+        Thread.sleep(forTimeInterval: 1.5)  // anything extra would show up now
+
+        let messages = try logqMessages()
+        #expect(messages.count == 100_000)
+        #expect(Set(messages).count == messages.count, "duplicates found")
+        #expect(messages.filter { $0.hasPrefix("a-") } == Self.lines("a", 0..<80_000))
+        #expect(messages.filter { $0.hasPrefix("b-") } == Self.lines("b", 0..<20_000))
+
+        // A clean restart resumes from the checkpoint: new lines arrive, old ones do not repeat.
+        agent.stop()
+        #expect(agent.process.terminationStatus == 0, "agent exit: \(agent.log().suffix(2000))")
+        let restarted = try startAgent()
+        try append(Self.lines("a", 80_000..<81_000), to: "app.log")
+        try waitForStored(101_000, agent: restarted)
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try storedCount() == 101_000)
+        restarted.stop()
+
+        // Even with its checkpoints lost, a resend of everything creates no duplicate row.
+        try FileManager.default.removeItem(atPath: directory + "/agent-state/checkpoints.json")
+        let amnesiac = try startAgent()
+        try append(Self.lines("b", 20_000..<20_500), to: "other.log")
+        try waitForStored(101_500, agent: amnesiac)
+        // Wait until the collector has seen every old line again (and ignored it).
+        let resent = waitUntil(timeout: 120, interval: 0.25) {
+            (scrapeCounter("muster_ingest_records_duplicate_total", port: port) ?? 0) >= 101_000
+        }
+        #expect(resent, "agent:\n\(amnesiac.log().suffix(2000))")
+        #expect(try storedCount() == 101_500)
+        amnesiac.stop()
+
+        let all = try logqMessages()
+        #expect(all.count == 101_500)
+        #expect(Set(all).count == all.count)
+        #expect(try logqMessages(["--match", "a-080999"]) == Self.lines("a", 80_999..<81_000))
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import GRDB
+import MusterStore
+import MusterWire
+import Testing
+
+@testable import LogQuery
+
+/// Queries against a real store written by the collector's own writer.
+@Suite struct LogSearchTests {
+    let path: String
+    let pool: DatabasePool
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-search-\(UUID().uuidString).sqlite").path
+        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+    }
+
+    func store(node: String, source: String = "webapp", _ lines: [(time: Int64, message: String)]) throws {
+        let records = lines.enumerated().map { index, line in
+            LogRecord(
+                time: line.time, node: node,
+                origin: Origin(agent: node, source: source, generation: "g", offset: Int64(index)),
+                message: line.message)
+        }
+        _ = try pool.write { db in try LogWriter.insert([records], into: db) }
+    }
+
+    func indexAll() throws {
+        _ = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 1_000_000) }
+    }
+
+    func search(_ configure: (inout LogFilter) -> Void) throws -> [LogLine] {
+        var filter = LogFilter()
+        configure(&filter)
+        var search = LogSearch(database: try LogDatabase(path: path))
+        return try search.lines(filter)
+    }
+
+    @Test func linesFromSeveralNodesInterleaveInTimeOrder() throws {
+        try store(node: "s1", [(10, "a"), (30, "c"), (50, "e")])
+        try store(node: "s2", [(20, "b"), (40, "d")])
+        #expect(try search { _ in }.map(\.message) == ["a", "b", "c", "d", "e"])
+        #expect(try search { $0.nodes = ["s2"] }.map(\.message) == ["b", "d"])
+        #expect(try search { $0.since = 20; $0.until = 50 }.map(\.message) == ["b", "c", "d"])
+        #expect(try search { $0.limit = 2 }.map(\.message) == ["a", "b"])
+        #expect(try search { $0.tail = 2 }.map(\.message) == ["d", "e"])
+    }
+
+    @Test func matchSeesIndexedAndNotYetIndexedRows() throws {
+        try store(node: "s1", [(1, "GET /checkout 500"), (2, "GET /home 200")])
+        try indexAll()
+        try store(node: "s2", source: "api", [(3, "POST /Checkout 201"), (4, "GET /cart 200")])
+        let found = try search { $0.match = "checkout" }
+        #expect(found.map(\.message) == ["GET /checkout 500", "POST /Checkout 201"])
+        try indexAll()
+        #expect(try search { $0.match = "checkout" }.map(\.message) == ["GET /checkout 500", "POST /Checkout 201"])
+        #expect(try search { $0.match = "100%" }.isEmpty)
+    }
+
+    @Test func shortMatchScansAndSaysSo() throws {
+        try store(node: "s1", [(1, "ok"), (2, "no")])
+        try indexAll()
+        var search = LogSearch(database: try LogDatabase(path: path))
+        var filter = LogFilter()
+        filter.match = "ok"
+        #expect(try search.lines(filter).map(\.message) == ["ok"])
+        #expect(search.notes.count == 1)
+    }
+
+    @Test func grepUsesRegularExpressions() throws {
+        try store(node: "s1", [(1, "status=200"), (2, "status=503"), (3, "status=504")])
+        #expect(try search { $0.grep = "status=50[34]" }.map(\.message) == ["status=503", "status=504"])
+        #expect(throws: QueryError.self) { try search { $0.grep = "([" } }
+    }
+
+    @Test func unknownNamesAndMissingDatabaseAreErrors() throws {
+        try store(node: "s1", [(1, "x")])
+        #expect(throws: QueryError.unknownNode("s9", known: ["s1"])) { try search { $0.nodes = ["s9"] } }
+        #expect(throws: QueryError.unknownSource("nope", known: ["webapp"])) { try search { $0.sources = ["nope"] } }
+        #expect(throws: QueryError.databaseMissing("/nonexistent/muster.sqlite")) {
+            try LogDatabase(path: "/nonexistent/muster.sqlite")
+        }
+    }
+
+    @Test func theConnectionCannotWrite() throws {
+        try store(node: "s1", [(1, "x")])
+        let database = try LogDatabase(path: path)
+        #expect(throws: QueryError.self) {
+            try database.read { db in try db.execute(sql: "DELETE FROM logs") }
+        }
+    }
+
+    @Test func outputFormats() {
+        let line = LogLine(id: 1, time: 1_700_000_000_123_456_789, node: "s1", source: "webapp", message: "say \"hi\", ok", fields: nil)
+        #expect(OutputFormat.text.render(line, nodeWidth: 3) == "2023-11-14T22:13:20.123456789Z s1  webapp: say \"hi\", ok")
+        #expect(
+            OutputFormat.json.render(line)
+                == #"{"time":"2023-11-14T22:13:20.123456789Z","t":1700000000123456789,"node":"s1","source":"webapp","message":"say \"hi\", ok"}"#)
+        #expect(OutputFormat.csv.render(line) == #"2023-11-14T22:13:20.123456789Z,s1,webapp,"say ""hi"", ok""#)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+
+@testable import MusterAgent
+
+@Suite struct CheckpointStoreTests {
+    let identity = FileIdentity(device: 1, inode: 2, fingerprint: 3)
+
+    @Test func savesAndLoadsAtomically() throws {
+        let dir = try ScratchDirectory()
+        let path = dir.path + "/checkpoints.json"
+        var store = try CheckpointStore(path: path)
+        #expect(store.positions.isEmpty)
+        store.advance(FilePosition(identity: identity, truncations: 0, offset: 100))
+        try store.save()
+        #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
+        let loaded = try CheckpointStore(path: path)
+        #expect(loaded.position(of: identity)?.offset == 100)
+    }
+
+    @Test func neverMovesBackwardsWithinAGeneration() throws {
+        let dir = try ScratchDirectory()
+        var store = try CheckpointStore(path: dir.path + "/c.json")
+        store.advance(FilePosition(identity: identity, truncations: 0, offset: 100))
+        store.advance(FilePosition(identity: identity, truncations: 0, offset: 50))
+        #expect(store.position(of: identity)?.offset == 100)
+        store.advance(FilePosition(identity: identity, truncations: 1, offset: 10))
+        #expect(store.position(of: identity) == FilePosition(identity: identity, truncations: 1, offset: 10))
+    }
+
+    @Test func aCorruptFileIsAClearError() throws {
+        let dir = try ScratchDirectory()
+        let path = dir.path + "/c.json"
+        try Data("{\"version\":1,\"files\":[{\"ident".utf8).write(to: URL(fileURLWithPath: path))
+        #expect { try CheckpointStore(path: path) } throws: { error in
+            "\(error)".contains("is corrupt") && "\(error)".contains("move it aside")
+        }
+    }
+
+    @Test func staysBounded() throws {
+        let dir = try ScratchDirectory()
+        var store = try CheckpointStore(path: dir.path + "/c.json")
+        store.maxEntries = 3
+        for inode in 0..<10 as Range<UInt64> {
+            store.advance(FilePosition(identity: FileIdentity(device: 1, inode: inode, fingerprint: 0), truncations: 0, offset: 1))
+        }
+        #expect(store.positions.count == 3)
+    }
+}
+
+@Suite struct BackoffTests {
+    @Test func growsToTheCapWithJitterBelowTheCeiling() {
+        let backoff = Backoff(initial: .milliseconds(100), cap: .seconds(2))
+        #expect(backoff.ceiling(attempt: 0) == .milliseconds(100))
+        #expect(backoff.ceiling(attempt: 3) == .milliseconds(800))
+        #expect(backoff.ceiling(attempt: 40) == .seconds(2))
+        var generator = SystemRandomNumberGenerator()
+        for attempt in 0..<20 {
+            let delay = backoff.delay(attempt: attempt, using: &generator)
+            #expect(delay >= .zero && delay <= backoff.ceiling(attempt: attempt))
+        }
+    }
+}
+
+@Suite struct AgentConfigTests {
+    /// The documented example must stay loadable.
+    @Test func exampleConfigLoads() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("agent/agent.example.yaml").path
+        let config = try AgentConfig.load(path: example)
+        #expect(config.node == "s1")
+        #expect(config.sources.map(\.id) == ["webapp", "serf"])
+        #expect(config.sources[0].format == .s6)
+        #expect(config.batch.maxRecords == 10_000)
+    }
+
+    @Test func validationSaysWhatIsWrong() throws {
+        var config = AgentConfig()
+        config.collector.token = "t"
+        #expect { try config.validate() } throws: { "\($0)".contains("no sources configured") }
+        config.sources = [.init(id: "a", paths: ["/x"]), .init(id: "a", paths: ["/y"])]
+        #expect { try config.validate() } throws: { "\($0)".contains("used twice") }
+        config.sources = [.init(id: "a", paths: ["/x"])]
+        config.collector.url = "ftp://nowhere"
+        #expect { try config.validate() } throws: { "\($0)".contains("not an http(s) URL") }
+        config.collector.url = "http://127.0.0.1:1"
+        config.collector.token = nil
+        #expect { try config.validate() } throws: { "\($0)".contains("no collector token") }
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import GRDB
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MusterWire
+import NIOCore
+import Testing
+
+@testable import MusterCollector
+
+/// Drives the collector's real router, writer and SQLite file in process.
+@Suite struct IngestTests {
+    let directory: String
+    let config: CollectorConfig
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-ingest-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var config = CollectorConfig()
+        config.database = directory + "/store.sqlite"
+        config.tokens = ["s3cret"]
+        config.limits.maxBodyBytes = 64 << 10
+        config.limits.maxDecompressedBytes = 256 << 10
+        config.synchronous = "normal"
+        self.config = config
+    }
+
+    func batch(_ count: Int, offset: Int64 = 0, message: String = "GET /index.html 200") -> [UInt8] {
+        var encoder = BatchEncoder()
+        for index in 0..<count {
+            encoder.append(
+                time: 1_700_000_000_000_000_000 + Int64(index), node: "s1",
+                origin: Origin(agent: "agent-s1", source: "webapp", generation: "g", offset: offset + Int64(index)),
+                message: "\(message) #\(index)")
+        }
+        return encoder.bytes
+    }
+
+    func zlib(_ bytes: [UInt8]) throws -> ByteBuffer { try BatchCompressor().compress(bytes) }
+
+    func storedRows() throws -> Int {
+        let queue = try DatabaseQueue(path: config.database)
+        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") ?? 0 }
+    }
+
+    func withCollector(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let collector = try Collector(config: config, logger: Logger(label: "test"))
+        try await collector.application().test(.router, body)
+    }
+
+    struct Counts: Decodable, Equatable { var accepted: Int; var duplicates: Int }
+    struct ErrorBody: Decodable { struct Detail: Decodable { var code: String; var message: String }; var error: Detail }
+
+    func post(
+        _ client: any TestClientProtocol, _ body: ByteBuffer, encoding: String? = "deflate",
+        token: String? = "s3cret"
+    ) async throws -> (HTTPResponse.Status, ByteBuffer) {
+        var headers: HTTPFields = [:]
+        if let encoding { headers[.contentEncoding] = encoding }
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        return try await client.execute(uri: "/v1/ingest", method: .post, headers: headers, body: body) { response in
+            (response.status, response.body)
+        }
+    }
+
+    @Test func acceptsABatchAndIgnoresItWhenResent() async throws {
+        let body = try zlib(batch(500))
+        try await withCollector { client in
+            let (status, answer) = try await post(client, body)
+            #expect(status == .ok)
+            #expect(try JSONDecoder().decode(Counts.self, from: answer) == Counts(accepted: 500, duplicates: 0))
+            let (again, second) = try await post(client, body)
+            #expect(again == .ok)
+            #expect(try JSONDecoder().decode(Counts.self, from: second) == Counts(accepted: 0, duplicates: 500))
+            // Overlapping resend: half old, half new.
+            let (_, third) = try await post(client, try zlib(batch(500, offset: 250)))
+            #expect(try JSONDecoder().decode(Counts.self, from: third) == Counts(accepted: 250, duplicates: 250))
+        }
+        #expect(try storedRows() == 750)
+    }
+
+    @Test func gzipAndIdentityBodiesAreAccepted() async throws {
+        try await withCollector { client in
+            var plain = ByteBuffer(bytes: batch(10))
+            let gzip = try plain.compress(with: .gzip())
+            #expect(try await post(client, gzip, encoding: "gzip").0 == .ok)
+            #expect(try await post(client, ByteBuffer(bytes: batch(20)), encoding: nil).0 == .ok)
+        }
+        #expect(try storedRows() == 20)
+    }
+
+    /// Each bad input: its status, its error code in a JSON body, and nothing stored.
+    @Test func badInputIsRefusedAndStoresNothing() async throws {
+        let good = try zlib(batch(10))
+        let bomb = try BatchCompressor(level: 9).compress([UInt8](repeating: 32, count: 32 << 20))
+        var tooManyBytes = [UInt8](repeating: 0, count: 70 << 10)
+        for index in tooManyBytes.indices { tooManyBytes[index] = UInt8.random(in: 0...255) }
+        var invalidUTF8 = batch(1)
+        invalidUTF8.insert(contentsOf: [0xFF, 0xFE], at: invalidUTF8.count - 3)
+        let missingMessage = Array(#"{"agent":"a","node":"n","src":"s","t":1,"off":0}"#.utf8)
+
+        let cases: [(name: String, body: ByteBuffer, encoding: String?, token: String?, status: HTTPResponse.Status, code: String)] = [
+            ("no token", good, "deflate", nil, .unauthorized, "unauthorized"),
+            ("wrong token", good, "deflate", "guess", .unauthorized, "unauthorized"),
+            ("unknown encoding", good, "br", "s3cret", .unsupportedMediaType, "unsupported_encoding"),
+            ("corrupt zlib", ByteBuffer(bytes: [0x78, 0x9C] + Array(repeating: 0xAB, count: 100)), "deflate", "s3cret", .badRequest, "corrupt_compression"),
+            ("body over limit", ByteBuffer(bytes: tooManyBytes), nil, "s3cret", .contentTooLarge, "body_too_large"),
+            ("decompression bomb", bomb, "deflate", "s3cret", .contentTooLarge, "decompressed_too_large"),
+            ("malformed JSON", try zlib(batch(3) + Array("{oops\n".utf8)), "deflate", "s3cret", .badRequest, "malformed_json"),
+            ("invalid UTF-8", try zlib(invalidUTF8), "deflate", "s3cret", .badRequest, "invalid_utf8"),
+            ("missing field", try zlib(batch(3) + missingMessage), "deflate", "s3cret", .badRequest, "missing_field"),
+            ("empty body", ByteBuffer(), nil, "s3cret", .badRequest, "empty_batch"),
+        ]
+        try await withCollector { client in
+            for testCase in cases {
+                let (status, body) = try await post(client, testCase.body, encoding: testCase.encoding, token: testCase.token)
+                #expect(status == testCase.status, "\(testCase.name)")
+                let error = try? JSONDecoder().decode(ErrorBody.self, from: body)
+                #expect(error?.error.code == testCase.code, "\(testCase.name): \(String(buffer: body))")
+                #expect(error?.error.message.isEmpty == false, "\(testCase.name)")
+            }
+            // Still serving after all of that.
+            #expect(try await post(client, good).0 == .ok)
+        }
+        #expect(try storedRows() == 10)
+    }
+
+    @Test func healthAndMetrics() async throws {
+        try await withCollector { client in
+            _ = try await post(client, try zlib(batch(7)))
+            _ = try await post(client, try zlib(batch(7)), token: "bad")
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("muster_ingest_records_accepted_total 7"))
+                #expect(text.contains("muster_ingest_rejected_batches_total 1"))
+            }
+        }
+    }
+
+    @Test func refusesToStartWithoutAToken() {
+        var open = config
+        open.tokens = []
+        #expect(throws: CollectorError.self) { try Collector(config: open, logger: Logger(label: "test")) }
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import GRDB
+import MusterWire
+import Testing
+
+@testable import MusterStore
+
+@Suite struct StoreTests {
+    let pool: DatabasePool
+
+    init() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-store-\(UUID().uuidString).sqlite").path
+        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+    }
+
+    func records(_ range: Range<Int64>, generation: String = "g1") -> [LogRecord] {
+        range.map {
+            LogRecord(
+                time: 1000 + $0, node: "s1", origin: Origin(agent: "a", source: "webapp", generation: generation, offset: $0),
+                message: "line \($0)", fields: $0 == 0 ? ["status": .int(200)] : [:])
+        }
+    }
+
+    @Test func theStoreIsInWALMode() throws {
+        #expect(try pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "wal")
+    }
+
+    @Test func originCoordinatesMakeResendsHarmless() throws {
+        let first = try pool.write { db in try LogWriter.insert([records(0..<10)], into: db) }
+        #expect(first == [IngestCounts(accepted: 10, duplicates: 0)])
+        // Same coordinates again, overlapping, and a new generation of the same source.
+        let again = try pool.write { db in
+            try LogWriter.insert([records(5..<15), records(0..<3, generation: "g2")], into: db)
+        }
+        #expect(again == [IngestCounts(accepted: 5, duplicates: 5), IngestCounts(accepted: 3, duplicates: 0)])
+        #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") } == 18)
+        #expect(try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM streams") } == 2)
+        #expect(
+            try pool.read { db in try String.fetchOne(db, sql: "SELECT fields FROM logs WHERE off = 0 LIMIT 1") }
+                == #"{"status":200}"#)
+    }
+
+    @Test func theSearchIndexCatchesUpInChunks() throws {
+        _ = try pool.write { db in try LogWriter.insert([records(0..<250)], into: db) }
+        let first = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
+        #expect(first.indexed == 100 && first.pending == 150)
+        _ = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
+        let last = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
+        #expect(last.indexed == 50 && last.pending == 0)
+        let none = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
+        #expect(none.indexed == 0)
+        let hits = try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM logs_fts WHERE logs_fts MATCH '\"line 24\"'")
+        }
+        #expect(hits == 11)  // line 24, 240…249
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import MusterWire
+
+@Suite struct BatchCodecTests {
+    func record(_ offset: Int64, _ message: String, source: String = "webapp", time: Int64 = 1_700_000_000_123_456_789)
+        -> LogRecord
+    {
+        LogRecord(
+            time: time, node: "s1", origin: Origin(agent: "agent-s1", source: source, generation: "g1", offset: offset),
+            message: message)
+    }
+
+    func encode(_ records: [LogRecord]) -> ByteBuffer {
+        var encoder = BatchEncoder()
+        for record in records { encoder.append(record) }
+        return ByteBuffer(bytes: encoder.bytes)
+    }
+
+    @Test func roundTripKeepsEveryFieldAndEscapesSpecialCharacters() throws {
+        var tricky = record(42, "quote \" backslash \\ tab \t newline \n bell \u{07} unicode é 日本 🎉")
+        tricky.fields = ["status": .int(503), "backend": .string("web"), "ratio": .double(0.5), "tls": .bool(true)]
+        let records = [record(0, "first"), tricky, record(100, "other source", source: "serf", time: 5)]
+        let decoded = try BatchCodec.decode(encode(records))
+        #expect(decoded == records)
+    }
+
+    @Test func stickyFieldsAreWrittenOnlyWhenTheyChange() {
+        let text = String(buffer: encode([record(0, "a"), record(2, "b"), record(4, "c", time: 7)]))
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[0].contains("\"agent\""))
+        #expect(!lines[1].contains("\"agent\"") && !lines[1].contains("\"t\""))
+        #expect(lines[2].contains("\"t\":7"))
+    }
+
+    @Test func handWrittenBatchWithRFC3339TimeIsAccepted() throws {
+        let body = """
+            {"agent":"curl","node":"n1","src":"manual","t":"2026-11-21T20:31:50.5Z","off":0,"msg":"hello"}
+            {"off":1,"msg":"again"}
+            """
+        let decoded = try BatchCodec.decode(ByteBuffer(string: body))
+        #expect(decoded.count == 2)
+        #expect(decoded[1].time == Timestamp.parseRFC3339("2026-11-21T20:31:50.5Z"))
+        #expect(decoded[1].origin == Origin(agent: "curl", source: "manual", generation: "", offset: 1))
+    }
+
+    @Test(arguments: [
+        ("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":1,\"off\":0,\"msg\":\"x\"}\n{not json}", "malformed_json"),
+        ("[1,2,3]", "malformed_json"),
+        ("{\"node\":\"n\",\"src\":\"s\",\"t\":1,\"off\":0,\"msg\":\"x\"}", "missing_field"),
+        ("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":1,\"msg\":\"x\"}", "missing_field"),
+        ("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":1,\"off\":0}", "missing_field"),
+        ("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"off\":0,\"msg\":\"x\"}", "missing_field"),
+        ("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":1,\"off\":\"zero\",\"msg\":\"x\"}", "invalid_field"),
+        ("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":1,\"off\":-1,\"msg\":\"x\"}", "invalid_field"),
+        ("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":\"yesterday\",\"off\":0,\"msg\":\"x\"}", "invalid_field"),
+        ("\n  \n", "empty_batch"),
+    ])
+    func badBatchesAreRefusedWithTheirCode(body: String, code: String) {
+        #expect(throws: WireError.self) { try BatchCodec.decode(ByteBuffer(string: body)) }
+        do {
+            _ = try BatchCodec.decode(ByteBuffer(string: body))
+        } catch {
+            #expect(error.code == code, "\(error.message)")
+        }
+    }
+
+    @Test func errorNamesTheLineAndTheField() {
+        let body = """
+            {"agent":"a","node":"n","src":"s","t":1,"off":0,"msg":"x"}
+            {"off":1}
+            """
+        #expect(throws: WireError.missingField(line: 2, field: "msg")) { try BatchCodec.decode(ByteBuffer(string: body)) }
+    }
+
+    @Test func invalidUTF8IsRefusedWithItsOffset() {
+        var bytes = Array("{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":1,\"off\":0,\"msg\":\"".utf8)
+        let badAt = bytes.count
+        bytes += [0xC3, 0x28] + Array("\"}".utf8)
+        #expect(throws: WireError.invalidUTF8(byteOffset: badAt)) { try BatchCodec.decode(ByteBuffer(bytes: bytes)) }
+    }
+
+    @Test func limitsOnLinesAndRecords() {
+        let records = (0..<5).map { record(Int64($0), String(repeating: "x", count: 100)) }
+        #expect(throws: WireError.tooManyRecords(limit: 4)) {
+            try BatchCodec.decode(encode(records), limits: .init(maxRecords: 4, maxLineBytes: 1 << 20))
+        }
+        #expect(throws: WireError.lineTooLong(line: 1, limit: 50)) {
+            try BatchCodec.decode(encode(records), limits: .init(maxRecords: 10, maxLineBytes: 50))
+        }
+    }
+}
+
+@Suite struct ContentCodingTests {
+    let payload = ByteBuffer(string: String(repeating: "{\"msg\":\"hello world\"}\n", count: 1000))
+
+    @Test func zlibRawDeflateGzipAndIdentityAllInflate() throws {
+        let zlib = try BatchCompressor().compress(Array(payload.readableBytesView))
+        #expect(try ContentCoding.deflate.decode(zlib, limit: 1 << 20) == payload)
+        var copy = payload
+        let raw = try copy.compress(with: .deflate())
+        #expect(try ContentCoding.deflate.decode(raw, limit: 1 << 20) == payload)
+        copy = payload
+        let gzip = try copy.compress(with: .gzip())
+        #expect(try ContentCoding.gzip.decode(gzip, limit: 1 << 20) == payload)
+        #expect(try ContentCoding.identity.decode(payload, limit: 1 << 20) == payload)
+    }
+
+    @Test func headerNames() throws {
+        #expect(try ContentCoding(header: nil) == .identity)
+        #expect(try ContentCoding(header: " Deflate ") == .deflate)
+        #expect(try ContentCoding(header: "x-gzip") == .gzip)
+        #expect(throws: WireError.unsupportedEncoding("br")) { try ContentCoding(header: "br") }
+    }
+
+    @Test func corruptDataIsRefused() {
+        let garbage = ByteBuffer(bytes: [0x78, 0x9C, 1, 2, 3, 4, 5, 6, 7, 8])
+        #expect { try ContentCoding.deflate.decode(garbage, limit: 1 << 20) } throws: { error in
+            (error as? WireError)?.code == "corrupt_compression"
+        }
+    }
+
+    /// A body cut short must not pass as a shorter batch.
+    @Test func truncatedStreamsAndTrailingBytesAreRefused() throws {
+        let whole = try BatchCompressor().compress(Array(payload.readableBytesView))
+        let cut = whole.getSlice(at: 0, length: whole.readableBytes - 10)!
+        #expect(throws: WireError.corruptCompression("the compressed stream is truncated")) {
+            try ContentCoding.deflate.decode(cut, limit: 1 << 20)
+        }
+        var trailing = whole
+        trailing.writeString("junk")
+        #expect { try ContentCoding.deflate.decode(trailing, limit: 1 << 20) } throws: { error in
+            (error as? WireError)?.code == "corrupt_compression"
+        }
+    }
+
+    /// 64 MiB of zeros compresses to ~64 KiB; inflating must stop at the limit, not after.
+    @Test func decompressionBombStopsAtTheLimit() throws {
+        let bomb = try BatchCompressor(level: 9).compress([UInt8](repeating: 0, count: 64 << 20))
+        #expect(bomb.readableBytes < 100 << 10)
+        #expect(throws: WireError.decompressedTooLarge(limit: 1 << 20)) {
+            try ContentCoding.deflate.decode(bomb, limit: 1 << 20)
+        }
+        let exact = try BatchCompressor().compress([UInt8](repeating: 1, count: 1 << 20))
+        #expect(try ContentCoding.deflate.decode(exact, limit: 1 << 20).readableBytes == 1 << 20)
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test func formatsAndParsesBackExactly() {
+        for nanos: Int64 in [0, 1, 999_999_999, 1_700_000_000_123_456_789, 1_795_293_559_064_962_496, -1] {
+            let text = Timestamp.format(nanos)
+            #expect(Timestamp.parseRFC3339(text) == nanos, "\(text)")
+        }
+        #expect(Timestamp.format(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z")
+    }
+
+    @Test func parsesOffsetsAndShortFractions() {
+        #expect(Timestamp.parseRFC3339("2023-11-14T23:13:20.5+01:00") == 1_700_000_000_500_000_000)
+        #expect(Timestamp.parseRFC3339("2023-11-14 22:13:20Z") == 1_700_000_000_000_000_000)
+        #expect(Timestamp.parseRFC3339("2023-11-14T22:13:20") == nil)
+        #expect(Timestamp.parseRFC3339("2023-13-14T22:13:20Z") == nil)
+        #expect(Timestamp.parseRFC3339("yesterday") == nil)
+    }
+}

@@ -19,13 +19,17 @@ public struct LogDatabase: Sendable {
         }
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)
-            // Fail now, with a clear message, if the file is not a Muster store.
-            _ = try queue.read { db in try db.tableExists("logs") ? 1 : { throw QueryError.databaseUnreadable(path: path, detail: "not a muster database (no logs table)") }() }
-        } catch let error as QueryError {
-            throw error
         } catch {
             throw .databaseUnreadable(path: path, detail: "\(error)")
         }
+        // Fail now, with a clear message, if the file is not a Muster store.
+        let isStore: Bool
+        do {
+            isStore = try queue.read { db in try db.tableExists("logs") && db.tableExists("streams") }
+        } catch {
+            throw .databaseUnreadable(path: path, detail: "\(error)")
+        }
+        guard isStore else { throw .databaseUnreadable(path: path, detail: "not a muster database (no logs table)") }
         self.path = path
     }
 

@@ -53,7 +53,15 @@ struct IngestRoutes {
         } catch {
             throw APIError(error)
         }
-        let counts = try await writer.submit(records)
+        let counts: IngestCounts
+        do {
+            counts = try await writer.submit(records)
+        } catch {
+            // Nothing was acknowledged, so the sender keeps the batch and retries.
+            throw APIError(
+                status: .serviceUnavailable, code: "store_unavailable",
+                message: "the batch could not be committed (\(error)); retry later")
+        }
         let answer = try JSONEncoder().encode(counts)
         return Response(
             status: .ok, headers: [.contentType: "application/json"],

@@ -133,3 +133,23 @@ import Testing
         #expect(try logqMessages(["--match", "a-080999"]) == Self.lines("a", 80_999..<81_000))
     }
 }
+
+extension PipelineTests {
+    @Test func followPrintsLinesAsTheyArrive() throws {
+        try startCollector()
+        try append(Self.lines("f", 0..<10), to: "app.log")
+        let agent = try startAgent()
+        try waitForStored(10, agent: agent)
+
+        let follower = try RunningProcess(
+            try Binaries.path("logq"), ["logs", "--db", database, "--tail", "2", "-f"],
+            logPath: directory + "/follow.out")
+        defer { follower.stop() }
+        try append(Self.lines("f", 10..<15), to: "app.log")
+        let seen = waitUntil(timeout: 30) { follower.log().split(separator: "\n").count >= 7 }
+        #expect(seen, "follow output:\n\(follower.log())")
+        let printed = follower.log().split(separator: "\n").map { String($0.split(separator: ": ", maxSplits: 1)[1]) }
+        #expect(printed == Self.lines("f", 8..<15))
+        agent.stop()
+    }
+}

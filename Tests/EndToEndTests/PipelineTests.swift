@@ -153,3 +153,21 @@ extension PipelineTests {
         agent.stop()
     }
 }
+
+extension PipelineTests {
+    /// With nobody acknowledging, SIGTERM still ends the agent within its grace period, and
+    /// nothing is checkpointed, so every line is read again at the next start.
+    @Test func stopsPromptlyWhenTheCollectorIsDown() throws {
+        port = 1  // nothing listens on port 1: every attempt is refused
+        try append(Self.lines("d", 0..<100), to: "app.log")
+        let agent = try startAgent()
+        let retrying = waitUntil(timeout: 30) { agent.log().contains("retrying") }
+        #expect(retrying, "\(agent.log())")
+        let started = Date()
+        agent.stop(grace: 30)
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(agent.process.terminationReason == .exit && agent.process.terminationStatus == 0, "\(agent.log())")
+        let checkpoints = (try? String(contentsOfFile: directory + "/agent-state/checkpoints.json", encoding: .utf8)) ?? ""
+        #expect(!checkpoints.contains("\"offset\""), "nothing was acknowledged, so nothing may be checkpointed")
+    }
+}

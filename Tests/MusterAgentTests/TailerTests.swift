@@ -71,7 +71,9 @@ final class ScratchDirectory {
     @Test func finishesARenamedFileThenReadsTheNewOne() throws {
         let dir = try ScratchDirectory()
         try dir.append("old 1\n", to: "app.log")
-        let tailer = FileTailer(sourceID: "app", patterns: [dir.path + "/app.log"], format: .plain) { _ in nil }
+        let tailer = FileTailer(sourceID: "app", patterns: [dir.path + "/app.log"], format: .plain, orphanGrace: .zero) {
+            _ in nil
+        }
         #expect(drain(tailer).map(\.message) == ["old 1"])
         try dir.append("old 2\n", to: "app.log")
         try FileManager.default.moveItem(atPath: dir.path + "/app.log", toPath: dir.path + "/app.log.1")

@@ -18,8 +18,10 @@ public final class Agent: Service, Sendable {
     private let logger: Logger
     private let client: HTTPClient
     private let checkpointPath: String
-    /// Set when a graceful shutdown begins; the shipper stops retrying after it.
-    private let shutdownDeadline = Mutex<ContinuousClock.Instant?>(nil)
+    /// Set when a graceful shutdown begins: the batcher stops reading.
+    private let stopping = Mutex(false)
+    /// How long a graceful shutdown may spend delivering what was already read; after it,
+    /// the pipeline is cancelled. Lines not acknowledged by then are read again at the next start.
     public static let shutdownGrace: Duration = .seconds(5)
 
     public init(config: AgentConfig, logger: Logger) throws {
@@ -49,25 +51,43 @@ public final class Agent: Service, Sendable {
             "agent started",
             metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.sources.map(\.id))"])
 
+        enum Finished { case pipeline, graceExpired }
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
+            await withTaskGroup(of: Finished.self) { group in
                 group.addTask {
                     let tailers = self.config.sources.map { source in
                         FileTailer(sourceID: source.id, patterns: source.paths, format: source.format) { resume[$0] }
                     }
                     await self.batchLoop(tailers: tailers, into: channel)
+                    return .pipeline
                 }
-                group.addTask { await self.shipLoop(from: channel, shipper: shipper, checkpoints: checkpoints) }
-                await group.waitForAll()
+                group.addTask {
+                    await self.shipLoop(from: channel, shipper: shipper, checkpoints: checkpoints)
+                    return .pipeline
+                }
+                group.addTask {
+                    // Returns once a shutdown has lasted the grace period (or when cancelled).
+                    try? await gracefulShutdown()
+                    try? await Task.sleep(for: Self.shutdownGrace)
+                    return .graceExpired
+                }
+                var running = 2
+                for await finished in group {
+                    switch finished {
+                    case .pipeline: running -= 1
+                    case .graceExpired: running = 0
+                    }
+                    if running == 0 { group.cancelAll() }
+                }
             }
         } onGracefulShutdown: {
-            self.shutdownDeadline.withLock { $0 = ContinuousClock.now + Self.shutdownGrace }
+            self.stopping.withLock { $0 = true }
         }
         try? await client.shutdown()
         logger.info("agent stopped")
     }
 
-    private var isStopping: Bool { shutdownDeadline.withLock { $0 != nil } }
+    private var isStopping: Bool { stopping.withLock { $0 } }
 
     // MARK: Batching
 
@@ -92,7 +112,7 @@ public final class Agent: Service, Sendable {
             opened = nil
         }
 
-        while !isStopping {
+        while !isStopping, !Task.isCancelled {
             if ContinuousClock.now - lastScan >= scanInterval {
                 for tailer in tailers { tailer.scan() }
                 lastScan = ContinuousClock.now
@@ -127,14 +147,17 @@ public final class Agent: Service, Sendable {
         let saveInterval = Duration.milliseconds(200)
         for await batch in channel {
             do {
-                let outcome = try await shipper.ship(batch) { self.shutdownDeadline.withLock { $0 } }
+                let outcome = try await shipper.ship(batch)
                 if case .refused(let status, let body) = outcome {
                     keepRefused(batch, status: status, reason: body)
                 }
                 for position in batch.positions { checkpoints.advance(position) }
                 dirty = true
             } catch {
-                logger.warning("\(error)")
+                // Cancelled: the shutdown grace ran out with this batch unacknowledged.
+                logger.warning(
+                    "stopping with a batch not acknowledged; it will be read and sent again at the next start",
+                    metadata: ["records": "\(batch.records)"])
                 break
             }
             if dirty, ContinuousClock.now - lastSave >= saveInterval {

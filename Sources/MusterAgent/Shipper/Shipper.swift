@@ -34,9 +34,9 @@ public final class Shipper: Sendable {
         self.logger = logger
     }
 
-    /// Sends until acknowledged or refused; gives up (throws) only when `deadline` passes,
-    /// which is used at shutdown. An unacknowledged batch is simply re-read after a restart.
-    public func ship(_ batch: OutgoingBatch, deadline: @Sendable () -> ContinuousClock.Instant?) async throws -> Outcome {
+    /// Sends until acknowledged or refused; throws only when the task is cancelled (at the end
+    /// of a shutdown's grace period). An unacknowledged batch is simply re-read after a restart.
+    public func ship(_ batch: OutgoingBatch) async throws -> Outcome {
         var attempt = 0
         var generator = SystemRandomNumberGenerator()
         while true {
@@ -51,9 +51,7 @@ public final class Shipper: Sendable {
                         "batch not delivered; retrying",
                         metadata: ["reason": "\(reason)", "attempt": "\(attempt + 1)", "next_in": "\(delay)"])
                 }
-                if let deadline = deadline(), ContinuousClock.now + delay > deadline {
-                    throw ShipperError.gaveUpAtShutdown(reason: reason)
-                }
+                try Task.checkCancellation()
                 attempt += 1
                 try await Task.sleep(for: delay)
             }
@@ -87,17 +85,6 @@ public final class Shipper: Sendable {
             }
         } catch {
             return .retry("\(error)")
-        }
-    }
-}
-
-public enum ShipperError: Error, CustomStringConvertible {
-    case gaveUpAtShutdown(reason: String)
-
-    public var description: String {
-        switch self {
-        case .gaveUpAtShutdown(let reason):
-            "shutting down with a batch not acknowledged (\(reason)); it will be read and sent again at the next start"
         }
     }
 }

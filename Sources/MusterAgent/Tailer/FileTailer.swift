@@ -39,6 +39,8 @@ public final class FileTailer {
     public let format: LineFormat
     /// Longest line kept whole; a longer one is cut into pieces of this size.
     public let maxLineBytes: Int
+    /// How long a file no pattern names any more is kept open after its last new byte.
+    public let orphanGrace: Duration
 
     private struct Tracked {
         var path: String
@@ -49,8 +51,10 @@ public final class FileTailer {
         var readOffset: Int64
         /// Bytes read past the last newline, waiting for the rest of their line.
         var partial: [UInt8] = []
-        /// Set once no pattern names this file any more: read it to its end, then close it.
-        var orphaned = false
+        /// When no pattern named this file any more (renamed away or deleted). It is read to
+        /// its end and closed once it has been quiet for `orphanGrace`: a writer may still
+        /// hold it open for a moment after a rotation.
+        var orphanedSince: ContinuousClock.Instant?
     }
 
     private var tracked: [FileIdentity: Tracked] = [:]
@@ -60,12 +64,13 @@ public final class FileTailer {
 
     public init(
         sourceID: String, patterns: [String], format: LineFormat, maxLineBytes: Int = 256 << 10,
-        readChunkBytes: Int = 1 << 20, resumePosition: @escaping (FileIdentity) -> FilePosition?
+        readChunkBytes: Int = 1 << 20, orphanGrace: Duration = .seconds(5), resumePosition: @escaping (FileIdentity) -> FilePosition?
     ) {
         self.sourceID = sourceID
         self.patterns = patterns
         self.format = format
         self.maxLineBytes = maxLineBytes
+        self.orphanGrace = orphanGrace
         self.readBuffer = [UInt8](repeating: 0, count: readChunkBytes)
         self.resumePosition = resumePosition
     }
@@ -90,7 +95,7 @@ public final class FileTailer {
             if var file = tracked[identity] {
                 close(descriptor)
                 file.path = path
-                file.orphaned = false
+                file.orphanedSince = nil
                 checkTruncation(&file)
                 tracked[identity] = file
                 continue
@@ -102,8 +107,8 @@ public final class FileTailer {
             checkTruncation(&file)
             tracked[identity] = file
         }
-        for identity in tracked.keys where !seen.contains(identity) {
-            tracked[identity]!.orphaned = true
+        for identity in tracked.keys where !seen.contains(identity) && tracked[identity]!.orphanedSince == nil {
+            tracked[identity]!.orphanedSince = .now
         }
     }
 
@@ -136,13 +141,14 @@ public final class FileTailer {
             pread(file.descriptor, $0.baseAddress, want, off_t(file.readOffset))
         }
         guard count > 0 else {
-            if file.orphaned {
-                // Renamed away or deleted, and read to its end: let it go.
+            if let since = file.orphanedSince, ContinuousClock.now - since >= orphanGrace {
+                // Renamed away or deleted, read to its end, and quiet: let it go.
                 close(file.descriptor)
                 tracked[identity] = nil
             }
             return 0
         }
+        if file.orphanedSince != nil { file.orphanedSince = .now }
         let now = Timestamp.now()
         let chunkBase = file.readOffset
         file.readOffset += Int64(count)

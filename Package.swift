@@ -68,6 +68,8 @@ let package = Package(
         .executableTarget(name: "logq", dependencies: [
             "LogQuery", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Benchmark ceiling: inserts a log file straight through MusterStore (see Benchmarks/README.md).
+        .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/InsertCeiling"),
         .testTarget(name: "MusterWireTests", dependencies: ["MusterWire"]),
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore"]),
         .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent"]),

@@ -1,0 +1,172 @@
+// muster-bench-insert: the committed-insert ceiling for the pipeline benchmark.
+//
+// Reads a log file and inserts every line into a fresh SQLite store with the store's own
+// code (`Schema.openForWriting` + `LogWriter.insert`), one transaction per chunk of records,
+// with no HTTP, no compression and no JSON in between. The records have the shape the agent
+// produces for a file source: node = agent = --node, source = --source, generation =
+// "<inode hex>-<fnv1a of first line hex>", offset = byte offset of the line, time = read time.
+//
+// Usage: muster-bench-insert --file PATH --database PATH [--node N] [--source S]
+//                            [--chunk 10000] [--synchronous full|normal]
+// Prints one line of JSON with the figures (see Benchmarks/README.md).
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GRDB
+import MusterStore
+import MusterWire
+
+struct Options {
+    var file = ""
+    var database = ""
+    var node = "bench-node"
+    var source = "haproxy"
+    var chunk = 10_000
+    var synchronous = Schema.Synchronous.full
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("muster-bench-insert: \(message)\n".utf8))
+    exit(2)
+}
+
+func parseOptions() -> Options {
+    var options = Options()
+    var arguments = CommandLine.arguments.dropFirst()
+    while let flag = arguments.popFirst() {
+        guard let value = arguments.popFirst() else { fail("\(flag) needs a value") }
+        switch flag {
+        case "--file": options.file = value
+        case "--database": options.database = value
+        case "--node": options.node = value
+        case "--source": options.source = value
+        case "--chunk": options.chunk = Int(value) ?? 0
+        case "--synchronous":
+            guard let mode = Schema.Synchronous(rawValue: value.uppercased()) else { fail("bad --synchronous \(value)") }
+            options.synchronous = mode
+        default: fail("unknown flag \(flag)")
+        }
+    }
+    guard !options.file.isEmpty, !options.database.isEmpty, options.chunk > 0 else {
+        fail("usage: muster-bench-insert --file PATH --database PATH [--node N] [--source S] [--chunk N]")
+    }
+    return options
+}
+
+func monotonicSeconds() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+/// Same generation string the agent's `FileIdentity` produces: inode and FNV-1a of the first line.
+func generationName(descriptor: Int32) -> String {
+    var info = stat()
+    guard fstat(descriptor, &info) == 0 else { fail("cannot stat the log file") }
+    var prefix = [UInt8](repeating: 0, count: 256)
+    let count = prefix.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, 256, 0) }
+    guard count > 0 else { fail("the log file is empty") }
+    let end = prefix[0..<count].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? count
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in prefix[0..<end] {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x100_0000_01b3
+    }
+    return String(UInt64(info.st_ino), radix: 16) + "-" + String(hash, radix: 16)
+}
+
+/// Everything lives in one function: top-level variables are main-actor state in Swift 6.
+func run() {
+    let options = parseOptions()
+    let descriptor = open(options.file, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { fail("cannot open \(options.file)") }
+    let generation = generationName(descriptor: descriptor)
+    let database: DatabasePool
+    do {
+        database = try Schema.openForWriting(path: options.database, synchronous: options.synchronous)
+    } catch {
+        fail("cannot open database \(options.database): \(error)")
+    }
+
+    let started = monotonicSeconds()
+    var insertSeconds = 0.0
+    var lines = 0
+    var transactions = 0
+    var fileOffset: Int64 = 0
+    var partial: [UInt8] = []
+    var records: [LogRecord] = []
+    records.reserveCapacity(options.chunk)
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+
+    /// One transaction per chunk, exactly as the collector's writer commits a group.
+    func commit() {
+        guard !records.isEmpty else { return }
+        let before = monotonicSeconds()
+        do {
+            let batch = records
+            let counts = try database.write { db in try LogWriter.insert([batch], into: db) }
+            if counts.first?.accepted != batch.count { fail("expected \(batch.count) new rows, got \(counts)") }
+        } catch {
+            fail("insert failed: \(error)")
+        }
+        insertSeconds += monotonicSeconds() - before
+        lines += records.count
+        transactions += 1
+        records.removeAll(keepingCapacity: true)
+    }
+
+    while true {
+        let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(fileOffset)) }
+        guard count > 0 else { break }
+        let now = Timestamp.now()
+        let chunkBase = fileOffset
+        fileOffset += Int64(count)
+        buffer.withUnsafeBufferPointer { whole in
+            let chunk = UnsafeBufferPointer(rebasing: whole[0..<count])
+            var cursor = 0
+            while cursor < count {
+                guard let newline = chunk[cursor...].firstIndex(of: UInt8(ascii: "\n")) else {
+                    partial.append(contentsOf: chunk[cursor...])
+                    break
+                }
+                let message: String
+                let lineOffset: Int64
+                if partial.isEmpty {
+                    var body = UnsafeBufferPointer(rebasing: chunk[cursor..<newline])
+                    if body.last == UInt8(ascii: "\r") { body = UnsafeBufferPointer(rebasing: body.dropLast()) }
+                    message = String(decoding: body, as: UTF8.self)
+                    lineOffset = chunkBase + Int64(cursor)
+                } else {
+                    partial.append(contentsOf: chunk[cursor..<newline])
+                    lineOffset = chunkBase + Int64(newline) - Int64(partial.count)
+                    if partial.last == UInt8(ascii: "\r") { partial.removeLast() }
+                    message = String(decoding: partial, as: UTF8.self)
+                    partial.removeAll(keepingCapacity: true)
+                }
+                records.append(
+                    LogRecord(
+                        time: now, node: options.node,
+                        origin: Origin(
+                            agent: options.node, source: options.source, generation: generation, offset: lineOffset),
+                        message: message))
+                if records.count >= options.chunk { commit() }
+                cursor = newline + 1
+            }
+        }
+    }
+    commit()
+    let elapsed = monotonicSeconds() - started
+    close(descriptor)
+
+    let stored = (try? database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") }) ?? nil
+    print(
+        "{\"lines\":\(lines),\"stored\":\(stored ?? -1),\"transactions\":\(transactions),"
+            + "\"seconds\":\(elapsed),\"insert_seconds\":\(insertSeconds),"
+            + "\"lines_per_second\":\(Double(lines) / elapsed),"
+            + "\"insert_lines_per_second\":\(Double(lines) / insertSeconds),"
+            + "\"synchronous\":\"\(options.synchronous.rawValue)\",\"chunk\":\(options.chunk)}")
+}
+
+run()

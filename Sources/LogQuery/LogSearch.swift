@@ -22,7 +22,8 @@ public struct LogFilter: Sendable {
     public var until: Int64?
     /// A regular expression (ICU syntax) the message must contain a match of.
     public var grep: String?
-    /// Text the message must contain, case-insensitively, answered from the full-text index.
+    /// Words the message must contain, in order (see `TextMatch`), answered from the
+    /// full-text index.
     public var match: String?
     /// At most this many lines, oldest first.
     public var limit: Int?
@@ -37,17 +38,11 @@ public struct LogFilter: Sendable {
 /// Runs `LogFilter`s against the store.
 public struct LogSearch {
     public let database: LogDatabase
-    /// Said once to the user when a search cannot use the index, and why.
-    public private(set) var notes: [String] = []
-
     public init(database: LogDatabase) {
         self.database = database
     }
 
-    /// The shortest `--match` text the trigram index can answer.
-    public static let minimumIndexedMatch = 3
-
-    public mutating func lines(_ filter: LogFilter) throws(QueryError) -> [LogLine] {
+    public func lines(_ filter: LogFilter) throws(QueryError) -> [LogLine] {
         let regex: NSRegularExpression?
         if let pattern = filter.grep {
             do {
@@ -58,10 +53,7 @@ public struct LogSearch {
         } else {
             regex = nil
         }
-        if let match = filter.match, match.count < Self.minimumIndexedMatch {
-            let note = "note: --match text shorter than \(Self.minimumIndexedMatch) characters cannot use the index; scanning every line"
-            if !notes.contains(note) { notes.append(note) }
-        }
+        let match = try filter.match.map { text throws(QueryError) in try TextMatch(text) }
         try validate(filter)
         return try database.read { db in
             if let regex {
@@ -71,7 +63,13 @@ public struct LogSearch {
                         return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
                     })
             }
-            let (sql, arguments) = try Self.sql(for: filter, grep: regex != nil, db: db)
+            if let match {
+                db.add(
+                    function: DatabaseFunction("muster_match", argumentCount: 1, pure: true) { values in
+                        String.fromDatabaseValue(values[0]).map(match.matches) ?? false
+                    })
+            }
+            let (sql, arguments) = try Self.sql(for: filter, match: match, grep: regex != nil, db: db)
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
                 LogLine(id: row[0], time: row[1], node: row[2], source: row[3], message: row[4], fields: row[5])
             }
@@ -91,7 +89,9 @@ public struct LogSearch {
         for source in filter.sources where !sources.contains(source) { throw .unknownSource(source, known: sources) }
     }
 
-    static func sql(for filter: LogFilter, grep: Bool, db: Database) throws -> (String, StatementArguments) {
+    static func sql(for filter: LogFilter, match: TextMatch?, grep: Bool, db: Database) throws
+        -> (String, StatementArguments)
+    {
         var conditions: [String] = []
         var arguments: StatementArguments = []
         if !filter.nodes.isEmpty {
@@ -114,20 +114,17 @@ public struct LogSearch {
             conditions.append("l.id > ?")
             arguments += [afterID]
         }
-        if let match = filter.match {
-            let like = "%" + match.replacingOccurrences(of: "\\", with: "\\\\")
-                .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
-            if match.count >= minimumIndexedMatch {
-                // Indexed rows come from FTS; the few not indexed yet are scanned, so a search
-                // never misses a line that is already stored.
-                let indexedThrough = try SearchIndexer.indexedThrough(db)
-                conditions.append(
-                    "(l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?) OR (l.id > ? AND l.msg LIKE ? ESCAPE '\\'))")
-                arguments += ["\"" + match.replacingOccurrences(of: "\"", with: "\"\"") + "\"", indexedThrough, like]
-            } else {
-                conditions.append("l.msg LIKE ? ESCAPE '\\'")
-                arguments += [like]
-            }
+        if let match {
+            // Indexed rows: the index narrows to rows holding every word, muster_match checks
+            // their order. Rows past the index's high-water mark (the last few seconds of
+            // ingest) are checked directly, so a search never misses a stored line.
+            let indexedThrough = try SearchIndexer.indexedThrough(db)
+            conditions.append(
+                """
+                l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? UNION ALL SELECT id FROM logs WHERE id > ?) \
+                AND muster_match(l.msg)
+                """)
+            arguments += [match.ftsQuery, indexedThrough]
         }
         if grep { conditions.append("muster_grep(l.msg)") }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")

@@ -54,7 +54,7 @@ public struct Collector {
         [
             writer,
             SearchIndexService(
-                database: database, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
+                database: database, writer: writer, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
                 chunkRows: config.searchIndex.chunkRows, metrics: metrics, logger: logger),
         ]
     }

@@ -16,6 +16,8 @@ public final class IngestWriter: Service, Sendable {
 
     private let database: DatabasePool
     private let queue = Mutex<[Pending]>([])
+    /// When the last commit ended, so that background work can tell a busy writer.
+    private let lastCommit = Mutex<ContinuousClock.Instant?>(nil)
     private let wakeUp: AsyncStream<Void>
     private let wakeUpContinuation: AsyncStream<Void>.Continuation
     private let metrics: CollectorMetrics
@@ -37,6 +39,13 @@ public final class IngestWriter: Service, Sendable {
             queue.withLock { $0.append(Pending(records: records, continuation: continuation)) }
             wakeUpContinuation.yield()
         }
+    }
+
+    /// True while batches are waiting or were committed within `window`: ingest is under way.
+    func isBusy(window: Duration = .milliseconds(100)) -> Bool {
+        if queue.withLock({ !$0.isEmpty }) { return true }
+        guard let last = lastCommit.withLock({ $0 }) else { return false }
+        return ContinuousClock.now - last < window
     }
 
     public func run() async throws {
@@ -69,7 +78,9 @@ public final class IngestWriter: Service, Sendable {
             do {
                 let batches = group.map(\.records)
                 let results = try await database.write { db in try LogWriter.insert(batches, into: db) }
-                metrics.recordCommit(results: results, duration: ContinuousClock.now - started)
+                let ended = ContinuousClock.now
+                lastCommit.withLock { $0 = ended }
+                metrics.recordCommit(results: results, duration: ended - started)
                 for (pending, result) in zip(group, results) { pending.continuation.resume(returning: result) }
             } catch {
                 logger.error("commit failed", metadata: ["error": "\(error)", "batches": "\(group.count)"])

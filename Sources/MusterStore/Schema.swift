@@ -6,8 +6,8 @@ import GRDB
 /// - `streams`: one row per (agent, source, generation); `logs` rows point at it, so the
 ///   per-line deduplication key is two integers, not three strings.
 /// - `logs`: one row per record; `UNIQUE(stream, off)` makes a resent record a no-op.
-/// - `logs_fts`: an external-content FTS5 trigram index over `logs.msg`, filled behind
-///   ingest by `SearchIndexer` (see there for why it is not a trigger).
+/// - `logs_fts`: an external-content FTS5 index over `logs.msg` (unicode61 words, no
+///   positions), filled behind ingest by `SearchIndexer` (see there for why).
 /// - `meta`: small key/value state, such as how far the search index has got.
 public enum Schema {
     public static func migrator() -> DatabaseMigrator {
@@ -36,7 +36,7 @@ public enum Schema {
                     );
                     CREATE INDEX logs_t ON logs(t, id);
                     CREATE VIRTUAL TABLE logs_fts USING fts5(
-                        msg, content = 'logs', content_rowid = 'id', tokenize = 'trigram'
+                        msg, content = 'logs', content_rowid = 'id', tokenize = 'unicode61', detail = none
                     );
                     CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
                     """)

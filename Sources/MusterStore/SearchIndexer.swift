@@ -1,12 +1,15 @@
 import GRDB
 
-/// Fills the FTS5 trigram index behind ingest, in chunks.
+/// Fills the full-text index behind ingest, in chunks.
 ///
-/// A per-row trigger would index inside every ingest transaction and cut insert throughput
-/// by an order of magnitude (measured: ~550k rows/s plain, 31k with a trigram trigger); doing
-/// the same work in large chunks after the rows land is ~4× cheaper per row and keeps the
-/// ingest path short. Readers stay complete in between: `LogSearch` answers the indexed part
-/// from FTS and scans only the rows past `search_indexed_through`.
+/// Indexing is the most expensive thing the collector does per line, so it stays off the
+/// ingest path: a per-row trigger would index inside every ingest transaction. The index is
+/// FTS5 with the `unicode61` tokenizer and `detail=none` (which words, not where): on the
+/// benchmark's HAProxy lines, chunked indexing ran at ~176k rows/s that way, against ~108k
+/// with positions and ~24k with the trigram tokenizer (Benchmarks/README.md). Phrases are
+/// checked on the candidate rows by `LogSearch`, so positions are not needed. Readers stay
+/// complete in between: `LogSearch` answers the indexed part from FTS and scans only the
+/// rows past `search_indexed_through`.
 public enum SearchIndexer {
     public struct Progress: Sendable, Equatable {
         /// Rows indexed by this call.

@@ -54,7 +54,7 @@ struct Logs: ParsableCommand {
     @Option(name: .long, help: "Only lines matching this regular expression.")
     var grep: String?
 
-    @Option(name: .long, help: "Only lines containing this text (case-insensitive, full-text index).")
+    @Option(name: .long, help: "Only lines containing these words in this order (any case; full-text index).")
     var match: String?
 
     @Option(name: .long, help: "At most this many lines, oldest first.")
@@ -92,10 +92,9 @@ struct Logs: ParsableCommand {
         filter.match = match
         filter.limit = limit
         filter.tail = tail
-        var search = LogSearch(database: try LogDatabase(path: store.path))
+        let search = LogSearch(database: try LogDatabase(path: store.path))
         let startID = try search.newestID()
         let lines = try search.lines(filter)
-        for note in search.notes { FileHandle.standardError.write(Data("logq: \(note)\n".utf8)) }
         var output = BufferedOutput()
         if let header = format.header() { output.write(header) }
         let width = lines.reduce(0) { max($0, $1.node.count) }

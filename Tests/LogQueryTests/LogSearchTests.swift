@@ -33,7 +33,7 @@ import Testing
     func search(_ configure: (inout LogFilter) -> Void) throws -> [LogLine] {
         var filter = LogFilter()
         configure(&filter)
-        var search = LogSearch(database: try LogDatabase(path: path))
+        let search = LogSearch(database: try LogDatabase(path: path))
         return try search.lines(filter)
     }
 
@@ -47,7 +47,7 @@ import Testing
         #expect(try search { $0.tail = 2 }.map(\.message) == ["d", "e"])
     }
 
-    @Test func matchSeesIndexedAndNotYetIndexedRows() throws {
+    @Test func matchSeesIndexedAndNotYetIndexedRowsAlike() throws {
         try store(node: "s1", [(1, "GET /checkout 500"), (2, "GET /home 200")])
         try indexAll()
         try store(node: "s2", source: "api", [(3, "POST /Checkout 201"), (4, "GET /cart 200")])
@@ -58,14 +58,14 @@ import Testing
         #expect(try search { $0.match = "100%" }.isEmpty)
     }
 
-    @Test func shortMatchScansAndSaysSo() throws {
-        try store(node: "s1", [(1, "ok"), (2, "no")])
+    @Test func matchMeansTheseWordsInThisOrder() throws {
+        try store(node: "s1", [(1, "GET /login HTTP/1.1"), (2, "login GET"), (3, "GET /loginpage"), (4, "Café crème OK")])
         try indexAll()
-        var search = LogSearch(database: try LogDatabase(path: path))
-        var filter = LogFilter()
-        filter.match = "ok"
-        #expect(try search.lines(filter).map(\.message) == ["ok"])
-        #expect(search.notes.count == 1)
+        try store(node: "s1", source: "api", [(5, "get /LOGIN again"), (6, "login, then get")])
+        #expect(try search { $0.match = "GET /login" }.map(\.message) == ["GET /login HTTP/1.1", "get /LOGIN again"])
+        #expect(try search { $0.match = "cafe CREME" }.map(\.message) == ["Café crème OK"])
+        #expect(try search { $0.match = "ok" }.map(\.message) == ["Café crème OK"])
+        #expect(throws: QueryError.self) { try search { $0.match = "/ -" } }
     }
 
     @Test func grepUsesRegularExpressions() throws {

@@ -4,8 +4,9 @@ import NIOCore
 /// The batch format: NDJSON, one record per line (see docs/wire.md).
 ///
 /// `agent`, `node`, `src`, `gen` and `t` are *sticky*: a line that leaves one out takes it from
-/// the line before, so what is constant across a batch is sent once. `off` and `msg` are on
-/// every line.
+/// the line before, so what is constant across a batch is sent once. `off` may be left out
+/// when the line directly follows the previous one in the same file (the previous `off` plus
+/// its message's UTF-8 length plus one); `msg` is on every line.
 public enum BatchCodec {
     public struct Limits: Sendable {
         public var maxRecords: Int
@@ -17,118 +18,77 @@ public enum BatchCodec {
         }
     }
 
-    /// One NDJSON line as sent. Optional everywhere: stickiness is resolved by `decode`.
-    struct WireLine: Decodable {
-        var agent: String?
-        var node: String?
-        var src: String?
-        var gen: String?
-        var off: Int64?
-        var t: TimeValue?
-        var msg: String?
-        var f: [String: FieldValue]?
-    }
-
-    /// `t` is nanoseconds since the epoch, or an RFC 3339 string for hand-written batches.
-    enum TimeValue: Decodable {
-        case nanos(Int64)
-
-        init(from decoder: Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let nanos = try? container.decode(Int64.self) {
-                self = .nanos(nanos)
-                return
-            }
-            let text = try container.decode(String.self)
-            guard let nanos = Timestamp.parseRFC3339(text) else {
-                throw DecodingError.dataCorruptedError(
-                    in: container, debugDescription: "is neither integer nanoseconds nor an RFC 3339 time")
-            }
-            self = .nanos(nanos)
-        }
-
-        var nanos: Int64 {
-            switch self { case .nanos(let value): value }
-        }
-    }
-
     /// Decodes and validates a whole batch; throws on the first problem so that a batch is
     /// stored whole or not at all.
     public static func decode(_ body: ByteBuffer, limits: Limits = .init()) throws(WireError) -> [LogRecord] {
-        let bytes = body.readableBytesView
-        if let badOffset = firstInvalidUTF8Offset(bytes) {
+        if let badOffset = firstInvalidUTF8Offset(body.readableBytesView) {
             throw .invalidUTF8(byteOffset: badOffset)
         }
-        let decoder = JSONDecoder()
+        let result: Result<[LogRecord], WireError> = body.withUnsafeReadableBytes { bytes in
+            do throws(WireError) {
+                return .success(try decodeLines(bytes, limits: limits))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private static func decodeLines(_ bytes: UnsafeRawBufferPointer, limits: Limits) throws(WireError) -> [LogRecord] {
         var records: [LogRecord] = []
         var agent: String?
         var node: String?
         var source: String?
         var generation: String?
         var time: Int64?
+        /// Where the next line starts if it is the next line of the same file: the implicit `off`.
+        var nextOffset: Int64?
         var lineNumber = 0
-        var lineStart = bytes.startIndex
-        while lineStart < bytes.endIndex {
+        var lineStart = 0
+        while lineStart < bytes.count {
             lineNumber += 1
-            let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
-            let line = bytes[lineStart..<lineEnd]
-            lineStart = lineEnd == bytes.endIndex ? lineEnd : bytes.index(after: lineEnd)
+            var lineEnd = lineStart
+            while lineEnd < bytes.count, bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<lineEnd])
+            lineStart = lineEnd + 1
             if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
             guard line.count <= limits.maxLineBytes else {
                 throw .lineTooLong(line: lineNumber, limit: limits.maxLineBytes)
             }
             guard records.count < limits.maxRecords else { throw .tooManyRecords(limit: limits.maxRecords) }
-            let wire: WireLine
+            let wire: WireLineParser.Line
             do {
-                wire = try decoder.decode(WireLine.self, from: Data(line))
-            } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-                throw fieldError(context, line: lineNumber, detail: "has the wrong type")
-            } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-                throw fieldError(context, line: lineNumber, detail: context.debugDescription)
+                wire = try WireLineParser.parse(line)
             } catch {
-                throw .malformedJSON(line: lineNumber, detail: describe(error))
+                switch error {
+                case .syntax(let detail): throw .malformedJSON(line: lineNumber, detail: detail)
+                case .field(let field, let detail): throw .invalidField(line: lineNumber, field: field, detail: detail)
+                }
             }
+            if wire.agent != nil || wire.src != nil || wire.gen != nil { nextOffset = nil }
             agent = wire.agent ?? agent
             node = wire.node ?? node
             source = wire.src ?? source
             generation = wire.gen ?? generation
-            time = wire.t?.nanos ?? time
+            time = wire.t ?? time
             guard let agent, !agent.isEmpty else { throw .missingField(line: lineNumber, field: "agent") }
             guard let node, !node.isEmpty else { throw .missingField(line: lineNumber, field: "node") }
             guard let source, !source.isEmpty else { throw .missingField(line: lineNumber, field: "src") }
             guard let time else { throw .missingField(line: lineNumber, field: "t") }
-            guard let offset = wire.off else { throw .missingField(line: lineNumber, field: "off") }
+            guard let offset = wire.off ?? nextOffset else { throw .missingField(line: lineNumber, field: "off") }
             guard offset >= 0 else {
                 throw .invalidField(line: lineNumber, field: "off", detail: "must not be negative")
             }
             guard let message = wire.msg else { throw .missingField(line: lineNumber, field: "msg") }
+            nextOffset = offset + Int64(message.utf8.count) + 1
             records.append(
                 LogRecord(
                     time: time, node: node,
                     origin: Origin(agent: agent, source: source, generation: generation ?? "", offset: offset),
-                    message: message, fields: wire.f ?? [:]))
+                    message: message, fields: wire.fields ?? [:]))
         }
         guard !records.isEmpty else { throw .emptyBatch }
         return records
-    }
-
-    private static func fieldError(_ context: DecodingError.Context, line: Int, detail: String) -> WireError {
-        let field = context.codingPath.map(\.stringValue).joined(separator: ".")
-        return field.isEmpty
-            ? .malformedJSON(line: line, detail: "expected a JSON object")
-            : .invalidField(line: line, field: field, detail: detail)
-    }
-
-    private static func describe(_ error: Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            if let underlying = context.underlyingError as NSError?,
-                let detail = underlying.userInfo[NSDebugDescriptionErrorKey] as? String
-            {
-                return detail
-            }
-            return context.debugDescription
-        }
-        return "\(error)"
     }
 
     /// Offset of the first byte that breaks UTF-8, or nil when the whole buffer is valid.
@@ -162,6 +122,8 @@ public struct BatchEncoder {
     private var source: String?
     private var generation: String?
     private var time: Int64?
+    /// The offset a record of the same stream would have if it directly followed the last one.
+    private var nextOffset: Int64?
 
     public init(capacity: Int = 1 << 20) {
         bytes.reserveCapacity(capacity)
@@ -185,22 +147,29 @@ public struct BatchEncoder {
             name.withUTF8Buffer { bytes.append(contentsOf: $0) }
             bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
         }
+        var sameStream = true
         if origin.agent != agent {
             key("agent"); appendString(origin.agent); agent = origin.agent
+            sameStream = false
         }
         if node != self.node {
             key("node"); appendString(node); self.node = node
         }
         if origin.source != source {
             key("src"); appendString(origin.source); source = origin.source
+            sameStream = false
         }
         if origin.generation != generation {
             key("gen"); appendString(origin.generation); generation = origin.generation
+            sameStream = false
         }
         if time != self.time {
             key("t"); appendInteger(time); self.time = time
         }
-        key("off"); appendInteger(origin.offset)
+        if !sameStream || origin.offset != nextOffset {
+            key("off"); appendInteger(origin.offset)
+        }
+        nextOffset = origin.offset + Int64(message.utf8.count) + 1
         key("msg"); appendString(message)
         if !fields.isEmpty {
             key("f")

@@ -166,3 +166,83 @@ import Testing
         #expect(Timestamp.parseRFC3339("yesterday") == nil)
     }
 }
+
+@Suite struct WireParsingTests {
+    func decode(_ text: String) throws -> [LogRecord] { try BatchCodec.decode(ByteBuffer(string: text)) }
+    let head = #"{"agent":"a","node":"n","src":"s","gen":"g","t":1,"#
+
+    @Test func offsetMayBeLeftOutForTheNextLineOfTheSameFile() throws {
+        let records = try decode(head + #""off":10,"msg":"héllo"}"# + "\n" + #"{"msg":"next"}"# + "\n" + #"{"gen":"h","off":0,"msg":"x"}"#)
+        #expect(records.map(\.origin.offset) == [10, 17, 0])
+        // A new generation (or source, or agent) must say where it is.
+        #expect(throws: WireError.missingField(line: 3, field: "off")) {
+            try decode(head + #""off":0,"msg":"a"}"# + "\n" + #"{"msg":"b"}"# + "\n" + #"{"src":"other","msg":"c"}"#)
+        }
+    }
+
+    @Test func encoderOmitsOnlyOffsetsTheDecoderCanInfer() throws {
+        var encoder = BatchEncoder()
+        let origins: [(String, Int64, String)] = [("g", 0, "abc"), ("g", 4, "défg"), ("g", 100, "jump"), ("h", 105, "new gen")]
+        var records: [LogRecord] = []
+        for (generation, offset, message) in origins {
+            let record = LogRecord(time: 5, node: "n", origin: Origin(agent: "a", source: "s", generation: generation, offset: offset), message: message)
+            records.append(record)
+            encoder.append(record)
+        }
+        let text = String(decoding: encoder.bytes, as: UTF8.self)
+        #expect(text.components(separatedBy: "\"off\"").count - 1 == 3)
+        #expect(try BatchCodec.decode(ByteBuffer(bytes: encoder.bytes)) == records)
+    }
+
+    @Test func unknownKeysAreSkippedAndNullMeansAbsent() throws {
+        let records = try decode(
+            head + #""off":0,"extra":{"deep":[1,{"x":null},"s",true,-2.5e3]},"f":{"n":-7,"d":1.25,"b":false,"s":"v"},"msg":"m"}"#
+                + "\n" + #"{"agent":null,"off":1,"msg":"\u00e9\ud83c\udf89\n\"\\\/"}"#)
+        #expect(records[0].fields == ["n": .int(-7), "d": .double(1.25), "b": .bool(false), "s": .string("v")])
+        #expect(records[1].origin.agent == "a")
+        #expect(records[1].message == "é🎉\n\"\\/")
+    }
+
+    @Test(arguments: [
+        #"{"agent":"a","node":"n","src":"s","t":1,"off":0,"msg":"x"} trailing"#,
+        #"{"agent":"a","node":"n","src":"s","t":1,"off":0,"msg":"x""#,
+        "{\"agent\":\"a\",\"node\":\"n\",\"src\":\"s\",\"t\":1,\"off\":0,\"msg\":\"tab\there\"}",
+        #"{"agent":"a","node":"n","src":"s","t":1,"off":0,"msg":"bad \q escape"}"#,
+        #"{"agent":"a","node":"n","src":"s","t":1,"off":01x,"msg":"x"}"#,
+        #"{"agent":"a" "node":"n"}"#,
+        #"{agent:"a"}"#,
+    ])
+    func syntaxErrorsAreMalformedJSON(text: String) {
+        #expect { try decode(text) } throws: { ($0 as? WireError)?.code == "malformed_json" }
+    }
+
+    @Test func wrongTypesNameTheField() {
+        #expect(throws: WireError.invalidField(line: 1, field: "off", detail: "must be an integer")) {
+            try decode(#"{"agent":"a","node":"n","src":"s","t":1,"off":1.5,"msg":"x"}"#)
+        }
+        #expect(throws: WireError.invalidField(line: 1, field: "msg", detail: "has the wrong type")) {
+            try decode(#"{"agent":"a","node":"n","src":"s","t":1,"off":1,"msg":42}"#)
+        }
+        #expect(throws: WireError.invalidField(line: 1, field: "f.x", detail: "must be a string, number or boolean")) {
+            try decode(#"{"agent":"a","node":"n","src":"s","t":1,"off":1,"msg":"m","f":{"x":[1]}}"#)
+        }
+    }
+
+    /// Whatever the agent can read (any bytes decoded as UTF-8), the wire carries unchanged.
+    @Test func randomMessagesSurviveTheRoundTrip() throws {
+        var generator = SystemRandomNumberGenerator()
+        var encoder = BatchEncoder()
+        var records: [LogRecord] = []
+        var offset: Int64 = 0
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0..<80, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let message = String(decoding: bytes, as: UTF8.self)
+            let record = LogRecord(time: Int64.random(in: 0...Int64.max, using: &generator), node: "n",
+                                   origin: Origin(agent: "a", source: "s", generation: "g", offset: offset), message: message)
+            offset += Int64(Bool.random(using: &generator) ? message.utf8.count + 1 : Int.random(in: 1...500, using: &generator))
+            records.append(record)
+            encoder.append(record)
+        }
+        #expect(try BatchCodec.decode(ByteBuffer(bytes: encoder.bytes)) == records)
+    }
+}

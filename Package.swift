@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "MusterStore", dependencies: [
             "MusterWire",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         .target(name: "MusterAgent", dependencies: [
             "MusterWire",

@@ -42,7 +42,9 @@ public final class IngestWriter: Service, Sendable {
     }
 
     /// True while batches are waiting or were committed within `window`: ingest is under way.
-    func isBusy(window: Duration = .milliseconds(100)) -> Bool {
+    /// The window spans the gap between one agent's consecutive batches, so a busy agent
+    /// keeps the writer "busy" between its requests.
+    func isBusy(window: Duration = .seconds(1)) -> Bool {
         if queue.withLock({ !$0.isEmpty }) { return true }
         guard let last = lastCommit.withLock({ $0 }) else { return false }
         return ContinuousClock.now - last < window

@@ -55,3 +55,19 @@ import Testing
         #expect(hits == 1)  // words, not substrings: "line 24" only
     }
 }
+
+extension StoreTests {
+    @Test func emptyMessagesAndUnicodeAreStoredAsText() throws {
+        let records = ["", "é🎉", "line with\nnewline"].enumerated().map { index, message in
+            LogRecord(time: 1, node: "s1", origin: Origin(agent: "a", source: "x", generation: "g", offset: Int64(index)),
+                      message: message, fields: index == 1 ? ["k": .string("")] : [:])
+        }
+        _ = try pool.write { db in try LogWriter.insert([records], into: db) }
+        let stored = try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT msg, typeof(msg), fields FROM logs ORDER BY off").map { row -> [String?] in
+                [row[0], row[1], row[2]]
+            }
+        }
+        #expect(stored == [["", "text", nil], ["é🎉", "text", #"{"k":""}"#], ["line with\nnewline", "text", nil]])
+    }
+}

@@ -7,12 +7,13 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// The agent's pipeline: tailers → batcher → shipper → checkpoints.
+/// The agent's pipeline: tailers → batcher → compressor → shipper → checkpoints.
 ///
-/// Two tasks joined by a channel with no buffer: the batcher reads and compresses the next
-/// batch while the shipper waits for the collector to acknowledge the previous one, and
-/// stops reading when the shipper falls behind, so memory stays bounded by about two batches
-/// whatever the collector does.
+/// Three tasks joined by channels with no buffer: the batcher reads and encodes the next
+/// batch while the compressor deflates the one before (zlib is most of the agent's CPU, so
+/// this puts the second core to work) and the shipper waits for the collector to acknowledge
+/// the one before that. When the shipper falls behind, the others stop reading, so memory
+/// stays bounded by about three batches whatever the collector does.
 public final class Agent: Service, Sendable {
     public let config: AgentConfig
     private let logger: Logger
@@ -20,6 +21,8 @@ public final class Agent: Service, Sendable {
     private let checkpointPath: String
     /// Set when a graceful shutdown begins: the batcher stops reading.
     private let stopping = Mutex(false)
+    /// Batches handed on by the batcher and not yet acknowledged (or refused).
+    private let batchesInFlight = Mutex(0)
     /// How long a graceful shutdown may spend delivering what was already read; after it,
     /// the pipeline is cancelled. Lines not acknowledged by then are read again at the next start.
     public static let shutdownGrace: Duration = .seconds(5)
@@ -40,7 +43,8 @@ public final class Agent: Service, Sendable {
     public func run() async throws {
         let checkpoints = try CheckpointStore(path: checkpointPath)
         let resume = checkpoints.positions
-        let channel = AsyncChannel<OutgoingBatch>()
+        let encoded = AsyncChannel<EncodedBatch>()
+        let compressed = AsyncChannel<OutgoingBatch>()
         let shipper = Shipper(
             client: client, url: config.collector.url, token: config.collector.token ?? "",
             timeout: .milliseconds(config.collector.timeoutMilliseconds),
@@ -58,11 +62,15 @@ public final class Agent: Service, Sendable {
                     let tailers = self.config.sources.map { source in
                         FileTailer(sourceID: source.id, patterns: source.paths, format: source.format) { resume[$0] }
                     }
-                    await self.batchLoop(tailers: tailers, into: channel)
+                    await self.batchLoop(tailers: tailers, into: encoded)
                     return .pipeline
                 }
                 group.addTask {
-                    await self.shipLoop(from: channel, shipper: shipper, checkpoints: checkpoints)
+                    await self.compressLoop(from: encoded, into: compressed)
+                    return .pipeline
+                }
+                group.addTask {
+                    await self.shipLoop(from: compressed, shipper: shipper, checkpoints: checkpoints)
                     return .pipeline
                 }
                 group.addTask {
@@ -71,7 +79,7 @@ public final class Agent: Service, Sendable {
                     try? await Task.sleep(for: Self.shutdownGrace)
                     return .graceExpired
                 }
-                var running = 2
+                var running = 3
                 for await finished in group {
                     switch finished {
                     case .pipeline: running -= 1
@@ -91,8 +99,7 @@ public final class Agent: Service, Sendable {
 
     // MARK: Batching
 
-    private func batchLoop(tailers: [FileTailer], into channel: AsyncChannel<OutgoingBatch>) async {
-        let compressor = BatchCompressor(level: config.batch.compressionLevel)
+    private func batchLoop(tailers: [FileTailer], into channel: AsyncChannel<EncodedBatch>) async {
         let maxAge = Duration.milliseconds(config.batch.maxAgeMilliseconds)
         let scanInterval = Duration.seconds(1)
         let idleSleep = Duration.milliseconds(100)
@@ -102,13 +109,8 @@ public final class Agent: Service, Sendable {
 
         func flush() async {
             guard builder.count > 0 else { return }
-            do {
-                let batch = try builder.close(with: compressor)
-                await channel.send(batch)
-            } catch {
-                logger.critical("cannot compress a batch; stopping", metadata: ["error": "\(error)"])
-                channel.finish()
-            }
+            batchesInFlight.withLock { $0 += 1 }
+            await channel.send(builder.close())
             opened = nil
         }
 
@@ -128,7 +130,13 @@ public final class Agent: Service, Sendable {
                 if builder.count > 0, opened == nil { opened = .now }
                 if builder.count >= config.batch.maxRecords || builder.bytes >= config.batch.maxBytes { await flush() }
             }
-            if let opened, ContinuousClock.now - opened >= maxAge { await flush() }
+            if let opened, ContinuousClock.now - opened >= maxAge {
+                await flush()
+            } else if readBytes == 0, builder.count > 0, batchesInFlight.withLock({ $0 == 0 }) {
+                // Caught up with the files and nothing is on its way: waiting for the batch to
+                // fill would only add latency.
+                await flush()
+            }
             if readBytes == 0 {
                 try? await Task.sleep(for: idleSleep)
             }
@@ -136,6 +144,23 @@ public final class Agent: Service, Sendable {
         // Shutting down: what was read goes out now; what was not stays in the files.
         await flush()
         channel.finish()
+    }
+
+    // MARK: Compressing
+
+    private func compressLoop(from input: AsyncChannel<EncodedBatch>, into output: AsyncChannel<OutgoingBatch>) async {
+        let compressor = BatchCompressor(level: config.batch.compressionLevel)
+        for await batch in input {
+            do {
+                await output.send(try batch.compressed(with: compressor))
+            } catch {
+                // zlib fails only when memory is exhausted; the lines stay unacknowledged in
+                // their files and are read again at the next start.
+                logger.critical("cannot compress a batch; stopping", metadata: ["error": "\(error)"])
+                break
+            }
+        }
+        output.finish()
     }
 
     // MARK: Shipping
@@ -152,6 +177,7 @@ public final class Agent: Service, Sendable {
                     keepRefused(batch, status: status, reason: body)
                 }
                 for position in batch.positions { checkpoints.advance(position) }
+                batchesInFlight.withLock { $0 -= 1 }
                 dirty = true
             } catch {
                 // Cancelled: the shutdown grace ran out with this batch unacknowledged.
@@ -222,12 +248,9 @@ struct BatchBuilder {
             identity: line.identity, truncations: line.position.truncations, offset: line.endOffset)
     }
 
-    mutating func close(with compressor: BatchCompressor) throws -> OutgoingBatch {
-        let body = try compressor.compress(encoder.bytes)
-        let batch = OutgoingBatch(
-            body: body, records: encoder.count, uncompressedBytes: encoder.bytes.count,
-            positions: Array(positions.values))
-        encoder = BatchEncoder()
+    mutating func close() -> EncodedBatch {
+        let batch = EncodedBatch(ndjson: encoder.bytes, records: encoder.count, positions: Array(positions.values))
+        encoder = BatchEncoder(capacity: encoder.bytes.count)
         positions = [:]
         return batch
     }

@@ -31,7 +31,7 @@ public struct AgentConfig: Sendable, Equatable {
         /// A batch is sent at the latest this long after its first line was read.
         public var maxAgeMilliseconds: Int = 1000
         /// zlib level 1 (fastest) … 9 (smallest).
-        public var compressionLevel: Int = 6
+        public var compressionLevel: Int = 5
     }
 
     public struct Retry: Sendable, Equatable {

@@ -165,34 +165,43 @@ public final class Agent: Service, Sendable {
 
     // MARK: Shipping
 
+    /// Batches sent to the collector at once. Two keep the collector decoding one batch while
+    /// it commits the other; acknowledgements may then come back out of order, and
+    /// `AcknowledgementLedger` applies them in order.
+    static let maxBatchesInFlight = 2
+
     private func shipLoop(from channel: AsyncChannel<OutgoingBatch>, shipper: Shipper, checkpoints: CheckpointStore) async {
-        var checkpoints = checkpoints
-        var lastSave = ContinuousClock.now
-        var dirty = false
-        let saveInterval = Duration.milliseconds(200)
-        for await batch in channel {
-            do {
-                let outcome = try await shipper.ship(batch)
-                if case .refused(let status, let body) = outcome {
-                    keepRefused(batch, status: status, reason: body)
+        let ledger = AcknowledgementLedger(checkpoints: checkpoints) { self.save($0) }
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            var sequence = 0
+            for await batch in channel {
+                if running == Self.maxBatchesInFlight {
+                    await group.next()
+                    running -= 1
                 }
-                for position in batch.positions { checkpoints.advance(position) }
-                batchesInFlight.withLock { $0 -= 1 }
-                dirty = true
-            } catch {
-                // Cancelled: the shutdown grace ran out with this batch unacknowledged.
-                logger.warning(
-                    "stopping with a batch not acknowledged; it will be read and sent again at the next start",
-                    metadata: ["records": "\(batch.records)"])
-                break
+                let number = sequence
+                sequence += 1
+                running += 1
+                group.addTask {
+                    do {
+                        let outcome = try await shipper.ship(batch)
+                        if case .refused(let status, let body) = outcome {
+                            self.keepRefused(batch, status: status, reason: body)
+                        }
+                        self.batchesInFlight.withLock { $0 -= 1 }
+                        ledger.acknowledged(number, positions: batch.positions)
+                    } catch {
+                        // Cancelled: the shutdown grace ran out with this batch unacknowledged.
+                        self.logger.warning(
+                            "stopping with a batch not acknowledged; it will be read and sent again at the next start",
+                            metadata: ["records": "\(batch.records)"])
+                    }
+                }
             }
-            if dirty, ContinuousClock.now - lastSave >= saveInterval {
-                save(checkpoints)
-                dirty = false
-                lastSave = .now
-            }
+            await group.waitForAll()
         }
-        if dirty { save(checkpoints) }
+        ledger.flush()
     }
 
     private func save(_ checkpoints: CheckpointStore) {

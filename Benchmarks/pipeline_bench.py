@@ -285,6 +285,27 @@ def wait_for(counter, process, timeout):
     return None
 
 
+def idle_rss_mib(args, workdir, url):
+    """RSS of the same agent binary with nothing to read, after it settled: the part of the
+    peak that is the process itself (mostly the Swift runtime and Foundation), not its work."""
+    empty = os.path.join(workdir, "empty.log")
+    open(empty, "w").close()
+    argv = [os.path.join(args.bin_dir, "muster-agent"), "--node", NODE, "--collector-url", url,
+            "--token", TOKEN, "--state-dir", os.path.join(workdir, "idle-state"),
+            "--file", f"{SOURCE}={empty}", "--log-level", "warning"]
+    agent = spawn("agent-idle", argv, workdir)
+    time.sleep(2.0)
+    rss = None
+    try:
+        with open(f"/proc/{agent.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) / 1024.0
+    finally:
+        stop(agent)
+    return rss
+
+
 def stage_a_agent(args, workdir):
     counter = Counter(args.lines)
     server = discard_http_server(counter)
@@ -310,6 +331,7 @@ def stage_a_agent(args, workdir):
         result["error"] = problem or f"received {counter.lines} lines, expected {args.lines}"
         result["agent_stderr"] = tail(os.path.join(workdir, "agent-a.stderr"))
         return result
+    result["idle_rss_mib"] = idle_rss_mib(args, workdir, "http://127.0.0.1:9")
     seconds = counter.done_at - started
     result.update({
         "seconds": round(seconds, 3),
@@ -545,6 +567,7 @@ ROWS = [
     ("a-agent", "lines_per_s", "(a) muster-agent → discard: lines/s", fmt_int, "≥ 300,000", lambda v: v >= 300_000),
     ("a-agent", "cpu_s_per_m", "(a) muster-agent: CPU-s per 1M lines", fmt2, "≤ 5", lambda v: v <= 5),
     ("a-agent", "rss_mib", "(a) muster-agent: peak RSS (MiB)", fmt1, "≤ 30", lambda v: v <= 30),
+    ("a-agent", "idle_rss_mib", "(a) muster-agent: RSS idle, same binary, nothing to read (MiB)", fmt1, "—", None),
     ("a-agent", "wire_bytes_per_line", "(a) muster-agent: compressed bytes/line on the wire", fmt1, "≤ 40",
      lambda v: v <= 40),
     ("a-agent", "last_batch_gap_s", "(a) muster-agent: of the time above, last partial batch waiting (s)", fmt2,

@@ -93,19 +93,19 @@ public enum BatchCodec {
 
     /// Offset of the first byte that breaks UTF-8, or nil when the whole buffer is valid.
     static func firstInvalidUTF8Offset(_ bytes: ByteBufferView) -> Int? {
+        // The standard library's validator is vectorised; the scalar walk below only runs to
+        // say where a bad batch goes wrong.
+        let valid = bytes.withContiguousStorageIfAvailable { String(validating: $0, as: UTF8.self) != nil }
+            ?? (String(validating: Array(bytes), as: UTF8.self) != nil)
+        if valid { return nil }
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         var consumed = 0
-        var lastGood = 0
         while true {
             switch decoder.decode(&iterator) {
-            case .scalarValue(let scalar):
-                consumed += UTF8.width(scalar)
-                lastGood = consumed
-            case .emptyInput:
-                return nil
-            case .error:
-                return lastGood
+            case .scalarValue(let scalar): consumed += UTF8.width(scalar)
+            case .emptyInput: return nil
+            case .error: return consumed
             }
         }
     }

@@ -52,7 +52,10 @@ public struct BatchCompressor {
 
     public func compress(_ bytes: [UInt8]) throws -> ByteBuffer {
         var buffer = ByteBuffer(bytes: bytes)
-        return try buffer.compress(with: algorithm)
+        let compressed = try buffer.compress(with: algorithm)
+        // compress-nio allocates for the worst case (about the input size); keep only what the
+        // batch needs while it waits to be sent and acknowledged.
+        return ByteBuffer(bytes: compressed.readableBytesView)
     }
 }
 

@@ -64,7 +64,7 @@ public final class FileTailer {
 
     public init(
         sourceID: String, patterns: [String], format: LineFormat, maxLineBytes: Int = 256 << 10,
-        readChunkBytes: Int = 1 << 20, orphanGrace: Duration = .seconds(5), resumePosition: @escaping (FileIdentity) -> FilePosition?
+        readChunkBytes: Int = 256 << 10, orphanGrace: Duration = .seconds(5), resumePosition: @escaping (FileIdentity) -> FilePosition?
     ) {
         self.sourceID = sourceID
         self.patterns = patterns

@@ -34,7 +34,7 @@ public enum Schema {
                         fields TEXT,
                         UNIQUE (stream, off)
                     );
-                    CREATE INDEX logs_t ON logs(t, id);
+                    CREATE INDEX logs_t ON logs(t);
                     CREATE VIRTUAL TABLE logs_fts USING fts5(
                         msg, content = 'logs', content_rowid = 'id', tokenize = 'unicode61', detail = none
                     );

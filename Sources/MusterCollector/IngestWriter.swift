@@ -16,8 +16,8 @@ public final class IngestWriter: Service, Sendable {
 
     private let database: DatabasePool
     private let queue = Mutex<[Pending]>([])
-    /// When the last commit ended, so that background work can tell a busy writer.
-    private let lastCommit = Mutex<ContinuousClock.Instant?>(nil)
+    /// True while a group of batches is being written.
+    private let writing = Mutex(false)
     private let wakeUp: AsyncStream<Void>
     private let wakeUpContinuation: AsyncStream<Void>.Continuation
     private let metrics: CollectorMetrics
@@ -41,13 +41,10 @@ public final class IngestWriter: Service, Sendable {
         }
     }
 
-    /// True while batches are waiting or were committed within `window`: ingest is under way.
-    /// The window spans the gap between one agent's consecutive batches, so a busy agent
-    /// keeps the writer "busy" between its requests.
-    func isBusy(window: Duration = .seconds(1)) -> Bool {
-        if queue.withLock({ !$0.isEmpty }) { return true }
-        guard let last = lastCommit.withLock({ $0 }) else { return false }
-        return ContinuousClock.now - last < window
+    /// True while batches are waiting for the writer or being written: ingest wants the
+    /// database now, and background work should step aside.
+    var isBusy: Bool {
+        queue.withLock { !$0.isEmpty } || writing.withLock { $0 }
     }
 
     public func run() async throws {
@@ -76,13 +73,13 @@ public final class IngestWriter: Service, Sendable {
                 return group
             }
             guard !group.isEmpty else { return }
+            writing.withLock { $0 = true }
+            defer { writing.withLock { $0 = false } }
             let started = ContinuousClock.now
             do {
                 let batches = group.map(\.records)
                 let results = try await database.write { db in try LogWriter.insert(batches, into: db) }
-                let ended = ContinuousClock.now
-                lastCommit.withLock { $0 = ended }
-                metrics.recordCommit(results: results, duration: ended - started)
+                metrics.recordCommit(results: results, duration: ContinuousClock.now - started)
                 for (pending, result) in zip(group, results) { pending.continuation.resume(returning: result) }
             } catch {
                 logger.error("commit failed", metadata: ["error": "\(error)", "batches": "\(group.count)"])

@@ -5,11 +5,12 @@ import ServiceLifecycle
 
 /// Fills the full-text index behind ingest (see `SearchIndexer`).
 ///
-/// Ingest comes first: the index shares the store's single writer, so while batches are
-/// arriving the indexer takes at most `busyShare` of the writer's time (it sleeps after each
-/// chunk in proportion to how long the chunk took) and catches up at full speed once ingest
-/// quiets down. Under a steady load it stays within a chunk or two of ingest; during a burst
-/// it falls behind and `logq --match` scans the unindexed rows, so answers stay complete.
+/// Ingest comes first: the index shares the store's single writer. After each chunk, if
+/// batches are waiting for the writer, the indexer sleeps in proportion to how long the chunk
+/// took, so a saturated writer gives it at most `busyShare` of its time; otherwise it goes on
+/// at once, using the writer's idle time. Under a load the writer can carry it keeps within a
+/// chunk or two of ingest; during a burst it falls behind, and `logq --match` checks the
+/// unindexed rows directly, so answers stay complete.
 struct SearchIndexService: Service {
     let database: DatabasePool
     let writer: IngestWriter
@@ -33,7 +34,7 @@ struct SearchIndexService: Service {
                     metrics.searchIndexPending.set(progress.pending)
                     metrics.searchIndexed.increment(by: Int64(progress.indexed))
                     if progress.pending == 0 { break }
-                    if writer.isBusy() {
+                    if writer.isBusy {
                         let spent = ContinuousClock.now - started
                         try? await gracefulShutdown(orSleep: spent * ((1 - busyShare) / busyShare))
                     }

@@ -11,9 +11,9 @@ import Synchronization
 ///
 /// Three tasks joined by channels with no buffer: the batcher reads and encodes the next
 /// batch while the compressor deflates the one before (zlib is most of the agent's CPU, so
-/// this puts the second core to work) and the shipper waits for the collector to acknowledge
-/// the one before that. When the shipper falls behind, the others stop reading, so memory
-/// stays bounded by about three batches whatever the collector does.
+/// this puts the second core to work) and the shipper has up to `maxBatchesInFlight` earlier
+/// ones with the collector. When the shipper falls behind, the others stop reading, so memory
+/// stays bounded by a handful of batches whatever the collector does.
 public final class Agent: Service, Sendable {
     public let config: AgentConfig
     private let logger: Logger

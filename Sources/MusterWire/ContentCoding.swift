@@ -41,7 +41,7 @@ public enum ContentCoding: String, Sendable, CaseIterable {
 }
 
 /// zlib compression of outgoing batches.
-public struct BatchCompressor {
+public struct BatchCompressor: Sendable {
     private let algorithm: CompressionAlgorithm
 
     /// `level` 1 (fastest) … 9 (smallest); 6 is zlib's default.

@@ -22,12 +22,16 @@ import Testing
 
     var database: String { directory + "/muster.sqlite" }
 
-    func startCollector() throws {
+    /// `config`: YAML for the collector's config file (limits and the like), if any.
+    func startCollector(config: String? = nil) throws {
         let portFile = directory + "/collector.port"
+        var arguments = ["--database", database, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--token", token]
+        if let config {
+            try config.write(toFile: directory + "/collector.yaml", atomically: true, encoding: .utf8)
+            arguments += ["--config", directory + "/collector.yaml"]
+        }
         collector = try RunningProcess(
-            try Binaries.path("muster-collector"),
-            ["--database", database, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--token", token],
-            logPath: directory + "/collector.log")
+            try Binaries.path("muster-collector"), arguments, logPath: directory + "/collector.log")
         let started = waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: portFile) }
         try #require(started, "collector did not start: \(collector!.log())")
         port = Int(try String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
@@ -169,5 +173,34 @@ extension PipelineTests {
         #expect(agent.process.terminationReason == .exit && agent.process.terminationStatus == 0, "\(agent.log())")
         let checkpoints = (try? String(contentsOfFile: directory + "/agent-state/checkpoints.json", encoding: .utf8)) ?? ""
         #expect(!checkpoints.contains("\"offset\""), "nothing was acknowledged, so nothing may be checkpointed")
+    }
+}
+
+extension PipelineTests {
+    /// A collector with lower limits than the agent's batches: batches refused as too large
+    /// are split until they fit; a single line over the collector's line limit is refused for
+    /// good and kept on disk, and everything else still arrives.
+    @Test func batchesTooLargeForTheCollectorAreSplitAndNothingIsLostSilently() throws {
+        try startCollector(config: "limits:\n  max_body_bytes: 40000\n  max_line_bytes: 4000\n")
+        try append(Self.lines("s", 0..<10_000), to: "app.log")
+        try append([String(repeating: "x", count: 5000)], to: "app.log")
+        try append(Self.lines("s", 10_000..<20_000), to: "app.log")
+        let agent = try startAgent()
+        try waitForStored(20_000, agent: agent)
+        let refusedDirectory = directory + "/agent-state/refused"
+        let kept = waitUntil(timeout: 30) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: refusedDirectory)) ?? []).contains { $0.hasSuffix(".reason") }
+        }
+        #expect(kept, "agent:\n\(agent.log().suffix(3000))")
+        agent.stop()
+        let messages = try logqMessages()
+        #expect(messages == Self.lines("s", 0..<20_000))
+        let files = try FileManager.default.contentsOfDirectory(atPath: refusedDirectory)
+        let reason = try String(contentsOfFile: refusedDirectory + "/" + files.first { $0.hasSuffix(".reason") }!, encoding: .utf8)
+        #expect(reason.contains("line_too_long"))
+        #expect(agent.log().contains("sending it in halves"))
+        // Only the one line the collector cannot take is kept aside.
+        #expect(files.filter { $0.hasSuffix(".ndjson.zlib") }.count == 1)
+        #expect(agent.log().contains("records=1 status=400"))
     }
 }

@@ -50,7 +50,7 @@ public final class Agent: Service, Sendable {
             timeout: .milliseconds(config.collector.timeoutMilliseconds),
             backoff: Backoff(
                 initial: .milliseconds(config.retry.initialMilliseconds), cap: .milliseconds(config.retry.maxMilliseconds)),
-            logger: logger)
+            compressionLevel: config.batch.compressionLevel, logger: logger)
         logger.info(
             "agent started",
             metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.sources.map(\.id))"])
@@ -186,9 +186,8 @@ public final class Agent: Service, Sendable {
                 running += 1
                 group.addTask {
                     do {
-                        let outcome = try await shipper.ship(batch)
-                        if case .refused(let status, let body) = outcome {
-                            self.keepRefused(batch, status: status, reason: body)
+                        for refusal in try await shipper.deliver(batch) {
+                            self.keepRefused(refusal.batch, status: refusal.status, reason: refusal.reason)
                         }
                         self.batchesInFlight.withLock { $0 -= 1 }
                         ledger.acknowledged(number, positions: batch.positions)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import MusterWire
 import NIOHTTP1
 
 /// Sends batches to the collector's `POST /v1/ingest`, one at a time and in order, retrying
@@ -23,15 +24,46 @@ public final class Shipper: Sendable {
     private let authorization: String
     private let timeout: TimeAmount
     private let backoff: Backoff
+    private let compressor: BatchCompressor
     private let logger: Logger
 
-    public init(client: HTTPClient, url: String, token: String, timeout: Duration, backoff: Backoff, logger: Logger) {
+    public init(
+        client: HTTPClient, url: String, token: String, timeout: Duration, backoff: Backoff,
+        compressionLevel: Int, logger: Logger
+    ) {
         self.client = client
         self.url = url.hasSuffix("/") ? url + "v1/ingest" : url + "/v1/ingest"
         self.authorization = "Bearer " + token
         self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
         self.backoff = backoff
+        self.compressor = BatchCompressor(level: compressionLevel)
         self.logger = logger
+    }
+
+    /// A batch (or part of one) the collector refused for good.
+    public struct Refusal: Sendable {
+        public var batch: OutgoingBatch
+        public var status: Int
+        public var reason: String
+    }
+
+    /// Ships `batch`. A batch the collector refuses — as too large (413), or for one bad
+    /// line (400) — is cut in halves, each shipped in turn, down to single records: a
+    /// collector with lower limits than the agent still gets every line it can take, and only
+    /// the lines it cannot take are refused. Returns those (empty when all was accepted).
+    public func deliver(_ batch: OutgoingBatch) async throws -> [Refusal] {
+        switch try await ship(batch) {
+        case .acknowledged:
+            return []
+        case .refused(let status, let body):
+            guard status == 413 || status == 400, let (first, second) = try? batch.split(with: compressor) else {
+                return [Refusal(batch: batch, status: status, reason: body)]
+            }
+            logger.notice(
+                "collector refused a batch; sending it in halves",
+                metadata: ["status": "\(status)", "records": "\(batch.records)", "bytes": "\(batch.body.readableBytes)"])
+            return try await deliver(first) + deliver(second)
+        }
     }
 
     /// Sends until acknowledged or refused; throws only when the task is cancelled (at the end

@@ -25,7 +25,8 @@ public struct Collector {
         } catch {
             throw CollectorError.cannotOpenDatabase(path: config.database, detail: "\(error)")
         }
-        writer = IngestWriter(database: database, metrics: metrics, logger: logger)
+        writer = IngestWriter(
+            database: database, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords)
     }
 
     /// The HTTP router, separate from `run` so tests can drive it in process.

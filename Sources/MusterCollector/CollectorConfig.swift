@@ -32,6 +32,8 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         public var maxDecompressedBytes: Int = 64 << 20
         public var maxRecordsPerBatch: Int = 100_000
         public var maxLineBytes: Int = 1 << 20
+        /// Records that may wait for the writer across all requests; past it, 503 "busy".
+        public var maxWaitingRecords: Int = 1_000_000
     }
 
     public struct SearchIndex: Codable, Sendable, Equatable {
@@ -108,6 +110,7 @@ extension CollectorConfig.Limits {
         case maxDecompressedBytes = "max_decompressed_bytes"
         case maxRecordsPerBatch = "max_records_per_batch"
         case maxLineBytes = "max_line_bytes"
+        case maxWaitingRecords = "max_waiting_records"
     }
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -118,6 +121,8 @@ extension CollectorConfig.Limits {
         maxRecordsPerBatch =
             try container.decodeIfPresent(Int.self, forKey: .maxRecordsPerBatch) ?? defaults.maxRecordsPerBatch
         maxLineBytes = try container.decodeIfPresent(Int.self, forKey: .maxLineBytes) ?? defaults.maxLineBytes
+        maxWaitingRecords =
+            try container.decodeIfPresent(Int.self, forKey: .maxWaitingRecords) ?? defaults.maxWaitingRecords
     }
 }
 

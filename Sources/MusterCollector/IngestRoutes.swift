@@ -56,6 +56,8 @@ struct IngestRoutes {
         let counts: IngestCounts
         do {
             counts = try await writer.submit(records)
+        } catch let error as IngestWriterError {
+            throw APIError(status: .serviceUnavailable, code: "busy", message: "\(error); retry later")
         } catch {
             // Nothing was acknowledged, so the sender keeps the batch and retries.
             throw APIError(

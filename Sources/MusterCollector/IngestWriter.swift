@@ -14,8 +14,15 @@ public final class IngestWriter: Service, Sendable {
         var continuation: CheckedContinuation<IngestCounts, Error>
     }
 
+    private struct Queue {
+        var pending: [Pending] = []
+        var records = 0
+        /// Set once the writer has stopped: later batches are refused, not left waiting.
+        var closed = false
+    }
+
     private let database: DatabasePool
-    private let queue = Mutex<[Pending]>([])
+    private let queue = Mutex(Queue())
     /// True while a group of batches is being written.
     private let writing = Mutex(false)
     private let wakeUp: AsyncStream<Void>
@@ -24,27 +31,46 @@ public final class IngestWriter: Service, Sendable {
     private let logger: Logger
     /// Upper bound on records per transaction, so one commit never grows without limit.
     private let maxRecordsPerTransaction: Int
+    /// Records that may wait for the writer at once; past it, senders are told to come back
+    /// later (503) instead of the collector's memory growing with every concurrent request.
+    private let maxWaitingRecords: Int
 
-    init(database: DatabasePool, metrics: CollectorMetrics, logger: Logger, maxRecordsPerTransaction: Int = 200_000) {
+    init(
+        database: DatabasePool, metrics: CollectorMetrics, logger: Logger, maxRecordsPerTransaction: Int = 200_000,
+        maxWaitingRecords: Int = 1_000_000
+    ) {
         self.database = database
         self.metrics = metrics
         self.logger = logger
         self.maxRecordsPerTransaction = maxRecordsPerTransaction
+        self.maxWaitingRecords = maxWaitingRecords
         (wakeUp, wakeUpContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Stores a validated batch; returns once it is committed.
+    /// Stores a validated batch; returns once it is committed. Throws `IngestWriterError`
+    /// when too much is already waiting or the writer has stopped: nothing was stored.
     public func submit(_ records: [LogRecord]) async throws -> IngestCounts {
         try await withCheckedThrowingContinuation { continuation in
-            queue.withLock { $0.append(Pending(records: records, continuation: continuation)) }
-            wakeUpContinuation.yield()
+            let refusal: IngestWriterError? = queue.withLock { queue in
+                if queue.closed { return .stopped }
+                // One batch is always let in, however large, so a big batch cannot starve.
+                if queue.records > 0, queue.records + records.count > maxWaitingRecords { return .overloaded }
+                queue.pending.append(Pending(records: records, continuation: continuation))
+                queue.records += records.count
+                return nil
+            }
+            if let refusal {
+                continuation.resume(throwing: refusal)
+            } else {
+                wakeUpContinuation.yield()
+            }
         }
     }
 
     /// True while batches are waiting for the writer or being written: ingest wants the
     /// database now, and background work should step aside.
     var isBusy: Bool {
-        queue.withLock { !$0.isEmpty } || writing.withLock { $0 }
+        queue.withLock { !$0.pending.isEmpty } || writing.withLock { $0 }
     }
 
     public func run() async throws {
@@ -56,20 +82,24 @@ public final class IngestWriter: Service, Sendable {
             self.wakeUpContinuation.finish()
         }
         // Requests that raced with shutdown still get their answer.
+        queue.withLock { $0.closed = true }
         await drain()
     }
 
     private func drain() async {
         while true {
-            let group: [Pending] = queue.withLock { pending in
+            let group: [Pending] = queue.withLock { queue in
                 var taken = 0
                 var count = 0
-                while taken < pending.count, count == 0 || count + pending[taken].records.count <= maxRecordsPerTransaction {
-                    count += pending[taken].records.count
+                while taken < queue.pending.count,
+                    count == 0 || count + queue.pending[taken].records.count <= maxRecordsPerTransaction
+                {
+                    count += queue.pending[taken].records.count
                     taken += 1
                 }
-                let group = Array(pending.prefix(taken))
-                pending.removeFirst(taken)
+                let group = Array(queue.pending.prefix(taken))
+                queue.pending.removeFirst(taken)
+                queue.records -= count
                 return group
             }
             guard !group.isEmpty else { return }
@@ -86,6 +116,19 @@ public final class IngestWriter: Service, Sendable {
                 metrics.commitFailures.increment()
                 for pending in group { pending.continuation.resume(throwing: error) }
             }
+        }
+    }
+}
+
+/// Why the writer did not take a batch; the sender should retry later.
+public enum IngestWriterError: Error, CustomStringConvertible {
+    case overloaded
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .overloaded: "too many records are waiting to be written"
+        case .stopped: "the collector is shutting down"
         }
     }
 }

@@ -3,6 +3,7 @@ import GRDB
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import MusterStore
 import MusterWire
 import NIOCore
 import Testing
@@ -145,5 +146,40 @@ import Testing
         var open = config
         open.tokens = []
         #expect(throws: CollectorError.self) { try Collector(config: open, logger: Logger(label: "test")) }
+    }
+}
+
+@Suite struct IngestWriterTests {
+    func records(_ count: Int, from start: Int64) -> [LogRecord] {
+        (0..<Int64(count)).map {
+            LogRecord(time: 1, node: "n", origin: Origin(agent: "a", source: "s", generation: "g", offset: start + $0), message: "m")
+        }
+    }
+
+    /// Past its limit of waiting records the writer refuses at once (the route answers 503
+    /// and the agent retries) instead of holding every concurrent request in memory.
+    @Test func refusesWhenTooMuchIsWaitingAndAfterStopping() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-writer-\(UUID().uuidString).sqlite").path
+        let database = try MusterStore.Schema.openForWriting(path: path, synchronous: .normal)
+        let writer = IngestWriter(database: database, metrics: CollectorMetrics(), logger: Logger(label: "test"), maxWaitingRecords: 100)
+        let first = Task { try await writer.submit(records(80, from: 0)) }
+        while !writer.isBusy { await Task.yield() }
+        await #expect(throws: IngestWriterError.self) { try await writer.submit(records(80, from: 100)) }
+        let running = Task { try await writer.run() }
+        #expect(try await first.value == IngestCounts(accepted: 80, duplicates: 0))
+        #expect(try await writer.submit(records(80, from: 100)) == IngestCounts(accepted: 80, duplicates: 0))
+        running.cancel()
+        try await running.value
+        await #expect(throws: IngestWriterError.self) { try await writer.submit(records(1, from: 500)) }
+    }
+}
+
+@Suite struct CollectorConfigTests {
+    /// The documented example must stay loadable and mean what it says.
+    @Test func exampleConfigLoads() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("collector/collector.example.yaml").path
+        let config = try CollectorConfig.load(path: example)
+        #expect(config == CollectorConfig())
     }
 }

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "muster-agent", targets: ["muster-agent"]),
         .executable(name: "muster-collector", targets: ["muster-collector"]),
         .executable(name: "logq", targets: ["logq"]),
+        .executable(name: "demo-webapp", targets: ["demo-webapp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -60,6 +61,15 @@ let package = Package(
             "MusterWire", "MusterStore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // The lab's web node, run by the demo cluster and the tests.
+        .target(name: "DemoWebapp", dependencies: [
+            "MusterWire",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "demo-webapp", dependencies: [
+            "DemoWebapp", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "muster-agent", dependencies: [
             "MusterAgent", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -78,6 +88,9 @@ let package = Package(
             "MusterCollector",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .testTarget(name: "DemoWebappTests", dependencies: [
+            "DemoWebapp", .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "LogQueryTests", dependencies: ["LogQuery", "MusterStore"]),
         // Starts the real binaries as processes on loopback.

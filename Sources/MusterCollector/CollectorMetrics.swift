@@ -17,7 +17,7 @@ public final class CollectorMetrics: Sendable {
     public init() {
         requests = registry.makeCounter(name: "muster_ingest_requests_total", help: "Ingest requests received")
         rejectedBatches = registry.makeCounter(
-            name: "muster_ingest_rejected_batches_total", help: "Batches refused with a 4xx answer")
+            name: "muster_ingest_rejected_batches_total", help: "Batches refused with an error answer (4xx, or 503 when busy)")
         acceptedRecords = registry.makeCounter(
             name: "muster_ingest_records_accepted_total", help: "Records newly stored")
         duplicateRecords = registry.makeCounter(

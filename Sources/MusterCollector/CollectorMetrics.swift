@@ -15,24 +15,28 @@ public final class CollectorMetrics: Sendable {
     let searchIndexPending: Gauge
 
     public init() {
-        requests = registry.makeCounter(name: "muster_ingest_requests_total", help: "Ingest requests received")
+        /// `muster_<subsystem>_<name>_<unit>`
+        func name(_ subsystem: String, _ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "muster", subsystem: subsystem, metricName: metric, unitName: unit, helpText: help)
+        }
+        requests = registry.makeCounter(descriptor: name("ingest", "requests", "total", "Ingest requests received"))
         rejectedBatches = registry.makeCounter(
-            name: "muster_ingest_rejected_batches_total", help: "Batches refused with an error answer (4xx, or 503 when busy)")
+            descriptor: name(
+                "ingest", "rejected_batches", "total", "Batches refused with an error answer (4xx, or 503 when busy)"))
         acceptedRecords = registry.makeCounter(
-            name: "muster_ingest_records_accepted_total", help: "Records newly stored")
+            descriptor: name("ingest", "records_accepted", "total", "Records newly stored"))
         duplicateRecords = registry.makeCounter(
-            name: "muster_ingest_records_duplicate_total", help: "Records received again and ignored")
-        commits = registry.makeCounter(name: "muster_store_commits_total", help: "Write transactions committed")
+            descriptor: name("ingest", "records_duplicate", "total", "Records received again and ignored"))
+        commits = registry.makeCounter(descriptor: name("store", "commits", "total", "Write transactions committed"))
         commitFailures = registry.makeCounter(
-            name: "muster_store_commit_failures_total", help: "Write transactions that failed")
+            descriptor: name("store", "commit_failures", "total", "Write transactions that failed"))
         commitSeconds = registry.makeDurationHistogram(
-            name: "muster_store_commit_seconds",
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(100), .milliseconds(500), .seconds(2)],
-            help: "Time to commit one group of batches")
+            descriptor: name("store", "commit", "seconds", "Time to commit one group of batches"),
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(100), .milliseconds(500), .seconds(2)])
         searchIndexed = registry.makeCounter(
-            name: "muster_search_indexed_rows_total", help: "Rows added to the full-text index")
+            descriptor: name("search", "indexed_rows", "total", "Rows added to the full-text index"))
         searchIndexPending = registry.makeGauge(
-            name: "muster_search_index_pending_rows", help: "Rows stored but not yet in the full-text index")
+            descriptor: name("search", "index_pending", "rows", "Rows stored but not yet in the full-text index"))
     }
 
     func recordCommit(results: [IngestCounts], duration: Duration) {

@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 
 /// The batch format: NDJSON, one record per line (see docs/wire.md).

@@ -49,7 +49,7 @@ import Testing
 
     func append(_ lines: some Sequence<String>, to name: String) throws {
         let path = directory + "/logs/" + name
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))

@@ -34,8 +34,24 @@ import Testing
         let path = dir.path + "/c.json"
         try Data("{\"version\":1,\"files\":[{\"ident".utf8).write(to: URL(fileURLWithPath: path))
         #expect { try CheckpointStore(path: path) } throws: { error in
-            "\(error)".contains("is corrupt") && "\(error)".contains("move it aside")
+            "\(error)".contains("is corrupt")
         }
+    }
+
+    @Test func aCorruptFileIsSetAsideSoTheAgentStarts() throws {
+        let dir = try ScratchDirectory()
+        let path = dir.path + "/c.json"
+        try Data("torn write".utf8).write(to: URL(fileURLWithPath: path))
+        let (store, aside) = try CheckpointStore.loadOrSetAside(path: path)
+        #expect(store.positions.isEmpty)
+        let moved = try #require(aside)
+        #expect(try String(contentsOfFile: moved, encoding: .utf8) == "torn write")
+        #expect(!FileManager.default.fileExists(atPath: path))
+        // A good file is loaded as it is.
+        var good = try CheckpointStore(path: path)
+        good.advance(FilePosition(identity: identity, truncations: 0, offset: 5))
+        try good.save()
+        #expect(try CheckpointStore.loadOrSetAside(path: path).setAside == nil)
     }
 
     @Test func staysBounded() throws {

@@ -46,6 +46,22 @@ public struct CheckpointStore: Sendable {
         }
     }
 
+    /// Loads the checkpoint file, or, when it is corrupt, moves it aside (to
+    /// `<path>.corrupt-<unix seconds>`) and starts empty. Starting empty means files are read
+    /// again from their start; the collector recognises every line it already has, so this
+    /// costs traffic, never a duplicate, and the agent does not crash-loop on a bad file.
+    public static func loadOrSetAside(path: String) throws(CheckpointError) -> (store: CheckpointStore, setAside: String?) {
+        do {
+            return (try CheckpointStore(path: path), nil)
+        } catch .corrupt, .unsupportedVersion {
+            let aside = path + ".corrupt-" + String(Int(Date().timeIntervalSince1970))
+            guard rename(path, aside) == 0 else {
+                throw .unwritable(path: aside, detail: String(cString: strerror(errno)))
+            }
+            return (try CheckpointStore(path: path), aside)
+        }
+    }
+
     public func position(of identity: FileIdentity) -> FilePosition? {
         positions[identity]
     }
@@ -104,7 +120,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .unreadable(let path, let detail): "cannot read checkpoints \(path): \(detail)"
         case .corrupt(let path, let detail):
-            "checkpoint file \(path) is corrupt (\(detail)); move it aside to start over (files will be re-read and the collector drops what it already has)"
+            "checkpoint file \(path) is corrupt (\(detail))"
         case .unsupportedVersion(let path, let version): "checkpoint file \(path) has unknown version \(version)"
         case .unwritable(let path, let detail): "cannot write checkpoints \(path): \(detail)"
         }

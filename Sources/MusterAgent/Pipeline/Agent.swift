@@ -41,7 +41,12 @@ public final class Agent: Service, Sendable {
     }
 
     public func run() async throws {
-        let checkpoints = try CheckpointStore(path: checkpointPath)
+        let (checkpoints, setAside) = try CheckpointStore.loadOrSetAside(path: checkpointPath)
+        if let setAside {
+            logger.error(
+                "checkpoint file was corrupt; moved aside, files will be read again from their start (the collector drops what it already has)",
+                metadata: ["moved_to": "\(setAside)"])
+        }
         let resume = checkpoints.positions
         let encoded = AsyncChannel<EncodedBatch>()
         let compressed = AsyncChannel<OutgoingBatch>()

@@ -267,10 +267,21 @@ def os_resource():
 # ---------------------------------------------------------------------------------------------
 # Stages.
 
-def agent_argv(args, workdir, url):
+def agent_argv(args, workdir, url, log=None, state="agent-state"):
     return [os.path.join(args.bin_dir, "muster-agent"), "--node", NODE, "--collector-url", url,
-            "--token", TOKEN, "--state-dir", os.path.join(workdir, "agent-state"),
-            "--file", f"{SOURCE}={args.log}", "--log-level", "warning"]
+            "--token", TOKEN, "--state-dir", os.path.join(workdir, state),
+            "--file", f"{SOURCE}={log or args.log}", "--log-level", "warning"]
+
+
+def process_figures(exited, lines, seconds):
+    """Rate, CPU and memory of a process that moved `lines` in `seconds`."""
+    return {
+        "seconds": round(seconds, 3),
+        "lines_per_s": lines / seconds,
+        "cpu_s": exited.cpu, "cpu_user_s": exited.user, "cpu_sys_s": exited.system,
+        "cpu_s_per_m": exited.cpu / lines * 1e6,
+        "rss_mib": exited.hwm_mib, "ru_maxrss_mib": exited.maxrss_mib,
+    }
 
 
 def wait_for(counter, process, timeout):
@@ -290,10 +301,7 @@ def idle_rss_mib(args, workdir, url):
     peak that is the process itself (mostly the Swift runtime and Foundation), not its work."""
     empty = os.path.join(workdir, "empty.log")
     open(empty, "w").close()
-    argv = [os.path.join(args.bin_dir, "muster-agent"), "--node", NODE, "--collector-url", url,
-            "--token", TOKEN, "--state-dir", os.path.join(workdir, "idle-state"),
-            "--file", f"{SOURCE}={empty}", "--log-level", "warning"]
-    agent = spawn("agent-idle", argv, workdir)
+    agent = spawn("agent-idle", agent_argv(args, workdir, url, log=empty, state="idle-state"), workdir)
     time.sleep(2.0)
     rss = None
     try:
@@ -332,17 +340,12 @@ def stage_a_agent(args, workdir):
         result["agent_stderr"] = tail(os.path.join(workdir, "agent-a.stderr"))
         return result
     result["idle_rss_mib"] = idle_rss_mib(args, workdir, "http://127.0.0.1:9")
-    seconds = counter.done_at - started
+    result.update(process_figures(exited, args.lines, counter.done_at - started))
     result.update({
-        "seconds": round(seconds, 3),
-        "lines_per_s": args.lines / seconds,
-        "cpu_s": exited.cpu, "cpu_user_s": exited.user, "cpu_sys_s": exited.system,
-        "cpu_s_per_m": exited.cpu / args.lines * 1e6,
-        "rss_mib": exited.hwm_mib, "ru_maxrss_mib": exited.maxrss_mib,
         "wire_bytes_per_line": counter.wire_bytes / args.lines,
         "ndjson_bytes_per_line": counter.raw_bytes / args.lines,
-        # The last, partial batch leaves when batch.max_age_ms expires, not when it is full:
-        # this is how long after the previous batch it arrived.
+        # The last, partial batch leaves once the agent has caught up with the file (or at
+        # batch.max_age_ms): this is how long after the previous batch it arrived.
         "last_batch_gap_s": (counter.arrivals[-1] - counter.arrivals[-2]) if len(counter.arrivals) > 1 else None,
         "first_batch_s": counter.arrivals[0] - started if counter.arrivals else None,
         "last_batch_lines": counter.last_lines,
@@ -388,15 +391,8 @@ def stage_a_rsyslog(args, workdir):
         result["error"] = problem or f"received {counter.lines} lines, expected {args.lines}"
         result["rsyslogd_stderr"] = tail(os.path.join(workdir, "rsyslogd.stderr"))
         return result
-    seconds = counter.done_at - started
-    result.update({
-        "seconds": round(seconds, 3),
-        "lines_per_s": args.lines / seconds,
-        "cpu_s": exited.cpu, "cpu_user_s": exited.user, "cpu_sys_s": exited.system,
-        "cpu_s_per_m": exited.cpu / args.lines * 1e6,
-        "rss_mib": exited.hwm_mib, "ru_maxrss_mib": exited.maxrss_mib,
-        "wire_bytes_per_line": counter.wire_bytes / args.lines,
-    })
+    result.update(process_figures(exited, args.lines, counter.done_at - started))
+    result["wire_bytes_per_line"] = counter.wire_bytes / args.lines
     return result
 
 

@@ -102,7 +102,9 @@ public struct CheckpointStore: Sendable {
         guard rename(temporary, path) == 0 else {
             throw .unwritable(path: path, detail: String(cString: strerror(errno)))
         }
-        let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        // The rename itself is durable only once the directory is synced.
+        let parent = (path as NSString).deletingLastPathComponent
+        let directory = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directory >= 0 {
             fsync(directory)
             close(directory)

@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Foundation
 import Logging
 import NIOCore
 import MusterWire
@@ -9,7 +8,7 @@ import NIOHTTP1
 /// until each is either acknowledged or refused for good.
 public final class Shipper: Sendable {
     public enum Outcome: Sendable, Equatable {
-        case acknowledged(accepted: Int, duplicates: Int)
+        case acknowledged
         /// The collector will never take this batch (400/413/415/422): retrying cannot help.
         case refused(status: Int, body: String)
     }
@@ -104,9 +103,7 @@ public final class Shipper: Sendable {
             let status = Int(response.status.code)
             switch status {
             case 200..<300:
-                struct Counts: Decodable { var accepted: Int; var duplicates: Int }
-                let counts = try? JSONDecoder().decode(Counts.self, from: Data(text.utf8))
-                return .done(.acknowledged(accepted: counts?.accepted ?? batch.records, duplicates: counts?.duplicates ?? 0))
+                return .done(.acknowledged)
             case 400, 413, 415, 422:
                 return .done(.refused(status: status, body: text))
             case 401, 403:

@@ -25,7 +25,7 @@ public struct Collector {
         } catch {
             throw CollectorError.cannotOpenDatabase(path: config.database, detail: "\(error)")
         }
-        writer = IngestWriter(
+        writer = try IngestWriter(
             database: database, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords)
     }
 
@@ -36,6 +36,7 @@ public struct Collector {
             writer: writer, tokens: TokenSet(config.tokens), limits: config.limits,
             wireLimits: config.wireLimits, metrics: metrics
         ).register(on: router)
+        EventRoutes(database: database, feed: writer.feed, tokens: TokenSet(config.tokens)).register(on: router)
         router.get("/healthz") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],
@@ -54,6 +55,7 @@ public struct Collector {
     func backgroundServices() -> [any Service] {
         [
             writer,
+            writer.feed,
             SearchIndexService(
                 database: database, writer: writer, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
                 chunkRows: config.searchIndex.chunkRows, metrics: metrics, logger: logger),

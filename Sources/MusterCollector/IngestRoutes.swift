@@ -53,9 +53,10 @@ struct IngestRoutes {
         } catch {
             throw APIError(error)
         }
+        let journal = try Self.journalEntries(in: records)
         let counts: IngestCounts
         do {
-            counts = try await writer.submit(records)
+            counts = try await writer.submit(records, journal: journal)
         } catch let error as IngestWriterError {
             throw APIError(status: .serviceUnavailable, code: "busy", message: "\(error); retry later")
         } catch {
@@ -68,6 +69,24 @@ struct IngestRoutes {
         return Response(
             status: .ok, headers: [.contentType: "application/json"],
             body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+    }
+}
+
+extension IngestRoutes {
+    /// Decodes the batch's event-journal lines (source `events`), refusing the batch when one
+    /// is not a journal entry: the collector interprets these lines, so it checks them first.
+    static func journalEntries(in records: [LogRecord]) throws -> [Int: JournalEntry] {
+        var entries: [Int: JournalEntry] = [:]
+        for (index, record) in records.enumerated() where record.origin.source == JournalEntry.sourceID {
+            do {
+                entries[index] = try JournalEntry.decode(line: record.message)
+            } catch {
+                throw APIError(
+                    status: .badRequest, code: "invalid_journal_entry",
+                    message: "line \(index + 1): source '\(JournalEntry.sourceID)' is the event journal and its lines must be journal entries (docs/wire.md): \(error)")
+            }
+        }
+        return entries
     }
 }
 

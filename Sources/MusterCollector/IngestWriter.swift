@@ -11,6 +11,8 @@ import Synchronization
 public final class IngestWriter: Service, Sendable {
     private struct Pending: Sendable {
         var records: [LogRecord]
+        /// The batch's event-journal lines, already decoded, by record index.
+        var journal: [Int: JournalEntry]
         var continuation: CheckedContinuation<IngestCounts, Error>
     }
 
@@ -29,6 +31,9 @@ public final class IngestWriter: Service, Sendable {
     private let wakeUpContinuation: AsyncStream<Void>.Continuation
     private let metrics: CollectorMetrics
     private let logger: Logger
+    private let ledger: ClusterLedger
+    /// Told after each commit that appended stream events.
+    let feed: EventFeed
     /// Upper bound on records per transaction, so one commit never grows without limit.
     private let maxRecordsPerTransaction: Int
     /// Records that may wait for the writer at once; past it, senders are told to come back
@@ -36,10 +41,12 @@ public final class IngestWriter: Service, Sendable {
     private let maxWaitingRecords: Int
 
     init(
-        database: DatabasePool, metrics: CollectorMetrics, logger: Logger, maxRecordsPerTransaction: Int = 200_000,
-        maxWaitingRecords: Int = 1_000_000
-    ) {
+        database: DatabasePool, metrics: CollectorMetrics, logger: Logger, ledger: ClusterLedger = ClusterLedger(),
+        maxRecordsPerTransaction: Int = 200_000, maxWaitingRecords: Int = 1_000_000
+    ) throws {
         self.database = database
+        self.ledger = ledger
+        feed = EventFeed(latest: try database.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM events") ?? 0 })
         self.metrics = metrics
         self.logger = logger
         self.maxRecordsPerTransaction = maxRecordsPerTransaction
@@ -49,13 +56,13 @@ public final class IngestWriter: Service, Sendable {
 
     /// Stores a validated batch; returns once it is committed. Throws `IngestWriterError`
     /// when too much is already waiting or the writer has stopped: nothing was stored.
-    public func submit(_ records: [LogRecord]) async throws -> IngestCounts {
+    public func submit(_ records: [LogRecord], journal: [Int: JournalEntry] = [:]) async throws -> IngestCounts {
         try await withCheckedThrowingContinuation { continuation in
             let refusal: IngestWriterError? = queue.withLock { queue in
                 if queue.closed { return .stopped }
                 // One batch is always let in, however large, so a big batch cannot starve.
                 if queue.records > 0, queue.records + records.count > maxWaitingRecords { return .overloaded }
-                queue.pending.append(Pending(records: records, continuation: continuation))
+                queue.pending.append(Pending(records: records, journal: journal, continuation: continuation))
                 queue.records += records.count
                 return nil
             }
@@ -108,7 +115,17 @@ public final class IngestWriter: Service, Sendable {
             let started = ContinuousClock.now
             do {
                 let batches = group.map(\.records)
-                let results = try await database.write { db in try LogWriter.insert(batches, into: db) }
+                let ledger = self.ledger
+                let (results, newestEvent) = try await database.write { db in
+                    var entries: [JournalEntry] = []
+                    let results = try LogWriter.insert(batches, into: db) { batch, record in
+                        if let entry = group[batch].journal[record] { entries.append(entry) }
+                    }
+                    guard try ledger.apply(entries, in: db) > 0 else { return (results, nil as Int64?) }
+                    return (results, try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM events"))
+                }
+                // Only now is the event committed, and visible to the stream's readers.
+                if let newestEvent { feed.advance(to: newestEvent) }
                 metrics.recordCommit(results: results, duration: ContinuousClock.now - started)
                 for (pending, result) in zip(group, results) { pending.continuation.resume(returning: result) }
             } catch {

@@ -17,7 +17,11 @@ public struct IngestCounts: Sendable, Equatable, Codable {
 /// Writes decoded batches into `logs`. Call it from the store's single writer only.
 public enum LogWriter {
     /// Stores several batches in the caller's transaction (group commit) and reports per batch.
-    public static func insert(_ batches: [[LogRecord]], into db: Database) throws -> [IngestCounts] {
+    /// `storedJournalLine` is called with (batch, record) indices for each line of the event
+    /// journal source that was new (not a resend), so the caller can interpret it once.
+    public static func insert(
+        _ batches: [[LogRecord]], into db: Database, storedJournalLine: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [IngestCounts] {
         let insert = try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO logs(stream, off, t, msg, fields) VALUES (?, ?, ?, ?, ?)")
         var streams = StreamIDs()
@@ -25,17 +29,19 @@ public enum LogWriter {
         fieldEncoder.outputFormatting = .sortedKeys
         var results: [IngestCounts] = []
         results.reserveCapacity(batches.count)
-        for batch in batches {
+        for (batchIndex, batch) in batches.enumerated() {
             var accepted = 0
-            for record in batch {
+            for (recordIndex, record) in batch.enumerated() {
                 let stream = try streams.id(for: record, in: db)
                 var fields: String?
                 if !record.fields.isEmpty {
                     fields = String(decoding: try fieldEncoder.encode(record.fields), as: UTF8.self)
                 }
-                accepted += try RowInsert.run(
+                let stored = try RowInsert.run(
                     insert, in: db, stream: stream, offset: record.origin.offset, time: record.time,
                     message: record.message, fields: fields)
+                accepted += stored
+                if stored == 1, record.origin.source == JournalEntry.sourceID { storedJournalLine(batchIndex, recordIndex) }
             }
             results.append(IngestCounts(accepted: accepted, duplicates: batch.count - accepted))
         }

@@ -9,6 +9,11 @@ import GRDB
 /// - `logs_fts`: an external-content FTS5 index over `logs.msg` (unicode61 words, no
 ///   positions), filled behind ingest by `SearchIndexer` (see there for why).
 /// - `meta`: small key/value state, such as how far the search index has got.
+/// - `events`: the collector's event stream (`GET /v1/events`); `id` is the stream cursor,
+///   AUTOINCREMENT so an id is never reused even after the newest row is deleted.
+/// - `membership`: the canonical membership, one row per change of a member (see
+///   `ClusterLedger`); who was in the cluster at T is the latest row per member at or before T.
+/// - `inventory`: what each node reported itself to be, one row per change.
 public enum Schema {
     public static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -39,6 +44,42 @@ public enum Schema {
                         msg, content = 'logs', content_rowid = 'id', tokenize = 'unicode61', detail = none
                     );
                     CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+                    """)
+        }
+        migrator.registerMigration("v2-cluster") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        t INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        body TEXT NOT NULL
+                    );
+                    CREATE INDEX events_kind ON events(kind, id);
+                    CREATE TABLE membership (
+                        id INTEGER PRIMARY KEY,
+                        t INTEGER NOT NULL,
+                        member TEXT NOT NULL,
+                        change TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        address TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        tags TEXT NOT NULL,
+                        observer TEXT NOT NULL,
+                        cause TEXT NOT NULL,
+                        event INTEGER NOT NULL REFERENCES events(id)
+                    );
+                    CREATE INDEX membership_member_t ON membership(member, t);
+                    CREATE INDEX membership_t ON membership(t);
+                    CREATE INDEX membership_address ON membership(address);
+                    CREATE TABLE inventory (
+                        id INTEGER PRIMARY KEY,
+                        node TEXT NOT NULL,
+                        t INTEGER NOT NULL,
+                        body TEXT NOT NULL,
+                        event INTEGER NOT NULL REFERENCES events(id)
+                    );
+                    CREATE INDEX inventory_node_t ON inventory(node, t);
                     """)
         }
         return migrator

@@ -8,7 +8,7 @@ struct Logq: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logq",
         abstract: "Query the cluster's history stored by muster-collector.",
-        subcommands: [Logs.self])
+        subcommands: [Logs.self, Members.self, Nodes.self, Timeline.self, Inspect.self])
 }
 
 /// Options every subcommand shares.
@@ -112,6 +112,122 @@ struct Logs: ParsableCommand {
             output.flush()
             lastID = fresh.last?.id ?? lastID
             if fresh.isEmpty { usleep(250_000) }
+        }
+    }
+}
+
+/// Parses an optional time option the one way every subcommand does.
+func parseTime(_ text: String?, now: Int64) throws(QueryError) -> Int64? {
+    try text.map { text throws(QueryError) in try TimeExpression.parse(text, now: now) }
+}
+
+/// Prints a table in the chosen format.
+func printTable(_ table: Table, _ format: OutputFormat) {
+    var output = BufferedOutput()
+    for line in table.render(format) { output.write(line) }
+    output.flush()
+}
+
+struct Members: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Who was in the cluster at an instant (default: now): name, address, role, status, since.",
+        discussion: "Times accept the same forms as 'logq logs --since', including timestamps as printed.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(name: .long, help: "The instant (default: now).")
+    var at: String?
+
+    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
+    var format: OutputFormat = .text
+
+    func run() throws {
+        do {
+            let now = Timestamp.now()
+            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+            printTable(try history.members(at: try parseTime(at, now: now) ?? now), format)
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Nodes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every node, docker-ps style: name, address, role, state, since, services, image.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(name: .long, help: "The instant (default: now).")
+    var at: String?
+
+    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
+    var format: OutputFormat = .text
+
+    func run() throws {
+        do {
+            let now = Timestamp.now()
+            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+            printTable(try history.nodes(at: try parseTime(at, now: now) ?? now), format)
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Timeline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Joins, leaves, failures and updates in order, with the node that observed each.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(name: .long, help: "From this time (inclusive).")
+    var since: String?
+
+    @Option(name: .long, help: "Up to this time (exclusive).")
+    var until: String?
+
+    @Option(name: .long, help: "Only these members (repeatable).")
+    var member: [String] = []
+
+    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
+    var format: OutputFormat = .text
+
+    func run() throws {
+        do {
+            let now = Timestamp.now()
+            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+            printTable(
+                try history.timeline(since: try parseTime(since, now: now), until: try parseTime(until, now: now), members: member),
+                format)
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What a node reported itself to be (addresses, role, image, s6 services), as JSON.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Argument(help: "The node's name.")
+    var node: String
+
+    @Option(name: .long, help: "The instant (default: now).")
+    var at: String?
+
+    func run() throws {
+        do {
+            let now = Timestamp.now()
+            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+            guard let body = try history.inventory(of: node, at: try parseTime(at, now: now) ?? now) else {
+                throw QueryError.badArgument("no inventory from node '\(node)' (is its agent's 'inventory' section configured?)")
+            }
+            print(body)
+        } catch let error as QueryError {
+            throw fail(error)
         }
     }
 }

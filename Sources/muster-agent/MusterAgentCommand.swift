@@ -8,7 +8,14 @@ import ServiceLifecycle
 struct MusterAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muster-agent",
-        abstract: "Tails log files and ships them, compressed and durably, to a muster collector.")
+        abstract: "Tails log files and Serf events and ships them, compressed and durably, to a muster collector.",
+        subcommands: [Run.self, SerfEvent.self],
+        defaultSubcommand: Run.self)
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the agent (the default when no subcommand is given).")
 
     @Option(name: .long, help: "YAML config file (see agent/agent.example.yaml).")
     var config: String?
@@ -40,6 +47,12 @@ struct MusterAgentCommand: AsyncParsableCommand {
             if let value = collectorURL ?? environment["MUSTER_COLLECTOR_URL"] { settings.collector.url = value }
             if let value = token ?? environment["MUSTER_TOKEN"], !value.isEmpty { settings.collector.token = value }
             if let value = stateDir ?? environment["MUSTER_STATE_DIR"] { settings.stateDirectory = value }
+            if let value = environment["MUSTER_ROLE"], !value.isEmpty, settings.inventory?.role.isEmpty == true {
+                settings.inventory?.role = value
+            }
+            if let value = environment["MUSTER_IMAGE"], !value.isEmpty, settings.inventory?.image == nil {
+                settings.inventory?.image = value
+            }
             for spec in file {
                 guard let equals = spec.firstIndex(of: "="), equals != spec.startIndex else {
                     throw AgentConfigError.invalid("--file expects ID=GLOB, got '\(spec)'")
@@ -65,5 +78,34 @@ struct MusterAgentCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [.init(service: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+struct SerfEvent: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serf-event",
+        abstract: "Serf's event handler: appends the event to the node's journal and returns.",
+        discussion: """
+            Run by Serf: serf agent -event-handler "muster-agent serf-event --journal PATH". Reads \
+            SERF_EVENT and the member lines on stdin, appends one JSON line per member to the journal \
+            (fsynced) and exits; the running agent ships the journal. Exit 0: recorded; 64: the input \
+            is not a Serf event; 74: the journal cannot be written.
+            """)
+
+    @Option(name: .long, help: "The journal file (env MUSTER_JOURNAL; default /var/lib/muster-agent/events.jsonl).")
+    var journal: String?
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let path = journal ?? environment["MUSTER_JOURNAL"] ?? "/var/lib/muster-agent/events.jsonl"
+        do {
+            let entries = try SerfEventHandler.entries(
+                environment: environment, stdin: FileHandle.standardInput.readDataToEndOfFile())
+            try EventJournal(path: path).append(entries)
+        } catch {
+            FileHandle.standardError.write(Data("muster-agent serf-event: \(error)\n".utf8))
+            if case .badInput = error { throw ExitCode(64) }
+            throw ExitCode(74)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MusterWire
 import Yams
 
 /// The agent's settings: a YAML file (documented in agent/agent.example.yaml), then
@@ -15,8 +16,47 @@ public struct AgentConfig: Sendable, Equatable {
     public var batch = Batch()
     public var retry = Retry()
     public var sources: [FileSourceConfig] = []
+    /// Serf membership (handler journal + reconciliation); off unless configured.
+    public var membership: MembershipConfig?
+    /// What this node is, reported at start and on change; off unless configured.
+    public var inventory: InventoryConfig?
 
     public var effectiveAgentID: String { agentID ?? node }
+
+    /// The event journal Serf's handler and the agent append to, when either feature is on.
+    public var journalPath: String? {
+        guard membership != nil || inventory != nil else { return nil }
+        return membership?.journal ?? stateDirectory + "/events.jsonl"
+    }
+
+    /// The configured sources plus the event journal, which is shipped like any file.
+    public var effectiveSources: [FileSourceConfig] {
+        guard let journalPath else { return sources }
+        return sources + [FileSourceConfig(id: JournalEntry.sourceID, paths: [journalPath], format: .plain)]
+    }
+
+    public struct MembershipConfig: Sendable, Equatable {
+        /// Where `muster-agent serf-event` appends (give the handler the same path with --journal).
+        /// Default: `<state_dir>/events.jsonl`.
+        public var journal: String?
+        /// Serf's RPC address for `serf members`.
+        public var serfRPC: String = "127.0.0.1:7373"
+        public var reconcileIntervalMilliseconds: Int = 5000
+
+        public init() {}
+    }
+
+    public struct InventoryConfig: Sendable, Equatable {
+        /// The s6 scan directory whose services are reported.
+        public var scandir: String?
+        public var intervalMilliseconds: Int = 10_000
+        public var role: String = ""
+        public var tags: [String: String] = [:]
+        /// Image name and version, e.g. `muster/webapp:1.2` (env MUSTER_IMAGE).
+        public var image: String?
+
+        public init() {}
+    }
 
     public struct Collector: Sendable, Equatable {
         public var url: String = "http://127.0.0.1:8088"
@@ -79,8 +119,17 @@ public struct AgentConfig: Sendable, Equatable {
         guard collector.token?.isEmpty == false else {
             throw .invalid("no collector token: set collector.token or collector.token_file, MUSTER_TOKEN, or --token")
         }
-        guard !sources.isEmpty else { throw .invalid("no sources configured: add one under 'sources' or pass --file ID=GLOB") }
+        guard !effectiveSources.isEmpty else {
+            throw .invalid("no sources configured: add one under 'sources' or pass --file ID=GLOB")
+        }
         var ids = Set<String>()
+        for source in sources where source.id == JournalEntry.sourceID {
+            throw .invalid("source id '\(source.id)' is reserved for the event journal (see 'membership')")
+        }
+        if let membership, membership.reconcileIntervalMilliseconds <= 0 {
+            throw .invalid("membership.reconcile_interval_ms must be positive")
+        }
+        if let inventory, inventory.intervalMilliseconds <= 0 { throw .invalid("inventory.interval_ms must be positive") }
         for source in sources {
             guard !source.id.isEmpty else { throw .invalid("a source has an empty id") }
             guard ids.insert(source.id).inserted else { throw .invalid("source id '\(source.id)' is used twice") }
@@ -117,6 +166,18 @@ private struct ConfigFile: Decodable {
         var initial_ms: Int?
         var max_ms: Int?
     }
+    struct Membership: Decodable {
+        var journal: String?
+        var serf_rpc: String?
+        var reconcile_interval_ms: Int?
+    }
+    struct Inventory: Decodable {
+        var scandir: String?
+        var interval_ms: Int?
+        var role: String?
+        var tags: [String: String]?
+        var image: String?
+    }
     struct Source: Decodable {
         var id: String
         var type: String?
@@ -130,6 +191,8 @@ private struct ConfigFile: Decodable {
     var batch: Batch?
     var retry: Retry?
     var sources: [Source]?
+    var membership: Membership?
+    var inventory: Inventory?
 
     func resolved(relativeTo directory: String) throws(AgentConfigError) -> AgentConfig {
         var config = AgentConfig()
@@ -157,6 +220,22 @@ private struct ConfigFile: Decodable {
         if let retry {
             if let value = retry.initial_ms { config.retry.initialMilliseconds = value }
             if let value = retry.max_ms { config.retry.maxMilliseconds = value }
+        }
+        if let membership {
+            var resolved = AgentConfig.MembershipConfig()
+            resolved.journal = membership.journal
+            if let value = membership.serf_rpc { resolved.serfRPC = value }
+            if let value = membership.reconcile_interval_ms { resolved.reconcileIntervalMilliseconds = value }
+            config.membership = resolved
+        }
+        if let inventory {
+            var resolved = AgentConfig.InventoryConfig()
+            resolved.scandir = inventory.scandir
+            if let value = inventory.interval_ms { resolved.intervalMilliseconds = value }
+            if let value = inventory.role { resolved.role = value }
+            if let value = inventory.tags { resolved.tags = value }
+            resolved.image = inventory.image
+            config.inventory = resolved
         }
         for source in sources ?? [] {
             guard (source.type ?? "file") == "file" else {

@@ -58,13 +58,13 @@ public final class Agent: Service, Sendable {
             compressionLevel: config.batch.compressionLevel, logger: logger)
         logger.info(
             "agent started",
-            metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.sources.map(\.id))"])
+            metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.effectiveSources.map(\.id))"])
 
-        enum Finished { case pipeline, graceExpired }
+        enum Finished { case pipeline, observer, graceExpired }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Finished.self) { group in
                 group.addTask {
-                    let tailers = self.config.sources.map { source in
+                    let tailers = self.config.effectiveSources.map { source in
                         FileTailer(sourceID: source.id, patterns: source.paths, format: source.format) { resume[$0] }
                     }
                     await self.batchLoop(tailers: tailers, into: encoded)
@@ -78,6 +78,26 @@ public final class Agent: Service, Sendable {
                     await self.shipLoop(from: compressed, shipper: shipper, checkpoints: checkpoints)
                     return .pipeline
                 }
+                // Observers append to the journal, which the pipeline ships like any file.
+                if let journalPath = self.config.journalPath {
+                    let journal = EventJournal(path: journalPath)
+                    if let membership = self.config.membership {
+                        let reconciler = SerfReconciler(
+                            rpcAddress: membership.serfRPC, interval: .milliseconds(membership.reconcileIntervalMilliseconds),
+                            journal: journal, observer: self.config.node, logger: self.logger)
+                        group.addTask {
+                            await reconciler.run()
+                            return .observer
+                        }
+                    }
+                    if let inventory = self.config.inventory {
+                        let reporter = InventoryReporter(config: inventory, node: self.config.node, journal: journal, logger: self.logger)
+                        group.addTask {
+                            await reporter.run()
+                            return .observer
+                        }
+                    }
+                }
                 group.addTask {
                     // Returns once a shutdown has lasted the grace period (or when cancelled).
                     try? await gracefulShutdown()
@@ -89,6 +109,7 @@ public final class Agent: Service, Sendable {
                     switch finished {
                     case .pipeline: running -= 1
                     case .graceExpired: running = 0
+                    case .observer: break
                     }
                     if running == 0 { group.cancelAll() }
                 }

@@ -161,7 +161,7 @@ import Testing
     @Test func refusesWhenTooMuchIsWaitingAndAfterStopping() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-writer-\(UUID().uuidString).sqlite").path
         let database = try MusterStore.Schema.openForWriting(path: path, synchronous: .normal)
-        let writer = IngestWriter(database: database, metrics: CollectorMetrics(), logger: Logger(label: "test"), maxWaitingRecords: 100)
+        let writer = try IngestWriter(database: database, metrics: CollectorMetrics(), logger: Logger(label: "test"), maxWaitingRecords: 100)
         let first = Task { try await writer.submit(records(80, from: 0)) }
         while !writer.isBusy { await Task.yield() }
         await #expect(throws: IngestWriterError.self) { try await writer.submit(records(80, from: 100)) }

@@ -1,0 +1,127 @@
+import Foundation
+import GRDB
+import MusterWire
+import Testing
+
+@testable import MusterStore
+
+/// The canonical membership derived from several observers' journals, in a real SQLite file.
+@Suite struct ClusterLedgerTests {
+    let pool: DatabasePool
+    let ledger = ClusterLedger(snapshotSettle: .seconds(10))
+    static let second: Int64 = 1_000_000_000
+
+    init() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-ledger-\(UUID().uuidString).sqlite").path
+        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+    }
+
+    func web(_ name: String, _ address: String, status: MemberStatus? = nil) -> Member {
+        Member(name: name, address: address, role: "web", tags: ["role": "web"], status: status)
+    }
+
+    func event(_ kind: JournalEvent, _ member: Member, at seconds: Int64, by observer: String = "ha") -> JournalEntry {
+        JournalEntry(t: seconds * Self.second, event: kind, observer: observer, member: member)
+    }
+
+    func snapshot(_ members: [Member], at seconds: Int64, by observer: String = "ha") -> JournalEntry {
+        JournalEntry(t: seconds * Self.second, event: .snapshot, observer: observer, members: members)
+    }
+
+    @discardableResult
+    func apply(_ entries: JournalEntry...) throws -> Int {
+        try pool.write { db in try ledger.apply(entries, in: db) }
+    }
+
+    func statuses(at seconds: Int64) throws -> [String: MemberStatus] {
+        let members = try pool.read { db in try ClusterLedger.members(at: seconds * Self.second, in: db) }
+        return Dictionary(uniqueKeysWithValues: members.map { ($0.member, $0.status) })
+    }
+
+    func changes() throws -> [String] {
+        try pool.read { db in
+            try MembershipChange.fetchAll(db, sql: "SELECT \(MembershipChange.columns) FROM membership ORDER BY t, id")
+                .map { "\($0.member) \($0.change.rawValue)" }
+        }
+    }
+
+    @Test func everyObserverReportingAJoinMakesOneChange() throws {
+        #expect(try apply(
+            event(.memberJoin, web("s1", "10.0.0.10"), at: 100, by: "ha"),
+            event(.memberJoin, web("s1", "10.0.0.10"), at: 100, by: "s2"),
+            event(.memberJoin, web("s1", "10.0.0.10"), at: 101, by: "s3")) == 1)
+        #expect(try changes() == ["s1 joined"])
+    }
+
+    @Test func timeTravelAnswersForEveryInstant() throws {
+        try apply(
+            event(.memberJoin, web("s1", "10.0.0.10"), at: 100), event(.memberJoin, web("s2", "10.0.0.11"), at: 110),
+            event(.memberLeave, web("s1", "10.0.0.10"), at: 120), event(.memberFailed, web("s2", "10.0.0.11"), at: 130),
+            event(.memberJoin, web("s2", "10.0.0.11"), at: 140))
+        #expect(try statuses(at: 99) == [:])
+        #expect(try statuses(at: 105) == ["s1": .alive])
+        #expect(try statuses(at: 115) == ["s1": .alive, "s2": .alive])
+        #expect(try statuses(at: 125) == ["s1": .left, "s2": .alive])
+        #expect(try statuses(at: 135) == ["s1": .left, "s2": .failed])
+        #expect(try statuses(at: 145) == ["s1": .left, "s2": .alive])
+        #expect(try changes() == ["s1 joined", "s2 joined", "s1 left", "s2 failed", "s2 joined"])
+    }
+
+    @Test func aLateReportLandsAtItsOwnInstantWithoutUndoingLaterChanges() throws {
+        try apply(event(.memberJoin, web("s1", "10.0.0.10"), at: 100), event(.memberFailed, web("s1", "10.0.0.10"), at: 130))
+        // s3 reports the join late (it joined the cluster later and heard of s1 then).
+        try apply(event(.memberJoin, web("s1", "10.0.0.10"), at: 90, by: "s3"))
+        #expect(try statuses(at: 95) == ["s1": .alive])
+        #expect(try statuses(at: 135) == ["s1": .failed])
+    }
+
+    @Test func aSnapshotRepairsAMissedEventButNotAnObserverThatIsMerelySlow() throws {
+        try apply(event(.memberJoin, web("s1", "10.0.0.10"), at: 100), event(.memberJoin, web("s2", "10.0.0.11"), at: 100))
+        // ha saw s2 fail at 130; s3 still lists it alive at 132: failure detection lag, ignored.
+        try apply(event(.memberFailed, web("s2", "10.0.0.11"), at: 130))
+        #expect(try apply(snapshot([web("s2", "10.0.0.11", status: .alive)], at: 132, by: "s3")) == 0)
+        #expect(try statuses(at: 133)["s2"] == .failed)
+        // s1 left but every handler call was lost: the snapshot says so, and the view follows.
+        #expect(try apply(snapshot([web("s1", "10.0.0.10", status: .left), web("s2", "10.0.0.11", status: .failed)], at: 150)) == 1)
+        #expect(try statuses(at: 151) == ["s1": .left, "s2": .failed])
+        let last = try pool.read { db in try ClusterLedger.state(of: "s1", at: 151 * Self.second, in: db) }
+        #expect(last?.cause == "snapshot")
+        // A member only snapshots know of is taken in.
+        try apply(snapshot([web("s9", "10.0.0.19", status: .alive)], at: 160))
+        #expect(try statuses(at: 161)["s9"] == .alive)
+    }
+
+    @Test func sameNameAtANewAddressAndANewNameAtAnOldAddressAreExplicit() throws {
+        try apply(event(.memberJoin, web("s1", "10.0.0.10"), at: 100))
+        try apply(event(.memberJoin, web("s1", "10.0.0.12"), at: 110))
+        try apply(event(.memberJoin, web("s7", "10.0.0.12"), at: 120))
+        #expect(try changes() == ["s1 joined", "s1 readdressed", "s1 replaced", "s7 joined"])
+        let s1 = try pool.read { db in try ClusterLedger.state(of: "s1", at: 121 * Self.second, in: db) }
+        #expect(s1?.status == .replaced)
+        #expect(s1?.cause == "address taken by s7")
+    }
+
+    @Test func reapedMembersDisappearAndRepeatedReportsOfThemAreIgnored() throws {
+        try apply(event(.memberJoin, web("s1", "10.0.0.10"), at: 100), event(.memberLeave, web("s1", "10.0.0.10"), at: 110))
+        try apply(event(.memberReap, web("s1", "10.0.0.10"), at: 120), event(.memberReap, web("s1", "10.0.0.10"), at: 121, by: "s2"))
+        #expect(try statuses(at: 125) == [:])
+        #expect(try changes() == ["s1 joined", "s1 left", "s1 reaped"])
+        // Never seen, then reaped: nothing to record.
+        #expect(try apply(event(.memberReap, web("s5", "10.0.0.15"), at: 130)) == 0)
+    }
+
+    @Test func everyChangeIsOnTheStreamInOrderWithUserEventsAndInventory() throws {
+        let inventory = Inventory(
+            node: "s1", hostname: "h", addresses: ["10.0.0.10"], role: "web", tags: [:], image: nil, agentVersion: "t",
+            services: [ServiceState(name: "serf", up: true, pid: 10, since: 5, wantedUp: true)])
+        try apply(
+            event(.memberJoin, web("s1", "10.0.0.10"), at: 100),
+            JournalEntry(t: 101 * Self.second, event: .user, observer: "s1", user: UserEvent(name: "deploy", payload: "v2", ltime: 3)),
+            JournalEntry(t: 102 * Self.second, event: .inventory, observer: "s1", inventory: inventory),
+            JournalEntry(t: 103 * Self.second, event: .inventory, observer: "s1", inventory: inventory))
+        let kinds = try pool.read { db in try String.fetchAll(db, sql: "SELECT kind FROM events ORDER BY id") }
+        #expect(kinds == ["membership", "user", "inventory"])
+        let user = try pool.read { db in try String.fetchOne(db, sql: "SELECT body FROM events WHERE kind = 'user'") }
+        #expect(user?.contains(#""payload":"v2""#) == true)
+    }
+}

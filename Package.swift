@@ -95,7 +95,8 @@ let package = Package(
         .testTarget(name: "LogQueryTests", dependencies: ["LogQuery", "MusterStore"]),
         // Starts the real binaries as processes on loopback.
         .testTarget(name: "EndToEndTests", dependencies: [
-            "MusterWire", "MusterStore", "muster-agent", "muster-collector", "logq",
+            "MusterWire", "MusterStore", "MusterAgent", "muster-agent", "muster-collector", "logq",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]
 )

@@ -1,0 +1,125 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// One event from the collector's stream.
+public struct StreamEvent: Sendable, Equatable {
+    /// The cursor: reconnect with `since` = the last id handled to miss nothing and repeat nothing.
+    public var id: Int64
+    public var kind: String
+    /// The event's JSON body.
+    public var data: String
+}
+
+/// Reads `GET /v1/events` (Server-Sent Events) from a collector.
+///
+/// A stream ends when the connection does; resuming is the caller's decision (it knows
+/// which id it has durably handled), so `events` takes the cursor to start after.
+public struct EventStreamClient: Sendable {
+    public let baseURL: String
+    let token: String
+    let client: HTTPClient
+
+    public init(baseURL: String, token: String, client: HTTPClient) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.token = token
+        self.client = client
+    }
+
+    /// Calls `handle` for each event after `cursor`, in order, until the stream ends (with
+    /// `follow: false`, once caught up), `handle` returns false, or the task is cancelled.
+    public func events(
+        since cursor: Int64, kinds: [String] = [], follow: Bool = true, handle: (StreamEvent) async throws -> Bool
+    ) async throws {
+        var url = "\(baseURL)/v1/events?since=\(cursor)&follow=\(follow)"
+        if !kinds.isEmpty { url += "&kind=" + kinds.joined(separator: ",") }
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        let response = try await client.execute(request, timeout: .hours(24 * 365))
+        guard response.status == .ok else {
+            let body = try await response.body.collect(upTo: 64 << 10)
+            throw EventStreamError.refused(status: Int(response.status.code), body: String(buffer: body))
+        }
+        var parser = ServerSentEventParser()
+        for try await chunk in response.body {
+            for event in parser.feed(chunk) {
+                guard let id = event.id.flatMap(Int64.init) else { continue }
+                if try await !handle(StreamEvent(id: id, kind: event.event ?? "message", data: event.data)) { return }
+            }
+        }
+    }
+}
+
+public enum EventStreamError: Error, CustomStringConvertible, Equatable {
+    case refused(status: Int, body: String)
+
+    public var description: String {
+        switch self {
+        case .refused(let status, let body): "the collector refused the event stream (HTTP \(status)): \(body)"
+        }
+    }
+}
+
+/// The `text/event-stream` wire format: fields `id`, `event`, `data` (several `data` lines
+/// join with newlines), comments start with `:`, a blank line ends an event. Input arrives in
+/// arbitrary chunks, so a partial line is kept until its end comes.
+struct ServerSentEventParser {
+    struct Event: Equatable {
+        var id: String?
+        var event: String?
+        var data: String
+    }
+
+    private var pending: [UInt8] = []
+    private var id: String?
+    private var event: String?
+    private var data: [String] = []
+
+    mutating func feed(_ chunk: ByteBuffer) -> [Event] {
+        pending.append(contentsOf: chunk.readableBytesView)
+        var events: [Event] = []
+        var lineStart = 0
+        var index = 0
+        while index < pending.count {
+            let byte = pending[index]
+            // A CR that ends the input may be the first half of CRLF: decide when more arrives.
+            if byte == UInt8(ascii: "\r"), index + 1 == pending.count { break }
+            if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
+                let line = String(decoding: pending[lineStart..<index], as: UTF8.self)
+                if byte == UInt8(ascii: "\r"), index + 1 < pending.count, pending[index + 1] == UInt8(ascii: "\n") { index += 1 }
+                if let finished = take(line) { events.append(finished) }
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        pending.removeFirst(lineStart)
+        return events
+    }
+
+    private mutating func take(_ line: String) -> Event? {
+        if line.isEmpty {
+            defer { (id, event, data) = (nil, nil, []) }
+            guard id != nil || !data.isEmpty else { return nil }
+            return Event(id: id, event: event, data: data.joined(separator: "\n"))
+        }
+        if line.hasPrefix(":") { return nil }
+        let field: Substring
+        var value: Substring = ""
+        if let colon = line.firstIndex(of: ":") {
+            field = line[..<colon]
+            value = line[line.index(after: colon)...]
+            if value.hasPrefix(" ") { value = value.dropFirst() }
+        } else {
+            field = line[...]
+        }
+        switch field {
+        case "id": id = String(value)
+        case "event": event = String(value)
+        case "data": data.append(String(value))
+        default: break
+        }
+        return nil
+    }
+}

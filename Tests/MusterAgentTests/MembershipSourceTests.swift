@@ -72,4 +72,33 @@ import Testing
         #expect(lines.count == 8 * 25 * 2)
         for line in lines { #expect(throws: Never.self) { try JournalEntry.decode(line: String(line)) } }
     }
+
+    /// The example's commented membership and inventory sections, uncommented, load as documented.
+    @Test func membershipAndInventorySectionsLoadAndAddTheJournalSource() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("agent/agent.example.yaml").path
+        var text = try String(contentsOfFile: example, encoding: .utf8)
+        for key in ["membership", "inventory"] { text = text.replacingOccurrences(of: "# \(key):", with: "\(key):") }
+        for key in ["journal", "serf_rpc", "reconcile_interval_ms", "scandir", "interval_ms", "role", "image", "tags"] {
+            text = text.replacingOccurrences(of: "#   \(key):", with: "  \(key):")
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let config = try AgentConfig.load(path: path)
+        #expect(config.membership?.journal == "/var/lib/muster-agent/events.jsonl")
+        #expect(config.membership?.reconcileIntervalMilliseconds == 5000)
+        #expect(config.inventory?.scandir == "/run/service")
+        #expect(config.inventory?.role == "web")
+        #expect(config.inventory?.tags == ["zone": "a"])
+        #expect(config.effectiveSources.last == .init(id: "events", paths: ["/var/lib/muster-agent/events.jsonl"], format: .plain))
+        // Without either section there is no journal.
+        #expect(AgentConfig().journalPath == nil)
+    }
+
+    @Test func aFileSourceCannotTakeTheJournalsID() {
+        var config = AgentConfig()
+        config.collector.token = "t"
+        config.sources = [.init(id: "events", paths: ["/tmp/x"])]
+        #expect(throws: AgentConfigError.self) { try config.validate() }
+    }
 }

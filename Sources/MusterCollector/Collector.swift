@@ -26,7 +26,9 @@ public struct Collector {
             throw CollectorError.cannotOpenDatabase(path: config.database, detail: "\(error)")
         }
         writer = try IngestWriter(
-            database: database, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords)
+            database: database, metrics: metrics, logger: logger,
+            ledger: ClusterLedger(snapshotSettle: .milliseconds(config.membership.snapshotSettleMilliseconds)),
+            maxWaitingRecords: config.limits.maxWaitingRecords)
     }
 
     /// The HTTP router, separate from `run` so tests can drive it in process.

@@ -36,6 +36,26 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         public var maxWaitingRecords: Int = 1_000_000
     }
 
+    public var membership: Membership = .init()
+
+    public struct Membership: Codable, Sendable, Equatable {
+        /// A reconciliation snapshot that contradicts a change younger than this is taken for
+        /// the lag between observers' failure detection and ignored (see `ClusterLedger`).
+        public var snapshotSettleMilliseconds: Int = 10_000
+
+        enum CodingKeys: String, CodingKey {
+            case snapshotSettleMilliseconds = "snapshot_settle_ms"
+        }
+
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            snapshotSettleMilliseconds =
+                try container.decodeIfPresent(Int.self, forKey: .snapshotSettleMilliseconds) ?? Self().snapshotSettleMilliseconds
+        }
+    }
+
     public struct SearchIndex: Codable, Sendable, Equatable {
         /// How often the indexer looks for unindexed rows.
         public var intervalMilliseconds: Int = 500
@@ -45,7 +65,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, database, tokens, limits, synchronous
+        case listen, database, tokens, limits, synchronous, membership
         case searchIndex = "search_index"
     }
 
@@ -60,6 +80,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
         synchronous = try container.decodeIfPresent(String.self, forKey: .synchronous) ?? defaults.synchronous
         searchIndex = try container.decodeIfPresent(SearchIndex.self, forKey: .searchIndex) ?? defaults.searchIndex
+        membership = try container.decodeIfPresent(Membership.self, forKey: .membership) ?? defaults.membership
     }
 
     /// Reads a YAML file; keys left out keep their defaults.

@@ -60,7 +60,8 @@ public struct MembershipChange: Sendable, Equatable, Codable, FetchableRecord {
 /// records a change only when an observation differs from the member's state at the
 /// observation's own time: the first report of a join is a change, the other observers'
 /// reports of it are not, and a report that arrives late lands at its own instant without
-/// disturbing what came after.
+/// disturbing what came after. A late report of a change already recorded at a later instant
+/// moves that change back to the earlier instant rather than recording it twice.
 ///
 /// Snapshots (reconciliation) correct the view when a handler call was lost, but observers
 /// notice failures a few seconds apart, so a snapshot that contradicts a change younger than
@@ -119,6 +120,16 @@ public struct ClusterLedger: Sendable {
         } else if status == .reaped {
             return 0
         }
+        // Another observer already reported this very change, later than this one saw it
+        // (agents ship at their own pace): the change happened at the earlier instant.
+        if let next = try Self.nextChange(of: member.name, after: t, in: db), next.status == status,
+            next.address == member.address, next.role == member.role, next.tags == tags
+        {
+            try db.execute(
+                sql: "UPDATE membership SET t = ?, observer = ?, cause = ? WHERE id = ?",
+                arguments: [t, observer, cause, next.id])
+            return 0
+        }
         var appended = 0
         if status == .alive {
             // Someone else alive at this address has been replaced: addresses are what
@@ -174,6 +185,13 @@ public struct ClusterLedger: Sendable {
         try MembershipChange.fetchOne(
             db,
             sql: "SELECT \(MembershipChange.columns) FROM membership WHERE member = ? AND t <= ? ORDER BY t DESC, id DESC LIMIT 1",
+            arguments: [member, t])
+    }
+
+    private static func nextChange(of member: String, after t: Int64, in db: Database) throws -> MembershipChange? {
+        try MembershipChange.fetchOne(
+            db,
+            sql: "SELECT \(MembershipChange.columns) FROM membership WHERE member = ? AND t > ? ORDER BY t, id LIMIT 1",
             arguments: [member, t])
     }
 

@@ -75,6 +75,16 @@ import Testing
         #expect(try statuses(at: 135) == ["s1": .failed])
     }
 
+    @Test func theSameChangeReportedEarlierByASlowerShipperIsOneChangeAtTheEarlierInstant() throws {
+        try apply(event(.memberJoin, web("s2", "10.0.0.11"), at: 100))
+        try apply(event(.memberFailed, web("s2", "10.0.0.11"), at: 130, by: "ha"))
+        #expect(try apply(event(.memberFailed, web("s2", "10.0.0.11"), at: 128, by: "s3")) == 0)
+        #expect(try changes() == ["s2 joined", "s2 failed"])
+        let failed = try pool.read { db in try ClusterLedger.state(of: "s2", at: 129 * Self.second, in: db) }
+        #expect(failed?.status == .failed)
+        #expect(failed?.observer == "s3")
+    }
+
     @Test func aSnapshotRepairsAMissedEventButNotAnObserverThatIsMerelySlow() throws {
         try apply(event(.memberJoin, web("s1", "10.0.0.10"), at: 100), event(.memberJoin, web("s2", "10.0.0.11"), at: 100))
         // ha saw s2 fail at 130; s3 still lists it alive at 132: failure detection lag, ignored.

@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+/// `images/cluster` driven from a test: the same tool users run, with a cluster name, subnet
+/// and state directory of the test's own, torn down (`down`) when the test ends.
+final class Cluster {
+    let name: String
+    let subnet: String
+    let state: String
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// Fails the test with a clear message when this machine cannot run namespaces.
+    static func requireNamespaces() throws {
+        try #require(getuid() == 0, "the cluster tests need root (ip netns, veth, bridge); run the tests as root")
+        for tool in ["ip", "serf", "s6-svscan", "s6-svc", "s6-svstat", "chattr"] {
+            let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
+            try #require(found, "'\(tool)' is missing; run scripts/install-deps")
+        }
+    }
+
+    /// `tag`: a short name unique to the test (cluster names are up to 8 characters).
+    init(tag: String, subnet: String) throws {
+        try Self.requireNamespaces()
+        name = tag
+        self.subnet = subnet
+        // Under /var/tmp (a disk file system): the tests use chattr, which tmpfs lacks.
+        state = "/var/tmp/muster-e2e-\(tag)-\(getpid())"
+        // A crashed earlier run may have left this cluster behind.
+        _ = try? run("down")
+    }
+
+    deinit {
+        _ = try? run("down")
+    }
+
+    var environment: [String: String] {
+        [
+            "MUSTER_CLUSTER": name, "MUSTER_CLUSTER_SUBNET": subnet, "MUSTER_CLUSTER_STATE": state,
+            "MUSTER_BIN": Binaries.directory.path,
+            // Serf's LAN timings tuned for one machine: failures are noticed in ~5 s, not ~15 s.
+            "MUSTER_SERF_PROFILE": "local",
+        ]
+    }
+
+    var database: String { state + "/nodes/collector/state/muster.sqlite" }
+    func nodeDirectory(_ node: String) -> String { state + "/nodes/" + node }
+    func journal(_ node: String) -> String { nodeDirectory(node) + "/state/events.jsonl" }
+    func service(_ node: String, _ service: String) -> String { nodeDirectory(node) + "/service/" + service }
+
+    /// Runs `images/cluster ARGS…`; throws with its output when it fails.
+    @discardableResult
+    func run(_ arguments: String...) throws -> String {
+        try Self.execute(Self.repository + "/images/cluster", arguments, environment: environment)
+    }
+
+    /// A command inside a node's namespace, with the node's environment.
+    @discardableResult
+    func exec(_ node: String, _ command: String...) throws -> String {
+        try Self.execute(Self.repository + "/images/cluster", ["exec", node] + command, environment: environment)
+    }
+
+    /// Output goes to a file, not a pipe: processes the tool starts must not hold our pipe open.
+    static func execute(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> String {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString).out").path
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try output.close()
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        guard process.terminationStatus == 0 else {
+            throw TestSetupError("\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) exited \(process.terminationStatus):\n\(text)")
+        }
+        return text
+    }
+}

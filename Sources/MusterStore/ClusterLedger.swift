@@ -10,6 +10,8 @@ public enum EventKind: String, Sendable, CaseIterable {
     case user, query
     /// A node's inventory changed.
     case inventory
+    /// A load balancer rendered and applied (or refused) a configuration.
+    case config
 }
 
 /// One change of one member in the canonical membership (a `membership` row).
@@ -95,6 +97,12 @@ public struct ClusterLedger: Sendable {
                 if let ltime = user.ltime { body["ltime"] = ltime }
                 try appendEvent(kind: entry.event == .user ? .user : .query, t: entry.t, body: body, in: db)
                 appended += 1
+            case .config:
+                guard let config = entry.config else { continue }
+                appended += try record(config, from: entry.observer, at: entry.t, in: db)
+            case .haproxyStats:
+                // Kept as the log line it arrived as; nothing to derive.
+                continue
             case .inventory:
                 guard let inventory = entry.inventory else { continue }
                 appended += try record(inventory, at: entry.t, in: db)
@@ -242,6 +250,30 @@ public struct ClusterLedger: Sendable {
         let event = try appendEvent(kind: .inventory, t: t, body: object, in: db)
         try db.execute(
             sql: "INSERT INTO inventory(node, t, body, event) VALUES (?, ?, ?, ?)", arguments: [inventory.node, t, body, event])
+        return 1
+    }
+
+    private func record(_ config: ConfigApply, from node: String, at t: Int64, in db: Database) throws -> Int {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var body: [String: Any] = [
+            "node": node, "version": config.version, "sha256": config.sha256, "method": config.method,
+            "outcome": config.outcome, "trigger": config.trigger, "duration_ms": config.durationMilliseconds,
+            "servers": config.servers,
+        ]
+        if let message = config.message { body["message"] = message }
+        let event = try appendEvent(kind: .config, t: t, body: body, in: db)
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO configs(node, version, t, sha256, method, outcome, trigger, duration_ms, message, servers,
+                                               diff, text, event)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                node, config.version, t, config.sha256, config.method, config.outcome,
+                String(decoding: try encoder.encode(config.trigger), as: UTF8.self), config.durationMilliseconds, config.message,
+                String(decoding: try encoder.encode(config.servers), as: UTF8.self), config.diff, config.text, event,
+            ])
         return 1
     }
 

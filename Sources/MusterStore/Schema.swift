@@ -14,6 +14,7 @@ import GRDB
 /// - `membership`: the canonical membership, one row per change of a member (see
 ///   `ClusterLedger`); who was in the cluster at T is the latest row per member at or before T.
 /// - `inventory`: what each node reported itself to be, one row per change.
+/// - `configs`: every render and apply of a load balancer's configuration (`logq configs`).
 public enum Schema {
     public static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -80,6 +81,29 @@ public enum Schema {
                         event INTEGER NOT NULL REFERENCES events(id)
                     );
                     CREATE INDEX inventory_node_t ON inventory(node, t);
+                    """)
+        }
+        migrator.registerMigration("v3-configs") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE configs (
+                        id INTEGER PRIMARY KEY,
+                        node TEXT NOT NULL,
+                        version INTEGER NOT NULL,
+                        t INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        method TEXT NOT NULL,
+                        outcome TEXT NOT NULL,
+                        trigger TEXT NOT NULL,
+                        duration_ms INTEGER NOT NULL,
+                        message TEXT,
+                        servers TEXT NOT NULL,
+                        diff TEXT NOT NULL,
+                        text TEXT NOT NULL,
+                        event INTEGER NOT NULL REFERENCES events(id),
+                        UNIQUE (node, version)
+                    );
+                    CREATE INDEX configs_t ON configs(t);
                     """)
         }
         return migrator

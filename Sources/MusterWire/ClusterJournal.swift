@@ -21,10 +21,14 @@ public struct JournalEntry: Codable, Sendable, Equatable {
     public var user: UserEvent?
     /// For `inventory`.
     public var inventory: Inventory?
+    /// For `config`: one render and apply of the load balancer's configuration.
+    public var config: ConfigApply?
+    /// For `haproxy-stats`: a sample of HAProxy's `show stat`.
+    public var stats: [ServerStats]?
 
     public init(
         t: Int64, event: JournalEvent, observer: String, member: Member? = nil, members: [Member]? = nil,
-        user: UserEvent? = nil, inventory: Inventory? = nil
+        user: UserEvent? = nil, inventory: Inventory? = nil, config: ConfigApply? = nil, stats: [ServerStats]? = nil
     ) {
         self.t = t
         self.event = event
@@ -33,6 +37,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
         self.members = members
         self.user = user
         self.inventory = inventory
+        self.config = config
+        self.stats = stats
     }
 
     /// The journal's source id on the wire; the collector interprets lines from it.
@@ -62,6 +68,10 @@ public enum JournalEvent: String, Codable, Sendable, CaseIterable {
     /// The observer's whole `serf members` list (reconciliation).
     case snapshot
     case inventory
+    /// The LB controller rendered and applied (or refused) a configuration.
+    case config
+    /// A sample of HAProxy's per-server state and counters.
+    case haproxyStats = "haproxy-stats"
 
     /// What a member event says about the member's status.
     public var memberStatus: MemberStatus? {
@@ -166,5 +176,66 @@ public struct ServiceState: Codable, Sendable, Equatable {
         self.pid = pid
         self.since = since
         self.wantedUp = wantedUp
+    }
+}
+
+/// One render → validate → apply of the load balancer's configuration, as the LB controller
+/// reports it: the history `logq configs` shows.
+public struct ConfigApply: Codable, Sendable, Equatable {
+    /// Counts every render the controller made, applied or not.
+    public var version: Int
+    public var sha256: String
+    public var text: String
+    /// Unified diff against the previous version that was applied.
+    public var diff: String
+    /// The changes that led to it, e.g. `s1 joined`, `s2 failed`, `start`, `serf fallback`.
+    public var trigger: [String]
+    /// `runtime` (Runtime API, no reload), `reload` (master-worker reload), `unchanged`, or `none`.
+    public var method: String
+    public var durationMilliseconds: Int
+    /// `applied`, `invalid` (haproxy -c refused it), `failed` (applying failed), `rejected`
+    /// (a member's name or address was refused).
+    public var outcome: String
+    /// HAProxy's own message, or why a member was refused.
+    public var message: String?
+    /// The backend servers the version lists.
+    public var servers: [String]
+
+    public init(
+        version: Int, sha256: String, text: String, diff: String, trigger: [String], method: String,
+        durationMilliseconds: Int, outcome: String, message: String?, servers: [String]
+    ) {
+        self.version = version
+        self.sha256 = sha256
+        self.text = text
+        self.diff = diff
+        self.trigger = trigger
+        self.method = method
+        self.durationMilliseconds = durationMilliseconds
+        self.outcome = outcome
+        self.message = message
+        self.servers = servers
+    }
+}
+
+/// One row of HAProxy's `show stat` that matters for the history: a server's or backend's state and counters.
+public struct ServerStats: Codable, Sendable, Equatable {
+    public var proxy: String
+    /// `BACKEND`, `FRONTEND` or the server's name.
+    public var name: String
+    public var status: String
+    public var currentSessions: Int
+    public var totalSessions: Int
+    public var responses2xx: Int
+    public var responses5xx: Int
+
+    public init(proxy: String, name: String, status: String, currentSessions: Int, totalSessions: Int, responses2xx: Int, responses5xx: Int) {
+        self.proxy = proxy
+        self.name = name
+        self.status = status
+        self.currentSessions = currentSessions
+        self.totalSessions = totalSessions
+        self.responses2xx = responses2xx
+        self.responses5xx = responses5xx
     }
 }

@@ -90,25 +90,7 @@ public struct CheckpointStore: Sendable {
         } catch {
             throw .unwritable(path: path, detail: "\(error)")
         }
-        let temporary = path + ".tmp"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw .unwritable(path: temporary, detail: String(cString: strerror(errno))) }
-        let written = data.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor)
-        close(descriptor)
-        guard written == data.count, synced == 0 else {
-            throw .unwritable(path: temporary, detail: String(cString: strerror(errno)))
-        }
-        guard rename(temporary, path) == 0 else {
-            throw .unwritable(path: path, detail: String(cString: strerror(errno)))
-        }
-        // The rename itself is durable only once the directory is synced.
-        let parent = (path as NSString).deletingLastPathComponent
-        let directory = open(parent.isEmpty ? "." : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
+        if let failure = DurableFile.replace(path, with: data) { throw .unwritable(path: path, detail: failure) }
     }
 }
 

@@ -25,7 +25,7 @@ public struct AgentConfig: Sendable, Equatable {
 
     /// The event journal Serf's handler and the agent append to, when either feature is on.
     public var journalPath: String? {
-        guard membership != nil || inventory != nil else { return nil }
+        guard membership != nil || inventory != nil || loadBalancer != nil else { return nil }
         return membership?.journal ?? stateDirectory + "/events.jsonl"
     }
 
@@ -42,6 +42,31 @@ public struct AgentConfig: Sendable, Equatable {
         /// Serf's RPC address for `serf members`.
         public var serfRPC: String = "127.0.0.1:7373"
         public var reconcileIntervalMilliseconds: Int = 5000
+
+        public init() {}
+    }
+
+    /// The LB controller (on the load balancer's node only); off unless configured.
+    public var loadBalancer: LoadBalancerConfig?
+
+    public struct LoadBalancerConfig: Sendable, Equatable {
+        public var template: String = "/etc/muster/haproxy.cfg.mustache"
+        /// The live configuration HAProxy runs (`-f`); replaced only by a validated file.
+        public var config: String = "/etc/haproxy/haproxy.cfg"
+        public var haproxy: String = "haproxy"
+        public var masterSocket: String = "/run/haproxy/master.sock"
+        public var backend: String = "nodes"
+        /// Members with this Serf role that are alive become the backend's servers.
+        public var backendRole: String = "web"
+        public var render = ConfigRenderer.Settings()
+        /// A burst of changes makes one apply: wait until nothing changed for `quiet`, but at
+        /// most `maxWait` after the first change (consul-template's `wait min:max`).
+        public var quietMilliseconds: Int = 300
+        public var maxWaitMilliseconds: Int = 2000
+        /// How long a removed server may keep its connections before they are cut.
+        public var drainTimeoutMilliseconds: Int = 5000
+        /// How often HAProxy's `show stat` is sampled into the history; 0 turns it off.
+        public var statsIntervalMilliseconds: Int = 10_000
 
         public init() {}
     }
@@ -130,6 +155,15 @@ public struct AgentConfig: Sendable, Equatable {
             throw .invalid("membership.reconcile_interval_ms must be positive")
         }
         if let inventory, inventory.intervalMilliseconds <= 0 { throw .invalid("inventory.interval_ms must be positive") }
+        if let lb = loadBalancer {
+            guard lb.quietMilliseconds >= 0, lb.maxWaitMilliseconds >= lb.quietMilliseconds else {
+                throw .invalid("lb: quiet_ms must be >= 0 and max_wait_ms >= quiet_ms")
+            }
+            guard (1...65535).contains(lb.render.httpPort), (1...65535).contains(lb.render.statsPort),
+                (1...65535).contains(lb.render.backendPort)
+            else { throw .invalid("lb: ports must be 1-65535") }
+            guard MemberValidation.isValidName(lb.backend) else { throw .invalid("lb.backend '\(lb.backend)' is not a valid proxy name") }
+        }
         for source in sources {
             guard !source.id.isEmpty else { throw .invalid("a source has an empty id") }
             guard ids.insert(source.id).inserted else { throw .invalid("source id '\(source.id)' is used twice") }
@@ -178,6 +212,23 @@ private struct ConfigFile: Decodable {
         var tags: [String: String]?
         var image: String?
     }
+    struct LoadBalancer: Decodable {
+        var template: String?
+        var config: String?
+        var haproxy: String?
+        var master_socket: String?
+        var runtime_socket: String?
+        var backend: String?
+        var backend_role: String?
+        var backend_port: Int?
+        var http_port: Int?
+        var stats_port: Int?
+        var bind_address: String?
+        var quiet_ms: Int?
+        var max_wait_ms: Int?
+        var drain_timeout_ms: Int?
+        var stats_interval_ms: Int?
+    }
     struct Source: Decodable {
         var id: String
         var type: String?
@@ -193,6 +244,7 @@ private struct ConfigFile: Decodable {
     var sources: [Source]?
     var membership: Membership?
     var inventory: Inventory?
+    var lb: LoadBalancer?
 
     func resolved(relativeTo directory: String) throws(AgentConfigError) -> AgentConfig {
         var config = AgentConfig()
@@ -236,6 +288,26 @@ private struct ConfigFile: Decodable {
             if let value = inventory.tags { resolved.tags = value }
             resolved.image = inventory.image
             config.inventory = resolved
+        }
+        if let lb {
+            var resolved = AgentConfig.LoadBalancerConfig()
+            func path(_ value: String?) -> String? { value.map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 } }
+            if let value = path(lb.template) { resolved.template = value }
+            if let value = path(lb.config) { resolved.config = value }
+            if let value = lb.haproxy { resolved.haproxy = value }
+            if let value = path(lb.master_socket) { resolved.masterSocket = value }
+            if let value = path(lb.runtime_socket) { resolved.render.runtimeSocket = value }
+            if let value = lb.backend { resolved.backend = value }
+            if let value = lb.backend_role { resolved.backendRole = value }
+            if let value = lb.backend_port { resolved.render.backendPort = value }
+            if let value = lb.http_port { resolved.render.httpPort = value }
+            if let value = lb.stats_port { resolved.render.statsPort = value }
+            if let value = lb.bind_address { resolved.render.bindAddress = value }
+            if let value = lb.quiet_ms { resolved.quietMilliseconds = value }
+            if let value = lb.max_wait_ms { resolved.maxWaitMilliseconds = value }
+            if let value = lb.drain_timeout_ms { resolved.drainTimeoutMilliseconds = value }
+            if let value = lb.stats_interval_ms { resolved.statsIntervalMilliseconds = value }
+            config.loadBalancer = resolved
         }
         for source in sources ?? [] {
             guard (source.type ?? "file") == "file" else {

@@ -30,7 +30,8 @@ public struct EventStreamClient: Sendable {
     /// Calls `handle` for each event after `cursor`, in order, until the stream ends (with
     /// `follow: false`, once caught up), `handle` returns false, or the task is cancelled.
     public func events(
-        since cursor: Int64, kinds: [String] = [], follow: Bool = true, handle: (StreamEvent) async throws -> Bool
+        since cursor: Int64, kinds: [String] = [], follow: Bool = true, onOpen: () async -> Void = {},
+        handle: (StreamEvent) async throws -> Bool
     ) async throws {
         var url = "\(baseURL)/v1/events?since=\(cursor)&follow=\(follow)"
         if !kinds.isEmpty { url += "&kind=" + kinds.joined(separator: ",") }
@@ -42,6 +43,7 @@ public struct EventStreamClient: Sendable {
             let body = try await response.body.collect(upTo: 64 << 10)
             throw EventStreamError.refused(status: Int(response.status.code), body: String(buffer: body))
         }
+        await onOpen()
         var parser = ServerSentEventParser()
         for try await chunk in response.body {
             for event in parser.feed(chunk) {

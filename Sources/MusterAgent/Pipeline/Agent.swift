@@ -90,6 +90,18 @@ public final class Agent: Service, Sendable {
                             return .observer
                         }
                     }
+                    if let lb = self.config.loadBalancer {
+                        let controller = LBController(
+                            config: lb, node: self.config.node, journal: journal,
+                            stream: EventStreamClient(
+                                baseURL: self.config.collector.url, token: self.config.collector.token ?? "", client: self.client),
+                            serfRPC: self.config.membership?.serfRPC, stateDirectory: self.config.stateDirectory,
+                            logger: self.logger)
+                        group.addTask {
+                            await controller.run()
+                            return .observer
+                        }
+                    }
                     if let inventory = self.config.inventory {
                         let reporter = InventoryReporter(config: inventory, node: self.config.node, journal: journal, logger: self.logger)
                         group.addTask {

@@ -1,0 +1,293 @@
+import Foundation
+import Logging
+import MusterWire
+import Synchronization
+
+/// Keeps HAProxy's backend equal to the cluster's live members of one role.
+///
+/// Follows the collector's event stream from a saved cursor; when the collector cannot be
+/// reached it follows the local Serf (`serf members`) instead, and resumes the stream from
+/// its cursor when the collector is back. Changes are debounced; each apply renders the
+/// template, validates it with `haproxy -c`, and applies it through the Runtime API when only
+/// servers join or leave, or with a master-worker reload otherwise. Every render and apply is
+/// journalled (and so shipped to the collector) as a `config` entry.
+public final class LBController: Sendable {
+    struct State: Codable {
+        var cursor: Int64 = 0
+        var members: [String: KnownMember] = [:]
+        var version = 0
+        /// Refusals already recorded, so a hostile member is reported once, not at every apply.
+        var reportedRefusals: [String] = []
+    }
+
+    private struct Live {
+        var state = State()
+        /// Set while following Serf because the collector is unreachable.
+        var fallback: [String: KnownMember]?
+        var pendingTriggers: [String] = []
+        var changes = 0
+    }
+
+    let config: AgentConfig.LoadBalancerConfig
+    let node: String
+    let journal: EventJournal
+    let stream: EventStreamClient
+    let serfRPC: String?
+    let logger: Logger
+    let statePath: String
+    let haproxy: HAProxyControl
+    private let live = Mutex(Live())
+    private let wake: AsyncStream<Void>
+    private let wakeContinuation: AsyncStream<Void>.Continuation
+
+    init(
+        config: AgentConfig.LoadBalancerConfig, node: String, journal: EventJournal, stream: EventStreamClient, serfRPC: String?,
+        stateDirectory: String, logger: Logger
+    ) {
+        self.config = config
+        self.node = node
+        self.journal = journal
+        self.stream = stream
+        self.serfRPC = serfRPC
+        self.logger = logger
+        statePath = stateDirectory + "/lb-state.json"
+        haproxy = HAProxyControl(
+            executable: config.haproxy, masterSocket: config.masterSocket, runtimeSocket: config.render.runtimeSocket,
+            backend: config.backend)
+        (wake, wakeContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func run() async {
+        if let data = FileManager.default.contents(atPath: statePath), let saved = try? JSONDecoder().decode(State.self, from: data) {
+            live.withLock { $0.state = saved }
+        }
+        let renderer: ConfigRenderer
+        do {
+            let text = try String(contentsOfFile: config.template, encoding: .utf8)
+            renderer = try ConfigRenderer(templateText: text, settings: config.render)
+        } catch {
+            logger.error("LB controller cannot start: template \(config.template): \(error)")
+            record(ConfigApply(
+                version: 0, sha256: "", text: "", diff: "", trigger: ["start"], method: "none", durationMilliseconds: 0,
+                outcome: "invalid", message: "template \(config.template): \(error)", servers: []))
+            return
+        }
+        await apply(renderer: renderer, trigger: ["start"])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.followStream() }
+            group.addTask { await self.applyLoop(renderer: renderer) }
+            if config.statsIntervalMilliseconds > 0 { group.addTask { await self.sampleStats() } }
+            await group.waitForAll()
+        }
+    }
+
+    // MARK: Following the cluster
+
+    private func followStream() async {
+        var collectorDown = false
+        while !Task.isCancelled {
+            let cursor = live.withLock { $0.state.cursor }
+            do {
+                try await stream.events(since: cursor, kinds: ["membership"], onOpen: {
+                    if collectorDown { self.logger.info("event stream back; resuming from cursor \(cursor)") }
+                    collectorDown = false
+                    self.leaveFallback()
+                }) { event in
+                    self.handle(event)
+                    return !Task.isCancelled
+                }
+            } catch {
+                if !collectorDown { logger.warning("event stream unavailable, following local Serf", metadata: ["error": "\(error)"]) }
+                collectorDown = true
+                await followSerf()
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    func handle(_ event: StreamEvent) {
+        guard let body = try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any],
+            let member = body["member"] as? String, let status = body["status"] as? String
+        else { return }
+        let known = KnownMember(address: body["address"] as? String ?? "", role: body["role"] as? String ?? "", status: status)
+        live.withLock { live in
+            live.state.members[member] = known
+            live.state.cursor = max(live.state.cursor, event.id)
+            live.pendingTriggers.append("\(member) \(body["change"] as? String ?? status)")
+            live.changes += 1
+        }
+        saveState()
+        wakeContinuation.yield()
+    }
+
+    private func followSerf() async {
+        guard let serfRPC, let members = try? await SerfMembers.fetch(rpcAddress: serfRPC) else { return }
+        let view = Dictionary(members.map { ($0.name, KnownMember(address: $0.address, role: $0.role, status: ($0.status ?? .alive).rawValue)) },
+                              uniquingKeysWith: { $1 })
+        let changed = live.withLock { live -> Bool in
+            guard live.fallback != view else { return false }
+            live.fallback = view
+            live.pendingTriggers.append("serf fallback (collector unreachable)")
+            live.changes += 1
+            return true
+        }
+        if changed { wakeContinuation.yield() }
+    }
+
+    private func leaveFallback() {
+        let wasFollowingSerf = live.withLock { live -> Bool in
+            guard live.fallback != nil else { return false }
+            live.fallback = nil
+            live.pendingTriggers.append("event stream resumed")
+            live.changes += 1
+            return true
+        }
+        if wasFollowingSerf { wakeContinuation.yield() }
+    }
+
+    // MARK: Applying
+
+    private func applyLoop(renderer: ConfigRenderer) async {
+        for await _ in wake {
+            let first = ContinuousClock.now
+            var seen = live.withLock { $0.changes }
+            while ContinuousClock.now - first < .milliseconds(config.maxWaitMilliseconds) {
+                try? await Task.sleep(for: .milliseconds(config.quietMilliseconds))
+                let now = live.withLock { $0.changes }
+                if now == seen { break }
+                seen = now
+            }
+            let trigger = live.withLock { live -> [String] in
+                defer { live.pendingTriggers.removeAll() }
+                return live.pendingTriggers
+            }
+            await apply(renderer: renderer, trigger: trigger)
+            if Task.isCancelled { return }
+        }
+    }
+
+    func apply(renderer: ConfigRenderer, trigger: [String]) async {
+        let started = ContinuousClock.now
+        let (members, reported) = live.withLock { ($0.fallback ?? $0.state.members, $0.state.reportedRefusals) }
+        let (servers, refused) = MemberValidation.desiredServers(members: members, role: config.backendRole)
+        let text = renderer.render(servers: servers, version: 0)
+        let current = try? String(contentsOfFile: config.config, encoding: .utf8)
+        let newRefusals = refused.filter { !reported.contains($0) }
+        if text == current, newRefusals.isEmpty { return }
+        let version = live.withLock { live -> Int in
+            live.state.version += 1
+            live.state.reportedRefusals = refused
+            return live.state.version
+        }
+        var entry = ConfigApply(
+            version: version, sha256: ConfigRenderer.sha256(text), text: text, diff: ConfigRenderer.diff(from: current ?? "", to: text),
+            trigger: trigger, method: "none", durationMilliseconds: 0, outcome: "applied",
+            message: newRefusals.isEmpty ? nil : newRefusals.joined(separator: "; "), servers: servers.map(\.name))
+        defer {
+            entry.durationMilliseconds = Int((ContinuousClock.now - started).components.seconds * 1000
+                + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)
+            record(entry)
+            saveState()
+        }
+        if text == current {
+            // Nothing to apply: only a refusal to report.
+            entry.method = "unchanged"
+            entry.outcome = "rejected"
+            return
+        }
+        let candidate = config.config + ".candidate"
+        if let failure = DurableFile.replace(candidate, with: Data(text.utf8)) {
+            entry.outcome = "failed"
+            entry.message = "cannot write \(candidate): \(failure)"
+            return
+        }
+        defer { unlink(candidate) }
+        if let problem = await haproxy.check(configFile: candidate) {
+            entry.outcome = "invalid"
+            entry.message = problem
+            logger.error("rendered configuration refused by haproxy -c; the last good one keeps serving", metadata: ["message": "\(problem)"])
+            return
+        }
+        let running = await haproxy.isRunning()
+        var method = "file"
+        if running, let current, ConfigRenderer.skeleton(current) == ConfigRenderer.skeleton(text) {
+            method = "runtime"
+            do {
+                try await applyThroughRuntimeAPI(from: current, to: text)
+            } catch {
+                logger.warning("runtime API apply failed, reloading instead", metadata: ["error": "\(error)"])
+                method = "reload"
+                entry.message = [entry.message, "runtime API: \(error); reloaded instead"].compactMap { $0 }.joined(separator: "; ")
+            }
+        } else if running {
+            method = "reload"
+        }
+        entry.method = method
+        // The file is written for every method, so a later reload or restart agrees.
+        if let failure = DurableFile.replace(config.config, with: Data(text.utf8)) {
+            entry.outcome = "failed"
+            entry.message = "cannot replace \(config.config): \(failure)"
+            return
+        }
+        if method == "reload" {
+            do {
+                try await haproxy.reload()
+            } catch {
+                entry.outcome = "failed"
+                entry.message = [entry.message, "\(error)"].compactMap { $0 }.joined(separator: "; ")
+            }
+        }
+        if !refused.isEmpty, entry.outcome == "applied", !newRefusals.isEmpty { entry.outcome = "applied-with-rejections" }
+    }
+
+    private func applyThroughRuntimeAPI(from old: String, to new: String) async throws(LoadBalancerError) {
+        let before = Self.serverLines(old)
+        let after = Self.serverLines(new)
+        for (name, arguments) in before.sorted(by: { $0.key < $1.key }) where after[name] != arguments {
+            try await haproxy.removeServer(name, drainTimeout: .milliseconds(config.drainTimeoutMilliseconds))
+        }
+        for (name, arguments) in after.sorted(by: { $0.key < $1.key }) where before[name] != arguments {
+            try await haproxy.addServer(name, arguments: arguments)
+        }
+    }
+
+    static func serverLines(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for line in text.split(separator: "\n") where ConfigRenderer.isServerLine(line) {
+            let words = line.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
+            if words.count >= 3 { result[String(words[1])] = words.dropFirst(2).joined(separator: " ") }
+        }
+        return result
+    }
+
+    // MARK: History and state
+
+    private func record(_ apply: ConfigApply) {
+        do {
+            try journal.append([JournalEntry(t: Timestamp.now(), event: .config, observer: node, config: apply)])
+        } catch {
+            logger.error("cannot journal config version \(apply.version): \(error)")
+        }
+        logger.info(
+            "config version \(apply.version): \(apply.outcome) via \(apply.method)",
+            metadata: ["trigger": "\(apply.trigger)", "servers": "\(apply.servers)", "message": "\(apply.message ?? "")"])
+    }
+
+    private func saveState() {
+        let state = live.withLock { $0.state }
+        guard let data = try? JSONEncoder().encode(state) else { return }
+        if let failure = DurableFile.replace(statePath, with: data) { logger.warning("cannot save LB state: \(failure)") }
+    }
+
+    // MARK: Stats
+
+    private func sampleStats() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(config.statsIntervalMilliseconds))
+            guard let csv = try? await haproxy.runtime("show stat") else { continue }
+            let rows = StatTable.parse(csv).filter { $0.proxy == config.backend || $0.name == "FRONTEND" }
+            guard !rows.isEmpty else { continue }
+            try? journal.append([JournalEntry(t: Timestamp.now(), event: .haproxyStats, observer: node, stats: rows)])
+        }
+    }
+}

@@ -103,3 +103,43 @@ public struct ClusterHistory {
         }
     }
 }
+
+extension ClusterHistory {
+    /// Every recorded render and apply of a load balancer's configuration, oldest first.
+    public func configs(node: String? = nil) throws(QueryError) -> Table {
+        let rows = try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT version, t, node, method, outcome, servers, trigger, duration_ms, sha256, message FROM configs
+                    \(node == nil ? "" : "WHERE node = ?") ORDER BY t, id
+                    """,
+                arguments: node.map { [$0] } ?? [])
+        }
+        var table = Table(columns: ["version", "time", "node", "method", "outcome", "servers", "trigger", "duration_ms", "sha256", "message"])
+        table.rows = rows.map { row in
+            [.integer(row["version"]), .text(Timestamp.format(row["t"])), .text(row["node"]), .text(row["method"]),
+             .text(row["outcome"]), .json(row["servers"]), .json(row["trigger"]), .integer(row["duration_ms"]),
+             .text(String((row["sha256"] as String).prefix(12))), (row["message"] as String?).map { .text($0) } ?? .null]
+        }
+        return table
+    }
+
+    /// The text of version `version` (of `node`, or of the only node that has one).
+    public func configText(version: Int, node: String? = nil) throws(QueryError) -> String {
+        let texts = try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT node, text FROM configs WHERE version = ?\(node == nil ? "" : " AND node = ?")",
+                arguments: node.map { [version, $0] } ?? [version])
+        }
+        guard let first = texts.first else {
+            let known = try database.read { db in try Int.fetchAll(db, sql: "SELECT version FROM configs ORDER BY version") }
+            throw .badArgument(
+                "no config version \(version)\(node.map { " from node \($0)" } ?? "") (recorded: \(known.isEmpty ? "none yet" : known.map(String.init).joined(separator: ", ")))")
+        }
+        guard texts.count == 1 else {
+            throw .badArgument("several load balancers have a version \(version); choose one with --node (\(texts.map { $0["node"] as String }.joined(separator: ", ")))")
+        }
+        return first["text"]
+    }
+}

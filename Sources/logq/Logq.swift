@@ -8,7 +8,7 @@ struct Logq: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logq",
         abstract: "Query the cluster's history stored by muster-collector.",
-        subcommands: [Logs.self, Members.self, Nodes.self, Timeline.self, Inspect.self])
+        subcommands: [Logs.self, Members.self, Nodes.self, Timeline.self, Inspect.self, Configs.self])
 }
 
 /// Options every subcommand shares.
@@ -228,6 +228,70 @@ struct Inspect: ParsableCommand {
             print(body)
         } catch let error as QueryError {
             throw fail(error)
+        }
+    }
+}
+
+struct Configs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The load balancer's configuration history: every render and apply.",
+        subcommands: [List.self, Show.self, Diff.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Versions with time, method (runtime API or reload), outcome, servers and what triggered them.")
+
+        @OptionGroup var store: StoreOptions
+        @Option(name: .long, help: "Only this load balancer node.") var node: String?
+        @Option(name: .long, help: "Output: text, json (one object per line) or csv.") var format: OutputFormat = .text
+
+        func run() throws {
+            do {
+                printTable(try ClusterHistory(database: try LogDatabase(path: store.path)).configs(node: node), format)
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the haproxy.cfg of one version.")
+
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The version number.") var version: Int
+        @Option(name: .long, help: "The load balancer node, when there are several.") var node: String?
+
+        func run() throws {
+            do {
+                var output = BufferedOutput()
+                output.write(try ClusterHistory(database: try LogDatabase(path: store.path)).configText(version: version, node: node))
+                output.flush()
+            } catch {
+                throw fail(error)
+            }
+        }
+    }
+
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "What changed between two versions.")
+
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The older version.") var from: Int
+        @Argument(help: "The newer version.") var to: Int
+        @Option(name: .long, help: "The load balancer node, when there are several.") var node: String?
+
+        func run() throws {
+            do {
+                let history = ClusterHistory(database: try LogDatabase(path: store.path))
+                let diff = ConfigDiff.unified(
+                    from: try history.configText(version: from, node: node), to: try history.configText(version: to, node: node),
+                    fromLabel: "version \(from)", toLabel: "version \(to)")
+                var output = BufferedOutput()
+                output.write(diff.isEmpty ? "(versions \(from) and \(to) are identical)" : diff)
+                output.flush()
+            } catch {
+                throw fail(error)
+            }
         }
     }
 }

@@ -224,6 +224,7 @@ private struct ConfigFile: Decodable {
         var http_port: Int?
         var stats_port: Int?
         var bind_address: String?
+        var log_target: String?
         var quiet_ms: Int?
         var max_wait_ms: Int?
         var drain_timeout_ms: Int?
@@ -303,6 +304,7 @@ private struct ConfigFile: Decodable {
             if let value = lb.http_port { resolved.render.httpPort = value }
             if let value = lb.stats_port { resolved.render.statsPort = value }
             if let value = lb.bind_address { resolved.render.bindAddress = value }
+            resolved.render.logTarget = lb.log_target
             if let value = lb.quiet_ms { resolved.quietMilliseconds = value }
             if let value = lb.max_wait_ms { resolved.maxWaitMilliseconds = value }
             if let value = lb.drain_timeout_ms { resolved.drainTimeoutMilliseconds = value }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Mustache
+import MusterWire
 
 /// Renders the HAProxy configuration from `haproxy.cfg.mustache`.
 public struct ConfigRenderer: Sendable {
@@ -10,6 +11,8 @@ public struct ConfigRenderer: Sendable {
         public var bindAddress: String = "*"
         public var backendPort: Int = 80
         public var runtimeSocket: String = "/run/haproxy/admin.sock"
+        /// HAProxy's `log` target (e.g. `127.0.0.1:514`); no `log` line when nil.
+        public var logTarget: String?
         public init() {}
     }
 
@@ -25,16 +28,23 @@ public struct ConfigRenderer: Sendable {
         self.settings = settings
     }
 
-    public func render(servers: [BackendServer], version: Int) -> String {
-        let context: [String: Any] = [
+    public func render(servers: [BackendServer], version: Int, generatedAt: Int64) -> String {
+        var context: [String: Any] = [
             "version": version,
-            "servers": servers.map { ["name": $0.name, "address": Self.hostPort($0.address, settings.backendPort)] },
+            "generated_at": Timestamp.format(generatedAt),
+            "servers": servers.map { ["name": $0.name, "address": $0.address, "port": settings.backendPort] as [String: Any] },
             "http_port": settings.httpPort,
             "stats_port": settings.statsPort,
             "bind_address": settings.bindAddress,
             "runtime_socket": settings.runtimeSocket,
         ]
+        if let logTarget = settings.logTarget, !logTarget.isEmpty { context["log_target"] = logTarget }
         return template.render(context)
+    }
+
+    /// The text without its header's version line: two renders of the same cluster compare equal.
+    static func comparable(_ text: String) -> [Substring] {
+        text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("# version ") }
     }
 
     /// `10.0.0.1:80`, `[fd00::1]:80`.
@@ -49,7 +59,7 @@ public struct ConfigRenderer: Sendable {
     /// The text with the backend's `server` lines taken out: when two versions agree on
     /// this, the change is only servers joining or leaving, which the Runtime API can apply.
     static func skeleton(_ text: String) -> [Substring] {
-        text.split(separator: "\n", omittingEmptySubsequences: false).filter { !isServerLine($0) }
+        comparable(text).filter { !isServerLine($0) }
     }
 
     static func isServerLine(_ line: Substring) -> Bool {
@@ -63,49 +73,6 @@ public struct ConfigRenderer: Sendable {
             if words.count >= 3, words[1] == name { return words.dropFirst(2).joined(separator: " ") }
         }
         return nil
-    }
-
-    /// A unified-style diff (`-`/`+` lines with two lines of context, `@@` between hunks).
-    public static func diff(from old: String, to new: String) -> String {
-        let a = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let b = new.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        let changes = b.difference(from: a)
-        guard !changes.isEmpty else { return "" }
-        var removed = Set<Int>()
-        var inserted = Set<Int>()
-        for change in changes {
-            switch change {
-            case .remove(let offset, _, _): removed.insert(offset)
-            case .insert(let offset, _, _): inserted.insert(offset)
-            }
-        }
-        // Walk both sides in step, emitting context around changes.
-        var lines: [(kind: Character, text: String)] = []
-        var i = 0
-        var j = 0
-        while i < a.count || j < b.count {
-            if i < a.count, removed.contains(i) {
-                lines.append(("-", a[i])); i += 1
-            } else if j < b.count, inserted.contains(j) {
-                lines.append(("+", b[j])); j += 1
-            } else {
-                if i < a.count { lines.append((" ", a[i])) }
-                i += 1; j += 1
-            }
-        }
-        let context = 2
-        var keep = Set<Int>()
-        for (index, line) in lines.enumerated() where line.kind != " " {
-            for k in max(0, index - context)...min(lines.count - 1, index + context) { keep.insert(k) }
-        }
-        var output = "--- previous\n+++ new\n"
-        var last = -2
-        for index in keep.sorted() {
-            if index != last + 1 { output += "@@\n" }
-            output += "\(lines[index].kind)\(lines[index].text)\n"
-            last = index
-        }
-        return output
     }
 }
 

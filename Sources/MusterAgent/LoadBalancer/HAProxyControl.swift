@@ -20,7 +20,7 @@ public struct HAProxyControl: Sendable {
     /// `haproxy -c -f FILE`: nil when valid, else HAProxy's own message.
     public func check(configFile: String) async -> String? {
         do {
-            let output = try await Command(executable, ["-c", "-q", "-f", configFile], timeout: .seconds(20)).run()
+            let output = try await Command(executable, ["-c", "-f", configFile], timeout: .seconds(20)).run()
             if output.status == 0 { return nil }
             let text = (output.stderrText + "\n" + String(decoding: output.stdout, as: UTF8.self))
                 .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -129,10 +129,8 @@ enum MasterProcesses {
     /// `failed` in recent versions' output. Nil when no failure is visible.
     static func failedReload(before: String, after: String) -> String? {
         func failedCount(_ text: String) -> Int? {
-            for line in text.split(separator: "\n") where line.lowercased().contains("failed") {
-                if let number = line.split(whereSeparator: { !$0.isNumber }).last.flatMap({ Int($0) }) { return number }
-            }
-            return nil
+            guard let range = text.range(of: "failed: ") else { return nil }
+            return Int(text[range.upperBound...].prefix { $0.isNumber })
         }
         if let now = failedCount(after), now > (failedCount(before) ?? 0) { return "reload failed (show proc: \(after))" }
         return nil

@@ -170,17 +170,19 @@ public final class LBController: Sendable {
         let started = ContinuousClock.now
         let (members, reported) = live.withLock { ($0.fallback ?? $0.state.members, $0.state.reportedRefusals) }
         let (servers, refused) = MemberValidation.desiredServers(members: members, role: config.backendRole)
-        let text = renderer.render(servers: servers, version: 0)
         let current = try? String(contentsOfFile: config.config, encoding: .utf8)
+        let nextVersion = live.withLock { $0.state.version + 1 }
+        let text = renderer.render(servers: servers, version: nextVersion, generatedAt: Timestamp.now())
+        let unchanged = current.map { ConfigRenderer.comparable($0) == ConfigRenderer.comparable(text) } ?? false
         let newRefusals = refused.filter { !reported.contains($0) }
-        if text == current, newRefusals.isEmpty { return }
+        if unchanged, newRefusals.isEmpty { return }
         let version = live.withLock { live -> Int in
-            live.state.version += 1
+            live.state.version = nextVersion
             live.state.reportedRefusals = refused
-            return live.state.version
+            return nextVersion
         }
         var entry = ConfigApply(
-            version: version, sha256: ConfigRenderer.sha256(text), text: text, diff: ConfigRenderer.diff(from: current ?? "", to: text),
+            version: version, sha256: ConfigRenderer.sha256(text), text: text, diff: ConfigDiff.unified(from: current ?? "", to: text),
             trigger: trigger, method: "none", durationMilliseconds: 0, outcome: "applied",
             message: newRefusals.isEmpty ? nil : newRefusals.joined(separator: "; "), servers: servers.map(\.name))
         defer {
@@ -189,7 +191,7 @@ public final class LBController: Sendable {
             record(entry)
             saveState()
         }
-        if text == current {
+        if unchanged {
             // Nothing to apply: only a refusal to report.
             entry.method = "unchanged"
             entry.outcome = "rejected"

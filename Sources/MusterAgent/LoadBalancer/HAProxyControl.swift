@@ -192,6 +192,8 @@ enum UnixSocket {
         guard line.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == line.count else {
             return .failure(.io("cannot write to \(path): \(String(cString: strerror(errno)))"))
         }
+        // The master CLI keeps the connection open for more commands until it sees our end.
+        shutdown(descriptor, Int32(SHUT_WR))
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16 << 10)
         while true {

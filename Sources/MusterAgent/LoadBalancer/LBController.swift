@@ -18,6 +18,9 @@ public final class LBController: Sendable {
         var version = 0
         /// Refusals already recorded, so a hostile member is reported once, not at every apply.
         var reportedRefusals: [String] = []
+        /// The sha256 of the version last known to be running in HAProxy (or written while it
+        /// was not running, so it starts with it).
+        var appliedSha: String?
     }
 
     private struct Live {
@@ -73,6 +76,7 @@ public final class LBController: Sendable {
             return
         }
         await apply(renderer: renderer, trigger: ["start"])
+        await reloadIfBehind()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.followStream() }
             group.addTask { await self.applyLoop(renderer: renderer) }
@@ -239,7 +243,24 @@ public final class LBController: Sendable {
                 entry.message = [entry.message, "\(error)"].compactMap { $0 }.joined(separator: "; ")
             }
         }
+        if entry.outcome == "applied" { live.withLock { $0.state.appliedSha = entry.sha256 } }
         if !refused.isEmpty, entry.outcome == "applied", !newRefusals.isEmpty { entry.outcome = "applied-with-rejections" }
+    }
+
+    /// A crash between writing the file and applying it leaves HAProxy on an older version:
+    /// at start, reload once if the file is not the one last applied.
+    private func reloadIfBehind() async {
+        guard let current = try? String(contentsOfFile: config.config, encoding: .utf8), await haproxy.isRunning() else { return }
+        let sha = ConfigRenderer.sha256(current)
+        guard live.withLock({ $0.state.appliedSha }) != sha else { return }
+        do {
+            try await haproxy.reload()
+            live.withLock { $0.state.appliedSha = sha }
+            saveState()
+            logger.info("reloaded HAProxy at start: it was not known to run \(config.config)")
+        } catch {
+            logger.error("reload at start failed: \(error)")
+        }
     }
 
     private func applyThroughRuntimeAPI(from old: String, to new: String) async throws(LoadBalancerError) {

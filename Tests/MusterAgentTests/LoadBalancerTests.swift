@@ -116,3 +116,93 @@ import Testing
         #expect(MasterProcesses.failedReload(before: before, after: after.replacingOccurrences(of: "[failed: 0]", with: "[failed: 1]")) != nil)
     }
 }
+
+/// The controller's decisions with the real `haproxy -c` but no HAProxy running: what it
+/// writes, what it refuses, and what it records in the journal.
+@Suite struct LBControllerTests {
+    let directory: String
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("lb-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    func controller(template: String? = nil) throws -> (LBController, ConfigRenderer) {
+        var config = AgentConfig.LoadBalancerConfig()
+        config.config = directory + "/haproxy.cfg"
+        config.masterSocket = directory + "/master.sock"
+        config.render.runtimeSocket = directory + "/admin.sock"
+        config.render.httpPort = 18080
+        config.render.statsPort = 18936
+        config.render.bindAddress = "127.0.0.1"
+        config.quietMilliseconds = 300
+        config.maxWaitMilliseconds = 1000
+        let text = try template ?? String(contentsOfFile: LoadBalancerTests.template, encoding: .utf8)
+        let renderer = try ConfigRenderer(templateText: text, settings: config.render)
+        let controller = LBController(
+            config: config, node: "ha", journal: EventJournal(path: directory + "/events.jsonl"),
+            stream: EventStreamClient(baseURL: "http://127.0.0.1:1", token: "t", client: .shared), serfRPC: nil,
+            stateDirectory: directory, logger: .init(label: "test"))
+        return (controller, renderer)
+    }
+
+    func member(_ id: Int64, _ name: String, _ address: String, change: String = "joined", status: String = "alive") -> StreamEvent {
+        let body: [String: Any] = ["member": name, "address": address, "role": "web", "status": status, "change": change]
+        return StreamEvent(id: id, kind: "membership", data: String(decoding: try! JSONSerialization.data(withJSONObject: body), as: UTF8.self))
+    }
+
+    func journal() throws -> [ConfigApply] {
+        guard let text = try? String(contentsOfFile: directory + "/events.jsonl", encoding: .utf8) else { return [] }
+        return try text.split(separator: "\n").compactMap { try JournalEntry.decode(line: String($0)).config }
+    }
+
+    @Test func aHostileMemberIsRefusedAndRecordedOnceWhileTheOthersAreApplied() async throws {
+        let (controller, renderer) = try controller()
+        controller.handle(member(1, "s1", "10.0.0.10"))
+        controller.handle(member(2, "s1\n    server evil 203.0.113.9:80", "10.0.0.12"))
+        await controller.apply(renderer: renderer, trigger: ["test"])
+        await controller.apply(renderer: renderer, trigger: ["test again"])
+        let live = try String(contentsOfFile: directory + "/haproxy.cfg", encoding: .utf8)
+        #expect(LBController.serverLines(live) == ["s1": "10.0.0.10:80 check inter 1s fall 2 rise 1"])
+        #expect(!live.contains("evil"))
+        let history = try journal()
+        #expect(history.count == 1)
+        #expect(history[0].outcome == "applied-with-rejections")
+        #expect(history[0].message?.contains("refused") == true)
+    }
+
+    @Test func aConfigurationHaproxyRefusesNeverReplacesTheLastGoodOne() async throws {
+        let (good, goodRenderer) = try controller()
+        good.handle(member(1, "s1", "10.0.0.10"))
+        await good.apply(renderer: goodRenderer, trigger: ["first"])
+        let lastGood = try String(contentsOfFile: directory + "/haproxy.cfg", encoding: .utf8)
+        // A template whose output HAProxy refuses (a directive that does not exist).
+        let broken = try String(contentsOfFile: LoadBalancerTests.template, encoding: .utf8)
+            .replacingOccurrences(of: "    balance roundrobin", with: "    balance roundrobin\n    no-such-directive here")
+        let (controller, renderer) = try controller(template: broken)
+        controller.handle(member(2, "s2", "10.0.0.11"))
+        await controller.apply(renderer: renderer, trigger: ["s2 joined"])
+        #expect(try String(contentsOfFile: directory + "/haproxy.cfg", encoding: .utf8) == lastGood)
+        let history = try journal()
+        #expect(history.last?.outcome == "invalid")
+        #expect(history.last?.message?.contains("no-such-directive") == true, "\(history.last?.message ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/haproxy.cfg.candidate"))
+    }
+
+    /// 20 membership changes within 2 seconds: the debounce (quiet 300 ms, at most 1 s) makes
+    /// at most 3 applies of them, and the last one lists the final set.
+    @Test func aBurstOfChangesMakesAFewApplies() async throws {
+        let (controller, renderer) = try controller()
+        let loop = Task { await controller.applyLoop(renderer: renderer) }
+        for index in 0..<20 {
+            controller.handle(member(Int64(index + 1), "s\(index % 5)", "10.0.0.\(10 + index % 5)", status: index < 15 ? "alive" : "failed"))
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .milliseconds(1500))
+        loop.cancel()
+        let history = try journal()
+        #expect((1...3).contains(history.count), "\(history.count) applies: \(history.map(\.trigger))")
+        #expect(history.last?.servers == [])
+        #expect(history.flatMap(\.trigger).count == 20)
+    }
+}

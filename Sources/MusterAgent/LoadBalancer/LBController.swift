@@ -151,7 +151,7 @@ public final class LBController: Sendable {
 
     // MARK: Applying
 
-    private func applyLoop(renderer: ConfigRenderer) async {
+    func applyLoop(renderer: ConfigRenderer) async {
         for await _ in wake {
             let first = ContinuousClock.now
             var seen = live.withLock { $0.changes }

@@ -205,4 +205,42 @@ import Testing
         #expect(history.last?.servers == [])
         #expect(history.flatMap(\.trigger).count == 20)
     }
+
+    /// The collector unreachable from the start: the controller follows the local Serf.
+    @Test func withTheCollectorDownTheControllerFollowsLocalSerf() async throws {
+        let port = 17000 + Int(getpid() % 900)
+        let serf = Process()
+        serf.executableURL = URL(fileURLWithPath: "/usr/bin/serf")
+        serf.arguments = ["agent", "-node", "s9", "-bind", "127.0.0.1:\(port + 1000)", "-rpc-addr", "127.0.0.1:\(port)", "-tag", "role=web"]
+        serf.standardOutput = FileHandle.nullDevice
+        serf.standardError = FileHandle.nullDevice
+        try serf.run()
+        defer {
+            serf.terminate()
+            serf.waitUntilExit()
+        }
+        var config = AgentConfig.LoadBalancerConfig()
+        config.template = LoadBalancerTests.template
+        config.config = directory + "/haproxy.cfg"
+        config.masterSocket = directory + "/master.sock"
+        config.render.runtimeSocket = directory + "/admin.sock"
+        config.statsIntervalMilliseconds = 0
+        config.quietMilliseconds = 100
+        let controller = LBController(
+            config: config, node: "ha", journal: EventJournal(path: directory + "/events.jsonl"),
+            stream: EventStreamClient(baseURL: "http://127.0.0.1:1", token: "t", client: .shared), serfRPC: "127.0.0.1:\(port)",
+            stateDirectory: directory, logger: .init(label: "test"))
+        let running = Task { await controller.run() }
+        defer { running.cancel() }
+        var history: [ConfigApply] = []
+        for _ in 0..<100 {
+            history = try journal()
+            if history.contains(where: { $0.servers == ["s9"] }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let followed = history.first { $0.servers == ["s9"] }
+        #expect(followed != nil, "\(history.map { ($0.servers, $0.trigger, $0.outcome) })")
+        #expect(followed?.trigger.contains { $0.contains("serf fallback") } == true)
+        #expect(LBController.serverLines(try String(contentsOfFile: config.config, encoding: .utf8))["s9"] != nil)
+    }
 }

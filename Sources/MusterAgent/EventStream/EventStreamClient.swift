@@ -20,11 +20,32 @@ public struct EventStreamClient: Sendable {
     public let baseURL: String
     let token: String
     let client: HTTPClient
+    /// How long connecting and receiving the response head may take. The stream itself has
+    /// no deadline, and AsyncHTTPClient keeps retrying a refused connection until the
+    /// request's deadline, so without this bound a dead collector would never be noticed.
+    let openTimeout: Duration
 
-    public init(baseURL: String, token: String, client: HTTPClient) {
+    public init(baseURL: String, token: String, client: HTTPClient, openTimeout: Duration = .seconds(5)) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.client = client
+        self.openTimeout = openTimeout
+    }
+
+    private func responseHead(_ request: HTTPClientRequest, within limit: Duration) async throws -> HTTPClientResponse {
+        let client = self.client
+        return try await withThrowingTaskGroup(of: HTTPClientResponse?.self) { group in
+            group.addTask { try await client.execute(request, timeout: .hours(24 * 365)) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let response = first else {
+                throw EventStreamError.unreachable(baseURL: baseURL, after: limit)
+            }
+            return response
+        }
     }
 
     /// Calls `handle` for each event after `cursor`, in order, until the stream ends (with
@@ -38,7 +59,7 @@ public struct EventStreamClient: Sendable {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         request.headers.add(name: "Accept", value: "text/event-stream")
-        let response = try await client.execute(request, timeout: .hours(24 * 365))
+        let response = try await responseHead(request, within: openTimeout)
         guard response.status == .ok else {
             let body = try await response.body.collect(upTo: 64 << 10)
             throw EventStreamError.refused(status: Int(response.status.code), body: String(buffer: body))
@@ -56,9 +77,11 @@ public struct EventStreamClient: Sendable {
 
 public enum EventStreamError: Error, CustomStringConvertible, Equatable {
     case refused(status: Int, body: String)
+    case unreachable(baseURL: String, after: Duration)
 
     public var description: String {
         switch self {
+        case .unreachable(let url, let limit): "no answer from the collector at \(url) within \(limit)"
         case .refused(let status, let body): "the collector refused the event stream (HTTP \(status)): \(body)"
         }
     }

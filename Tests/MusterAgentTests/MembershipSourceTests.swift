@@ -78,8 +78,10 @@ import Testing
         let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("agent/agent.example.yaml").path
         var text = try String(contentsOfFile: example, encoding: .utf8)
-        for key in ["membership", "inventory"] { text = text.replacingOccurrences(of: "# \(key):", with: "\(key):") }
-        for key in ["journal", "serf_rpc", "reconcile_interval_ms", "scandir", "interval_ms", "role", "image", "tags"] {
+        for key in ["membership", "inventory", "lb"] { text = text.replacingOccurrences(of: "# \(key):", with: "\(key):") }
+        for key in ["journal", "serf_rpc", "reconcile_interval_ms", "scandir", "interval_ms", "role", "image", "tags", "template",
+                    "config", "haproxy", "master_socket", "runtime_socket", "backend", "backend_role", "backend_port", "http_port",
+                    "stats_port", "bind_address", "log_target", "quiet_ms", "max_wait_ms", "drain_timeout_ms", "stats_interval_ms"] {
             text = text.replacingOccurrences(of: "#   \(key):", with: "  \(key):")
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString).yaml").path
@@ -91,6 +93,15 @@ import Testing
         #expect(config.inventory?.role == "web")
         #expect(config.inventory?.tags == ["zone": "a"])
         #expect(config.effectiveSources.last == .init(id: "events", paths: ["/var/lib/muster-agent/events.jsonl"], format: .plain))
+        #expect(config.loadBalancer?.masterSocket == "/run/haproxy/master.sock")
+        #expect(config.loadBalancer?.render.runtimeSocket == "/run/haproxy/admin.sock")
+        #expect(config.loadBalancer?.render.logTarget == "127.0.0.1:514")
+        #expect(config.loadBalancer?.maxWaitMilliseconds == 2000)
+        #expect(throws: Never.self) {
+            var valid = config
+            valid.collector.token = "t"
+            try valid.validate()
+        }
         // Without either section there is no journal.
         #expect(AgentConfig().journalPath == nil)
     }

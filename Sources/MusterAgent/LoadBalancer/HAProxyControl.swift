@@ -35,24 +35,46 @@ public struct HAProxyControl: Sendable {
         (try? await UnixSocket.exchange(path: masterSocket, command: "show proc")) != nil
     }
 
-    /// Runtime API: one command, its answer. An answer that reports an error throws.
-    @discardableResult
-    public func runtime(_ command: String) async throws(LoadBalancerError) -> String {
-        let answer = try await UnixSocket.exchange(path: runtimeSocket, command: command)
-        let trimmed = answer.trimmingCharacters(in: .whitespacesAndNewlines)
-        // The Runtime API answers errors in prose; these are the forms HAProxy 2.6 uses.
-        for marker in ["No such", "Unknown command", "Require ", "not found", "cannot", "Cannot", "Error", "error:", "Invalid", "invalid"]
-        where trimmed.contains(marker) {
-            throw .haproxy("runtime API '\(command)': \(trimmed)")
-        }
-        return answer
+    /// Runtime API: one command, its answer as text (for `show …`).
+    public func query(_ command: String) async throws(LoadBalancerError) -> String {
+        try await UnixSocket.exchange(path: runtimeSocket, command: command)
     }
 
-    /// Adds a server as the rendered configuration describes it, then lets traffic in.
-    public func addServer(_ name: String, arguments: String) async throws(LoadBalancerError) {
-        try await runtime("add server \(backend)/\(name) \(arguments)")
-        if arguments.split(separator: " ").contains("check") { try await runtime("enable health \(backend)/\(name)") }
+    /// Runtime API: a command that changes something. HAProxy answers in prose without a
+    /// status, so success is what docs/haproxy-runtime.md recorded: the given confirmation,
+    /// or an empty answer; anything else is HAProxy's error message.
+    public func runtime(_ command: String, success: String? = nil) async throws(LoadBalancerError) {
+        let answer = try await query(command).trimmingCharacters(in: .whitespacesAndNewlines)
+        let succeeded = success.map { answer.hasPrefix($0) } ?? answer.isEmpty
+        guard succeeded else { throw .haproxy("runtime API '\(command)': \(answer.isEmpty ? "(no answer)" : answer)") }
+    }
+
+    /// Adds a server as the rendered configuration describes it, waits (bounded) for its
+    /// first health check to pass, then lets traffic in. The order matters (see
+    /// docs/haproxy-runtime.md): enabled before its check, it would be in rotation unchecked.
+    public func addServer(_ name: String, arguments: String, dynamicCookies: Bool, checkTimeout: Duration = .seconds(5))
+        async throws(LoadBalancerError)
+    {
+        try await runtime("add server \(backend)/\(name) \(arguments)", success: "New server registered.")
+        if dynamicCookies { try await runtime("enable dynamic-cookie backend \(backend)") }
+        if arguments.split(separator: " ").contains("check") {
+            try await runtime("enable health \(backend)/\(name)")
+            let deadline = ContinuousClock.now + checkTimeout
+            while ContinuousClock.now < deadline, (try? await checkResult(of: name)) != 3 {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
         try await runtime("enable server \(backend)/\(name)")
+    }
+
+    /// `srv_check_result` from `show servers state` (3: passed, 2: failed).
+    func checkResult(of name: String) async throws(LoadBalancerError) -> Int? {
+        let answer = try await query("show servers state \(backend)")
+        for line in answer.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = line.split(separator: " ")
+            if fields.count > 11, fields[3] == name { return Int(fields[11]) }
+        }
+        return nil
     }
 
     /// Drains a server (no new sessions, sticky ones finish), waits for its connections to end
@@ -67,11 +89,11 @@ public struct HAProxyControl: Sendable {
         }
         try await runtime("set server \(backend)/\(name) state maint")
         // Connections still open after the bound are cut, so the delete can proceed.
-        _ = try? await runtime("shutdown sessions server \(backend)/\(name)")
+        try? await runtime("shutdown sessions server \(backend)/\(name)")
         var lastError: LoadBalancerError?
         for _ in 0..<20 {
             do {
-                try await runtime("del server \(backend)/\(name)")
+                try await runtime("del server \(backend)/\(name)", success: "Server deleted.")
                 return
             } catch {
                 lastError = error
@@ -83,7 +105,7 @@ public struct HAProxyControl: Sendable {
 
     /// The server's current sessions (`scur` of `show stat`).
     func currentSessions(of name: String) async throws(LoadBalancerError) -> Int {
-        let rows = StatTable.parse(try await runtime("show stat"))
+        let rows = StatTable.parse(try await query("show stat"))
         return rows.first { $0.proxy == backend && $0.name == name }?.currentSessions ?? 0
     }
 

@@ -270,7 +270,7 @@ public final class LBController: Sendable {
             try await haproxy.removeServer(name, drainTimeout: .milliseconds(config.drainTimeoutMilliseconds))
         }
         for (name, arguments) in after.sorted(by: { $0.key < $1.key }) where before[name] != arguments {
-            try await haproxy.addServer(name, arguments: arguments)
+            try await haproxy.addServer(name, arguments: arguments, dynamicCookies: new.contains("dynamic-cookie-key"))
         }
     }
 
@@ -307,7 +307,7 @@ public final class LBController: Sendable {
     private func sampleStats() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(config.statsIntervalMilliseconds))
-            guard let csv = try? await haproxy.runtime("show stat") else { continue }
+            guard let csv = try? await haproxy.query("show stat") else { continue }
             let rows = StatTable.parse(csv).filter { $0.proxy == config.backend || $0.name == "FRONTEND" }
             guard !rows.isEmpty else { continue }
             try? journal.append([JournalEntry(t: Timestamp.now(), event: .haproxyStats, observer: node, stats: rows)])

@@ -41,7 +41,19 @@ import Testing
             last = ((try? runtimeServers(cluster)) ?? [], hosts(cluster))
             return last.0 == expected && last.1 == expected
         }
-        try #require(reached, "\(step): runtime API lists \(last.0), requests reached \(last.1), expected \(expected)")
+        func tail(_ service: String) -> String {
+            let log = (try? String(contentsOfFile: cluster.nodeDirectory("ha") + "/log/\(service)/current", encoding: .utf8)) ?? ""
+            return log.split(separator: "\n").suffix(12).joined(separator: "\n")
+        }
+        try #require(
+            reached,
+            """
+            \(step): runtime API lists \(last.0), requests reached \(last.1), expected \(expected)
+            ha muster-agent:
+            \(tail("muster-agent"))
+            ha haproxy:
+            \(tail("haproxy"))
+            """)
     }
 
     @Test func haproxyRoutesToExactlyTheAliveMembersWithNoFailedRequest() throws {

@@ -76,11 +76,18 @@ public final class LBController: Sendable {
             return
         }
         await apply(renderer: renderer, trigger: ["start"])
-        await reloadIfBehind()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.followStream() }
             group.addTask { await self.applyLoop(renderer: renderer) }
             if config.statsIntervalMilliseconds > 0 { group.addTask { await self.sampleStats() } }
+            // A periodic look, without a change, is what notices an HAProxy that started
+            // (or restarted) on an older file: see `reloadIfBehind`.
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(2))
+                    self.wakeContinuation.yield()
+                }
+            }
             await group.waitForAll()
         }
     }
@@ -179,7 +186,10 @@ public final class LBController: Sendable {
         let text = renderer.render(servers: servers, version: nextVersion, generatedAt: Timestamp.now())
         let unchanged = current.map { ConfigRenderer.comparable($0) == ConfigRenderer.comparable(text) } ?? false
         let newRefusals = refused.filter { !reported.contains($0) }
-        if unchanged, newRefusals.isEmpty { return }
+        if unchanged, newRefusals.isEmpty {
+            if let current { await reloadIfBehind(current) }
+            return
+        }
         let version = live.withLock { live -> Int in
             live.state.version = nextVersion
             live.state.reportedRefusals = refused
@@ -243,23 +253,24 @@ public final class LBController: Sendable {
                 entry.message = [entry.message, "\(error)"].compactMap { $0 }.joined(separator: "; ")
             }
         }
-        if entry.outcome == "applied" { live.withLock { $0.state.appliedSha = entry.sha256 } }
+        if entry.outcome == "applied", method != "file" { live.withLock { $0.state.appliedSha = entry.sha256 } }
         if !refused.isEmpty, entry.outcome == "applied", !newRefusals.isEmpty { entry.outcome = "applied-with-rejections" }
     }
 
-    /// A crash between writing the file and applying it leaves HAProxy on an older version:
-    /// at start, reload once if the file is not the one last applied.
-    private func reloadIfBehind() async {
-        guard let current = try? String(contentsOfFile: config.config, encoding: .utf8), await haproxy.isRunning() else { return }
+    /// The file can be newer than what HAProxy runs: written while HAProxy was not running
+    /// yet (it may have read the previous file as it started), or before a crash of the
+    /// agent. `appliedSha` is only set once HAProxy is known to run a version, so a running
+    /// HAProxy whose file differs from it is reloaded.
+    private func reloadIfBehind(_ current: String) async {
         let sha = ConfigRenderer.sha256(current)
-        guard live.withLock({ $0.state.appliedSha }) != sha else { return }
+        guard live.withLock({ $0.state.appliedSha }) != sha, await haproxy.isRunning() else { return }
         do {
             try await haproxy.reload()
             live.withLock { $0.state.appliedSha = sha }
             saveState()
-            logger.info("reloaded HAProxy at start: it was not known to run \(config.config)")
+            logger.info("reloaded HAProxy: it was not known to run the current \(config.config)")
         } catch {
-            logger.error("reload at start failed: \(error)")
+            logger.error("reload of the current file failed: \(error)")
         }
     }
 

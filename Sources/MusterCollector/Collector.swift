@@ -57,7 +57,6 @@ public struct Collector {
     func backgroundServices() -> [any Service] {
         [
             writer,
-            writer.feed,
             SearchIndexService(
                 database: database, writer: writer, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
                 chunkRows: config.searchIndex.chunkRows, metrics: metrics, logger: logger),
@@ -85,7 +84,14 @@ public struct Collector {
 
     /// Runs until SIGTERM/SIGINT, then stops accepting, commits what was accepted and exits.
     public func run() async throws {
-        try await application().runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        // A service group shuts its services down last first: the event feed ends every open
+        // stream before the HTTP server waits for its connections to finish, which would
+        // otherwise wait forever on streams that only end when the feed does.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: application()), .init(service: writer.feed)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 

@@ -83,6 +83,27 @@ import Testing
         try expectRouting(cluster, to: ["s2", "s3"], "s1 stopped")
         try cluster.run("kill", "s2")
         try expectRouting(cluster, to: ["s3"], "s2 killed")
+
+        // A hostile member, reported by ha's own Serf handler: refused, recorded, and the
+        // configuration keeps serving exactly s3.
+        let hostile = "s1 server evil 203.0.113.9:80 #\t\(cluster.subnet).99\tweb\trole=web\n"
+        try cluster.exec(
+            "ha", "sh", "-c",
+            "printf '\(hostile)' | SERF_EVENT=member-join SERF_SELF_NAME=ha muster-agent serf-event --journal \(cluster.journal("ha"))")
+        let refused = waitUntil(timeout: 20, interval: 0.3) {
+            let configs = (try? Cluster.execute(
+                try Binaries.path("logq"), ["configs", "--format", "json", "--db", cluster.database], environment: [:])) ?? ""
+            return configs.contains("refused")
+        }
+        #expect(refused, "the hostile member's refusal was not recorded")
+        try expectRouting(cluster, to: ["s3"], "hostile member refused")
+        #expect(!(try String(contentsOfFile: cluster.nodeDirectory("ha") + "/haproxy/haproxy.cfg", encoding: .utf8)).contains("evil"))
+
+        // The collector stopped: a new node still reaches HAProxy through the local Serf view.
+        try cluster.exec("collector", "s6-svc", "-d", cluster.service("collector", "muster-collector"))
+        try cluster.run("add", "s4")
+        try expectRouting(cluster, to: ["s3", "s4"], "s4 joined while the collector was down")
+        try cluster.exec("collector", "s6-svc", "-u", cluster.service("collector", "muster-collector"))
         FileManager.default.createFile(atPath: stopFile, contents: nil)
         #expect(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: resultFile) }, "load generator: \(load.log())")
         struct Load: Decodable { var ok: Int; var failed: Int; var errors: [String] }
@@ -102,6 +123,13 @@ import Testing
         #expect(rows.contains { $0.contains("runtime,applied") && $0.contains("s3 joined") })
         #expect(rows.contains { $0.contains("runtime,applied") && $0.contains("s1 left") })
         #expect(rows.contains { $0.contains("runtime,applied") && $0.contains("s2 failed") })
+        // What the controller did without the collector reached the history once it was back.
+        let fallbackRecorded = waitUntil(timeout: 30, interval: 0.5) {
+            let configs = (try? Cluster.execute(
+                try Binaries.path("logq"), ["configs", "--format", "csv", "--db", cluster.database], environment: [:])) ?? ""
+            return configs.contains("serf fallback")
+        }
+        #expect(fallbackRecorded, "the fallback apply never reached logq configs")
         try cluster.run("down")
     }
 }

@@ -27,6 +27,10 @@ public final class LBController: Sendable {
         var state = State()
         /// Set while following Serf because the collector is unreachable.
         var fallback: [String: KnownMember]?
+        /// When the stream came back after a fallback: the collector may not have all that
+        /// happened meanwhile yet (agents re-ship with backoff), so Serf is followed until the
+        /// stream's view agrees with it, or for at most `resumeGrace`.
+        var streamResumed: ContinuousClock.Instant?
         var pendingTriggers: [String] = []
         var changes = 0
     }
@@ -133,11 +137,11 @@ public final class LBController: Sendable {
 
     private func followSerf() async {
         guard let serfRPC, let members = try? await SerfMembers.fetch(rpcAddress: serfRPC) else { return }
-        let view = Dictionary(members.map { ($0.name, KnownMember(address: $0.address, role: $0.role, status: ($0.status ?? .alive).rawValue)) },
-                              uniquingKeysWith: { $1 })
+        let view = Self.view(of: members)
         let changed = live.withLock { live -> Bool in
             guard live.fallback != view else { return false }
             live.fallback = view
+            live.streamResumed = nil
             live.pendingTriggers.append("serf fallback (collector unreachable)")
             live.changes += 1
             return true
@@ -146,14 +150,37 @@ public final class LBController: Sendable {
     }
 
     private func leaveFallback() {
-        let wasFollowingSerf = live.withLock { live -> Bool in
-            guard live.fallback != nil else { return false }
-            live.fallback = nil
-            live.pendingTriggers.append("event stream resumed")
-            live.changes += 1
-            return true
+        live.withLock { live in
+            if live.fallback != nil, live.streamResumed == nil { live.streamResumed = .now }
         }
-        if wasFollowingSerf { wakeContinuation.yield() }
+    }
+
+    static let resumeGrace: Duration = .seconds(30)
+
+    /// Back on the stream after a fallback: follow Serf's fresh view until the stream's view
+    /// gives the same servers (or the grace runs out), so nothing flaps while agents re-ship.
+    private func settleResumedStream() async {
+        guard let resumed = live.withLock({ $0.fallback == nil ? nil : $0.streamResumed }) else { return }
+        var fresh: [String: KnownMember]?
+        if let serfRPC, let members = try? await SerfMembers.fetch(rpcAddress: serfRPC) {
+            fresh = Self.view(of: members)
+        }
+        live.withLock { live in
+            if let fresh { live.fallback = fresh }
+            let fromStream = MemberValidation.desiredServers(members: live.state.members, role: config.backendRole).servers
+            let fromSerf = MemberValidation.desiredServers(members: live.fallback ?? [:], role: config.backendRole).servers
+            if fromStream == fromSerf || ContinuousClock.now - resumed > Self.resumeGrace {
+                live.fallback = nil
+                live.streamResumed = nil
+                live.pendingTriggers.append("event stream resumed")
+            }
+        }
+    }
+
+    static func view(of members: [Member]) -> [String: KnownMember] {
+        Dictionary(
+            members.map { ($0.name, KnownMember(address: $0.address, role: $0.role, status: ($0.status ?? .alive).rawValue)) },
+            uniquingKeysWith: { $1 })
     }
 
     // MARK: Applying
@@ -179,6 +206,11 @@ public final class LBController: Sendable {
 
     func apply(renderer: ConfigRenderer, trigger: [String]) async {
         let started = ContinuousClock.now
+        await settleResumedStream()
+        let trigger = trigger + live.withLock { live -> [String] in
+            defer { live.pendingTriggers.removeAll() }
+            return live.pendingTriggers
+        }
         let (members, reported) = live.withLock { ($0.fallback ?? $0.state.members, $0.state.reportedRefusals) }
         let (servers, refused) = MemberValidation.desiredServers(members: members, role: config.backendRole)
         let current = try? String(contentsOfFile: config.config, encoding: .utf8)

@@ -14,58 +14,17 @@ Prints p50/p99/max per kind and compares p99 with LIMIT_MS. Needs root. Usage:
   sudo Benchmarks/membership_latency.py            # release binaries from .build-release
   CHANGES=5 MUSTER_BIN=.build/debug Benchmarks/membership_latency.py
 """
-import json, os, queue, statistics, subprocess, sys, threading, time, urllib.request
+import os, queue, statistics, sys, threading, time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLUSTER = os.path.join(REPO, "images", "cluster")
+import clusterlib
+
 CHANGES = int(os.environ.get("CHANGES", "20"))
 LIMIT_MS = float(os.environ.get("LIMIT_MS", "1000"))
-ENV = dict(os.environ, MUSTER_CLUSTER="mbench", MUSTER_CLUSTER_SUBNET="10.81.0",
-           MUSTER_CLUSTER_STATE="/var/tmp/muster-bench-membership", MUSTER_SERF_PROFILE="local")
+ENV = clusterlib.environment("mbench", "10.81.0")
 
 
 def cluster(*args, check=True):
-    result = subprocess.run([CLUSTER, *args], env=ENV, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        sys.exit(f"images/cluster {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def build():
-    if "MUSTER_BIN" in ENV:
-        return
-    scratch = os.path.join(REPO, ".build-release")
-    for product in ["muster-agent", "muster-collector", "demo-webapp", "logq"]:
-        subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--product", product],
-                       cwd=REPO, check=True, stdout=sys.stderr)
-    ENV["MUSTER_BIN"] = subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--show-bin-path"],
-                                       cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def consume(url, token, events):
-    """Reads the SSE stream; puts (arrival ns, event body) for each membership event."""
-    request = urllib.request.Request(f"{url}/v1/events?kind=membership&since={latest_id(url, token)}",
-                                     headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request) as stream:
-        data = None
-        for raw in stream:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                data = line[6:]
-            elif line == "" and data is not None:
-                events.put((time.time_ns(), json.loads(data)))
-                data = None
-
-
-def latest_id(url, token):
-    request = urllib.request.Request(f"{url}/v1/events?kind=membership&since=0&follow=false",
-                                     headers={"Authorization": f"Bearer {token}"})
-    last = 0
-    with urllib.request.urlopen(request) as stream:
-        for raw in stream:
-            if raw.startswith(b"id: "):
-                last = int(raw[4:])
-    return last
+    return clusterlib.cluster(ENV, *args, check=check)
 
 
 def wait_for(events, member, change, timeout=60):
@@ -86,25 +45,23 @@ def serf_pid(node, service_dir):
 
 def summary(name, values):
     values = sorted(values)
-    p99 = values[min(len(values) - 1, int(round(0.99 * (len(values) - 1))))]
-    return name, statistics.median(values), p99, values[-1]
+    return name, statistics.median(values), clusterlib.percentile(values, 0.99), values[-1]
 
 
 def main():
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces)")
-    build()
+    clusterlib.build(ENV)
     cluster("down", check=False)
     try:
         cluster("up")
         for node in ["s1", "s2", "s3"]:
             cluster("add", node)
-        settings = dict(line.split("=", 1) for line in cluster("env").split() if "=" in line)
-        url, token = settings["MUSTER_COLLECTOR_URL"], open(settings["MUSTER_TOKEN_FILE"]).read().strip()
+        url, token = clusterlib.collector(ENV)
         state = ENV["MUSTER_CLUSTER_STATE"]
         events = queue.Queue()
         time.sleep(3)  # let the joins settle before the consumer starts
-        threading.Thread(target=consume, args=(url, token, events), daemon=True).start()
+        threading.Thread(target=clusterlib.consume, args=(url, token, events), daemon=True).start()
         time.sleep(0.5)
         leave, leave_handler, failed, detect = [], [], [], []
         s1_serf, s2_serf = f"{state}/nodes/s1/service/serf", f"{state}/nodes/s2/service/serf"

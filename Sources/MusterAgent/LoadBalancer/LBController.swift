@@ -258,7 +258,10 @@ public final class LBController: Sendable {
         }
         let running = await haproxy.isRunning()
         var method = "file"
-        if running, let current, ConfigRenderer.skeleton(current) == ConfigRenderer.skeleton(text) {
+        // The Runtime API applies the difference from the file HAProxy runs, so it is only
+        // right when HAProxy is known to run the current file; otherwise reload.
+        let runsCurrent = current.map { ConfigRenderer.sha256($0) } == live.withLock { $0.state.appliedSha }
+        if running, runsCurrent, let current, ConfigRenderer.skeleton(current) == ConfigRenderer.skeleton(text) {
             method = "runtime"
             do {
                 try await applyThroughRuntimeAPI(from: current, to: text)

@@ -1,0 +1,65 @@
+"""What the cluster benchmarks share: images/cluster, release binaries, the event stream."""
+import json, os, subprocess, sys, time, urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLUSTER = os.path.join(REPO, "images", "cluster")
+
+
+def environment(name, subnet):
+    return dict(os.environ, MUSTER_CLUSTER=name, MUSTER_CLUSTER_SUBNET=subnet,
+                MUSTER_CLUSTER_STATE=f"/var/tmp/muster-bench-{name}", MUSTER_SERF_PROFILE="local")
+
+
+def cluster(env, *args, check=True):
+    result = subprocess.run([CLUSTER, *args], env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        sys.exit(f"images/cluster {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def build(env, products=("muster-agent", "muster-collector", "demo-webapp", "logq")):
+    """Release binaries in .build-release unless MUSTER_BIN names others."""
+    if "MUSTER_BIN" in env:
+        return
+    scratch = os.path.join(REPO, ".build-release")
+    for product in products:
+        subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--product", product],
+                       cwd=REPO, check=True, stdout=sys.stderr)
+    env["MUSTER_BIN"] = subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--show-bin-path"],
+                                       cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def collector(env):
+    settings = dict(line.split("=", 1) for line in cluster(env, "env").split() if "=" in line)
+    return settings["MUSTER_COLLECTOR_URL"], open(settings["MUSTER_TOKEN_FILE"]).read().strip()
+
+
+def latest_event_id(url, token, kind="membership"):
+    request = urllib.request.Request(f"{url}/v1/events?kind={kind}&since=0&follow=false",
+                                     headers={"Authorization": f"Bearer {token}"})
+    last = 0
+    with urllib.request.urlopen(request) as stream:
+        for raw in stream:
+            if raw.startswith(b"id: "):
+                last = int(raw[4:])
+    return last
+
+
+def consume(url, token, events, kind="membership"):
+    """Reads the SSE stream from now on; puts (arrival ns, event body) on the queue."""
+    request = urllib.request.Request(f"{url}/v1/events?kind={kind}&since={latest_event_id(url, token, kind)}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request) as stream:
+        data = None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("data: "):
+                data = line[6:]
+            elif line == "" and data is not None:
+                events.put((time.time_ns(), json.loads(data)))
+                data = None
+
+
+def percentile(values, fraction):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(fraction * (len(values) - 1))))]

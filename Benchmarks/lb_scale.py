@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Scale events under load: does HAProxy follow the cluster without failed requests, and how fast?
+
+Runs images/cluster (release binaries, real HAProxy 2.6, Serf, collector and agents in network
+namespaces). Two clients send requests through ha:80 for the whole run (one keep-alive, one
+new connection per request; Python's stdlib, so every request's start and end are known and a
+failure can be attributed to the event it overlapped). Meanwhile EVENTS scale events cycle
+through: s3 joins, s4 joins, s3 leaves gracefully (images/cluster stop), s4 is killed.
+
+For each event: the time from the Serf event (the handler's call on the first observer, the
+membership event's `t`) to HAProxy routing the change (a poller inside the ha namespace reading
+`show servers state nodes` every 20 ms). Failed requests are counted per kind; for kills, a
+failure is expected only for a request already in flight to the killed node, i.e. one that
+started before the kill and failed before HAProxy took the server out.
+
+  sudo Benchmarks/lb_scale.py                 # EVENTS=50, release build, ~5 min
+  EVENTS=8 MUSTER_BIN=.build/debug Benchmarks/lb_scale.py
+"""
+import json, os, queue, subprocess, sys, threading, time, urllib.request, http.client, statistics
+
+import clusterlib
+
+EVENTS = int(os.environ.get("EVENTS", "50"))
+LIMIT_MS = float(os.environ.get("LIMIT_MS", "1500"))
+ENV = clusterlib.environment("lbench", "10.82.0")
+HA = "10.82.0.3"
+
+POLLER = r'''
+import socket, sys, time
+path = sys.argv[1]
+last = None
+while True:
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(path); s.sendall(b"show servers state nodes\n"); s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            data += d
+        s.close()
+        names = sorted(l.split()[3] for l in data.decode().splitlines()[2:] if len(l.split()) > 6 and l.split()[6] == "0")
+        if names != last:
+            print(time.time_ns(), ",".join(names), flush=True); last = names
+    except Exception:
+        pass
+    time.sleep(0.02)
+'''
+
+
+class Load:
+    """Requests through :80 until stopped; keeps (start ns, end ns, error or None)."""
+
+    def __init__(self, keep_alive):
+        self.keep_alive, self.records, self.running = keep_alive, [], True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        connection = None
+        while self.running:
+            start = time.time_ns()
+            try:
+                if connection is None or not self.keep_alive:
+                    connection = http.client.HTTPConnection(HA, 80, timeout=10)
+                connection.request("GET", "/")
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}")
+                if response.getheader("Connection", "").lower() == "close" or not self.keep_alive:
+                    connection.close(); connection = None
+                self.records.append((start, time.time_ns(), None))
+            except Exception as error:
+                self.records.append((start, time.time_ns(), str(error)[:80]))
+                if connection is not None:
+                    connection.close()
+                connection = None
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("needs root (network namespaces)")
+    clusterlib.build(ENV)
+    cluster = lambda *args, check=True: clusterlib.cluster(ENV, *args, check=check)
+    cluster("down", check=False)
+    state = ENV["MUSTER_CLUSTER_STATE"]
+    try:
+        cluster("up")
+        for node in ["s1", "s2"]:
+            cluster("add", node)
+        url, token = clusterlib.collector(ENV)
+        routes = queue.Queue()
+        poller = subprocess.Popen([clusterlib.CLUSTER, "exec", "ha", "python3", "-c", POLLER, f"{state}/nodes/ha/haproxy/admin.sock"],
+                                  env=ENV, stdout=subprocess.PIPE, text=True)
+        def read_routes():
+            for line in poller.stdout:
+                stamp, _, names = line.strip().partition(" ")
+                routes.put((int(stamp), set(names.split(",")) - {""}))
+        threading.Thread(target=read_routes, daemon=True).start()
+        current = set()
+        deadline = time.time() + 60
+        while current != {"s1", "s2"} and time.time() < deadline:
+            try:
+                current = routes.get(timeout=1)[1]
+            except queue.Empty:
+                pass
+        if current != {"s1", "s2"}:
+            sys.exit(f"HAProxy never routed to s1 and s2 (has {current})")
+        events = queue.Queue()
+        threading.Thread(target=clusterlib.consume, args=(url, token, events), daemon=True).start()
+        time.sleep(0.5)
+        loads = [Load(True), Load(False)]
+        for load in loads:
+            load.thread.start()
+        time.sleep(2)
+
+        def wait_event(member, change, timeout=60):
+            end = time.time() + timeout
+            while time.time() < end:
+                try:
+                    _, body = events.get(timeout=1)
+                except queue.Empty:
+                    continue
+                if body["member"] == member and body["change"] == change:
+                    return body["t"]
+            sys.exit(f"no '{member} {change}' event within {timeout}s")
+
+        def wait_route(predicate, timeout=60):
+            nonlocal current
+            end = time.time() + timeout
+            while not predicate(current) and time.time() < end:
+                try:
+                    stamp, current = routes.get(timeout=1)
+                    if predicate(current):
+                        return stamp
+                except queue.Empty:
+                    pass
+            if predicate(current):
+                return time.time_ns()
+            sys.exit(f"HAProxy did not follow (servers {current})")
+
+        plan = [("join", "s3"), ("join", "s4"), ("leave", "s3"), ("kill", "s4")]
+        results = []  # (kind, node, action ns, serf event ns, routed ns)
+        for index in range(EVENTS):
+            kind, node = plan[index % len(plan)]
+            acted = time.time_ns()
+            if kind == "join":
+                cluster("add", node)
+                serf_t = wait_event(node, "joined")
+                routed = wait_route(lambda servers: node in servers)
+            elif kind == "leave":
+                cluster("stop", node)
+                serf_t = wait_event(node, "left")
+                routed = wait_route(lambda servers: node not in servers)
+            else:
+                cluster("kill", node)
+                serf_t = wait_event(node, "failed")
+                routed = wait_route(lambda servers: node not in servers)
+            results.append((kind, node, acted, serf_t, routed))
+            print(f"{index + 1}/{EVENTS} {kind} {node}: serf event -> routed {(routed - serf_t) / 1e6:.0f} ms"
+                  f" (action -> routed {(routed - acted) / 1e6:.0f} ms)", file=sys.stderr)
+            time.sleep(1)
+        for load in loads:
+            load.running = False
+        for load in loads:
+            load.thread.join(timeout=15)
+        poller.kill()
+    finally:
+        cluster("down", check=False)
+
+    records = [record for load in loads for record in load.records]
+    failures = [record for record in records if record[2] is not None]
+    # A failure belongs to the event whose window [action, routed] it overlaps.
+    by_kind = {"join": 0, "leave": 0, "kill": 0, "none": 0}
+    kill_in_flight = 0
+    for start, end, error in failures:
+        owner = next((r for r in results if r[2] - 1_000_000_000 <= end <= r[4] + 500_000_000), None)
+        kind = owner[0] if owner else "none"
+        by_kind[kind] += 1
+        if kind == "kill" and start <= owner[4]:
+            kill_in_flight += 1
+    print(f"\nHAProxy following {EVENTS} scale events under load ({len(records):,} requests, binaries {ENV['MUSTER_BIN']})\n")
+    print("| event | count | Serf event → routed p50 | p99 | max | limit (p99) | failed requests |")
+    print("|---|---:|---:|---:|---:|---|---:|")
+    for kind in ["join", "leave", "kill"]:
+        latencies = [(r[4] - r[3]) / 1e6 for r in results if r[0] == kind]
+        if not latencies:
+            continue
+        limit = "" if kind == "kill" else f"{LIMIT_MS:.0f} ms {'✅' if clusterlib.percentile(latencies, 0.99) <= LIMIT_MS else '❌'}"
+        print(f"| {kind} | {len(latencies)} | {statistics.median(latencies):.0f} ms | {clusterlib.percentile(latencies, 0.99):.0f} ms"
+              f" | {max(latencies):.0f} ms | {limit} | {by_kind[kind]} |")
+    print(f"\nfailed requests: {len(failures)} of {len(records):,}; outside any event: {by_kind['none']};"
+          f" during kills: {by_kind['kill']} (in flight to the killed node before HAProxy took it out: {kill_in_flight})")
+    for start, end, error in failures[:10]:
+        print(f"  {error}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -52,16 +52,22 @@ public struct HAProxyControl: Sendable {
     /// Adds a server as the rendered configuration describes it, waits (bounded) for its
     /// first health check to pass, then lets traffic in. The order matters (see
     /// docs/haproxy-runtime.md): enabled before its check, it would be in rotation unchecked.
-    public func addServer(_ name: String, arguments: String, dynamicCookies: Bool, checkTimeout: Duration = .seconds(5))
-        async throws(LoadBalancerError)
-    {
+    /// `healthy`, when given, answers whether the server already passes the same check
+    /// HAProxy will make (the controller probes it directly): HAProxy's own first check
+    /// comes up to one `inter` later, which is most of a join's latency otherwise.
+    public func addServer(
+        _ name: String, arguments: String, dynamicCookies: Bool, checkTimeout: Duration = .seconds(5),
+        healthy: (@Sendable () async -> Bool)? = nil
+    ) async throws(LoadBalancerError) {
         try await runtime("add server \(backend)/\(name) \(arguments)", success: "New server registered.")
         if dynamicCookies { try await runtime("enable dynamic-cookie backend \(backend)") }
         if arguments.split(separator: " ").contains("check") {
             try await runtime("enable health \(backend)/\(name)")
             let deadline = ContinuousClock.now + checkTimeout
-            while ContinuousClock.now < deadline, (try? await checkResult(of: name)) != 3 {
-                try? await Task.sleep(for: .milliseconds(100))
+            while ContinuousClock.now < deadline {
+                if let healthy, await healthy() { break }
+                if (try? await checkResult(of: name)) == 3 { break }
+                try? await Task.sleep(for: .milliseconds(50))
             }
         }
         try await runtime("enable server \(backend)/\(name)")

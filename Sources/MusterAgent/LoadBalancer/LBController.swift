@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Logging
 import MusterWire
@@ -316,7 +317,25 @@ public final class LBController: Sendable {
             try await haproxy.removeServer(name, drainTimeout: .milliseconds(config.drainTimeoutMilliseconds))
         }
         for (name, arguments) in after.sorted(by: { $0.key < $1.key }) where before[name] != arguments {
-            try await haproxy.addServer(name, arguments: arguments, dynamicCookies: new.contains("dynamic-cookie-key"))
+            try await haproxy.addServer(
+                name, arguments: arguments, dynamicCookies: new.contains("dynamic-cookie-key"),
+                healthy: Self.healthProbe(arguments: arguments, config: new, client: stream.client))
+        }
+    }
+
+    /// A direct probe of the check HAProxy will make (`option httpchk GET PATH` and the
+    /// server's address), or nil when the configuration has no HTTP check.
+    static func healthProbe(arguments: String, config: String, client: HTTPClient) -> (@Sendable () async -> Bool)? {
+        guard let address = arguments.split(separator: " ").first,
+            let line = config.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("option httpchk") })
+        else { return nil }
+        let words = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard words.count >= 4, words[2] == "GET", words[3].hasPrefix("/") else { return nil }
+        let url = "http://\(address)\(words[3])"
+        return {
+            guard let response = try? await client.execute(HTTPClientRequest(url: url), timeout: .milliseconds(500)) else { return false }
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            return response.status == .ok
         }
     }
 

@@ -46,18 +46,27 @@ def latest_event_id(url, token, kind="membership"):
 
 
 def consume(url, token, events, kind="membership"):
-    """Reads the SSE stream from now on; puts (arrival ns, event body) on the queue."""
-    request = urllib.request.Request(f"{url}/v1/events?kind={kind}&since={latest_event_id(url, token, kind)}",
-                                     headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request) as stream:
-        data = None
-        for raw in stream:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
-                data = line[6:]
-            elif line == "" and data is not None:
-                events.put((time.time_ns(), json.loads(data)))
-                data = None
+    """Reads the SSE stream from now on, reconnecting from the last id like any client would;
+    puts (arrival ns, event body) on the queue."""
+    last = latest_event_id(url, token, kind)
+    while True:
+        request = urllib.request.Request(f"{url}/v1/events?kind={kind}&since={last}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request) as stream:
+                data, event_id = None, None
+                for raw in stream:
+                    line = raw.decode().rstrip("\n")
+                    if line.startswith("id: "):
+                        event_id = int(line[4:])
+                    elif line.startswith("data: "):
+                        data = line[6:]
+                    elif line == "" and data is not None:
+                        events.put((time.time_ns(), json.loads(data)))
+                        last, data = event_id or last, None
+        except Exception as error:
+            print(f"event stream: {error!r}; reconnecting from {last}", file=sys.stderr)
+            time.sleep(0.5)
 
 
 def percentile(values, fraction):

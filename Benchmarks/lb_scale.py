@@ -165,7 +165,8 @@ def main():
             load.thread.join(timeout=15)
         poller.kill()
     finally:
-        cluster("down", check=False)
+        # The state (every node's logs) stays for a look; the next run's `down` removes it.
+        cluster("down", "--keep-state", check=False)
 
     records = [record for load in loads for record in load.records]
     failures = [record for record in records if record[2] is not None]

@@ -116,7 +116,7 @@ public struct ClusterLedger: Sendable {
     private func observe(
         _ member: Member, status: MemberStatus, at t: Int64, observer: String, cause: String, in db: Database
     ) throws -> Int {
-        let tags = Self.tagsJSON(member.tags)
+        let tags = CanonicalJSON.string(member.tags)
         let current = try Self.state(of: member.name, at: t, in: db)
         if let current {
             if current.status == status, current.address == member.address, current.role == member.role, current.tags == tags {
@@ -230,18 +230,11 @@ public struct ClusterLedger: Sendable {
         }
     }
 
-    static func tagsJSON(_ tags: [String: String]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try! encoder.encode(tags), as: UTF8.self)
-    }
 
     // MARK: Inventory and events
 
     private func record(_ inventory: Inventory, at t: Int64, in db: Database) throws -> Int {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = String(decoding: try encoder.encode(inventory), as: UTF8.self)
+        let body = CanonicalJSON.string(inventory)
         // An agent that restarts reports again what it already reported.
         let latest = try String.fetchOne(
             db, sql: "SELECT body FROM inventory WHERE node = ? ORDER BY t DESC, id DESC LIMIT 1", arguments: [inventory.node])
@@ -254,8 +247,6 @@ public struct ClusterLedger: Sendable {
     }
 
     private func record(_ config: ConfigApply, from node: String, at t: Int64, in db: Database) throws -> Int {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var body: [String: Any] = [
             "node": node, "version": config.version, "sha256": config.sha256, "method": config.method,
             "outcome": config.outcome, "trigger": config.trigger, "duration_ms": config.durationMilliseconds,
@@ -271,8 +262,8 @@ public struct ClusterLedger: Sendable {
                 """,
             arguments: [
                 node, config.version, t, config.sha256, config.method, config.outcome,
-                String(decoding: try encoder.encode(config.trigger), as: UTF8.self), config.durationMilliseconds, config.message,
-                String(decoding: try encoder.encode(config.servers), as: UTF8.self), config.diff, config.text, event,
+                CanonicalJSON.string(config.trigger), config.durationMilliseconds, config.message,
+                CanonicalJSON.string(config.servers), config.diff, config.text, event,
             ])
         return 1
     }

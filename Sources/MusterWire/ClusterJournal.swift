@@ -44,13 +44,8 @@ public struct JournalEntry: Codable, Sendable, Equatable {
     /// The journal's source id on the wire; the collector interprets lines from it.
     public static let sourceID = "events"
 
-    /// One line of the journal, without the newline. Keys sorted so equal entries are equal text.
-    public func encodedLine() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding these value types cannot fail: every member is a string, number or array of them.
-        return String(decoding: try! encoder.encode(self), as: UTF8.self)
-    }
+    /// One line of the journal, without the newline.
+    public func encodedLine() -> String { CanonicalJSON.string(self) }
 
     public static func decode(line: String) throws -> JournalEntry {
         try JSONDecoder().decode(JournalEntry.self, from: Data(line.utf8))
@@ -72,6 +67,9 @@ public enum JournalEvent: String, Codable, Sendable, CaseIterable {
     case config
     /// A sample of HAProxy's per-server state and counters.
     case haproxyStats = "haproxy-stats"
+
+    /// Whether Serf itself raises this event (and so its handler may be called with it).
+    public var isSerfEvent: Bool { memberStatus != nil || self == .user || self == .query }
 
     /// What a member event says about the member's status.
     public var memberStatus: MemberStatus? {
@@ -237,5 +235,17 @@ public struct ServerStats: Codable, Sendable, Equatable {
         self.totalSessions = totalSessions
         self.responses2xx = responses2xx
         self.responses5xx = responses5xx
+    }
+}
+
+/// The one JSON form Muster stores and compares: sorted keys, slashes unescaped, so equal
+/// values are equal text (journal lines, tags, inventories, config history).
+public enum CanonicalJSON {
+    /// Encoding the journal's value types cannot fail: every member is a string, number,
+    /// boolean, or an array or string-keyed object of them.
+    public static func string(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
     }
 }

@@ -19,6 +19,16 @@ struct StoreOptions: ParsableArguments {
     var path: String {
         db ?? ProcessInfo.processInfo.environment["MUSTER_DB"] ?? "muster.sqlite"
     }
+
+    /// Runs a cluster-history query with the current time; a `QueryError` is printed as one
+    /// line and becomes the exit code.
+    func withHistory(_ body: (ClusterHistory, _ now: Int64) throws(QueryError) -> Void) throws {
+        do {
+            try body(ClusterHistory(database: try LogDatabase(path: path)), Timestamp.now())
+        } catch {
+            throw fail(error)
+        }
+    }
 }
 
 extension OutputFormat: ExpressibleByArgument {}
@@ -142,12 +152,8 @@ struct Members: ParsableCommand {
     var format: OutputFormat = .text
 
     func run() throws {
-        do {
-            let now = Timestamp.now()
-            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+        try store.withHistory { history, now throws(QueryError) in
             printTable(try history.members(at: try parseTime(at, now: now) ?? now), format)
-        } catch {
-            throw fail(error)
         }
     }
 }
@@ -165,12 +171,8 @@ struct Nodes: ParsableCommand {
     var format: OutputFormat = .text
 
     func run() throws {
-        do {
-            let now = Timestamp.now()
-            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+        try store.withHistory { history, now throws(QueryError) in
             printTable(try history.nodes(at: try parseTime(at, now: now) ?? now), format)
-        } catch {
-            throw fail(error)
         }
     }
 }
@@ -194,14 +196,10 @@ struct Timeline: ParsableCommand {
     var format: OutputFormat = .text
 
     func run() throws {
-        do {
-            let now = Timestamp.now()
-            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+        try store.withHistory { history, now throws(QueryError) in
             printTable(
                 try history.timeline(since: try parseTime(since, now: now), until: try parseTime(until, now: now), members: member),
                 format)
-        } catch {
-            throw fail(error)
         }
     }
 }
@@ -219,15 +217,11 @@ struct Inspect: ParsableCommand {
     var at: String?
 
     func run() throws {
-        do {
-            let now = Timestamp.now()
-            let history = ClusterHistory(database: try LogDatabase(path: store.path))
+        try store.withHistory { history, now throws(QueryError) in
             guard let body = try history.inventory(of: node, at: try parseTime(at, now: now) ?? now) else {
-                throw QueryError.badArgument("no inventory from node '\(node)' (is its agent's 'inventory' section configured?)")
+                throw .badArgument("no inventory from node '\(node)' (is its agent's 'inventory' section configured?)")
             }
             print(body)
-        } catch let error as QueryError {
-            throw fail(error)
         }
     }
 }
@@ -246,11 +240,7 @@ struct Configs: ParsableCommand {
         @Option(name: .long, help: "Output: text, json (one object per line) or csv.") var format: OutputFormat = .text
 
         func run() throws {
-            do {
-                printTable(try ClusterHistory(database: try LogDatabase(path: store.path)).configs(node: node), format)
-            } catch {
-                throw fail(error)
-            }
+            try store.withHistory { history, _ throws(QueryError) in printTable(try history.configs(node: node), format) }
         }
     }
 
@@ -262,12 +252,10 @@ struct Configs: ParsableCommand {
         @Option(name: .long, help: "The load balancer node, when there are several.") var node: String?
 
         func run() throws {
-            do {
+            try store.withHistory { history, _ throws(QueryError) in
                 var output = BufferedOutput()
-                output.write(try ClusterHistory(database: try LogDatabase(path: store.path)).configText(version: version, node: node))
+                output.write(try history.configText(version: version, node: node))
                 output.flush()
-            } catch {
-                throw fail(error)
             }
         }
     }
@@ -281,16 +269,13 @@ struct Configs: ParsableCommand {
         @Option(name: .long, help: "The load balancer node, when there are several.") var node: String?
 
         func run() throws {
-            do {
-                let history = ClusterHistory(database: try LogDatabase(path: store.path))
+            try store.withHistory { history, _ throws(QueryError) in
                 let diff = ConfigDiff.unified(
                     from: try history.configText(version: from, node: node), to: try history.configText(version: to, node: node),
                     fromLabel: "version \(from)", toLabel: "version \(to)")
                 var output = BufferedOutput()
                 output.write(diff.isEmpty ? "(versions \(from) and \(to) are identical)" : diff)
                 output.flush()
-            } catch {
-                throw fail(error)
             }
         }
     }

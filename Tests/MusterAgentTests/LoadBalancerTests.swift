@@ -40,7 +40,7 @@ import Testing
         let members: [String: KnownMember] = ["s1": web("10.0.0.10"), "s1\n    server evil 203.0.113.9:80": web("10.0.0.12")]
         let text = try renderer().render(servers: MemberValidation.desiredServers(members: members, role: "web").servers, version: 1, generatedAt: 0)
         #expect(!text.contains("evil"))
-        #expect(LBController.serverLines(text) == ["s1": "10.0.0.10:80 check inter 1s fall 2 rise 1"])
+        #expect(ConfigRenderer.serverLines(text) == ["s1": "10.0.0.10:80 check inter 1s fall 2 rise 1"])
     }
 
     /// The real haproxy accepts what the template renders, with and without servers.
@@ -163,7 +163,7 @@ import Testing
         await controller.apply(renderer: renderer, trigger: ["test"])
         await controller.apply(renderer: renderer, trigger: ["test again"])
         let live = try String(contentsOfFile: directory + "/haproxy.cfg", encoding: .utf8)
-        #expect(LBController.serverLines(live) == ["s1": "10.0.0.10:80 check inter 1s fall 2 rise 1"])
+        #expect(ConfigRenderer.serverLines(live) == ["s1": "10.0.0.10:80 check inter 1s fall 2 rise 1"])
         #expect(!live.contains("evil"))
         let history = try journal()
         #expect(history.count == 1)
@@ -245,6 +245,6 @@ import Testing
         let followed = history.first { $0.servers == ["s9"] }
         #expect(followed != nil, "\(history.map { ($0.servers, $0.trigger, $0.outcome) })")
         #expect(followed?.trigger.contains { $0.contains("serf fallback") } == true)
-        #expect(LBController.serverLines(try String(contentsOfFile: config.config, encoding: .utf8))["s9"] != nil)
+        #expect(ConfigRenderer.serverLines(try String(contentsOfFile: config.config, encoding: .utf8))["s9"] != nil)
     }
 }

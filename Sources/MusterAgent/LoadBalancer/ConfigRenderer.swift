@@ -66,13 +66,14 @@ public struct ConfigRenderer: Sendable {
         line.trimmingCharacters(in: .whitespaces).hasPrefix("server ")
     }
 
-    /// The arguments after `server ` on the rendered line for `name` (what `add server` takes).
-    static func serverArguments(of name: String, in text: String) -> String? {
+    /// Each rendered `server` line as name → the arguments after the name (what `add server` takes).
+    static func serverLines(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
         for line in text.split(separator: "\n") where isServerLine(line) {
             let words = line.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
-            if words.count >= 3, words[1] == name { return words.dropFirst(2).joined(separator: " ") }
+            if words.count >= 3 { result[String(words[1])] = words.dropFirst(2).joined(separator: " ") }
         }
-        return nil
+        return result
     }
 }
 

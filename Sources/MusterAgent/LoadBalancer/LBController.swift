@@ -196,15 +196,12 @@ public final class LBController: Sendable {
                 if now == seen { break }
                 seen = now
             }
-            let trigger = live.withLock { live -> [String] in
-                defer { live.pendingTriggers.removeAll() }
-                return live.pendingTriggers
-            }
-            await apply(renderer: renderer, trigger: trigger)
+            await apply(renderer: renderer, trigger: [])
             if Task.isCancelled { return }
         }
     }
 
+    /// `trigger`: what led here besides the changes still pending (which it takes).
     func apply(renderer: ConfigRenderer, trigger: [String]) async {
         let started = ContinuousClock.now
         await settleResumedStream()
@@ -233,8 +230,7 @@ public final class LBController: Sendable {
             trigger: trigger, method: "none", durationMilliseconds: 0, outcome: "applied",
             message: newRefusals.isEmpty ? nil : newRefusals.joined(separator: "; "), servers: servers.map(\.name))
         defer {
-            entry.durationMilliseconds = Int((ContinuousClock.now - started).components.seconds * 1000
-                + (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000)
+            entry.durationMilliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
             record(entry)
             saveState()
         }
@@ -311,8 +307,8 @@ public final class LBController: Sendable {
     }
 
     private func applyThroughRuntimeAPI(from old: String, to new: String) async throws(LoadBalancerError) {
-        let before = Self.serverLines(old)
-        let after = Self.serverLines(new)
+        let before = ConfigRenderer.serverLines(old)
+        let after = ConfigRenderer.serverLines(new)
         for (name, arguments) in before.sorted(by: { $0.key < $1.key }) where after[name] != arguments {
             try await haproxy.removeServer(name, drainTimeout: .milliseconds(config.drainTimeoutMilliseconds))
         }
@@ -337,15 +333,6 @@ public final class LBController: Sendable {
             _ = try? await response.body.collect(upTo: 1 << 16)
             return response.status == .ok
         }
-    }
-
-    static func serverLines(_ text: String) -> [String: String] {
-        var result: [String: String] = [:]
-        for line in text.split(separator: "\n") where ConfigRenderer.isServerLine(line) {
-            let words = line.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
-            if words.count >= 3 { result[String(words[1])] = words.dropFirst(2).joined(separator: " ") }
-        }
-        return result
     }
 
     // MARK: History and state

@@ -45,7 +45,6 @@ public struct EventJournal: Sendable {
             written += result
         }
         guard fsync(descriptor) == 0 else { throw .cannotWrite(path, "fsync: \(String(cString: strerror(errno)))") }
-        bytes.removeAll()
     }
 }
 

@@ -14,7 +14,7 @@ public enum SerfEventHandler {
         guard let name = environment["SERF_EVENT"], !name.isEmpty else {
             throw .badInput("SERF_EVENT is not set: this command is Serf's event handler (serf agent -event-handler \"muster-agent serf-event\")")
         }
-        guard let event = JournalEvent(rawValue: name), ![.snapshot, .inventory, .config, .haproxyStats].contains(event) else {
+        guard let event = JournalEvent(rawValue: name), event.isSerfEvent else {
             throw .badInput("unknown SERF_EVENT '\(name)' (expected member-join, member-leave, member-failed, member-update, member-reap, user or query)")
         }
         let observer = environment["SERF_SELF_NAME"] ?? ProcessInfo.processInfo.hostName

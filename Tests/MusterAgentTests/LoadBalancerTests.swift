@@ -46,11 +46,15 @@ import Testing
     /// The real haproxy accepts what the template renders, with and without servers.
     @Test func theRenderedConfigurationPassesHaproxyCheck() async throws {
         let control = HAProxyControl(executable: "haproxy", masterSocket: "/nonexistent", runtimeSocket: "/nonexistent")
-        for servers in [[], [BackendServer(name: "s1", address: "10.0.0.10"), BackendServer(name: "s2", address: "10.0.0.11")]] {
+        for servers in [
+            [], [BackendServer(name: "s1", address: "10.0.0.10"), BackendServer(name: "s2", address: "10.0.0.11")],
+            [BackendServer(name: "s3", address: "fd00::3")],
+        ] {
             let text = try renderer { $0.logTarget = "127.0.0.1:514" }.render(servers: servers, version: 3, generatedAt: 0)
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("haproxy-\(UUID().uuidString).cfg").path
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             defer { unlink(path) }
+            if servers.first?.name == "s3" { #expect(ConfigRenderer.serverLines(text)["s3"]?.hasPrefix("[fd00::3]:80 ") == true) }
             let problem = await control.check(configFile: path)
             #expect(problem == nil, "\(problem ?? "")\n\(text)")
         }

@@ -32,7 +32,7 @@ public struct ConfigRenderer: Sendable {
         var context: [String: Any] = [
             "version": version,
             "generated_at": Timestamp.format(generatedAt),
-            "servers": servers.map { ["name": $0.name, "address": $0.address, "port": settings.backendPort] as [String: Any] },
+            "servers": servers.map { ["name": $0.name, "address": Self.bracketed($0.address), "port": settings.backendPort] as [String: Any] },
             "http_port": settings.httpPort,
             "stats_port": settings.statsPort,
             "bind_address": settings.bindAddress,
@@ -47,9 +47,9 @@ public struct ConfigRenderer: Sendable {
         text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("# version ") }
     }
 
-    /// `10.0.0.1:80`, `[fd00::1]:80`.
-    static func hostPort(_ address: String, _ port: Int) -> String {
-        address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+    /// The template writes `ADDRESS:PORT`; an IPv6 address needs its brackets there (`[fd00::1]:80`).
+    static func bracketed(_ address: String) -> String {
+        address.contains(":") ? "[\(address)]" : address
     }
 
     public static func sha256(_ text: String) -> String {

@@ -64,6 +64,9 @@ let package = Package(
         .target(name: "LogQuery", dependencies: [
             "MusterWire", "MusterStore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            // `logq mark` is the one command that talks to the collector instead of the file.
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // The lab's web node, run by the demo cluster and the tests.
         .target(name: "DemoWebapp", dependencies: [

@@ -24,22 +24,11 @@ public struct ClusterHistory {
 
     /// Every membership change in [since, until), in order.
     public func timeline(since: Int64?, until: Int64?, members: [String] = []) throws(QueryError) -> Table {
-        var conditions: [String] = []
-        var arguments: StatementArguments = []
-        if let since {
-            conditions.append("t >= ?")
-            arguments += [since]
-        }
-        if let until {
-            conditions.append("t < ?")
-            arguments += [until]
-        }
-        if !members.isEmpty {
-            conditions.append("member IN (\(Array(repeating: "?", count: members.count).joined(separator: ",")))")
-            arguments += StatementArguments(members)
-        }
-        let sql = "SELECT \(MembershipChange.columns) FROM membership"
-            + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")) + " ORDER BY t, id"
+        var conditions = SQLConditions()
+        conditions.timeRange("t", since: since, until: until)
+        conditions.isIn("member", members)
+        let sql = "SELECT \(MembershipChange.columns) FROM membership \(conditions.whereClause) ORDER BY t, id"
+        let arguments = conditions.arguments
         let changes = try database.read { db in try MembershipChange.fetchAll(db, sql: sql, arguments: arguments) }
         var table = Table(columns: ["time", "member", "change", "status", "address", "role", "observer", "cause", "event"])
         table.rows = changes.map { change in
@@ -105,16 +94,18 @@ public struct ClusterHistory {
 }
 
 extension ClusterHistory {
-    /// Every recorded render and apply of a load balancer's configuration, oldest first.
-    public func configs(node: String? = nil) throws(QueryError) -> Table {
+    /// Every recorded render and apply of a load balancer's configuration in [since, until),
+    /// oldest first.
+    public func configs(node: String? = nil, since: Int64? = nil, until: Int64? = nil) throws(QueryError) -> Table {
+        let (condition, arguments) = Self.configCondition(node: node, since: since, until: until)
         let rows = try database.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT version, t, node, method, outcome, servers, trigger, duration_ms, sha256, message FROM configs
-                    \(node == nil ? "" : "WHERE node = ?") ORDER BY t, id
+                    \(condition) ORDER BY t, id
                     """,
-                arguments: node.map { [$0] } ?? [])
+                arguments: arguments)
         }
         var table = Table(columns: ["version", "time", "node", "method", "outcome", "servers", "trigger", "duration_ms", "sha256", "message"])
         table.rows = rows.map { row in
@@ -123,6 +114,30 @@ extension ClusterHistory {
              .text(String((row["sha256"] as String).prefix(12))), (row["message"] as String?).map { .text($0) } ?? .null]
         }
         return table
+    }
+
+    /// One recorded configuration with its text.
+    public struct ConfigVersion: Sendable, Equatable {
+        public var node: String
+        public var version: Int
+        public var t: Int64
+        public var text: String
+    }
+
+    /// The configuration texts recorded in [since, until), oldest first.
+    public func configVersions(since: Int64?, until: Int64?) throws(QueryError) -> [ConfigVersion] {
+        let (condition, arguments) = Self.configCondition(node: nil, since: since, until: until)
+        return try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT node, version, t, text FROM configs \(condition) ORDER BY t, id", arguments: arguments)
+                .map { ConfigVersion(node: $0["node"], version: $0["version"], t: $0["t"], text: $0["text"]) }
+        }
+    }
+
+    private static func configCondition(node: String?, since: Int64?, until: Int64?) -> (String, StatementArguments) {
+        var conditions = SQLConditions()
+        if let node { conditions.add("node = ?", [node]) }
+        conditions.timeRange("t", since: since, until: until)
+        return (conditions.whereClause, conditions.arguments)
     }
 
     /// The text of version `version` (of `node`, or of the only node that has one).
@@ -141,5 +156,15 @@ extension ClusterHistory {
             throw .badArgument("several load balancers have a version \(version); choose one with --node (\(texts.map { $0["node"] as String }.joined(separator: ", ")))")
         }
         return first["text"]
+    }
+}
+
+extension ClusterHistory {
+    /// The marks, oldest first (none in a store made before marks existed).
+    public func marks() throws(QueryError) -> Table {
+        let marks = try database.read { db in try db.tableExists("marks") ? try Mark.all(in: db) : [] }
+        var table = Table(columns: ["name", "time", "event", "note"])
+        table.rows = marks.map { [.text($0.name), .text(Timestamp.format($0.t)), .integer($0.event), .text($0.note)] }
+        return table
     }
 }

@@ -43,6 +43,14 @@ public struct LogSearch {
     }
 
     public func lines(_ filter: LogFilter) throws(QueryError) -> [LogLine] {
+        var lines: [LogLine] = []
+        try scan(filter) { lines.append($0) }
+        return lines
+    }
+
+    /// Hands each matching line to `body` as it is read, so an export of millions of lines
+    /// holds one line at a time, not all of them.
+    public func scan(_ filter: LogFilter, _ body: (LogLine) throws -> Void) throws(QueryError) {
         let regex: NSRegularExpression?
         if let pattern = filter.grep {
             do {
@@ -55,7 +63,7 @@ public struct LogSearch {
         }
         let match = try filter.match.map { text throws(QueryError) in try TextMatch(text) }
         try validate(filter)
-        return try database.read { db in
+        try database.read { db in
             if let regex {
                 db.add(
                     function: DatabaseFunction("muster_grep", argumentCount: 1, pure: true) { values in
@@ -70,8 +78,9 @@ public struct LogSearch {
                     })
             }
             let (sql, arguments) = try Self.sql(for: filter, match: match, grep: regex != nil, db: db)
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                LogLine(id: row[0], time: row[1], node: row[2], source: row[3], message: row[4], fields: row[5])
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try rows.next() {
+                try body(LogLine(id: row[0], time: row[1], node: row[2], source: row[3], message: row[4], fields: row[5]))
             }
         }
     }
@@ -92,42 +101,25 @@ public struct LogSearch {
     static func sql(for filter: LogFilter, match: TextMatch?, grep: Bool, db: Database) throws
         -> (String, StatementArguments)
     {
-        var conditions: [String] = []
-        var arguments: StatementArguments = []
-        if !filter.nodes.isEmpty {
-            conditions.append("s.node IN (\(placeholders(filter.nodes.count)))")
-            arguments += StatementArguments(filter.nodes)
-        }
-        if !filter.sources.isEmpty {
-            conditions.append("s.source IN (\(placeholders(filter.sources.count)))")
-            arguments += StatementArguments(filter.sources)
-        }
-        if let since = filter.since {
-            conditions.append("l.t >= ?")
-            arguments += [since]
-        }
-        if let until = filter.until {
-            conditions.append("l.t < ?")
-            arguments += [until]
-        }
-        if let afterID = filter.afterID {
-            conditions.append("l.id > ?")
-            arguments += [afterID]
-        }
+        var conditions = SQLConditions()
+        conditions.isIn("s.node", filter.nodes)
+        conditions.isIn("s.source", filter.sources)
+        conditions.timeRange("l.t", since: filter.since, until: filter.until)
+        if let afterID = filter.afterID { conditions.add("l.id > ?", [afterID]) }
         if let match {
             // Indexed rows: the index narrows to rows holding every word, muster_match checks
             // their order. Rows past the index's high-water mark (the last few seconds of
             // ingest) are checked directly, so a search never misses a stored line.
             let indexedThrough = try SearchIndexer.indexedThrough(db)
-            conditions.append(
+            conditions.add(
                 """
                 l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? UNION ALL SELECT id FROM logs WHERE id > ?) \
                 AND muster_match(l.msg)
-                """)
-            arguments += [match.ftsQuery, indexedThrough]
+                """, [match.ftsQuery, indexedThrough])
         }
-        if grep { conditions.append("muster_grep(l.msg)") }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        if grep { conditions.add("muster_grep(l.msg)") }
+        let whereClause = conditions.whereClause
+        let arguments = conditions.arguments
         let select = "SELECT l.id, l.t, s.node, s.source, l.msg, l.fields FROM logs l JOIN streams s ON s.id = l.stream"
         let order = filter.afterID != nil ? "l.id" : "l.t, l.id"
         if let tail = filter.tail {
@@ -138,10 +130,6 @@ public struct LogSearch {
         }
         let limit = filter.limit.map { " LIMIT \(max(0, $0))" } ?? ""
         return ("\(select) \(whereClause) ORDER BY \(order)\(limit)", arguments)
-    }
-
-    private static func placeholders(_ count: Int) -> String {
-        Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
     /// The id of the newest stored row (where follow mode starts).

@@ -7,6 +7,12 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
     case unknownSource(String, known: [String])
     case badRegex(String, String)
     case badArgument(String)
+    /// The collector could not be reached or failed (`logq mark`).
+    case collectorUnavailable(String, String)
+    /// The collector answered with a refusal (HTTP status, its message).
+    case collectorRefused(UInt, String)
+    /// An export could not be written.
+    case cannotWrite(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -24,14 +30,25 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
             "invalid --grep pattern '\(pattern)': \(detail)"
         case .badArgument(let detail):
             detail
+        case .collectorUnavailable(let url, let detail):
+            "collector at \(url) unavailable: \(detail) (set --collector-url or MUSTER_COLLECTOR_URL)"
+        case .collectorRefused(let status, let message):
+            "collector refused (HTTP \(status)): \(message)"
+        case .cannotWrite(let path, let detail):
+            "cannot write \(path): \(detail)"
         }
     }
 
-    /// 66 (EX_NOINPUT) for a missing database, 65 (EX_DATAERR) for bad input, 74 for I/O.
+    /// 66 (EX_NOINPUT) for a missing database, 65 (EX_DATAERR) for bad input, 74 for I/O,
+    /// 69 (EX_UNAVAILABLE) when the collector cannot be reached, 77 (EX_NOPERM) for a bad token,
+    /// 73 (EX_CANTCREAT) when an export cannot be written.
     public var exitCode: Int32 {
         switch self {
         case .databaseMissing: 66
         case .databaseUnreadable: 74
+        case .collectorUnavailable: 69
+        case .collectorRefused(let status, _): status == 401 ? 77 : 65
+        case .cannotWrite: 73
         default: 65
         }
     }

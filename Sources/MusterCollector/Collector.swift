@@ -39,6 +39,7 @@ public struct Collector {
             wireLimits: config.wireLimits, metrics: metrics
         ).register(on: router)
         EventRoutes(database: database, feed: writer.feed, tokens: TokenSet(config.tokens)).register(on: router)
+        MarkRoutes(writer: writer, tokens: TokenSet(config.tokens), logger: logger).register(on: router)
         router.get("/healthz") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],

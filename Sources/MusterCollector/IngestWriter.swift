@@ -74,6 +74,17 @@ public final class IngestWriter: Service, Sendable {
         }
     }
 
+    /// Records a mark at the collector's clock and announces it. Marks are rare and tiny, so
+    /// they take GRDB's write queue directly instead of joining a group commit; the queue
+    /// still serialises them with ingest, so event ids follow commit order.
+    public func recordMark(name: String, note: String) async throws -> Mark {
+        let mark = try await database.write { db in
+            try Mark.record(name: name, note: note, at: Timestamp.now(), in: db)
+        }
+        feed.advance(to: mark.event)
+        return mark
+    }
+
     /// True while batches are waiting for the writer or being written: ingest wants the
     /// database now, and background work should step aside.
     var isBusy: Bool {

@@ -12,6 +12,8 @@ public enum EventKind: String, Sendable, CaseIterable {
     case inventory
     /// A load balancer rendered and applied (or refused) a configuration.
     case config
+    /// Someone marked an instant (`logq mark`).
+    case mark
 }
 
 /// One change of one member in the canonical membership (a `membership` row).
@@ -95,7 +97,7 @@ public struct ClusterLedger: Sendable {
                 guard let user = entry.user else { continue }
                 var body: [String: Any] = ["name": user.name, "payload": user.payload, "observer": entry.observer]
                 if let ltime = user.ltime { body["ltime"] = ltime }
-                try appendEvent(kind: entry.event == .user ? .user : .query, t: entry.t, body: body, in: db)
+                try Self.appendEvent(kind: entry.event == .user ? .user : .query, t: entry.t, body: body, in: db)
                 appended += 1
             case .config:
                 guard let config = entry.config else { continue }
@@ -178,7 +180,7 @@ public struct ClusterLedger: Sendable {
         if let previous {
             body["previous"] = ["status": previous.status.rawValue, "address": previous.address]
         }
-        let event = try appendEvent(kind: .membership, t: t, body: body, in: db)
+        let event = try Self.appendEvent(kind: .membership, t: t, body: body, in: db)
         try db.execute(
             sql: """
                 INSERT INTO membership(t, member, change, status, address, role, tags, observer, cause, event)
@@ -240,7 +242,7 @@ public struct ClusterLedger: Sendable {
             db, sql: "SELECT body FROM inventory WHERE node = ? ORDER BY t DESC, id DESC LIMIT 1", arguments: [inventory.node])
         guard latest != body else { return 0 }
         let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
-        let event = try appendEvent(kind: .inventory, t: t, body: object, in: db)
+        let event = try Self.appendEvent(kind: .inventory, t: t, body: object, in: db)
         try db.execute(
             sql: "INSERT INTO inventory(node, t, body, event) VALUES (?, ?, ?, ?)", arguments: [inventory.node, t, body, event])
         return 1
@@ -253,7 +255,7 @@ public struct ClusterLedger: Sendable {
             "servers": config.servers,
         ]
         if let message = config.message { body["message"] = message }
-        let event = try appendEvent(kind: .config, t: t, body: body, in: db)
+        let event = try Self.appendEvent(kind: .config, t: t, body: body, in: db)
         try db.execute(
             sql: """
                 INSERT OR REPLACE INTO configs(node, version, t, sha256, method, outcome, trigger, duration_ms, message, servers,
@@ -270,7 +272,7 @@ public struct ClusterLedger: Sendable {
 
     /// Appends to the stream; the body gets the event's time as `t` and `time`.
     @discardableResult
-    func appendEvent(kind: EventKind, t: Int64, body: [String: Any], in db: Database) throws -> Int64 {
+    static func appendEvent(kind: EventKind, t: Int64, body: [String: Any], in db: Database) throws -> Int64 {
         var body = body
         body["t"] = t
         body["time"] = Timestamp.format(t)

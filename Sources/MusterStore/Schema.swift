@@ -15,6 +15,7 @@ import GRDB
 ///   `ClusterLedger`); who was in the cluster at T is the latest row per member at or before T.
 /// - `inventory`: what each node reported itself to be, one row per change.
 /// - `configs`: every render and apply of a load balancer's configuration (`logq configs`).
+/// - `marks`: named instants (`logq mark task-2`) that divide the history into tasks.
 public enum Schema {
     public static func migrator() -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -104,6 +105,19 @@ public enum Schema {
                         UNIQUE (node, version)
                     );
                     CREATE INDEX configs_t ON configs(t);
+                    """)
+        }
+        migrator.registerMigration("v4-marks") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE marks (
+                        id INTEGER PRIMARY KEY,
+                        name TEXT NOT NULL UNIQUE,
+                        t INTEGER NOT NULL,
+                        note TEXT NOT NULL,
+                        event INTEGER NOT NULL REFERENCES events(id)
+                    );
+                    CREATE INDEX marks_t ON marks(t);
                     """)
         }
         return migrator

@@ -4,11 +4,14 @@ import LogQuery
 import MusterWire
 
 @main
-struct Logq: ParsableCommand {
+struct Logq: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logq",
         abstract: "Query the cluster's history stored by muster-collector.",
-        subcommands: [Logs.self, Members.self, Nodes.self, Timeline.self, Inspect.self, Configs.self])
+        subcommands: [
+            Logs.self, Members.self, Nodes.self, Timeline.self, Inspect.self, Configs.self, MarkCommand.self, Marks.self,
+            Export.self,
+        ])
 }
 
 /// Options every subcommand shares.

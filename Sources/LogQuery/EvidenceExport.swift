@@ -1,0 +1,262 @@
+import Foundation
+import GRDB
+import MusterStore
+import MusterWire
+
+/// `logq export --out DIR`: the evidence people used to collect by hand (`docker logs` per
+/// container, `cat haproxy.cfg` after each step, `docker ps`, `docker inspect`), one folder
+/// per task. A task starts at its mark and lasts until the next one; the last lasts to the
+/// end of the history. Without marks the whole history is one task, `all`.
+///
+/// ```
+/// DIR/index.log                 the tasks: from, until, nodes, lines, changes, configs
+/// DIR/task-2/mark.json          name, from, until, note
+///           /ha.log, s1.log …   each node's lines in the task (as `logq logs` prints them)
+///           /membership.log     the membership changes (as `logq timeline`)
+///           /events.log         every stream event: changes, user events, configs, marks
+///           /configs.log        the configuration renders and applies (as `logq configs`)
+///           /1_haproxy.cfg …    each configuration version of the task, numbered in order
+///           /nodes.log          the node table at the start and after each change
+///           /inspect/s1.json    each node's inventory at the end of the task
+/// ```
+///
+/// Files hold only stored data, in a defined order, so exporting the same history twice gives
+/// identical files. A task folder is replaced as a whole, and only inside a folder this
+/// command made (it holds `.logq-export`), so stale files never linger and nothing else is
+/// ever overwritten.
+public struct EvidenceExport {
+    public let database: LogDatabase
+
+    public init(database: LogDatabase) {
+        self.database = database
+    }
+
+    /// A stretch of history: [since, until), either end open.
+    public struct Task: Sendable, Equatable {
+        public var name: String
+        public var since: Int64?
+        public var until: Int64?
+        public var note: String
+    }
+
+    /// What one task folder received.
+    public struct Summary: Sendable, Equatable {
+        public var task: Task
+        public var nodes: [String]
+        public var lines: Int
+        public var changes: Int
+        public var configs: Int
+    }
+
+    static let markerFile = ".logq-export"
+    /// The journal's lines are exported as membership and events, not as a node's log.
+    static let journalSource = JournalEntry.sourceID
+
+    /// The tasks the marks define (all of them, or those named), oldest first.
+    public func tasks(named names: [String] = []) throws(QueryError) -> [Task] {
+        let marks = try database.read { db in try db.tableExists("marks") ? try Mark.all(in: db) : [] }
+        var tasks: [Task] = marks.enumerated().map { index, mark in
+            Task(name: mark.name, since: mark.t, until: index + 1 < marks.count ? marks[index + 1].t : nil, note: mark.note)
+        }
+        if tasks.isEmpty { tasks = [Task(name: "all", since: nil, until: nil, note: "the whole history (no marks)")] }
+        guard !names.isEmpty else { return tasks }
+        for name in names where !tasks.contains(where: { $0.name == name }) {
+            throw .badArgument("no mark named '\(name)' (marks: \(tasks.map(\.name).joined(separator: ", ")))")
+        }
+        return tasks.filter { names.contains($0.name) }
+    }
+
+    public func export(to directory: String, tasks names: [String] = []) throws(QueryError) -> [Summary] {
+        let tasks = try tasks(named: names)
+        let root = URL(fileURLWithPath: directory)
+        try prepare(root)
+        var summaries: [Summary] = []
+        for task in tasks {
+            summaries.append(try export(task, into: root.appendingPathComponent(task.name)))
+        }
+        if names.isEmpty {
+            var index = Table(columns: ["task", "from", "until", "nodes", "lines", "changes", "configs", "note"])
+            index.rows = summaries.map { summary in
+                [.text(summary.task.name), summary.task.since.map { .text(Timestamp.format($0)) } ?? .text("-"),
+                 summary.task.until.map { .text(Timestamp.format($0)) } ?? .text("-"), .text(summary.nodes.joined(separator: ",")),
+                 .integer(Int64(summary.lines)), .integer(Int64(summary.changes)), .integer(Int64(summary.configs)),
+                 .text(summary.task.note)]
+            }
+            try write(index.render(.text), to: root.appendingPathComponent("index.log"))
+        }
+        return summaries
+    }
+
+    /// Creates DIR, or accepts it when empty or made by an earlier export.
+    private func prepare(_ root: URL) throws(QueryError) {
+        let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if manager.fileExists(atPath: root.path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw .cannotWrite(path: root.path, detail: "exists and is not a directory") }
+            let entries = (try? manager.contentsOfDirectory(atPath: root.path)) ?? []
+            guard entries.isEmpty || entries.contains(Self.markerFile) else {
+                throw .cannotWrite(
+                    path: root.path,
+                    detail: "the directory is not empty and was not made by logq export (no \(Self.markerFile)); choose a new or empty one")
+            }
+        }
+        do {
+            try manager.createDirectory(at: root, withIntermediateDirectories: true)
+        } catch {
+            throw .cannotWrite(path: root.path, detail: "\(error.localizedDescription)")
+        }
+        try write(["logq export: each folder is replaced by the next export"], to: root.appendingPathComponent(Self.markerFile))
+    }
+
+    private func export(_ task: Task, into folder: URL) throws(QueryError) -> Summary {
+        let manager = FileManager.default
+        do {
+            if manager.fileExists(atPath: folder.path) { try manager.removeItem(at: folder) }
+            try manager.createDirectory(at: folder.appendingPathComponent("inspect"), withIntermediateDirectories: true)
+        } catch {
+            throw .cannotWrite(path: folder.path, detail: "\(error.localizedDescription)")
+        }
+        let history = ClusterHistory(database: database)
+        let end = task.until ?? Int64.max
+
+        try write(
+            [CanonicalJSON.string(MarkFile(name: task.name, from: task.since.map(Timestamp.format), until: task.until.map(Timestamp.format), note: task.note))],
+            to: folder.appendingPathComponent("mark.json"))
+
+        // Each node's lines.
+        let nodes = try database.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT s.node FROM streams s
+                    WHERE s.source != ? AND EXISTS (SELECT 1 FROM logs l WHERE l.stream = s.id AND l.t >= ? AND l.t < ?)
+                    ORDER BY s.node
+                    """,
+                arguments: [Self.journalSource, task.since ?? Int64.min, end])
+        }
+        let search = LogSearch(database: database)
+        var lines = 0
+        for node in nodes {
+            var filter = LogFilter()
+            filter.nodes = [node]
+            filter.since = task.since
+            filter.until = task.until
+            let sink = try FileSink(folder.appendingPathComponent("\(node).log"))
+            try search.scan(filter) { line in
+                guard line.source != Self.journalSource else { return }
+                try sink.write(OutputFormat.text.render(line))
+                lines += 1
+            }
+            try sink.close()
+        }
+
+        // Membership, events, configurations.
+        let timeline = try history.timeline(since: task.since, until: task.until)
+        try write(timeline.render(.text), to: folder.appendingPathComponent("membership.log"))
+        let events = try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, t, kind, body FROM events WHERE t >= ? AND t < ? ORDER BY t, id",
+                arguments: [task.since ?? Int64.min, end])
+        }
+        var eventTable = Table(columns: ["time", "id", "kind", "body"])
+        eventTable.rows = events.map { [.text(Timestamp.format($0["t"])), .integer($0["id"]), .text($0["kind"]), .json($0["body"])] }
+        try write(eventTable.render(.text), to: folder.appendingPathComponent("events.log"))
+
+        try write(history.configs(since: task.since, until: task.until).render(.text), to: folder.appendingPathComponent("configs.log"))
+        let versions = try history.configVersions(since: task.since, until: task.until)
+        let severalBalancers = Set(versions.map(\.node)).count > 1
+        for (number, version) in versions.enumerated() {
+            let name = severalBalancers ? "\(number + 1)_\(version.node)_haproxy.cfg" : "\(number + 1)_haproxy.cfg"
+            try write([version.text], to: folder.appendingPathComponent(name), newline: false)
+        }
+
+        // The node table at the start and after each change (the `docker ps` of each step).
+        let changeTimes = try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT t, member, change FROM membership WHERE t >= ? AND t < ? ORDER BY t, id",
+                arguments: [task.since ?? Int64.min, end])
+        }
+        var steps: [(Int64, String)] = []
+        if let since = task.since { steps.append((since, "at the start of \(task.name)")) }
+        for row in changeTimes {
+            steps.append((row["t"], "after \(row["member"] as String) \(row["change"] as String)"))
+        }
+        if steps.isEmpty { steps.append((end, "at the end")) }
+        var nodeLines: [String] = []
+        for (t, title) in steps {
+            if !nodeLines.isEmpty { nodeLines.append("") }
+            nodeLines.append("## \(Timestamp.format(t)) \(title)")
+            nodeLines += try history.nodes(at: t).render(.text)
+        }
+        try write(nodeLines, to: folder.appendingPathComponent("nodes.log"))
+
+        // Each node's inventory at the end: nodes with lines, and members at the end or
+        // changed during the task.
+        let members = try database.read { db in
+            Set(try ClusterLedger.members(at: end, in: db).map(\.member))
+                .union(try String.fetchAll(
+                    db, sql: "SELECT DISTINCT member FROM membership WHERE t >= ? AND t < ?",
+                    arguments: [task.since ?? Int64.min, end]))
+        }
+        for node in Set(nodes).union(members).sorted() {
+            if let body = try history.inventory(of: node, at: end) {
+                try write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(node).json"))
+            }
+        }
+        return Summary(task: task, nodes: nodes, lines: lines, changes: changeTimes.count, configs: versions.count)
+    }
+
+    private struct MarkFile: Encodable {
+        var name: String
+        var from: String?
+        var until: String?
+        var note: String
+    }
+
+    private func write(_ lines: [String], to url: URL, newline: Bool = true) throws(QueryError) {
+        let sink = try FileSink(url)
+        for line in lines { try sink.write(line, newline: newline) }
+        try sink.close()
+    }
+}
+
+/// A file written through a 64 KiB buffer.
+final class FileSink {
+    private let url: URL
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+
+    init(_ url: URL) throws(QueryError) {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil), let handle = FileHandle(forWritingAtPath: url.path) else {
+            throw .cannotWrite(path: url.path, detail: "cannot create the file")
+        }
+        self.url = url
+        self.handle = handle
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    func write(_ line: String, newline: Bool = true) throws(QueryError) {
+        buffer.append(contentsOf: line.utf8)
+        if newline { buffer.append(UInt8(ascii: "\n")) }
+        if buffer.count >= 1 << 16 { try flush() }
+    }
+
+    func close() throws(QueryError) {
+        try flush()
+        do {
+            try handle.close()
+        } catch {
+            throw .cannotWrite(path: url.path, detail: "\(error.localizedDescription)")
+        }
+    }
+
+    private func flush() throws(QueryError) {
+        guard !buffer.isEmpty else { return }
+        do {
+            try handle.write(contentsOf: buffer)
+        } catch {
+            throw .cannotWrite(path: url.path, detail: "\(error.localizedDescription)")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}

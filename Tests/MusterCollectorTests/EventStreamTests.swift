@@ -127,3 +127,39 @@ import Testing
         }
     }
 }
+
+/// `POST /v1/marks` (what `logq mark` sends) through the real router and store.
+@Suite struct MarkRouteTests {
+    let stream = try! EventStreamTests()
+
+    func mark(_ client: any TestClientProtocol, _ body: String, token: String = "s3cret") async throws -> (HTTPResponse.Status, String) {
+        try await client.execute(
+            uri: "/v1/marks", method: .post, headers: [.authorization: "Bearer \(token)"], body: ByteBuffer(string: body)
+        ) { ($0.status, String(buffer: $0.body)) }
+    }
+
+    @Test func aMarkIsStoredOnceAndStreamed() async throws {
+        try await stream.withCollector { client in
+            let (status, body) = try await mark(client, #"{"name":"task-2","note":"serf"}"#)
+            #expect(status == .created)
+            #expect(body.contains(#""name":"task-2""#) && body.contains(#""event":1"#))
+            let (again, refusal) = try await mark(client, #"{"name":"task-2"}"#)
+            #expect(again == .conflict)
+            #expect(refusal.contains(#""code":"mark_exists""#))
+            let (_, events) = try await stream.events(client, "since=0&follow=false&kind=mark")
+            #expect(events.map(\.kind) == ["mark"])
+            #expect(events.first?.data.contains(#""name":"task-2""#) == true)
+        }
+    }
+
+    @Test func badMarksAreRefusedWithAJSONBody() async throws {
+        try await stream.withCollector { client in
+            for body in ["not json", #"{"note":"no name"}"#, #"{"name":"a b"}"#, #"{"name":"x","note":"two\nlines"}"#] {
+                let (status, answer) = try await mark(client, body)
+                #expect(status == .badRequest, "\(body)")
+                #expect(answer.contains(#""code":"invalid_mark""#), "\(body): \(answer)")
+            }
+            #expect(try await mark(client, #"{"name":"x"}"#, token: "wrong").0 == .unauthorized)
+        }
+    }
+}

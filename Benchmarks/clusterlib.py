@@ -7,7 +7,8 @@ CLUSTER = os.path.join(REPO, "images", "cluster")
 
 def environment(name, subnet):
     return dict(os.environ, MUSTER_CLUSTER=name, MUSTER_CLUSTER_SUBNET=subnet,
-                MUSTER_CLUSTER_STATE=f"/var/tmp/muster-bench-{name}", MUSTER_SERF_PROFILE="local")
+                MUSTER_CLUSTER_STATE=f"/var/tmp/muster-bench-{name}", MUSTER_SERF_PROFILE="local",
+                MUSTER_CLUSTER_PORTS="")
 
 
 def cluster(env, *args, check=True):

@@ -40,6 +40,8 @@ final class Cluster {
             "MUSTER_BIN": Binaries.directory.path,
             // Serf's LAN timings tuned for one machine: failures are noticed in ~5 s, not ~15 s.
             "MUSTER_SERF_PROFILE": "local",
+            // No host ports (127.0.0.1:80 and :1936) unless a test asks for its own.
+            "MUSTER_CLUSTER_PORTS": "",
         ]
     }
 

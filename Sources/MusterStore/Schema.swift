@@ -147,14 +147,22 @@ public enum Schema {
 public enum MetaKey {
     /// The highest `logs.id` that the search index covers.
     public static let searchIndexedThrough = "search_indexed_through"
+    /// Retention (`RetentionPolicy`): log rows pruned so far, in total.
+    public static let prunedLogRows = "pruned_log_rows"
+    /// Retention: history rows (membership, inventory, configs, events) pruned so far.
+    public static let prunedHistoryRows = "pruned_history_rows"
+    /// Retention: log rows older than this time (ns) have been pruned.
+    public static let prunedLogsBefore = "pruned_logs_before"
+    /// Retention: when the last prune ran (ns since the epoch).
+    public static let lastPruneAt = "last_prune_at"
 }
 
 extension Database {
-    func meta(_ key: String) throws -> Int64? {
+    public func meta(_ key: String) throws -> Int64? {
         try Int64.fetchOne(self, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
     }
 
-    func setMeta(_ key: String, _ value: Int64) throws {
+    public func setMeta(_ key: String, _ value: Int64) throws {
         try execute(
             sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             arguments: [key, value])

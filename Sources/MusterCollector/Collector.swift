@@ -12,12 +12,14 @@ public struct Collector {
     public let metrics = CollectorMetrics()
     let database: DatabasePool
     let writer: IngestWriter
+    let retention: RetentionPolicy
     let logger: Logger
 
     public init(config: CollectorConfig, logger: Logger) throws {
         guard !config.tokens.isEmpty else { throw CollectorError.noToken }
         self.config = config
         self.logger = logger
+        retention = try config.retention.policy
         do {
             database = try Schema.openForWriting(path: config.database, synchronous: try config.synchronousMode)
         } catch let error as ConfigError {
@@ -54,13 +56,16 @@ public struct Collector {
         return router
     }
 
-    /// Services that must run beside the HTTP server (the writer and the indexer).
+    /// Services that must run beside the HTTP server (the writer, the indexer, retention).
     func backgroundServices() -> [any Service] {
         [
             writer,
             SearchIndexService(
                 database: database, writer: writer, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
                 chunkRows: config.searchIndex.chunkRows, metrics: metrics, logger: logger),
+            RetentionService(
+                database: database, writer: writer, policy: retention, interval: .milliseconds(config.retention.intervalMilliseconds),
+                chunkRows: config.retention.chunkRows, logger: logger),
         ]
     }
 

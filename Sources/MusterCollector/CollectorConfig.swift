@@ -17,6 +17,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
     /// the process but not of the machine, and commits are cheaper.
     public var synchronous: String = "full"
     public var searchIndex: SearchIndex = .init()
+    public var retention: Retention = .init()
 
     public struct Listen: Codable, Sendable, Equatable {
         public var host: String = "127.0.0.1"
@@ -64,8 +65,63 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         public var chunkRows: Int = 10_000
     }
 
+    /// What is kept, and for how long (see `RetentionPolicy`). 0 means no limit.
+    public struct Retention: Codable, Sendable, Equatable {
+        /// Log lines older than this are pruned.
+        public var logsMaxAgeHours: Int = 14 * 24
+        /// Membership changes, inventories, configurations and stream events older than this
+        /// are pruned, keeping each member's, node's and load balancer's latest.
+        public var historyMaxAgeHours: Int = 180 * 24
+        /// Past this many megabytes in use, the oldest log lines are pruned down to 90% of it.
+        public var maxDatabaseMegabytes: Int = 0
+        /// How often retention runs.
+        public var intervalMilliseconds: Int = 60_000
+        /// Rows deleted per transaction; bounds how long ingest waits behind a prune.
+        public var chunkRows: Int = 10_000
+
+        enum CodingKeys: String, CodingKey {
+            case logsMaxAgeHours = "logs_max_age_hours"
+            case historyMaxAgeHours = "history_max_age_hours"
+            case maxDatabaseMegabytes = "max_database_mb"
+            case intervalMilliseconds = "interval_ms"
+            case chunkRows = "chunk_rows"
+        }
+
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            let defaults = Self()
+            logsMaxAgeHours = try container.decodeIfPresent(Int.self, forKey: .logsMaxAgeHours) ?? defaults.logsMaxAgeHours
+            historyMaxAgeHours = try container.decodeIfPresent(Int.self, forKey: .historyMaxAgeHours) ?? defaults.historyMaxAgeHours
+            maxDatabaseMegabytes = try container.decodeIfPresent(Int.self, forKey: .maxDatabaseMegabytes) ?? defaults.maxDatabaseMegabytes
+            intervalMilliseconds = try container.decodeIfPresent(Int.self, forKey: .intervalMilliseconds) ?? defaults.intervalMilliseconds
+            chunkRows = try container.decodeIfPresent(Int.self, forKey: .chunkRows) ?? defaults.chunkRows
+        }
+
+        /// The policy, checked: negative values and a zero chunk are configuration errors.
+        var policy: RetentionPolicy {
+            get throws(ConfigError) {
+                for (key, value) in [
+                    ("logs_max_age_hours", logsMaxAgeHours), ("history_max_age_hours", historyMaxAgeHours),
+                    ("max_database_mb", maxDatabaseMegabytes),
+                ] where value < 0 {
+                    throw .invalid(path: "retention.\(key)", detail: "must be 0 (no limit) or more, not \(value)")
+                }
+                guard chunkRows > 0, intervalMilliseconds > 0 else {
+                    throw .invalid(path: "retention", detail: "chunk_rows and interval_ms must be more than 0")
+                }
+                let hour = 3_600 * Timestamp.nanosPerSecond
+                return RetentionPolicy(
+                    logsMaxAge: logsMaxAgeHours > 0 ? Int64(logsMaxAgeHours) * hour : nil,
+                    historyMaxAge: historyMaxAgeHours > 0 ? Int64(historyMaxAgeHours) * hour : nil,
+                    maxDatabaseBytes: maxDatabaseMegabytes > 0 ? Int64(maxDatabaseMegabytes) << 20 : nil)
+            }
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
-        case listen, database, tokens, limits, synchronous, membership
+        case listen, database, tokens, limits, synchronous, membership, retention
         case searchIndex = "search_index"
     }
 
@@ -81,6 +137,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         synchronous = try container.decodeIfPresent(String.self, forKey: .synchronous) ?? defaults.synchronous
         searchIndex = try container.decodeIfPresent(SearchIndex.self, forKey: .searchIndex) ?? defaults.searchIndex
         membership = try container.decodeIfPresent(Membership.self, forKey: .membership) ?? defaults.membership
+        retention = try container.decodeIfPresent(Retention.self, forKey: .retention) ?? defaults.retention
     }
 
     /// Reads a YAML file; keys left out keep their defaults.

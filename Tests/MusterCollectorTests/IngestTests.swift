@@ -181,5 +181,17 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("collector/collector.example.yaml").path
         let config = try CollectorConfig.load(path: example)
         #expect(config == CollectorConfig())
+        #expect(config.retention.logsMaxAgeHours == 336 && config.retention.historyMaxAgeHours == 4320)
+    }
+
+    @Test func retentionSettingsAreCheckedAtStart() throws {
+        var config = CollectorConfig()
+        config.retention.logsMaxAgeHours = 24
+        config.retention.maxDatabaseMegabytes = 0
+        #expect(try config.retention.policy == RetentionPolicy(logsMaxAge: 86_400 * 1_000_000_000, historyMaxAge: 4_320 * 3_600 * 1_000_000_000))
+        config.retention.historyMaxAgeHours = -1
+        #expect(throws: ConfigError.invalid(path: "retention.history_max_age_hours", detail: "must be 0 (no limit) or more, not -1")) {
+            try config.retention.policy
+        }
     }
 }

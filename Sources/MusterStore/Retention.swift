@@ -1,0 +1,144 @@
+import GRDB
+import MusterWire
+
+/// What the collector keeps, and for how long.
+///
+/// Logs go first: they are most of the file. The cluster's history (membership changes,
+/// inventories, configuration versions, stream events) is small and is what people come back
+/// for ("who was in the cluster when"), so it is kept longer by default. Pruning history
+/// never changes an answer about the kept period: each member's, node's and load balancer's
+/// latest row before the cutoff stays, so `logq members --at T` and `logq nodes --at T` are
+/// the same for every T after the cutoff. Marks are kept.
+public struct RetentionPolicy: Sendable, Equatable {
+    /// Log rows older than this are pruned (nil: no age limit).
+    public var logsMaxAge: Int64?
+    /// History rows older than this are pruned, keeping each subject's latest (nil: no limit).
+    public var historyMaxAge: Int64?
+    /// When the database uses more than this many bytes, the oldest log rows are pruned until
+    /// it uses less than `sizeTarget` of it (nil: no size limit). Free pages are reused by
+    /// SQLite, so "uses" is pages in use, not the file's length.
+    public var maxDatabaseBytes: Int64?
+    /// The fraction of `maxDatabaseBytes` a size prune brings the store down to, so it does not
+    /// run again at every new batch.
+    public var sizeTarget: Double = 0.9
+
+    public init(logsMaxAge: Int64? = nil, historyMaxAge: Int64? = nil, maxDatabaseBytes: Int64? = nil) {
+        self.logsMaxAge = logsMaxAge
+        self.historyMaxAge = historyMaxAge
+        self.maxDatabaseBytes = maxDatabaseBytes
+    }
+
+    public var isEnabled: Bool { logsMaxAge != nil || historyMaxAge != nil || maxDatabaseBytes != nil }
+}
+
+/// Prunes in chunks, each its own short transaction, so ingest waits at most one chunk.
+public enum Retention {
+    /// One chunk's work.
+    public struct Progress: Sendable, Equatable {
+        public var logRows = 0
+        public var historyRows = 0
+        /// True when this chunk did not finish what the policy asks: call again.
+        public var more = false
+
+        public init() {}
+    }
+
+    /// Bytes of the database's pages in use (not the file's length: deleted rows leave free
+    /// pages that SQLite reuses).
+    public static func usedBytes(_ db: Database) throws -> Int64 {
+        let pageSize = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 4096
+        let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+        let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+        return (pages - free) * pageSize
+    }
+
+    /// Prunes at most `maxRows` log rows and `maxRows` history rows as of `now`.
+    public static func pruneChunk(_ policy: RetentionPolicy, now: Int64, maxRows: Int, in db: Database) throws -> Progress {
+        var progress = Progress()
+        var logCutoff: Int64? = policy.logsMaxAge.map { now - $0 }
+        if let limit = policy.maxDatabaseBytes, try usedBytes(db) > Int64(Double(limit) * policy.sizeTarget),
+            let oldest = try Int64.fetchOne(db, sql: "SELECT t FROM logs ORDER BY t LIMIT 1 OFFSET ?", arguments: [maxRows - 1])
+                ?? Int64.fetchOne(db, sql: "SELECT max(t) FROM logs")
+        {
+            // Over the size limit: the oldest chunk goes, whatever its age.
+            logCutoff = max(logCutoff ?? Int64.min, oldest + 1)
+        }
+        if let cutoff = logCutoff {
+            progress.logRows = try pruneLogs(before: cutoff, maxRows: maxRows, in: db)
+            progress.more = progress.logRows == maxRows
+        }
+        if let age = policy.historyMaxAge {
+            progress.historyRows = try pruneHistory(before: now - age, maxRows: maxRows, in: db)
+            progress.more = progress.more || progress.historyRows == maxRows
+        }
+        if policy.maxDatabaseBytes != nil, !progress.more, let limit = policy.maxDatabaseBytes,
+            try usedBytes(db) > Int64(Double(limit) * policy.sizeTarget), progress.logRows > 0
+        {
+            progress.more = true
+        }
+        try record(progress, logCutoff: logCutoff, now: now, in: db)
+        return progress
+    }
+
+    /// Deletes the oldest log rows before `cutoff`, and their search-index entries.
+    static func pruneLogs(before cutoff: Int64, maxRows: Int, in db: Database) throws -> Int {
+        let indexedThrough = try SearchIndexer.indexedThrough(db)
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT id, msg FROM logs WHERE t < ? ORDER BY t LIMIT ?", arguments: [cutoff, maxRows])
+        guard !rows.isEmpty else { return 0 }
+        // An external-content FTS5 index forgets a row only when told its indexed text.
+        let forget = try db.cachedStatement(sql: "INSERT INTO logs_fts(logs_fts, rowid, msg) VALUES ('delete', ?, ?)")
+        let delete = try db.cachedStatement(sql: "DELETE FROM logs WHERE id = ?")
+        for row in rows {
+            let id: Int64 = row["id"]
+            if id <= indexedThrough { try forget.execute(arguments: [id, row["msg"] as String]) }
+            try delete.execute(arguments: [id])
+        }
+        return rows.count
+    }
+
+    /// Deletes history rows before `cutoff` except each subject's latest one.
+    static func pruneHistory(before cutoff: Int64, maxRows: Int, in db: Database) throws -> Int {
+        var deleted = 0
+        // Each table keeps its subject's latest row whatever its age.
+        let latestKept = [("membership", "member"), ("inventory", "node"), ("configs", "node")].map { table, subject in
+            """
+            DELETE FROM \(table) WHERE id IN (
+                SELECT id FROM \(table) x WHERE t < ?1
+                AND id != (SELECT id FROM \(table) WHERE \(subject) = x.\(subject) ORDER BY t DESC, id DESC LIMIT 1)
+                LIMIT ?2)
+            """
+        }
+        let statements = latestKept + [
+            // Events still pointed at by a kept row stay, so every kept row has its event.
+            """
+            DELETE FROM events WHERE id IN (
+                SELECT id FROM events e WHERE t < ?1
+                AND NOT EXISTS (SELECT 1 FROM membership WHERE event = e.id)
+                AND NOT EXISTS (SELECT 1 FROM inventory WHERE event = e.id)
+                AND NOT EXISTS (SELECT 1 FROM configs WHERE event = e.id)
+                AND NOT EXISTS (SELECT 1 FROM marks WHERE event = e.id)
+                LIMIT ?2)
+            """,
+        ]
+        for sql in statements {
+            try db.execute(sql: sql, arguments: [cutoff, maxRows - deleted])
+            deleted += db.changesCount
+            if deleted >= maxRows { break }
+        }
+        return deleted
+    }
+
+    private static func record(_ progress: Progress, logCutoff: Int64?, now: Int64, in db: Database) throws {
+        try db.setMeta(MetaKey.lastPruneAt, now)
+        if progress.logRows > 0 {
+            try db.setMeta(MetaKey.prunedLogRows, (try db.meta(MetaKey.prunedLogRows) ?? 0) + Int64(progress.logRows))
+            // Everything before the oldest row left is gone (the cutoff itself if none is left).
+            let oldestLeft = try Int64.fetchOne(db, sql: "SELECT min(t) FROM logs") ?? logCutoff ?? now
+            try db.setMeta(MetaKey.prunedLogsBefore, oldestLeft)
+        }
+        if progress.historyRows > 0 {
+            try db.setMeta(MetaKey.prunedHistoryRows, (try db.meta(MetaKey.prunedHistoryRows) ?? 0) + Int64(progress.historyRows))
+        }
+    }
+}

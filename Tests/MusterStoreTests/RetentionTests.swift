@@ -1,0 +1,106 @@
+import Foundation
+import GRDB
+import MusterWire
+import Testing
+
+@testable import MusterStore
+
+/// Pruning by age and by size: logs first, history kept longer and never so that an answer
+/// about the kept period changes.
+@Suite struct RetentionTests {
+    let pool: DatabasePool
+    static let second = Timestamp.nanosPerSecond
+
+    init() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-retention-\(UUID().uuidString).sqlite").path
+        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+    }
+
+    /// `count` lines, one a second from t = 1 s, with words to search for.
+    func insertLines(_ count: Int64) throws {
+        let records = (0..<count).map { i in
+            LogRecord(
+                time: (i + 1) * Self.second, node: "s1", origin: Origin(agent: "a", source: "webapp", generation: "g", offset: i),
+                message: "request \(i) word\(i % 10) " + String(repeating: "padding ", count: 20))
+        }
+        _ = try pool.write { db in try LogWriter.insert([records], into: db) }
+        while try pool.write({ db in try SearchIndexer.indexNextChunk(in: db, maxRows: 10_000) }).pending > 0 {}
+    }
+
+    func count(_ sql: String) throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: sql) ?? 0 }
+    }
+
+    func meta(_ key: String) throws -> Int64? {
+        try pool.read { db in try db.meta(key) }
+    }
+
+    func prune(_ policy: RetentionPolicy, now: Int64, chunk: Int = 1_000) throws -> (logs: Int, history: Int) {
+        var total = (logs: 0, history: 0)
+        while true {
+            let progress = try pool.write { db in try Retention.pruneChunk(policy, now: now, maxRows: chunk, in: db) }
+            total.logs += progress.logRows
+            total.history += progress.historyRows
+            if !progress.more { return total }
+        }
+    }
+
+    @Test func logsOlderThanTheAgeAreGoneFromTheTableAndTheIndex() throws {
+        try insertLines(5_000)
+        let pruned = try prune(RetentionPolicy(logsMaxAge: 1_000 * Self.second), now: 5_001 * Self.second)
+        #expect(pruned.logs == 4_000)
+        #expect(try count("SELECT count(*) FROM logs") == 1_000)
+        #expect(try count("SELECT min(t) FROM logs") == 4_001 * Int(Self.second))
+        // The index forgot the pruned rows: a word of every tenth line matches only kept rows.
+        #expect(try count("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'word3'") == 100)
+        #expect(try count("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'word3' AND rowid NOT IN (SELECT id FROM logs)") == 0)
+        #expect(try meta(MetaKey.prunedLogRows) == 4_000)
+        #expect(try meta(MetaKey.prunedLogsBefore) == 4_001 * Self.second)
+        #expect(try meta(MetaKey.lastPruneAt) == 5_001 * Self.second)
+        // FTS5's own consistency check.
+        try pool.write { db in try db.execute(sql: "INSERT INTO logs_fts(logs_fts, rank) VALUES ('integrity-check', 1)") }
+    }
+
+    @Test func overTheSizeLimitTheOldestLinesGoUntilBelowTheTarget() throws {
+        try insertLines(20_000)
+        let used = try pool.read { db in try Retention.usedBytes(db) }
+        let limit = used / 2
+        let pruned = try prune(RetentionPolicy(maxDatabaseBytes: limit), now: 30_000 * Self.second)
+        let after = try pool.read { db in try Retention.usedBytes(db) }
+        #expect(after <= Int64(Double(limit) * 0.9), "used \(after) of a \(limit) limit")
+        // Oldest first, and not everything: the newest lines stay.
+        #expect(pruned.logs > 0 && pruned.logs < 20_000)
+        #expect(try count("SELECT max(t) FROM logs") == 20_000 * Int(Self.second))
+        #expect(try count("SELECT count(*) FROM logs") == 20_000 - pruned.logs)
+        #expect(try count("SELECT min(t) FROM logs") == (pruned.logs + 1) * Int(Self.second))
+    }
+
+    @Test func historyKeepsEachMembersLatestSoAnswersAboutTheKeptPeriodStay() throws {
+        func entry(_ event: JournalEvent, _ name: String, _ t: Int64) -> JournalEntry {
+            JournalEntry(t: t * Self.second, event: event, observer: "ha", member: Member(name: name, address: "10.0.0.\(name.dropFirst())", role: "web", tags: [:]))
+        }
+        try pool.write { db in
+            _ = try ClusterLedger().apply(
+                [entry(.memberJoin, "s1", 10), entry(.memberJoin, "s2", 20), entry(.memberLeave, "s2", 30), entry(.memberJoin, "s2", 40),
+                 entry(.memberJoin, "s3", 500)], in: db)
+            _ = try Mark.record(name: "task-0", note: "", at: 5 * Self.second, in: db)
+        }
+        let before = try pool.read { db in try ClusterLedger.members(at: 600 * Self.second, in: db) }
+        let pruned = try prune(RetentionPolicy(historyMaxAge: 100 * Self.second), now: 600 * Self.second)
+        // s2's join at 20 and leave at 30 go; s1's only row, s2's latest and s3 stay.
+        #expect(pruned.history >= 2)
+        #expect(try count("SELECT count(*) FROM membership") == 3)
+        #expect(try pool.read { db in try ClusterLedger.members(at: 600 * Self.second, in: db) } == before)
+        // Every kept row still has its event; the mark and its event stay.
+        #expect(try count("SELECT count(*) FROM membership WHERE event NOT IN (SELECT id FROM events)") == 0)
+        #expect(try count("SELECT count(*) FROM marks") == 1)
+        #expect(try count("SELECT count(*) FROM events WHERE kind = 'mark'") == 1)
+        #expect(try meta(MetaKey.prunedHistoryRows) == Int64(pruned.history))
+    }
+
+    @Test func noPolicyPrunesNothing() throws {
+        try insertLines(100)
+        #expect(try prune(RetentionPolicy(), now: 1_000_000 * Self.second) == (0, 0))
+        #expect(try count("SELECT count(*) FROM logs") == 100)
+    }
+}

@@ -86,8 +86,9 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("agent/agent.example.yaml").path
         let config = try AgentConfig.load(path: example)
         #expect(config.node == "s1")
-        #expect(config.sources.map(\.id) == ["webapp", "serf"])
+        #expect(config.sources.map(\.id) == ["webapp", "serf", "haproxy"])
         #expect(config.sources[0].format == .s6)
+        #expect(config.sources[2].parse == .haproxyHTTPLog && config.sources[0].parse == nil)
         #expect(config.batch.maxRecords == 10_000)
     }
 

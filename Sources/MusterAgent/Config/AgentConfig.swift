@@ -108,11 +108,14 @@ public struct AgentConfig: Sendable, Equatable {
         public var id: String
         public var paths: [String]
         public var format: LineFormat = .auto
+        /// Lines parsed into structured fields as they are read (none: the message only).
+        public var parse: LineParser?
 
-        public init(id: String, paths: [String], format: LineFormat = .auto) {
+        public init(id: String, paths: [String], format: LineFormat = .auto, parse: LineParser? = nil) {
             self.id = id
             self.paths = paths
             self.format = format
+            self.parse = parse
         }
     }
 
@@ -235,6 +238,7 @@ private struct ConfigFile: Decodable {
         var type: String?
         var paths: [String]
         var format: LineFormat?
+        var parse: String?
     }
     var node: String?
     var agent_id: String?
@@ -315,7 +319,15 @@ private struct ConfigFile: Decodable {
             guard (source.type ?? "file") == "file" else {
                 throw .invalid("source '\(source.id)': type '\(source.type!)' is not supported yet (supported: file)")
             }
-            config.sources.append(.init(id: source.id, paths: source.paths, format: source.format ?? .auto))
+            var parser: LineParser?
+            if let name = source.parse {
+                guard let known = LineParser(rawValue: name) else {
+                    throw .invalid(
+                        "source '\(source.id)': unknown parse '\(name)' (known: \(LineParser.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                parser = known
+            }
+            config.sources.append(.init(id: source.id, paths: source.paths, format: source.format ?? .auto, parse: parser))
         }
         return config
     }

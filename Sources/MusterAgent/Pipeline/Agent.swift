@@ -65,7 +65,7 @@ public final class Agent: Service, Sendable {
             await withTaskGroup(of: Finished.self) { group in
                 group.addTask {
                     let tailers = self.config.effectiveSources.map { source in
-                        FileTailer(sourceID: source.id, patterns: source.paths, format: source.format) { resume[$0] }
+                        (FileTailer(sourceID: source.id, patterns: source.paths, format: source.format) { resume[$0] }, source.parse)
                     }
                     await self.batchLoop(tailers: tailers, into: encoded)
                     return .pipeline
@@ -137,7 +137,8 @@ public final class Agent: Service, Sendable {
 
     // MARK: Batching
 
-    private func batchLoop(tailers: [FileTailer], into channel: AsyncChannel<EncodedBatch>) async {
+    /// Each tailer comes with the parser its source's lines go through (none: message only).
+    private func batchLoop(tailers: [(FileTailer, LineParser?)], into channel: AsyncChannel<EncodedBatch>) async {
         let maxAge = Duration.milliseconds(config.batch.maxAgeMilliseconds)
         let scanInterval = Duration.seconds(1)
         let idleSleep = Duration.milliseconds(100)
@@ -154,14 +155,14 @@ public final class Agent: Service, Sendable {
 
         while !isStopping, !Task.isCancelled {
             if ContinuousClock.now - lastScan >= scanInterval {
-                for tailer in tailers { tailer.scan() }
+                for (tailer, _) in tailers { tailer.scan() }
                 lastScan = ContinuousClock.now
             }
             var readBytes = 0
-            for tailer in tailers {
+            for (tailer, parser) in tailers {
                 while builder.count < config.batch.maxRecords, builder.bytes < config.batch.maxBytes {
                     let budget = max(64 << 10, config.batch.maxBytes - builder.bytes)
-                    let count = tailer.read(budget: budget) { line in builder.append(line, source: tailer.sourceID) }
+                    let count = tailer.read(budget: budget) { line in builder.append(line, source: tailer.sourceID, parser: parser) }
                     readBytes += count
                     if count == 0 { break }
                 }
@@ -286,11 +287,11 @@ struct BatchBuilder {
     var count: Int { encoder.count }
     var bytes: Int { encoder.bytes.count }
 
-    mutating func append(_ line: TailedLine, source: String) {
+    mutating func append(_ line: TailedLine, source: String, parser: LineParser? = nil) {
         encoder.append(
             time: line.time, node: node,
             origin: Origin(agent: agent, source: source, generation: line.position.name, offset: line.offset),
-            message: line.message)
+            message: line.message, fields: parser?.fields(line.message) ?? [:])
         positions[line.identity] = FilePosition(
             identity: line.identity, truncations: line.position.truncations, offset: line.endOffset)
     }

@@ -64,6 +64,8 @@ let package = Package(
         .target(name: "LogQuery", dependencies: [
             "MusterWire", "MusterStore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            // `logq sql` sets its own authorizer through the SQLite C API.
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             // `logq mark` is the one command that talks to the collector instead of the file.
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -88,6 +90,8 @@ let package = Package(
         ]),
         // Benchmark ceiling: inserts a log file straight through MusterStore (see Benchmarks/README.md).
         .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/InsertCeiling"),
+        // logq benchmark: a deterministic 10M-line cluster history through MusterStore (see Benchmarks/README.md).
+        .executableTarget(name: "muster-bench-history", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/GenerateHistory"),
         .testTarget(name: "MusterWireTests", dependencies: ["MusterWire"]),
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore"]),
         .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent"]),

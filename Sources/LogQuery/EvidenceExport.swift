@@ -123,32 +123,27 @@ public struct EvidenceExport {
             [CanonicalJSON.string(MarkFile(name: task.name, from: task.since.map(Timestamp.format), until: task.until.map(Timestamp.format), note: task.note))],
             to: folder.appendingPathComponent("mark.json"))
 
-        // Each node's lines.
-        let nodes = try database.read { db in
-            try String.fetchAll(
-                db,
-                sql: """
-                    SELECT DISTINCT s.node FROM streams s
-                    WHERE s.source != ? AND EXISTS (SELECT 1 FROM logs l WHERE l.stream = s.id AND l.t >= ? AND l.t < ?)
-                    ORDER BY s.node
-                    """,
-                arguments: [Self.journalSource, task.since ?? Int64.min, end])
-        }
+        // Each node's lines: one pass over the task in time order, each line to its node's file.
         let search = LogSearch(database: database)
+        var filter = LogFilter()
+        filter.since = task.since
+        filter.until = task.until
+        var sinks: [String: FileSink] = [:]
         var lines = 0
-        for node in nodes {
-            var filter = LogFilter()
-            filter.nodes = [node]
-            filter.since = task.since
-            filter.until = task.until
-            let sink = try FileSink(folder.appendingPathComponent("\(node).log"))
-            try search.scan(filter) { line in
-                guard line.source != Self.journalSource else { return }
-                try sink.write(OutputFormat.text.render(line))
-                lines += 1
+        try search.scan(filter) { line in
+            guard line.source != Self.journalSource else { return }
+            let sink: FileSink
+            if let open = sinks[line.node] {
+                sink = open
+            } else {
+                sink = try FileSink(folder.appendingPathComponent("\(Self.fileName(line.node)).log"))
+                sinks[line.node] = sink
             }
-            try sink.close()
+            try sink.write(OutputFormat.text.render(line))
+            lines += 1
         }
+        for sink in sinks.values { try sink.close() }
+        let nodes = sinks.keys.sorted()
 
         // Membership, events, configurations.
         let timeline = try history.timeline(since: task.since, until: task.until)
@@ -200,10 +195,17 @@ public struct EvidenceExport {
         }
         for node in Set(nodes).union(members).sorted() {
             if let body = try history.inventory(of: node, at: end) {
-                try write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(node).json"))
+                try write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(Self.fileName(node)).json"))
             }
         }
         return Summary(task: task, nodes: nodes, lines: lines, changes: changeTimes.count, configs: versions.count)
+    }
+
+    /// Node names come from agents: anything but letters, digits, '.', '_' and '-' becomes
+    /// '_', and a leading '.' too, so a name can never leave its folder or hide.
+    static func fileName(_ node: String) -> String {
+        let safe = String(node.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" })
+        return safe.isEmpty || safe.hasPrefix(".") ? "_" + safe : safe
     }
 
     private struct MarkFile: Encodable {

@@ -9,16 +9,21 @@ public enum OutputFormat: String, CaseIterable, Sendable {
         self == .csv ? "time,node,source,message" : nil
     }
 
-    public func render(_ line: LogLine, nodeWidth: Int = 0) -> String {
+    /// One line as printed. `colors` paints the node's name (text only); a context line
+    /// (`logq logs --context`) is marked like grep marks one: `source-` instead of `source:` in
+    /// text, `"context":true` in JSON.
+    public func render(_ line: LogLine, nodeWidth: Int = 0, colors: NodeColors? = nil, context: Bool = false) -> String {
         let time = Timestamp.format(line.time)
         switch self {
         case .text:
-            let node = line.node.padding(toLength: max(nodeWidth, line.node.count), withPad: " ", startingAt: 0)
-            return "\(time) \(node) \(line.source): \(line.message)"
+            let padding = String(repeating: " ", count: max(0, nodeWidth - line.node.count))
+            let node = (colors?.paint(line.node) ?? line.node) + padding
+            return "\(time) \(node) \(line.source)\(context ? "-" : ":") \(line.message)"
         case .json:
             var object = "{\"time\":\(JSONText.quoted(time)),\"t\":\(line.time),\"node\":\(JSONText.quoted(line.node)),"
             object += "\"source\":\(JSONText.quoted(line.source)),\"message\":\(JSONText.quoted(line.message))"
             if let fields = line.fields { object += ",\"fields\":\(fields)" }
+            if context { object += ",\"context\":true" }
             return object + "}"
         case .csv:
             return [time, line.node, line.source, line.message].map(Self.csvField).joined(separator: ",")
@@ -38,6 +43,7 @@ public struct Table: Sendable, Equatable {
     public enum Value: Sendable, Equatable {
         case text(String)
         case integer(Int64)
+        case real(Double)
         /// Already JSON (an object or array); printed as is in JSON, as text elsewhere.
         case json(String)
         case null
@@ -46,6 +52,7 @@ public struct Table: Sendable, Equatable {
             switch self {
             case .text(let value), .json(let value): value
             case .integer(let value): String(value)
+            case .real(let value): String(value)
             case .null: ""
             }
         }
@@ -54,6 +61,7 @@ public struct Table: Sendable, Equatable {
             switch self {
             case .text(let value): JSONText.quoted(value)
             case .integer(let value): String(value)
+            case .real(let value): value.isFinite ? String(value) : "null"
             case .json(let value): value
             case .null: "null"
             }
@@ -68,17 +76,27 @@ public struct Table: Sendable, Equatable {
         self.rows = rows
     }
 
-    /// Lines to print: text is aligned columns under an upper-case header (`docker ps` style);
-    /// JSON is one object per row keyed by column; CSV has a header row.
-    public func render(_ format: OutputFormat) -> [String] {
+    /// Columns that hold node names, which `colors` paints in text: `node`, `member`, and
+    /// `name` in a table of nodes (one with an `address` column).
+    var nodeColumns: Set<Int> {
+        Set(columns.indices.filter { ["node", "member"].contains(columns[$0]) || (columns[$0] == "name" && columns.contains("address")) })
+    }
+
+    /// Lines to print: text is aligned columns under an upper-case header (`docker ps` style),
+    /// node names painted when `colors` is given; JSON is one object per row keyed by column;
+    /// CSV has a header row.
+    public func render(_ format: OutputFormat, colors: NodeColors? = nil) -> [String] {
         switch format {
         case .text:
             let cells = [columns.map { $0.uppercased() }] + rows.map { $0.map(\.plain) }
             var widths = Array(repeating: 0, count: columns.count)
             for row in cells { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
-            return cells.map { row in
+            let painted = colors == nil ? [] : nodeColumns
+            return cells.enumerated().map { rowIndex, row in
                 row.enumerated().map { index, cell in
-                    index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                    let padding = index == row.count - 1 ? "" : String(repeating: " ", count: widths[index] - cell.count)
+                    let paint = rowIndex > 0 && painted.contains(index) && !cell.isEmpty
+                    return (paint ? colors!.paint(cell) : cell) + padding
                 }.joined(separator: "  ")
             }
         case .json:

@@ -13,6 +13,18 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
     case collectorRefused(UInt, String)
     /// An export could not be written.
     case cannotWrite(path: String, detail: String)
+    /// `logq sql`/`run`: the statement would change the store (or attach, or start a transaction).
+    case readOnly(String)
+    /// `logq sql`/`run`: SQLite refused the statement (its message).
+    case badSQL(String)
+    /// `logq run NAME`: no such file in the queries folder.
+    case unknownQuery(String, known: [String])
+    /// `logq run`: a required parameter was not given (query, parameter, its description).
+    case missingParameter(query: String, name: String, description: String)
+    /// `logq run`: a parameter the query does not declare (query, parameter, the declared ones).
+    case unknownParameter(query: String, name: String, known: [String])
+    /// A query file that cannot be used (no header, a bad `param:` line…).
+    case badQueryFile(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -36,6 +48,18 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
             "collector refused (HTTP \(status)): \(message)"
         case .cannotWrite(let path, let detail):
             "cannot write \(path): \(detail)"
+        case .readOnly(let detail):
+            "the database is opened read-only: \(detail)"
+        case .badSQL(let message):
+            "SQL error: \(message.split(whereSeparator: \.isNewline).joined(separator: " "))"
+        case .unknownQuery(let name, let known):
+            "unknown query '\(name)' (known: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
+        case .missingParameter(let query, let name, let description):
+            "query \(query) needs --param \(name)=VALUE: \(description)"
+        case .unknownParameter(let query, let name, let known):
+            "query \(query) has no parameter '\(name)' (its parameters: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
+        case .badQueryFile(let path, let detail):
+            "query file \(path): \(detail)"
         }
     }
 

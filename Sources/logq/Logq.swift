@@ -10,7 +10,7 @@ struct Logq: AsyncParsableCommand {
         abstract: "Query the cluster's history stored by muster-collector.",
         subcommands: [
             Logs.self, Members.self, Nodes.self, Timeline.self, Inspect.self, Configs.self, MarkCommand.self, Marks.self,
-            Export.self,
+            Export.self, Report.self, Sql.self, Run.self, Hist.self, Stats.self,
         ])
 }
 
@@ -58,11 +58,7 @@ struct Logs: ParsableCommand {
     @Option(name: .long, help: "Only these sources (repeatable).")
     var source: [String] = []
 
-    @Option(name: .long, help: "From this time (inclusive).")
-    var since: String?
-
-    @Option(name: .long, help: "Up to this time (exclusive).")
-    var until: String?
+    @OptionGroup var range: TimeRangeOptions
 
     @Option(name: .long, help: "Only lines matching this regular expression.")
     var grep: String?
@@ -79,15 +75,13 @@ struct Logs: ParsableCommand {
     @Flag(name: [.short, .long], help: "Keep printing new lines as they arrive.")
     var follow = false
 
-    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
-    var format: OutputFormat = .text
+    @Option(name: [.customShort("C"), .long], help: "Also print N lines before and after each matching line, from its file (like grep -C).")
+    var context: Int?
+
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
-        do {
-            try runQuery()
-        } catch {
-            throw fail(error)
-        }
+        try reportingErrors(runQuery)
     }
 
     private func runQuery() throws(QueryError) {
@@ -95,24 +89,39 @@ struct Logs: ParsableCommand {
             throw .badArgument("--limit and --tail must not be negative")
         }
         if limit != nil, tail != nil { throw .badArgument("use either --limit or --tail, not both") }
+        if context.map({ $0 < 0 }) == true { throw .badArgument("--context must not be negative") }
+        if context != nil, follow { throw .badArgument("use either --context or --follow, not both") }
         let now = Timestamp.now()
         var filter = LogFilter()
         filter.nodes = node
         filter.sources = source
-        filter.since = try since.map { text throws(QueryError) in try TimeExpression.parse(text, now: now) }
-        filter.until = try until.map { text throws(QueryError) in try TimeExpression.parse(text, now: now) }
+        (filter.since, filter.until) = try range.range(now: now)
         filter.grep = grep
         filter.match = match
         filter.limit = limit
         filter.tail = tail
         let search = LogSearch(database: try LogDatabase(path: store.path))
+        let format = output.format
+        let colors = output.colors
+        for note in try search.notes(filter) { FileHandle.standardError.write(Data("logq: note: \(note)\n".utf8)) }
         let startID = try search.newestID()
+        var out = BufferedOutput()
+        if let header = format.header() { out.write(header) }
+        if let context {
+            let items = try search.linesWithContext(filter, context: context)
+            let width = items.reduce(0) { if case .line(let line, _) = $1 { max($0, line.node.count) } else { $0 } }
+            for item in items {
+                switch item {
+                case .separator: if format == .text { out.write("--") }
+                case .line(let line, let match): out.write(format.render(line, nodeWidth: width, colors: colors, context: !match))
+                }
+            }
+            return out.flush()
+        }
         let lines = try search.lines(filter)
-        var output = BufferedOutput()
-        if let header = format.header() { output.write(header) }
         let width = lines.reduce(0) { max($0, $1.node.count) }
-        for line in lines { output.write(format.render(line, nodeWidth: width)) }
-        output.flush()
+        for line in lines { out.write(format.render(line, nodeWidth: width, colors: colors)) }
+        out.flush()
         guard follow else { return }
         // Follow: new rows in arrival order, starting after what existed when we began.
         var lastID = max(startID, lines.last?.id ?? 0)
@@ -121,8 +130,8 @@ struct Logs: ParsableCommand {
         while true {
             filter.afterID = lastID
             let fresh = try search.lines(filter)
-            for line in fresh { output.write(format.render(line, nodeWidth: width)) }
-            output.flush()
+            for line in fresh { out.write(format.render(line, nodeWidth: width, colors: colors)) }
+            out.flush()
             lastID = fresh.last?.id ?? lastID
             if fresh.isEmpty { usleep(250_000) }
         }
@@ -134,11 +143,9 @@ func parseTime(_ text: String?, now: Int64) throws(QueryError) -> Int64? {
     try text.map { text throws(QueryError) in try TimeExpression.parse(text, now: now) }
 }
 
-/// Prints a table in the chosen format.
-func printTable(_ table: Table, _ format: OutputFormat) {
-    var output = BufferedOutput()
-    for line in table.render(format) { output.write(line) }
-    output.flush()
+/// Prints a table in the chosen format; in text, node names are coloured as `--color auto` would.
+func printTable(_ table: Table, _ format: OutputFormat, colors: NodeColors? = NodeColors.resolve(.auto)) {
+    printLines(table.render(format, colors: colors))
 }
 
 struct Members: ParsableCommand {

@@ -47,6 +47,22 @@ import Testing
         #expect(try search { $0.tail = 2 }.map(\.message) == ["d", "e"])
     }
 
+    /// A word on many lines with --limit/--tail walks the lines in time order instead of
+    /// sorting every indexed candidate; both ways give the same lines.
+    @Test func aCommonWordWithALimitGivesTheSameLinesAsTheIndex() throws {
+        let count = LogSearch.commonCandidates + 5_000
+        try store(node: "s1", (0..<count).map { i in (Int64(i), i % 7 == 0 ? "GET /healthz 200 \(i)" : "GET /healthz/x \(i) healthy") })
+        try indexAll()
+        let all = try search { $0.match = "get /healthz 200" }
+        #expect(all.count == (count + 6) / 7)
+        let database = try LogDatabase(path: path)
+        #expect(try database.read { db in try LogSearch.isCommon(try TextMatch("healthz"), db) })
+        #expect(try database.read { db in try !LogSearch.isCommon(try TextMatch("nothing-here"), db) })
+        #expect(try search { $0.match = "get /healthz 200"; $0.limit = 100 }.map(\.id) == all.prefix(100).map(\.id))
+        #expect(try search { $0.match = "get /healthz 200"; $0.tail = 50 }.map(\.id) == all.suffix(50).map(\.id))
+        #expect(try search { $0.match = "get /healthz 200"; $0.limit = 10; $0.since = 7_000 }.first?.time == 7_000)
+    }
+
     @Test func matchSeesIndexedAndNotYetIndexedRowsAlike() throws {
         try store(node: "s1", [(1, "GET /checkout 500"), (2, "GET /home 200")])
         try indexAll()

@@ -1,0 +1,292 @@
+import Foundation
+import GRDBSQLite
+import MusterStore
+import MusterWire
+
+/// A value bound to a named parameter of a statement (`:at`, `:node`).
+public enum SQLParameter: Sendable, Equatable {
+    case integer(Int64)
+    case text(String)
+    case null
+}
+
+/// `logq sql` and `logq run`: one statement of the user's SQL on a connection that cannot write.
+///
+/// Three locks, each enough on its own: the file is opened `SQLITE_OPEN_READONLY`, the
+/// connection has `PRAGMA query_only`, and an authorizer refuses at compile time everything
+/// but reading (SELECT, WITH, VALUES, EXPLAIN and a list of reading PRAGMAs), which also keeps
+/// out ATTACH, transactions and `PRAGMA query_only = OFF` that the first two let through.
+///
+/// The connection has two functions of its own: `rfc3339(ns)` prints a time the way logq
+/// prints every time (it parses back), and `is_error(source, message, status)` is
+/// `ErrorRule`, the one definition of an error line.
+public final class ReadOnlySQL {
+    public let path: String
+    private let handle: OpaquePointer
+    private let authorizer = Authorizer()
+
+    public init(path: String) throws(QueryError) {
+        guard FileManager.default.fileExists(atPath: path) else { throw .databaseMissing(path) }
+        var connection: OpaquePointer?
+        let opened = sqlite3_open_v2(path, &connection, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil)
+        guard opened == SQLITE_OK, let connection else {
+            let detail = connection.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(connection)
+            throw .databaseUnreadable(path: path, detail: detail)
+        }
+        self.path = path
+        handle = connection
+        sqlite3_busy_timeout(handle, 5_000)
+        sqlite3_exec(handle, "PRAGMA query_only = ON", nil, nil, nil)
+        Self.addFunctions(to: handle)
+        sqlite3_set_authorizer(handle, authorize, Unmanaged.passUnretained(authorizer).toOpaque())
+        let isStore = try table("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('logs', 'streams')")
+        guard isStore.rows.first?.first == .integer(2) else {
+            throw .databaseUnreadable(path: path, detail: "not a muster database (no logs table)")
+        }
+    }
+
+    deinit {
+        sqlite3_close_v2(handle)
+    }
+
+    /// The whole result as one table.
+    public func table(_ sql: String, parameters: [String: SQLParameter] = [:]) throws(QueryError) -> Table {
+        var result = Table(columns: [])
+        try query(sql, parameters: parameters) { chunk in
+            result.columns = chunk.columns
+            result.rows += chunk.rows
+        }
+        return result
+    }
+
+    /// Runs one statement and hands its rows over in tables of up to `chunkRows` rows (at least
+    /// one call, with the columns, even when there are no rows), so printing a large result as
+    /// JSON or CSV holds one chunk at a time.
+    public func query(
+        _ sql: String, parameters: [String: SQLParameter] = [:], chunkRows: Int = 10_000, _ body: (Table) throws(QueryError) -> Void
+    ) throws(QueryError) {
+        let statement = try prepare(sql)
+        defer { sqlite3_finalize(statement) }
+        try bind(parameters, to: statement)
+        let columnCount = sqlite3_column_count(statement)
+        var chunk = Table(columns: (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) })
+        var delivered = false
+        while true {
+            let code = sqlite3_step(statement)
+            if code == SQLITE_DONE { break }
+            guard code == SQLITE_ROW else { throw failure(code) }
+            chunk.rows.append((0..<columnCount).map { Self.value(statement, $0) })
+            if chunk.rows.count >= chunkRows {
+                try body(chunk)
+                delivered = true
+                chunk.rows.removeAll(keepingCapacity: true)
+            }
+        }
+        if !chunk.rows.isEmpty || !delivered { try body(chunk) }
+    }
+
+    // MARK: Compiling
+
+    private func prepare(_ sql: String) throws(QueryError) -> OpaquePointer {
+        authorizer.reset()
+        var statement: OpaquePointer?
+        var tail: UnsafePointer<CChar>?
+        let (code, rest): (Int32, String) = sql.withCString { text in
+            let code = sqlite3_prepare_v2(handle, text, -1, &statement, &tail)
+            return (code, tail.map { String(cString: $0) } ?? "")
+        }
+        guard code == SQLITE_OK, authorizer.refusal == nil else {
+            sqlite3_finalize(statement)
+            throw failure(code)
+        }
+        guard let statement else { throw .badSQL("no SQL statement given") }
+        if containsStatement(rest) {
+            sqlite3_finalize(statement)
+            throw .badSQL("give one statement at a time (found more after the first ';')")
+        }
+        // Whatever the authorizer has no action code for (VACUUM INTO writes a new file).
+        guard sqlite3_stmt_readonly(statement) != 0 else {
+            sqlite3_finalize(statement)
+            throw .readOnly("this statement would write \(Self.allowed)")
+        }
+        return statement
+    }
+
+    /// Whether `text` (what follows the first statement) holds anything but blanks, comments
+    /// and semicolons: a second statement, even a broken or forbidden one.
+    private func containsStatement(_ text: String) -> Bool {
+        var statement: OpaquePointer?
+        let code = sqlite3_prepare_v2(handle, text, -1, &statement, nil)
+        sqlite3_finalize(statement)
+        authorizer.reset()
+        return code != SQLITE_OK || statement != nil
+    }
+
+    private func bind(_ parameters: [String: SQLParameter], to statement: OpaquePointer) throws(QueryError) {
+        let count = sqlite3_bind_parameter_count(statement)
+        guard count > 0 else { return }
+        for index in 1...count {
+            guard let cName = sqlite3_bind_parameter_name(statement, index) else {
+                throw .badSQL("use named parameters (:name), not '?'")
+            }
+            let name = String(String(cString: cName).dropFirst())
+            guard let value = parameters[name] else { throw .badSQL("no value for parameter :\(name)") }
+            switch value {
+            case .integer(let number): sqlite3_bind_int64(statement, index, number)
+            case .text(let text): sqlite3_bind_text(statement, index, text, -1, Self.transient)
+            case .null: sqlite3_bind_null(statement, index)
+            }
+        }
+    }
+
+    private func failure(_ code: Int32) -> QueryError {
+        if let denied = authorizer.refusal {
+            return .readOnly("\(denied) is not allowed \(Self.allowed)")
+        }
+        let message = String(cString: sqlite3_errmsg(handle))
+        if code & 0xff == SQLITE_READONLY { return .readOnly(message) }
+        return .badSQL(message)
+    }
+
+    private static func value(_ statement: OpaquePointer, _ column: Int32) -> Table.Value {
+        switch sqlite3_column_type(statement, column) {
+        case SQLITE_INTEGER: .integer(sqlite3_column_int64(statement, column))
+        case SQLITE_FLOAT: .real(sqlite3_column_double(statement, column))
+        case SQLITE_TEXT:
+            .text(
+                String(
+                    decoding: UnsafeRawBufferPointer(start: sqlite3_column_text(statement, column), count: bytes(statement, column)),
+                    as: UTF8.self))
+        case SQLITE_BLOB:
+            .text(
+                UnsafeRawBufferPointer(start: sqlite3_column_blob(statement, column), count: bytes(statement, column))
+                    .map { String(format: "%02x", $0) }.joined())
+        default: .null
+        }
+    }
+
+    /// The length of a text or blob value (asked after the value, as SQLite wants).
+    private static func bytes(_ statement: OpaquePointer, _ column: Int32) -> Int {
+        Int(sqlite3_column_bytes(statement, column))
+    }
+
+    private static let allowed = "(logq sql runs one SELECT, WITH, VALUES, EXPLAIN or reading PRAGMA)"
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    // MARK: Functions
+
+    private static func addFunctions(to handle: OpaquePointer) {
+        let flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC
+        sqlite3_create_function_v2(handle, "rfc3339", 1, flags, nil, { context, _, values in
+            guard let values, sqlite3_value_type(values[0]) != SQLITE_NULL else { return sqlite3_result_null(context) }
+            sqlite3_result_text(context, Timestamp.format(sqlite3_value_int64(values[0])), -1, ReadOnlySQL.transient)
+        }, nil, nil, nil)
+        sqlite3_create_function_v2(handle, "is_error", 3, flags, nil, { context, _, values in
+            guard let values else { return sqlite3_result_int(context, 0) }
+            func text(_ index: Int) -> String? {
+                sqlite3_value_type(values[index]) == SQLITE_NULL ? nil : String(cString: sqlite3_value_text(values[index]))
+            }
+            let status: Int64? =
+                sqlite3_value_type(values[2]) == SQLITE_INTEGER ? sqlite3_value_int64(values[2]) : text(2).flatMap { Int64($0) }
+            sqlite3_result_int(context, ErrorRule.matches(source: text(0), message: text(1) ?? "", status: status) ? 1 : 0)
+        }, nil, nil, nil)
+    }
+}
+
+// MARK: The authorizer
+
+/// What the authorizer refused first, for the error message, and whether the statement writes
+/// the schema table.
+private final class Authorizer {
+    var denied: String?
+    var schemaWrite = false
+
+    var refusal: String? { denied ?? (schemaWrite ? "changing the schema" : nil) }
+
+    func reset() {
+        denied = nil
+        schemaWrite = false
+    }
+}
+
+private let schemaTables: Set<String> = ["sqlite_master", "sqlite_temp_master", "sqlite_schema", "sqlite_temp_schema"]
+
+/// PRAGMAs that only read, with no argument.
+private let readingPragmas: Set<String> = [
+    "application_id", "auto_vacuum", "collation_list", "compile_options", "data_version", "database_list", "encoding",
+    "foreign_key_check", "freelist_count", "function_list", "integrity_check", "journal_mode", "module_list", "page_count",
+    "page_size", "pragma_list", "quick_check", "schema_version", "table_list", "user_version",
+]
+/// PRAGMAs whose argument names a table or an index.
+private let reportingPragmas: Set<String> = [
+    "foreign_key_check", "foreign_key_list", "index_info", "index_list", "index_xinfo", "integrity_check", "quick_check",
+    "table_info", "table_list", "table_xinfo",
+]
+
+private func authorize(
+    _ context: UnsafeMutableRawPointer?, _ action: Int32, _ first: UnsafePointer<CChar>?, _ second: UnsafePointer<CChar>?,
+    _ database: UnsafePointer<CChar>?, _ trigger: UnsafePointer<CChar>?
+) -> Int32 {
+    let name = first.map { String(cString: $0) }
+    switch action {
+    case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE:
+        return SQLITE_OK
+    case SQLITE_UPDATE where name.map(schemaTables.contains) == true:
+        // Connecting a virtual table (FTS5's logs_fts, pragma_table_info…) declares its schema,
+        // which SQLite reports as an UPDATE of sqlite_master. Every statement that really
+        // changes the schema has an action of its own (CREATE…, DROP…, ALTER TABLE), refused below.
+        return SQLITE_OK
+    case SQLITE_INSERT where name.map(schemaTables.contains) == true, SQLITE_DELETE where name.map(schemaTables.contains) == true:
+        // CREATE and DROP write sqlite_master before SQLite asks about the CREATE or DROP
+        // itself: note it and let compiling go on to that action, which names the statement
+        // when it is refused (`prepare` refuses a statement with anything noted in any case).
+        authorizerState(context)?.schemaWrite = true
+        return SQLITE_OK
+    case SQLITE_PRAGMA:
+        let pragma = name?.lowercased() ?? ""
+        if second == nil ? readingPragmas.contains(pragma) : reportingPragmas.contains(pragma) { return SQLITE_OK }
+        deny(context, "PRAGMA \(pragma)\(second.map { " = " + String(cString: $0) } ?? "")")
+    case SQLITE_TRANSACTION:
+        deny(context, name ?? "a transaction")
+    case SQLITE_SAVEPOINT:
+        deny(context, "SAVEPOINT")
+    case SQLITE_ALTER_TABLE:
+        deny(context, "ALTER TABLE" + (second.map { " " + String(cString: $0) } ?? ""))
+    default:
+        deny(context, actionName(action) + (name.map { " \($0)" } ?? ""))
+    }
+    return SQLITE_DENY
+}
+
+private func authorizerState(_ context: UnsafeMutableRawPointer?) -> Authorizer? {
+    context.map { Unmanaged<Authorizer>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private func deny(_ context: UnsafeMutableRawPointer?, _ what: String) {
+    guard let authorizer = authorizerState(context), authorizer.denied == nil else { return }
+    authorizer.denied = what
+}
+
+private func actionName(_ action: Int32) -> String {
+    switch action {
+    case SQLITE_INSERT: "INSERT into"
+    case SQLITE_UPDATE: "UPDATE of"
+    case SQLITE_DELETE: "DELETE from"
+    case SQLITE_CREATE_TABLE, SQLITE_CREATE_TEMP_TABLE: "CREATE TABLE"
+    case SQLITE_CREATE_INDEX, SQLITE_CREATE_TEMP_INDEX: "CREATE INDEX"
+    case SQLITE_CREATE_VIEW, SQLITE_CREATE_TEMP_VIEW: "CREATE VIEW"
+    case SQLITE_CREATE_TRIGGER, SQLITE_CREATE_TEMP_TRIGGER: "CREATE TRIGGER"
+    case SQLITE_CREATE_VTABLE: "CREATE VIRTUAL TABLE"
+    case SQLITE_DROP_TABLE, SQLITE_DROP_TEMP_TABLE: "DROP TABLE"
+    case SQLITE_DROP_INDEX, SQLITE_DROP_TEMP_INDEX: "DROP INDEX"
+    case SQLITE_DROP_VIEW, SQLITE_DROP_TEMP_VIEW: "DROP VIEW"
+    case SQLITE_DROP_TRIGGER, SQLITE_DROP_TEMP_TRIGGER: "DROP TRIGGER"
+    case SQLITE_DROP_VTABLE: "DROP VIRTUAL TABLE"
+    case SQLITE_ATTACH: "ATTACH"
+    case SQLITE_DETACH: "DETACH"
+    case SQLITE_REINDEX: "REINDEX"
+    case SQLITE_ANALYZE: "ANALYZE"
+    default: "this statement (SQLite action \(action))"
+    }
+}

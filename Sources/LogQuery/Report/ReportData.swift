@@ -1,0 +1,231 @@
+import Foundation
+import GRDB
+import MusterStore
+import MusterWire
+
+/// Everything one report shows, read from the store in a handful of indexed queries: the
+/// membership changes, configuration versions and marks of the range (each through its `t`
+/// index), the HAProxy samples (through the journal's streams, see `samples`), and the node
+/// table at the end.
+struct ReportData {
+    /// The chosen range: [since, until) when given, otherwise the range the data covers.
+    var range: ReportRange
+    /// Members' states just before the range (alive ones get a lane even if nothing happens).
+    var initial: [MembershipChange]
+    var changes: [MembershipChange]
+    var configs: [ConfigRecord]
+    /// The tasks whose marks lie in the range, oldest first.
+    var tasks: [ReportTask]
+    /// Every mark in the range (drawn on the timelines).
+    var marks: [Mark]
+    var rates: [RateSeries]
+    var sampleCount: Int
+    var nodes: Table
+}
+
+/// The time range of a report. `start`/`end` are what the axes show; `since`/`until` what was asked.
+struct ReportRange: Equatable {
+    var start: Int64
+    var end: Int64
+    var since: Int64?
+    var until: Int64?
+    /// `task-6`, or nil for a --since/--until (or whole history) report.
+    var mark: String?
+
+    /// The end bound of queries: exclusive `until`, or everything.
+    var queryUntil: Int64 { until ?? Int64.max }
+}
+
+/// A task: a mark's stretch of history, cut to the report's range.
+struct ReportTask: Equatable {
+    var mark: Mark
+    var since: Int64
+    /// The next mark, or nil for the last one (it lasts to the end of the history).
+    var until: Int64?
+}
+
+/// One row of `configs`, as the report prints it.
+struct ConfigRecord: Equatable {
+    var node: String
+    var version: Int
+    var t: Int64
+    var method: String
+    var outcome: String
+    var trigger: [String]
+    var durationMilliseconds: Int
+    var message: String?
+    var servers: [String]
+    var diff: String
+}
+
+/// The request rate of one HAProxy server (or a backend's total) over time.
+struct RateSeries: Equatable {
+    /// `nodes/s1`, with the observer in front when several load balancers sampled.
+    var label: String
+    /// BACKEND rows: the backend's total, drawn dashed.
+    var isTotal: Bool
+    var intervals: [RateInterval]
+}
+
+/// Requests per second over [from, to).
+struct RateInterval: Equatable {
+    var from: Int64
+    var to: Int64
+    var rate: Double
+}
+
+extension ReportData {
+    static func load(_ database: LogDatabase, scope: ReportScope) throws(QueryError) -> ReportData {
+        var data = try database.read { db throws -> ReportData in
+            let allMarks = try db.tableExists("marks") ? try Mark.all(in: db) : []
+            var since = scope.since
+            var until = scope.until
+            if let name = scope.mark {
+                guard let index = allMarks.firstIndex(where: { $0.name == name }) else {
+                    throw QueryError.badArgument(
+                        "no mark named '\(name)' (marks: \(allMarks.isEmpty ? "none yet" : allMarks.map(\.name).joined(separator: ", ")))")
+                }
+                since = allMarks[index].t
+                until = index + 1 < allMarks.count ? allMarks[index + 1].t : nil
+            }
+            let range = try Self.range(since: since, until: until, mark: scope.mark, in: db)
+            let end = range.queryUntil
+            let lower = since ?? Int64.min
+
+            let changes = try MembershipChange.fetchAll(
+                db, sql: "SELECT \(MembershipChange.columns) FROM membership WHERE t >= ? AND t < ? ORDER BY t, id",
+                arguments: [lower, end])
+            let initial = since.map { since in (try? ClusterLedger.members(at: since - 1, in: db)) ?? [] } ?? []
+            let configs = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT node, version, t, method, outcome, trigger, duration_ms, message, servers, diff FROM configs
+                    WHERE t >= ? AND t < ? ORDER BY t, id
+                    """,
+                arguments: [lower, end]
+            ).map { row in
+                ConfigRecord(
+                    node: row["node"], version: row["version"], t: row["t"], method: row["method"], outcome: row["outcome"],
+                    trigger: Self.strings(row["trigger"]), durationMilliseconds: row["duration_ms"], message: row["message"],
+                    servers: Self.strings(row["servers"]), diff: row["diff"])
+            }
+            let marks = allMarks.filter { $0.t >= lower && $0.t < end }
+            let tasks: [ReportTask] = allMarks.enumerated().compactMap { index, mark in
+                guard mark.t >= lower, mark.t < end else { return nil }
+                let next = index + 1 < allMarks.count ? allMarks[index + 1].t : nil
+                return ReportTask(mark: mark, since: mark.t, until: next)
+            }
+            let (rates, sampleCount) = try Self.rates(since: lower, until: end, in: db)
+            return ReportData(
+                range: range, initial: initial, changes: changes, configs: configs, tasks: tasks, marks: marks, rates: rates,
+                sampleCount: sampleCount, nodes: Table(columns: []))
+        }
+        // The node table shows the state at the end of the range: just before `until`, or at
+        // the last instant the data covers.
+        data.nodes = try ClusterHistory(database: database).nodes(at: data.range.until.map { $0 - 1 } ?? data.range.end)
+        return data
+    }
+
+    /// The axes' range: the given ends, and the data's first and last instants for open ones
+    /// (each a min/max over an indexed column, so no scan). At least one second wide.
+    static func range(since: Int64?, until: Int64?, mark: String?, in db: Database) throws -> ReportRange {
+        func extreme(_ function: String) throws -> Int64? {
+            var values: [Int64] = []
+            for table in ["logs", "membership", "configs", "marks"] where try db.tableExists(table) {
+                if let value = try Int64.fetchOne(db, sql: "SELECT \(function)(t) FROM \(table)") { values.append(value) }
+            }
+            return function == "min" ? values.min() : values.max()
+        }
+        let second = Timestamp.nanosPerSecond
+        var start: Int64
+        var end: Int64
+        switch (since, until) {
+        case let (since?, until?):
+            start = since
+            end = until
+        case let (since?, nil):
+            start = since
+            end = max(try extreme("max") ?? since, since)
+        case let (nil, until?):
+            end = until
+            start = min(try extreme("min") ?? until - second, until - second)
+        case (nil, nil):
+            start = try extreme("min") ?? 0
+            end = try extreme("max") ?? start
+        }
+        if end - start < second {
+            if until == nil { end = start + second } else { start = end - second }
+        }
+        return ReportRange(start: start, end: end, since: since, until: until, mark: mark)
+    }
+
+    private static func strings(_ json: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? []
+    }
+
+    /// Requests per second per server from the `haproxy-stats` samples in [since, until).
+    ///
+    /// The samples are lines of the event journal (source `events`). The query reaches them
+    /// through `UNIQUE(stream, off)` for the few journal streams and keeps those in the time
+    /// range, so its cost is the journal's size, never the millions of ordinary log lines
+    /// around them (walking `logs_t` over the range would visit every one of those). A sample's
+    /// counters are cumulative: the rate between two samples of the same load balancer is the
+    /// difference from the server's counter when last seen (in the previous sample, or before
+    /// it was left out of the configuration) over the time between the samples. A counter that
+    /// went down was reset (a reload, or the server deleted and added again), and a server never
+    /// seen before starts from 0: then its value is what was counted since.
+    static func rates(since: Int64, until: Int64, in db: Database) throws -> ([RateSeries], Int) {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT l.t, l.msg FROM logs AS l
+                WHERE l.stream IN (SELECT id FROM streams WHERE source = ?)
+                  AND l.t >= ? AND l.t < ? AND l.msg LIKE '%"haproxy-stats"%'
+                ORDER BY l.t, l.id
+                """,
+            arguments: [JournalEntry.sourceID, since, until])
+        var samples: [JournalEntry] = []
+        for row in rows {
+            let message: String = row["msg"]
+            // A sample with no rows is an observation too (no server listed), so it stays.
+            guard let entry = try? JournalEntry.decode(line: message), entry.event == .haproxyStats, entry.stats != nil else { continue }
+            samples.append(entry)
+        }
+        let observers = Set(samples.map(\.observer))
+        var series: [String: RateSeries] = [:]
+        var previous: [String: Int64] = [:]
+        /// Each server's counter when last seen, by series label.
+        var lastTotal: [String: Int] = [:]
+        for sample in samples {
+            defer { previous[sample.observer] = sample.t }
+            let before = previous[sample.observer].flatMap { $0 < sample.t ? $0 : nil }
+            for row in sample.stats ?? [] where row.name != "FRONTEND" {
+                let key = row.proxy + "/" + row.name
+                let label = observers.count > 1 ? "\(sample.observer): \(key)" : key
+                let earlier = lastTotal[label]
+                lastTotal[label] = row.totalSessions
+                guard let before else { continue }
+                let counted = row.totalSessions >= (earlier ?? 0) ? row.totalSessions - (earlier ?? 0) : row.totalSessions
+                series[label, default: RateSeries(label: label, isTotal: row.name == "BACKEND", intervals: [])]
+                    .intervals.append(RateInterval(from: before, to: sample.t, rate: Double(counted) / (Double(sample.t - before) / 1e9)))
+            }
+        }
+        let ordered = series.values.sorted { a, b in
+            a.isTotal != b.isTotal ? !a.isTotal : ReportText.naturalOrder(a.label, b.label)
+        }
+        return (ordered, samples.count)
+    }
+}
+
+/// What the user asked for: a range, or a mark's task.
+public struct ReportScope: Sendable, Equatable {
+    public var since: Int64?
+    public var until: Int64?
+    public var mark: String?
+
+    public init(since: Int64? = nil, until: Int64? = nil, mark: String? = nil) {
+        self.since = since
+        self.until = until
+        self.mark = mark
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import LogQuery
+import MusterWire
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write one self-contained HTML page: timeline, request rate per server, config diffs, nodes, tasks.",
+        discussion: """
+            The page has inline CSS and SVG only (no script, nothing fetched), so it can be \
+            attached to a lab report as it is. Without --since/--until it covers the whole \
+            history; --mark NAME covers one task (from the mark to the next one). The same store \
+            and arguments give the same file.
+            """)
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(name: .long, help: "The HTML file to write.")
+    var out: String
+
+    @Option(name: .long, help: "From this time (inclusive).")
+    var since: String?
+
+    @Option(name: .long, help: "Up to this time (exclusive).")
+    var until: String?
+
+    @Option(name: .long, help: "Only this task: from the mark to the next one (not with --since/--until).")
+    var mark: String?
+
+    func run() throws {
+        try store.withHistory { history, now throws(QueryError) in
+            let scope = ReportScope(since: try parseTime(since, now: now), until: try parseTime(until, now: now), mark: mark)
+            let summary = try ClusterReport(database: history.database).write(scope, to: out)
+            print(
+                "wrote \(out): \(Timestamp.format(summary.start)) to \(Timestamp.format(summary.end)), \(summary.changes) changes, "
+                    + "\(summary.configs) config versions, \(summary.marks) marks, \(summary.samples) HAProxy samples "
+                    + "(\(summary.servers) servers), \(summary.bytes) bytes")
+        }
+    }
+}

@@ -80,15 +80,61 @@ public struct LogSearch {
                         String.fromDatabaseValue(values[0]).map(match.matches) ?? false
                     })
             }
+            if let match, let wanted = filter.limit ?? filter.tail, try Self.isCommon(match, db) {
+                for line in try Self.walkThenIndex(filter, wanted: wanted, match: match, grep: regex != nil, db: db) { try body(line) }
+                return
+            }
             let (sql, arguments) = try Self.sql(for: filter, match: match, grep: regex != nil, db: db)
             let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
-            while let row = try rows.next() {
-                try body(
-                    LogLine(
-                        id: row[0], time: row[1], node: row[2], source: row[3], message: row[4], fields: row[5], stream: row[6],
-                        offset: row[7]))
-            }
+            while let row = try rows.next() { try body(Self.line(row)) }
         }
+    }
+
+    private static func line(_ row: Row) -> LogLine {
+        LogLine(
+            id: row[0], time: row[1], node: row[2], source: row[3], message: row[4], fields: row[5], stream: row[6],
+            offset: row[7])
+    }
+
+    /// How `--match` finds its rows.
+    enum MatchPlan {
+        /// Through the full-text index (and a direct check of rows it does not cover yet).
+        case index
+        /// Checking each line, in time order, up to the row `through` (all rows when nil).
+        case walk(through: (t: Int64, id: Int64)?)
+        /// Through the index, only rows past `row` in the search's order.
+        case indexBeyond(row: (t: Int64, id: Int64))
+    }
+
+    /// Rows a limited search on common words checks one by one before it asks the index.
+    static let walkRows = 20_000
+
+    /// A word on many lines, and only the first (`--limit`) or last (`--tail`) few wanted:
+    /// checking the lines in order usually finds them within a few hundred rows, where the
+    /// index would hand over every matching row to be sorted first (2.5 s for a word on 1M of
+    /// 10M lines, Benchmarks/logq_bench.py). But the words may all sit late in the range, so
+    /// the walk stops after `walkRows` rows and the index answers for the rest (27 s before
+    /// this bound, for a word whose 23,536 lines all came in the last 5 hours of 24).
+    static func walkThenIndex(_ filter: LogFilter, wanted: Int, match: TextMatch, grep: Bool, db: Database) throws -> [LogLine] {
+        let newestFirst = filter.limit == nil
+        var range = SQLConditions()
+        range.timeRange("t", since: filter.since, until: filter.until)
+        if let afterID = filter.afterID { range.add("id > ?", [afterID]) }
+        let order = newestFirst ? "t DESC, id DESC" : "t, id"
+        let boundary = try Row.fetchOne(
+            db, sql: "SELECT t, id FROM logs \(range.whereClause) ORDER BY \(order) LIMIT 1 OFFSET ?",
+            arguments: range.arguments + [walkRows - 1]
+        ).map { (t: $0[0] as Int64, id: $0[1] as Int64) }
+        func fetch(_ filter: LogFilter, _ plan: MatchPlan) throws -> [LogLine] {
+            let (sql, arguments) = try Self.sql(for: filter, match: match, grep: grep, db: db, plan: plan)
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(line)
+        }
+        let walked = try fetch(filter, .walk(through: boundary))
+        guard walked.count < wanted, let boundary else { return walked }
+        var rest = filter
+        if newestFirst { rest.tail = wanted - walked.count } else { rest.limit = wanted - walked.count }
+        let more = try fetch(rest, .indexBeyond(row: boundary))
+        return newestFirst ? more + walked : walked + more
     }
 
     /// Checks names against what the store has, so a typo is an error and not an empty answer.
@@ -104,7 +150,7 @@ public struct LogSearch {
         for source in filter.sources where !sources.contains(source) { throw .unknownSource(source, known: sources) }
     }
 
-    static func sql(for filter: LogFilter, match: TextMatch?, grep: Bool, db: Database) throws
+    static func sql(for filter: LogFilter, match: TextMatch?, grep: Bool, db: Database, plan: MatchPlan = .index) throws
         -> (String, StatementArguments)
     {
         var conditions = SQLConditions()
@@ -112,12 +158,10 @@ public struct LogSearch {
         conditions.isIn("s.source", filter.sources)
         conditions.timeRange("l.t", since: filter.since, until: filter.until)
         if let afterID = filter.afterID { conditions.add("l.id > ?", [afterID]) }
-        if let match, filter.limit != nil || filter.tail != nil, try isCommon(match, db) {
-            // Words on many lines, and only the first or last few wanted: walking the lines in
-            // time order and checking each finds them after a few hundred rows, where the index
-            // would hand over every matching row to be sorted first (2.5 s for a word on 1M of
-            // 10M lines, Benchmarks/logq_bench.py).
+        let newestFirst = filter.tail != nil
+        if match != nil, case .walk(let through) = plan {
             conditions.add("muster_match(l.msg)")
+            if let through { conditions.add(newestFirst ? "(l.t, l.id) >= (?, ?)" : "(l.t, l.id) <= (?, ?)", [through.t, through.id]) }
         } else if let match {
             // Indexed rows: the index narrows to rows holding every word, muster_match checks
             // their order. Rows past the index's high-water mark (the last few seconds of
@@ -128,6 +172,9 @@ public struct LogSearch {
                 l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? UNION ALL SELECT id FROM logs WHERE id > ?) \
                 AND muster_match(l.msg)
                 """, [match.ftsQuery, indexedThrough])
+            if case .indexBeyond(let row) = plan {
+                conditions.add(newestFirst ? "(l.t, l.id) < (?, ?)" : "(l.t, l.id) > (?, ?)", [row.t, row.id])
+            }
         }
         if grep { conditions.add("muster_grep(l.msg)") }
         let whereClause = conditions.whereClause

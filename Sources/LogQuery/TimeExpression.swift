@@ -13,13 +13,16 @@ import MusterWire
 /// | `2026-11-21T14:05:00Z`, `…14:05:00.123456789+01:00` | RFC 3339, as logq prints |
 /// | `@1763733900`, `@1763733900.25` | Unix seconds |
 public enum TimeExpression {
-    public static func parse(_ text: String, now: Int64 = Timestamp.now(), timeZone: TimeZone = .current)
+    /// `timeZone` nil means the local one, looked up only for the local forms (loading it costs
+    /// more than a whole `logq members --at` query).
+    public static func parse(_ text: String, now: Int64 = Timestamp.now(), timeZone: TimeZone? = nil)
         throws(QueryError) -> Int64
     {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let lowered = trimmed.lowercased()
         if lowered == "now" { return now }
         if lowered == "today" || lowered == "yesterday" {
+            let timeZone = timeZone ?? .current
             let midnight = startOfDay(containing: now, timeZone: timeZone)
             return lowered == "today" ? midnight : startOfDay(containing: midnight - 1, timeZone: timeZone)
         }
@@ -31,6 +34,7 @@ public enum TimeExpression {
             return nanos
         }
         if let nanos = Timestamp.parseRFC3339(trimmed) { return nanos }
+        let timeZone = timeZone ?? .current
         if let nanos = parseClock(lowered, now: now, timeZone: timeZone) { return nanos }
         if let nanos = parseDate(lowered, timeZone: timeZone) { return nanos }
         var body = lowered

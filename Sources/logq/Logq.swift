@@ -44,6 +44,7 @@ func fail(_ error: QueryError) -> ExitCode {
 
 struct Logs: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "logs",
         abstract: "Print log lines from every node, interleaved in time order.",
         discussion: """
             Times (--since, --until) accept: now, 10m, -1h, '10m ago', today, yesterday, 14:05, \
@@ -150,6 +151,7 @@ func printTable(_ table: Table, _ format: OutputFormat, colors: NodeColors? = No
 
 struct Members: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "members",
         abstract: "Who was in the cluster at an instant (default: now): name, address, role, status, since.",
         discussion: "Times accept the same forms as 'logq logs --since', including timestamps as printed.")
 
@@ -170,6 +172,7 @@ struct Members: ParsableCommand {
 
 struct Nodes: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "nodes",
         abstract: "Every node, docker-ps style: name, address, role, state, since, services, image.")
 
     @OptionGroup var store: StoreOptions
@@ -189,6 +192,7 @@ struct Nodes: ParsableCommand {
 
 struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "timeline",
         abstract: "Joins, leaves, failures and updates in order, with the node that observed each.")
 
     @OptionGroup var store: StoreOptions
@@ -216,6 +220,7 @@ struct Timeline: ParsableCommand {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "What a node reported itself to be (addresses, role, image, s6 services), as JSON.")
 
     @OptionGroup var store: StoreOptions
@@ -238,11 +243,13 @@ struct Inspect: ParsableCommand {
 
 struct Configs: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "configs",
         abstract: "The load balancer's configuration history: every render and apply.",
         subcommands: [List.self, Show.self, Diff.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "Versions with time, method (runtime API or reload), outcome, servers and what triggered them.")
 
         @OptionGroup var store: StoreOptions
@@ -255,7 +262,7 @@ struct Configs: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the haproxy.cfg of one version.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the haproxy.cfg of one version.")
 
         @OptionGroup var store: StoreOptions
         @Argument(help: "The version number.") var version: Int
@@ -271,7 +278,7 @@ struct Configs: ParsableCommand {
     }
 
     struct Diff: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "What changed between two versions.")
+        static let configuration = CommandConfiguration(commandName: "diff", abstract: "What changed between two versions.")
 
         @OptionGroup var store: StoreOptions
         @Argument(help: "The older version.") var from: Int

@@ -66,7 +66,7 @@ struct MarkCommand: AsyncParsableCommand {
 }
 
 struct Marks: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The marks (tasks) in order: name, time, note.")
+    static let configuration = CommandConfiguration(commandName: "marks", abstract: "The marks (tasks) in order: name, time, note.")
 
     @OptionGroup var store: StoreOptions
 
@@ -80,6 +80,7 @@ struct Marks: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write the evidence of each task to a folder: node logs, membership, configs, node tables, inventory.",
         discussion: """
             One folder per mark (DIR/task-2/…; 'all' when there are no marks). Exporting the same \

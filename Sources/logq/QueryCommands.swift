@@ -83,6 +83,7 @@ struct ChunkedTablePrinter {
 
 struct Sql: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sql",
         abstract: "Run one SQL statement on the store, read-only (SELECT, WITH, VALUES, EXPLAIN or a reading PRAGMA).",
         discussion: """
             Tables: streams (node, source), logs (t in ns, msg, fields JSON, stream, off), logs_fts, meta, events, \
@@ -109,6 +110,7 @@ struct Sql: ParsableCommand {
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run a saved query, queries/NAME.sql, with its parameters.",
         discussion: """
             The queries folder: --queries DIR, else MUSTER_QUERIES, else ./queries, else share/muster/queries beside \
@@ -152,6 +154,7 @@ struct Run: ParsableCommand {
 
 struct Hist: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "hist",
         abstract: "A histogram of lines (or error lines) per interval, stacked by node.",
         discussion: """
             Without --since it starts at the first line, without --until it ends at the last one (or now, with --since). \
@@ -189,6 +192,7 @@ struct Hist: ParsableCommand {
 
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stats",
         abstract: "Lines and bytes per node and source, ingest rate, search index lag, database size, what retention pruned.")
 
     @OptionGroup var store: StoreOptions

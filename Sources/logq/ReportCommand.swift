@@ -5,6 +5,7 @@ import MusterWire
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "report",
         abstract: "Write one self-contained HTML page: timeline, request rate per server, config diffs, nodes, tasks.",
         discussion: """
             The page has inline CSS and SVG only (no script, nothing fetched), so it can be \

@@ -63,6 +63,23 @@ import Testing
         #expect(try search { $0.match = "get /healthz 200"; $0.limit = 10; $0.since = 7_000 }.first?.time == 7_000)
     }
 
+    /// A common word whose lines all come late (or, for --tail, early): the walk gives up after
+    /// `walkRows` rows and the index answers the rest, with the same lines.
+    @Test func aCommonWordFarFromWhereTheWalkStartsIsFoundThroughTheIndex() throws {
+        let quiet = LogSearch.walkRows + 10_000, loud = LogSearch.commonCandidates + 1_000
+        try store(node: "s1", (0..<(quiet + loud + quiet)).map { i in
+            (Int64(i), i >= quiet && i < quiet + loud ? "late burst \(i)" : "nothing to see \(i)")
+        })
+        try indexAll()
+        let all = try search { $0.match = "burst" }
+        #expect(all.count == loud)
+        #expect(try search { $0.match = "burst"; $0.limit = 100 }.map(\.id) == all.prefix(100).map(\.id))
+        #expect(try search { $0.match = "burst"; $0.tail = 100 }.map(\.id) == all.suffix(100).map(\.id))
+        // Some in the walk, the rest through the index.
+        let straddling = try search { $0.match = "burst"; $0.since = Int64(quiet + loud - 50); $0.limit = 100 }
+        #expect(straddling.count == 50)
+    }
+
     @Test func matchSeesIndexedAndNotYetIndexedRowsAlike() throws {
         try store(node: "s1", [(1, "GET /checkout 500"), (2, "GET /home 200")])
         try indexAll()

@@ -129,6 +129,12 @@ import Testing
         #expect(outsideKill.isEmpty, "requests failed during joins or graceful leaves: \(outsideKill.prefix(5).map(\.error))")
         #expect(Set(requests.hosts.keys).isSuperset(of: ["s1", "s2", "s3", "s4"]), "answered by \(requests.hosts)")
 
+        // HAProxy's own request log arrived as structured fields (parse: haproxy-httplog).
+        let statusMix = try logq(cluster, "run", "http-status", "--format", "csv")
+        #expect(statusMix.contains("nodes"), "http-status found no parsed HAProxy lines:\n\(statusMix)")
+        let parsed = try logq(cluster, "sql", "SELECT count(*) FROM logs WHERE json_extract(fields, '$.server') IN ('s3', 's4')")
+        #expect((Int(parsed.split(separator: "\n").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0) > 0, "\(parsed)")
+
         // The same history exported twice gives identical files (the cluster is down now, so
         // nothing arrives between the two; the lab exported while its nodes still ran).
         let first = out + "-first", second = out + "-second"

@@ -573,7 +573,11 @@ enum ImageLint {
         for process in processes() where process.comm == "s6-svscan" && process.environment.contains("MUSTER_CLUSTER_MEMBER_OF=\(cluster.name)") {
             kill(process.pid, SIGKILL)
         }
-        try FileManager.default.removeItem(atPath: cluster.state)
+        // Moved away in one rename, not deleted: the orphaned services still write their logs
+        // under it, and a recursive delete racing with them fails now and then.
+        let lost = cluster.state + ".lost"
+        try FileManager.default.moveItem(atPath: cluster.state, toPath: lost)
+        defer { try? FileManager.default.removeItem(atPath: lost) }
 
         let before = try leftovers(of: cluster.name, ports: [http + 1, stats + 1])
         for expected in ["namespace \(cluster.name)-s2", "interface \(cluster.name)-br", "forwarder"] {

@@ -129,21 +129,24 @@ public struct EvidenceExport {
         filter.since = task.since
         filter.until = task.until
         var sinks: [String: FileSink] = [:]
+        var files = NodeFileNames()
         var lines = 0
+        defer { for sink in sinks.values { try? sink.close() } }
         try search.scan(filter) { line in
             guard line.source != Self.journalSource else { return }
             let sink: FileSink
             if let open = sinks[line.node] {
                 sink = open
             } else {
-                sink = try FileSink(folder.appendingPathComponent("\(Self.fileName(line.node)).log"))
+                sink = try FileSink(folder.appendingPathComponent("\(files.name(for: line.node)).log"))
                 sinks[line.node] = sink
             }
             try sink.write(OutputFormat.text.render(line))
             lines += 1
         }
         for sink in sinks.values { try sink.close() }
-        let nodes = sinks.keys.sorted()
+        sinks = [:]
+        let nodes = files.nodes
 
         // Membership, events, configurations.
         let timeline = try history.timeline(since: task.since, until: task.until)
@@ -187,25 +190,49 @@ public struct EvidenceExport {
 
         // Each node's inventory at the end: nodes with lines, and members at the end or
         // changed during the task.
+        // The state at the task's end: its last instant, not the next task's first.
+        let last = task.until.map { $0 - 1 } ?? end
         let members = try database.read { db in
-            Set(try ClusterLedger.members(at: end, in: db).map(\.member))
+            Set(try ClusterLedger.members(at: last, in: db).map(\.member))
                 .union(try String.fetchAll(
                     db, sql: "SELECT DISTINCT member FROM membership WHERE t >= ? AND t < ?",
                     arguments: [task.since ?? Int64.min, end]))
         }
         for node in Set(nodes).union(members).sorted() {
-            if let body = try history.inventory(of: node, at: end) {
-                try write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(Self.fileName(node)).json"))
+            if let body = try history.inventory(of: node, at: last) {
+                try write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(files.name(for: node)).json"))
             }
         }
         return Summary(task: task, nodes: nodes, lines: lines, changes: changeTimes.count, configs: versions.count)
     }
 
-    /// Node names come from agents: anything but letters, digits, '.', '_' and '-' becomes
-    /// '_', and a leading '.' too, so a name can never leave its folder or hide.
-    static func fileName(_ node: String) -> String {
-        let safe = String(node.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" })
-        return safe.isEmpty || safe.hasPrefix(".") ? "_" + safe : safe
+    /// File names for node names, which come from agents: anything but letters, digits, '.',
+    /// '_' and '-' becomes '_' (and a leading '.' gets one before it), so a name can never
+    /// leave its folder or hide. A name that would take a file of the export's own
+    /// (`events` → `events.log`) or one another node already has (`s/1` and `s_1`) gets
+    /// `~2`, `~3`…: '~' never occurs in a sanitised name. Names are given in the order nodes
+    /// are first seen, which is the same in every export of the same history.
+    struct NodeFileNames {
+        static let reserved: Set<String> = ["membership", "events", "configs", "nodes", "index", "mark"]
+        private var byNode: [String: String] = [:]
+        private var taken = NodeFileNames.reserved
+        /// Nodes named so far, sorted.
+        var nodes: [String] { byNode.keys.sorted() }
+
+        mutating func name(for node: String) -> String {
+            if let name = byNode[node] { return name }
+            let safe = String(node.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" })
+            let base = safe.isEmpty || safe.hasPrefix(".") ? "_" + safe : safe
+            var name = base
+            var number = 2
+            while taken.contains(name) {
+                name = "\(base)~\(number)"
+                number += 1
+            }
+            taken.insert(name)
+            byNode[node] = name
+            return name
+        }
     }
 
     private struct MarkFile: Encodable {

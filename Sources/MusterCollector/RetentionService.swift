@@ -20,11 +20,14 @@ struct RetentionService: Service {
         while !Task.isShuttingDownGracefully {
             do {
                 var total = Retention.Progress()
+                var trimming = false
                 while !Task.isShuttingDownGracefully {
                     let started = ContinuousClock.now
+                    let continuing = trimming
                     let progress = try await database.write { db in
-                        try Retention.pruneChunk(policy, now: Timestamp.now(), maxRows: chunkRows, in: db)
+                        try Retention.pruneChunk(policy, now: Timestamp.now(), maxRows: chunkRows, trimming: continuing, in: db)
                     }
+                    trimming = progress.more
                     total.logRows += progress.logRows
                     total.historyRows += progress.historyRows
                     if !progress.more { break }

@@ -53,10 +53,17 @@ public enum Retention {
     }
 
     /// Prunes at most `maxRows` log rows and `maxRows` history rows as of `now`.
-    public static func pruneChunk(_ policy: RetentionPolicy, now: Int64, maxRows: Int, in db: Database) throws -> Progress {
+    ///
+    /// A size prune starts when the store uses more than `maxDatabaseBytes` and, once started
+    /// (`trimming`: the previous chunk of this run asked for more), goes on down to
+    /// `sizeTarget` of it, so it does not run again at every batch that crosses the limit.
+    public static func pruneChunk(
+        _ policy: RetentionPolicy, now: Int64, maxRows: Int, trimming: Bool = false, in db: Database
+    ) throws -> Progress {
         var progress = Progress()
         var logCutoff: Int64? = policy.logsMaxAge.map { now - $0 }
-        if let limit = policy.maxDatabaseBytes, try usedBytes(db) > Int64(Double(limit) * policy.sizeTarget),
+        let sizeThreshold = policy.maxDatabaseBytes.map { trimming ? Int64(Double($0) * policy.sizeTarget) : $0 }
+        if let threshold = sizeThreshold, try usedBytes(db) > threshold,
             let oldest = try Int64.fetchOne(db, sql: "SELECT t FROM logs ORDER BY t LIMIT 1 OFFSET ?", arguments: [maxRows - 1])
                 ?? Int64.fetchOne(db, sql: "SELECT max(t) FROM logs")
         {
@@ -71,8 +78,8 @@ public enum Retention {
             progress.historyRows = try pruneHistory(before: now - age, maxRows: maxRows, in: db)
             progress.more = progress.more || progress.historyRows == maxRows
         }
-        if policy.maxDatabaseBytes != nil, !progress.more, let limit = policy.maxDatabaseBytes,
-            try usedBytes(db) > Int64(Double(limit) * policy.sizeTarget), progress.logRows > 0
+        if !progress.more, let limit = policy.maxDatabaseBytes, progress.logRows > 0,
+            try usedBytes(db) > Int64(Double(limit) * policy.sizeTarget)
         {
             progress.more = true
         }
@@ -83,8 +90,12 @@ public enum Retention {
     /// Deletes the oldest log rows before `cutoff`, and their search-index entries.
     static func pruneLogs(before cutoff: Int64, maxRows: Int, in db: Database) throws -> Int {
         let indexedThrough = try SearchIndexer.indexedThrough(db)
+        // The row with the highest id always stays: `logs.id` is not AUTOINCREMENT, so with it
+        // gone SQLite would hand its id (and lower ones) out again, at or below the search
+        // index's high-water mark, and those new rows would never be indexed.
         let rows = try Row.fetchAll(
-            db, sql: "SELECT id, msg FROM logs WHERE t < ? ORDER BY t LIMIT ?", arguments: [cutoff, maxRows])
+            db, sql: "SELECT id, msg FROM logs WHERE t < ? AND id < (SELECT max(id) FROM logs) ORDER BY t LIMIT ?",
+            arguments: [cutoff, maxRows])
         guard !rows.isEmpty else { return 0 }
         // An external-content FTS5 index forgets a row only when told its indexed text.
         let forget = try db.cachedStatement(sql: "INSERT INTO logs_fts(logs_fts, rowid, msg) VALUES ('delete', ?, ?)")
@@ -100,24 +111,24 @@ public enum Retention {
     /// Deletes history rows before `cutoff` except each subject's latest one.
     static func pruneHistory(before cutoff: Int64, maxRows: Int, in db: Database) throws -> Int {
         var deleted = 0
-        // Each table keeps its subject's latest row whatever its age.
+        // Each table keeps its subject's latest row before the cutoff: the state at every kept
+        // instant is that row or a later one.
         let latestKept = [("membership", "member"), ("inventory", "node"), ("configs", "node")].map { table, subject in
             """
             DELETE FROM \(table) WHERE id IN (
                 SELECT id FROM \(table) x WHERE t < ?1
-                AND id != (SELECT id FROM \(table) WHERE \(subject) = x.\(subject) ORDER BY t DESC, id DESC LIMIT 1)
+                AND id != (SELECT id FROM \(table) WHERE \(subject) = x.\(subject) AND t < ?1 ORDER BY t DESC, id DESC LIMIT 1)
                 LIMIT ?2)
             """
         }
         let statements = latestKept + [
-            // Events still pointed at by a kept row stay, so every kept row has its event.
+            // Events still pointed at by a kept row stay, so every kept row has its event (the
+            // set of those is built once, not looked up per event).
             """
             DELETE FROM events WHERE id IN (
-                SELECT id FROM events e WHERE t < ?1
-                AND NOT EXISTS (SELECT 1 FROM membership WHERE event = e.id)
-                AND NOT EXISTS (SELECT 1 FROM inventory WHERE event = e.id)
-                AND NOT EXISTS (SELECT 1 FROM configs WHERE event = e.id)
-                AND NOT EXISTS (SELECT 1 FROM marks WHERE event = e.id)
+                SELECT id FROM events WHERE t < ?1 AND id NOT IN (
+                    SELECT event FROM membership UNION SELECT event FROM inventory
+                    UNION SELECT event FROM configs UNION SELECT event FROM marks)
                 LIMIT ?2)
             """,
         ]

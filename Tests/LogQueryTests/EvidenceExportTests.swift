@@ -78,6 +78,17 @@ import Testing
         }
     }
 
+    @Test func nodeNamesNeverTakeTheExportsFilesOrEachOthers() {
+        var files = EvidenceExport.NodeFileNames()
+        #expect(files.name(for: "s1") == "s1")
+        #expect(files.name(for: "events") == "events~2")
+        #expect(files.name(for: "s/1") == "s_1")
+        #expect(files.name(for: "s_1") == "s_1~2")
+        #expect(files.name(for: "../x") == "_.._x")
+        #expect(files.name(for: "s/1") == "s_1")
+        #expect(files.nodes == ["../x", "events", "s/1", "s1", "s_1"])
+    }
+
     @Test func aMarkNameIsAFolderNameAndIsUsedOnce() throws {
         let pool = try DatabasePool(path: path)
         #expect(throws: MarkError.invalidName("../x")) { try pool.write { db in try Mark.record(name: "../x", note: "", at: 5, in: db) } }

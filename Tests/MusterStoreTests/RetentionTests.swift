@@ -37,11 +37,16 @@ import Testing
 
     func prune(_ policy: RetentionPolicy, now: Int64, chunk: Int = 1_000) throws -> (logs: Int, history: Int) {
         var total = (logs: 0, history: 0)
+        var trimming = false
         while true {
-            let progress = try pool.write { db in try Retention.pruneChunk(policy, now: now, maxRows: chunk, in: db) }
+            let continuing = trimming
+            let progress = try pool.write { db in
+                try Retention.pruneChunk(policy, now: now, maxRows: chunk, trimming: continuing, in: db)
+            }
             total.logs += progress.logRows
             total.history += progress.historyRows
             if !progress.more { return total }
+            trimming = true
         }
     }
 
@@ -82,20 +87,41 @@ import Testing
         try pool.write { db in
             _ = try ClusterLedger().apply(
                 [entry(.memberJoin, "s1", 10), entry(.memberJoin, "s2", 20), entry(.memberLeave, "s2", 30), entry(.memberJoin, "s2", 40),
-                 entry(.memberJoin, "s3", 500)], in: db)
+                 entry(.memberJoin, "s4", 450), entry(.memberFailed, "s4", 550), entry(.memberJoin, "s3", 500)], in: db)
             _ = try Mark.record(name: "task-0", note: "", at: 5 * Self.second, in: db)
         }
-        let before = try pool.read { db in try ClusterLedger.members(at: 600 * Self.second, in: db) }
+        let instants: [Int64] = [500, 520, 549, 550, 600].map { $0 * Self.second }
+        let before = try instants.map { t in try pool.read { db in try ClusterLedger.members(at: t, in: db) } }
+        // The cutoff is 500 s: s2's join at 20 and leave at 30 go; s1's only row, s2's latest
+        // before the cutoff, s4's join at 450 (its state until it fails at 550) and every
+        // later row stay.
         let pruned = try prune(RetentionPolicy(historyMaxAge: 100 * Self.second), now: 600 * Self.second)
-        // s2's join at 20 and leave at 30 go; s1's only row, s2's latest and s3 stay.
         #expect(pruned.history >= 2)
-        #expect(try count("SELECT count(*) FROM membership") == 3)
-        #expect(try pool.read { db in try ClusterLedger.members(at: 600 * Self.second, in: db) } == before)
+        #expect(try count("SELECT count(*) FROM membership") == 5)
+        let after = try instants.map { t in try pool.read { db in try ClusterLedger.members(at: t, in: db) } }
+        #expect(after == before, "members at an instant after the cutoff changed")
+        #expect(after[1].contains { $0.member == "s4" && $0.status == .alive })
         // Every kept row still has its event; the mark and its event stay.
         #expect(try count("SELECT count(*) FROM membership WHERE event NOT IN (SELECT id FROM events)") == 0)
         #expect(try count("SELECT count(*) FROM marks") == 1)
         #expect(try count("SELECT count(*) FROM events WHERE kind = 'mark'") == 1)
         #expect(try meta(MetaKey.prunedHistoryRows) == Int64(pruned.history))
+    }
+
+    @Test func theNewestRowStaysSoIdsAreNeverHandedOutAgain() throws {
+        try insertLines(100)
+        let newest = try count("SELECT max(id) FROM logs")
+        _ = try prune(RetentionPolicy(logsMaxAge: Self.second), now: 1_000_000 * Self.second)
+        #expect(try count("SELECT count(*) FROM logs") == 1)
+        #expect(try count("SELECT max(id) FROM logs") == newest)
+    }
+
+    @Test func aStoreUnderItsSizeLimitIsNotTrimmed() throws {
+        try insertLines(5_000)
+        let used = try pool.read { db in try Retention.usedBytes(db) }
+        // Above 90% of the limit but below it: nothing goes.
+        let pruned = try prune(RetentionPolicy(maxDatabaseBytes: Int64(Double(used) / 0.95)), now: 10_000 * Self.second)
+        #expect(pruned.logs == 0)
     }
 
     @Test func noPolicyPrunesNothing() throws {

@@ -53,6 +53,19 @@ import Testing
         #expect(try changes() == ["s1 joined"])
     }
 
+    /// An observer that missed s1's graceful leave reports it failed, then left: still one leave.
+    @Test func aMemberThatLeftDoesNotFailAfterwards() throws {
+        _ = try apply(
+            event(.memberJoin, web("s1", "10.0.0.10"), at: 100),
+            event(.memberLeave, web("s1", "10.0.0.10"), at: 200, by: "ha"),
+            event(.memberFailed, web("s1", "10.0.0.10"), at: 203, by: "s3"),
+            event(.memberLeave, web("s1", "10.0.0.10"), at: 205, by: "s3"))
+        #expect(try changes() == ["s1 joined", "s1 left"])
+        // Only a join brings it back, and then it can fail.
+        _ = try apply(event(.memberJoin, web("s1", "10.0.0.10"), at: 300), event(.memberFailed, web("s1", "10.0.0.10"), at: 400))
+        #expect(try changes() == ["s1 joined", "s1 left", "s1 joined", "s1 failed"])
+    }
+
     @Test func timeTravelAnswersForEveryInstant() throws {
         try apply(
             event(.memberJoin, web("s1", "10.0.0.10"), at: 100), event(.memberJoin, web("s2", "10.0.0.11"), at: 110),

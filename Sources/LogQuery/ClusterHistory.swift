@@ -23,13 +23,21 @@ public struct ClusterHistory {
     }
 
     /// Every membership change in [since, until), in order.
-    public func timeline(since: Int64?, until: Int64?, members: [String] = []) throws(QueryError) -> Table {
+    public func changes(since: Int64?, until: Int64?, members: [String] = []) throws(QueryError) -> [MembershipChange] {
         var conditions = SQLConditions()
         conditions.timeRange("t", since: since, until: until)
         conditions.isIn("member", members)
         let sql = "SELECT \(MembershipChange.columns) FROM membership \(conditions.whereClause) ORDER BY t, id"
         let arguments = conditions.arguments
-        let changes = try database.read { db in try MembershipChange.fetchAll(db, sql: sql, arguments: arguments) }
+        return try database.read { db in try MembershipChange.fetchAll(db, sql: sql, arguments: arguments) }
+    }
+
+    /// Every membership change in [since, until), in order, as `logq timeline` prints them.
+    public func timeline(since: Int64?, until: Int64?, members: [String] = []) throws(QueryError) -> Table {
+        Self.timeline(try changes(since: since, until: until, members: members))
+    }
+
+    static func timeline(_ changes: [MembershipChange]) -> Table {
         var table = Table(columns: ["time", "member", "change", "status", "address", "role", "observer", "cause", "event"])
         table.rows = changes.map { change in
             [.text(Timestamp.format(change.t)), .text(change.member), .text(change.change.rawValue), .text(change.status.rawValue),
@@ -95,49 +103,35 @@ public struct ClusterHistory {
 
 extension ClusterHistory {
     /// Every recorded render and apply of a load balancer's configuration in [since, until),
-    /// oldest first.
-    public func configs(node: String? = nil, since: Int64? = nil, until: Int64? = nil) throws(QueryError) -> Table {
-        let (condition, arguments) = Self.configCondition(node: node, since: since, until: until)
-        let rows = try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT version, t, node, method, outcome, servers, trigger, duration_ms, sha256, message FROM configs
-                    \(condition) ORDER BY t, id
-                    """,
-                arguments: arguments)
-        }
-        var table = Table(columns: ["version", "time", "node", "method", "outcome", "servers", "trigger", "duration_ms", "sha256", "message"])
-        table.rows = rows.map { row in
-            [.integer(row["version"]), .text(Timestamp.format(row["t"])), .text(row["node"]), .text(row["method"]),
-             .text(row["outcome"]), .json(row["servers"]), .json(row["trigger"]), .integer(row["duration_ms"]),
-             .text(String((row["sha256"] as String).prefix(12))), (row["message"] as String?).map { .text($0) } ?? .null]
-        }
-        return table
-    }
-
-    /// One recorded configuration with its text.
-    public struct ConfigVersion: Sendable, Equatable {
-        public var node: String
-        public var version: Int
-        public var t: Int64
-        public var text: String
-    }
-
-    /// The configuration texts recorded in [since, until), oldest first.
-    public func configVersions(since: Int64?, until: Int64?) throws(QueryError) -> [ConfigVersion] {
-        let (condition, arguments) = Self.configCondition(node: nil, since: since, until: until)
-        return try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT node, version, t, text FROM configs \(condition) ORDER BY t, id", arguments: arguments)
-                .map { ConfigVersion(node: $0["node"], version: $0["version"], t: $0["t"], text: $0["text"]) }
-        }
-    }
-
-    private static func configCondition(node: String?, since: Int64?, until: Int64?) -> (String, StatementArguments) {
+    /// oldest first, with each version's text when `withText` (it is the one large column).
+    public func configRecords(node: String? = nil, since: Int64? = nil, until: Int64? = nil, withText: Bool = false)
+        throws(QueryError) -> [ConfigRecord]
+    {
         var conditions = SQLConditions()
         if let node { conditions.add("node = ?", [node]) }
         conditions.timeRange("t", since: since, until: until)
-        return (conditions.whereClause, conditions.arguments)
+        let sql = """
+            SELECT node, version, t, sha256, method, outcome, trigger, duration_ms, message, servers, diff\(withText ? ", text" : "")
+            FROM configs \(conditions.whereClause) ORDER BY t, id
+            """
+        let arguments = conditions.arguments
+        return try database.read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(ConfigRecord.init) }
+    }
+
+    /// The configurations in [since, until) as `logq configs` prints them.
+    public func configs(node: String? = nil, since: Int64? = nil, until: Int64? = nil) throws(QueryError) -> Table {
+        Self.configs(try configRecords(node: node, since: since, until: until))
+    }
+
+    static func configs(_ records: [ConfigRecord]) -> Table {
+        var table = Table(columns: ["version", "time", "node", "method", "outcome", "servers", "trigger", "duration_ms", "sha256", "message"])
+        table.rows = records.map { record in
+            [.integer(Int64(record.version)), .text(Timestamp.format(record.t)), .text(record.node), .text(record.method),
+             .text(record.outcome), .json(CanonicalJSON.string(record.servers)), .json(CanonicalJSON.string(record.trigger)),
+             .integer(Int64(record.durationMilliseconds)), .text(String(record.sha256.prefix(12))),
+             record.message.map { .text($0) } ?? .null]
+        }
+        return table
     }
 
     /// The text of version `version` (of `node`, or of the only node that has one).
@@ -161,10 +155,74 @@ extension ClusterHistory {
 
 extension ClusterHistory {
     /// The marks, oldest first (none in a store made before marks existed).
+    public func markList() throws(QueryError) -> [Mark] {
+        try database.read { db in try db.tableExists("marks") ? try Mark.all(in: db) : [] }
+    }
+
+    /// The marks as `logq marks` prints them.
     public func marks() throws(QueryError) -> Table {
-        let marks = try database.read { db in try db.tableExists("marks") ? try Mark.all(in: db) : [] }
         var table = Table(columns: ["name", "time", "event", "note"])
-        table.rows = marks.map { [.text($0.name), .text(Timestamp.format($0.t)), .integer($0.event), .text($0.note)] }
+        table.rows = try markList().map { [.text($0.name), .text(Timestamp.format($0.t)), .integer($0.event), .text($0.note)] }
         return table
+    }
+
+    /// Each mark's task, oldest first: from the mark to the next one (the last lasts to the end).
+    public func tasks() throws(QueryError) -> [MarkedTask] {
+        let marks = try markList()
+        return marks.enumerated().map { index, mark in
+            MarkedTask(mark: mark, until: index + 1 < marks.count ? marks[index + 1].t : nil)
+        }
+    }
+}
+
+/// A task: a mark's stretch of history, [mark.t, until).
+public struct MarkedTask: Sendable, Equatable {
+    public var mark: Mark
+    /// The next mark's time; nil for the last mark, whose task lasts to the end of the history.
+    public var until: Int64?
+    public var since: Int64 { mark.t }
+}
+
+extension QueryError {
+    /// A `--mark NAME` that names no mark.
+    static func unknownMark(_ name: String, known: [String]) -> QueryError {
+        .badArgument("no mark named '\(name)' (marks: \(known.isEmpty ? "none yet" : known.joined(separator: ", ")))")
+    }
+}
+
+/// One row of `configs`: a load balancer's render and apply of a configuration version.
+public struct ConfigRecord: Sendable, Equatable {
+    public var node: String
+    public var version: Int
+    public var t: Int64
+    public var sha256: String
+    public var method: String
+    public var outcome: String
+    public var trigger: [String]
+    public var durationMilliseconds: Int
+    public var message: String?
+    public var servers: [String]
+    public var diff: String
+    /// The configuration itself, when asked for (`configRecords(withText: true)`).
+    public var text: String?
+
+    init(row: Row) {
+        node = row["node"]
+        version = row["version"]
+        t = row["t"]
+        sha256 = row["sha256"]
+        method = row["method"]
+        outcome = row["outcome"]
+        trigger = Self.strings(row["trigger"])
+        durationMilliseconds = row["duration_ms"]
+        message = row["message"]
+        servers = Self.strings(row["servers"])
+        diff = row["diff"]
+        text = row.hasColumn("text") ? row["text"] : nil
+    }
+
+    /// The stored JSON arrays (`trigger`, `servers`), written by the collector with `CanonicalJSON`.
+    private static func strings(_ json: String) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? []
     }
 }

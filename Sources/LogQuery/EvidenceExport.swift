@@ -54,16 +54,14 @@ public struct EvidenceExport {
 
     /// The tasks the marks define (all of them, or those named), oldest first.
     public func tasks(named names: [String] = []) throws(QueryError) -> [Task] {
-        let marks = try database.read { db in try db.tableExists("marks") ? try Mark.all(in: db) : [] }
-        var tasks: [Task] = marks.enumerated().map { index, mark in
-            Task(name: mark.name, since: mark.t, until: index + 1 < marks.count ? marks[index + 1].t : nil, note: mark.note)
+        var tasks = try ClusterHistory(database: database).tasks().map { task in
+            Task(name: task.mark.name, since: task.since, until: task.until, note: task.mark.note)
         }
         if tasks.isEmpty { tasks = [Task(name: "all", since: nil, until: nil, note: "the whole history (no marks)")] }
-        guard !names.isEmpty else { return tasks }
         for name in names where !tasks.contains(where: { $0.name == name }) {
-            throw .badArgument("no mark named '\(name)' (marks: \(tasks.map(\.name).joined(separator: ", ")))")
+            throw .unknownMark(name, known: tasks.map(\.name))
         }
-        return tasks.filter { names.contains($0.name) }
+        return names.isEmpty ? tasks : tasks.filter { names.contains($0.name) }
     }
 
     public func export(to directory: String, tasks names: [String] = []) throws(QueryError) -> [Summary] {
@@ -149,8 +147,8 @@ public struct EvidenceExport {
         let nodes = files.nodes
 
         // Membership, events, configurations.
-        let timeline = try history.timeline(since: task.since, until: task.until)
-        try write(timeline.render(.text), to: folder.appendingPathComponent("membership.log"))
+        let changes = try history.changes(since: task.since, until: task.until)
+        try write(ClusterHistory.timeline(changes).render(.text), to: folder.appendingPathComponent("membership.log"))
         let events = try database.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT id, t, kind, body FROM events WHERE t >= ? AND t < ? ORDER BY t, id",
@@ -160,25 +158,18 @@ public struct EvidenceExport {
         eventTable.rows = events.map { [.text(Timestamp.format($0["t"])), .integer($0["id"]), .text($0["kind"]), .json($0["body"])] }
         try write(eventTable.render(.text), to: folder.appendingPathComponent("events.log"))
 
-        try write(history.configs(since: task.since, until: task.until).render(.text), to: folder.appendingPathComponent("configs.log"))
-        let versions = try history.configVersions(since: task.since, until: task.until)
-        let severalBalancers = Set(versions.map(\.node)).count > 1
-        for (number, version) in versions.enumerated() {
-            let name = severalBalancers ? "\(number + 1)_\(version.node)_haproxy.cfg" : "\(number + 1)_haproxy.cfg"
-            try write([version.text], to: folder.appendingPathComponent(name), newline: false)
+        let configs = try history.configRecords(since: task.since, until: task.until, withText: true)
+        try write(ClusterHistory.configs(configs).render(.text), to: folder.appendingPathComponent("configs.log"))
+        let severalBalancers = Set(configs.map(\.node)).count > 1
+        for (number, config) in configs.enumerated() {
+            let name = severalBalancers ? "\(number + 1)_\(config.node)_haproxy.cfg" : "\(number + 1)_haproxy.cfg"
+            try write([config.text ?? ""], to: folder.appendingPathComponent(name), newline: false)
         }
 
         // The node table at the start and after each change (the `docker ps` of each step).
-        let changeTimes = try database.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT t, member, change FROM membership WHERE t >= ? AND t < ? ORDER BY t, id",
-                arguments: [task.since ?? Int64.min, end])
-        }
         var steps: [(Int64, String)] = []
         if let since = task.since { steps.append((since, "at the start of \(task.name)")) }
-        for row in changeTimes {
-            steps.append((row["t"], "after \(row["member"] as String) \(row["change"] as String)"))
-        }
+        steps += changes.map { ($0.t, "after \($0.member) \($0.change.rawValue)") }
         if steps.isEmpty { steps.append((end, "at the end")) }
         var nodeLines: [String] = []
         for (t, title) in steps {
@@ -188,22 +179,16 @@ public struct EvidenceExport {
         }
         try write(nodeLines, to: folder.appendingPathComponent("nodes.log"))
 
-        // Each node's inventory at the end: nodes with lines, and members at the end or
-        // changed during the task.
-        // The state at the task's end: its last instant, not the next task's first.
+        // Each node's inventory at the task's end (its last instant, not the next task's
+        // first): nodes with lines, and members at the end or changed during the task.
         let last = task.until.map { $0 - 1 } ?? end
-        let members = try database.read { db in
-            Set(try ClusterLedger.members(at: last, in: db).map(\.member))
-                .union(try String.fetchAll(
-                    db, sql: "SELECT DISTINCT member FROM membership WHERE t >= ? AND t < ?",
-                    arguments: [task.since ?? Int64.min, end]))
-        }
-        for node in Set(nodes).union(members).sorted() {
+        let members = try database.read { db in try ClusterLedger.members(at: last, in: db).map(\.member) }
+        for node in Set(nodes).union(members).union(changes.map(\.member)).sorted() {
             if let body = try history.inventory(of: node, at: last) {
                 try write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(files.name(for: node)).json"))
             }
         }
-        return Summary(task: task, nodes: nodes, lines: lines, changes: changeTimes.count, configs: versions.count)
+        return Summary(task: task, nodes: nodes, lines: lines, changes: changes.count, configs: configs.count)
     }
 
     /// File names for node names, which come from agents: anything but letters, digits, '.',
@@ -256,11 +241,10 @@ final class FileSink {
     private var buffer: [UInt8] = []
 
     init(_ url: URL) throws(QueryError) {
-        guard FileManager.default.createFile(atPath: url.path, contents: nil), let handle = FileHandle(forWritingAtPath: url.path) else {
-            throw .cannotWrite(path: url.path, detail: "cannot create the file")
-        }
+        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else { throw .cannotWrite(path: url.path, detail: String(cString: strerror(errno))) }
         self.url = url
-        self.handle = handle
+        handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         buffer.reserveCapacity(1 << 16)
     }
 

@@ -4,9 +4,8 @@ import MusterStore
 import MusterWire
 import ServiceLifecycle
 
-/// Runs `Retention` every `interval`, a chunk per transaction, stepping aside for ingest the
-/// way the search indexer does: while batches wait for the writer it sleeps as long as the
-/// chunk took between chunks.
+/// Runs `Retention` every `interval`, a chunk per transaction, sharing the writer as
+/// `BehindIngest` says (at most half of it while batches wait).
 struct RetentionService: Service {
     let database: DatabasePool
     let writer: IngestWriter
@@ -17,34 +16,23 @@ struct RetentionService: Service {
 
     func run() async throws {
         guard policy.isEnabled else { return }
-        while !Task.isShuttingDownGracefully {
-            do {
-                var total = Retention.Progress()
-                var trimming = false
-                while !Task.isShuttingDownGracefully {
-                    let started = ContinuousClock.now
-                    let continuing = trimming
-                    let progress = try await database.write { db in
-                        try Retention.pruneChunk(policy, now: Timestamp.now(), maxRows: chunkRows, trimming: continuing, in: db)
-                    }
-                    trimming = progress.more
-                    total.logRows += progress.logRows
-                    total.historyRows += progress.historyRows
-                    if !progress.more { break }
-                    if writer.isBusy { try? await sleep(ContinuousClock.now - started) }
+        let share = BehindIngest(writer: writer, busyShare: 0.5)
+        await BehindIngest.every(interval, logger: logger, failure: "retention failed") {
+            var total = Retention.Progress()
+            var trimming = false
+            try await share.repeatChunks {
+                let continuing = trimming
+                let progress = try await database.write { db in
+                    try Retention.pruneChunk(policy, now: Timestamp.now(), maxRows: chunkRows, trimming: continuing, in: db)
                 }
-                if total.logRows > 0 || total.historyRows > 0 {
-                    logger.info(
-                        "retention pruned", metadata: ["log_rows": "\(total.logRows)", "history_rows": "\(total.historyRows)"])
-                }
-            } catch {
-                logger.error("retention failed; will retry", metadata: ["error": "\(error)"])
+                trimming = progress.more
+                total.logRows += progress.logRows
+                total.historyRows += progress.historyRows
+                return progress.more
             }
-            try? await sleep(interval)
+            if total.logRows > 0 || total.historyRows > 0 {
+                logger.info("retention pruned", metadata: ["log_rows": "\(total.logRows)", "history_rows": "\(total.historyRows)"])
+            }
         }
-    }
-
-    private func sleep(_ duration: Duration) async throws {
-        try await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
     }
 }

@@ -26,11 +26,7 @@ struct StoreOptions: ParsableArguments {
     /// Runs a cluster-history query with the current time; a `QueryError` is printed as one
     /// line and becomes the exit code.
     func withHistory(_ body: (ClusterHistory, _ now: Int64) throws(QueryError) -> Void) throws {
-        do {
-            try body(ClusterHistory(database: try LogDatabase(path: path)), Timestamp.now())
-        } catch {
-            throw fail(error)
-        }
+        try reportingErrors { () throws(QueryError) in try body(ClusterHistory(database: try LogDatabase(path: path)), Timestamp.now()) }
     }
 }
 
@@ -144,9 +140,9 @@ func parseTime(_ text: String?, now: Int64) throws(QueryError) -> Int64? {
     try text.map { text throws(QueryError) in try TimeExpression.parse(text, now: now) }
 }
 
-/// Prints a table in the chosen format; in text, node names are coloured as `--color auto` would.
-func printTable(_ table: Table, _ format: OutputFormat, colors: NodeColors? = NodeColors.resolve(.auto)) {
-    printLines(table.render(format, colors: colors))
+/// Prints a table in the format and colours `--format` and `--color` ask for.
+func printTable(_ table: Table, _ output: OutputOptions) {
+    printLines(table.render(output.format, colors: output.colors))
 }
 
 struct Members: ParsableCommand {
@@ -160,12 +156,11 @@ struct Members: ParsableCommand {
     @Option(name: .long, help: "The instant (default: now).")
     var at: String?
 
-    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
         try store.withHistory { history, now throws(QueryError) in
-            printTable(try history.members(at: try parseTime(at, now: now) ?? now), format)
+            printTable(try history.members(at: try parseTime(at, now: now) ?? now), output)
         }
     }
 }
@@ -180,12 +175,11 @@ struct Nodes: ParsableCommand {
     @Option(name: .long, help: "The instant (default: now).")
     var at: String?
 
-    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
         try store.withHistory { history, now throws(QueryError) in
-            printTable(try history.nodes(at: try parseTime(at, now: now) ?? now), format)
+            printTable(try history.nodes(at: try parseTime(at, now: now) ?? now), output)
         }
     }
 }
@@ -197,23 +191,17 @@ struct Timeline: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
-    @Option(name: .long, help: "From this time (inclusive).")
-    var since: String?
-
-    @Option(name: .long, help: "Up to this time (exclusive).")
-    var until: String?
+    @OptionGroup var range: TimeRangeOptions
 
     @Option(name: .long, help: "Only these members (repeatable).")
     var member: [String] = []
 
-    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
         try store.withHistory { history, now throws(QueryError) in
-            printTable(
-                try history.timeline(since: try parseTime(since, now: now), until: try parseTime(until, now: now), members: member),
-                format)
+            let (since, until) = try range.range(now: now)
+            printTable(try history.timeline(since: since, until: until, members: member), output)
         }
     }
 }
@@ -254,10 +242,10 @@ struct Configs: ParsableCommand {
 
         @OptionGroup var store: StoreOptions
         @Option(name: .long, help: "Only this load balancer node.") var node: String?
-        @Option(name: .long, help: "Output: text, json (one object per line) or csv.") var format: OutputFormat = .text
+        @OptionGroup var output: OutputOptions
 
         func run() throws {
-            try store.withHistory { history, _ throws(QueryError) in printTable(try history.configs(node: node), format) }
+            try store.withHistory { history, _ throws(QueryError) in printTable(try history.configs(node: node), output) }
         }
     }
 
@@ -269,11 +257,7 @@ struct Configs: ParsableCommand {
         @Option(name: .long, help: "The load balancer node, when there are several.") var node: String?
 
         func run() throws {
-            try store.withHistory { history, _ throws(QueryError) in
-                var output = BufferedOutput()
-                output.write(try history.configText(version: version, node: node))
-                output.flush()
-            }
+            try store.withHistory { history, _ throws(QueryError) in printLines([try history.configText(version: version, node: node)]) }
         }
     }
 
@@ -290,9 +274,7 @@ struct Configs: ParsableCommand {
                 let diff = ConfigDiff.unified(
                     from: try history.configText(version: from, node: node), to: try history.configText(version: to, node: node),
                     fromLabel: "version \(from)", toLabel: "version \(to)")
-                var output = BufferedOutput()
-                output.write(diff.isEmpty ? "(versions \(from) and \(to) are identical)" : diff)
-                output.flush()
+                printLines([diff.isEmpty ? "(versions \(from) and \(to) are identical)" : diff])
             }
         }
     }

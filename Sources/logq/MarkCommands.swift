@@ -70,11 +70,10 @@ struct Marks: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
-    @Option(name: .long, help: "Output: text, json (one object per line) or csv.")
-    var format: OutputFormat = .text
+    @OptionGroup var output: OutputOptions
 
     func run() throws {
-        try store.withHistory { history, _ throws(QueryError) in printTable(try history.marks(), format) }
+        try store.withHistory { history, _ throws(QueryError) in printTable(try history.marks(), output) }
     }
 }
 
@@ -103,7 +102,7 @@ struct Export: ParsableCommand {
                 [.text("\(out)/\(summary.task.name)"), .text(summary.nodes.joined(separator: ",")), .integer(Int64(summary.lines)),
                  .integer(Int64(summary.changes)), .integer(Int64(summary.configs))]
             }
-            printTable(table, .text)
+            printLines(table.render(.text))
         }
     }
 }

@@ -138,7 +138,7 @@ struct Run: ParsableCommand {
         try reportingErrors { () throws(QueryError) in
             let library = try QueryLibrary.locate(explicit: queries)
             if list {
-                printTable(library.list(), output.format, colors: nil)
+                printLines(library.list().render(output.format))
                 return
             }
             guard let name else { throw .badArgument("name a query to run ('logq run --list' shows them)") }
@@ -202,7 +202,7 @@ struct Stats: ParsableCommand {
     func run() throws {
         try reportingErrors { () throws(QueryError) in
             let stats = try StoreStats.read(try LogDatabase(path: store.path))
-            guard output.format == .text else { return printTable(stats.table(), output.format) }
+            guard output.format == .text else { return printTable(stats.table(), output) }
             printLines(stats.sourceTable().render(.text, colors: output.colors) + [""] + stats.summaryTable(readable: true).render(.text))
         }
     }

@@ -19,18 +19,15 @@ struct Report: ParsableCommand {
     @Option(name: .long, help: "The HTML file to write.")
     var out: String
 
-    @Option(name: .long, help: "From this time (inclusive).")
-    var since: String?
-
-    @Option(name: .long, help: "Up to this time (exclusive).")
-    var until: String?
+    @OptionGroup var range: TimeRangeOptions
 
     @Option(name: .long, help: "Only this task: from the mark to the next one (not with --since/--until).")
     var mark: String?
 
     func run() throws {
         try store.withHistory { history, now throws(QueryError) in
-            let scope = ReportScope(since: try parseTime(since, now: now), until: try parseTime(until, now: now), mark: mark)
+            let (since, until) = try range.range(now: now)
+            let scope = ReportScope(since: since, until: until, mark: mark)
             let summary = try ClusterReport(database: history.database).write(scope, to: out)
             print(
                 "wrote \(out): \(Timestamp.format(summary.start)) to \(Timestamp.format(summary.end)), \(summary.changes) changes, "

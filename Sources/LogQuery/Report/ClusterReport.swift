@@ -61,25 +61,17 @@ public struct ClusterReport {
             throw .cannotWrite(path: path, detail: "it is a directory; name the HTML file to write")
         }
         let temporary = path + ".tmp-\(getpid())"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard descriptor >= 0 else { throw .cannotWrite(path: path, detail: String(cString: strerror(errno))) }
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { buffer in
-                Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-            }
-            if written < 0, errno == EINTR { continue }
-            guard written > 0 else {
-                let reason = String(cString: strerror(errno))
-                close(descriptor)
-                unlink(temporary)
-                throw .cannotWrite(path: path, detail: reason)
-            }
-            offset += written
+        do {
+            let sink = try FileSink(URL(fileURLWithPath: temporary))
+            try sink.write(text, newline: false)
+            try sink.close()
+        } catch {
+            unlink(temporary)
+            // Named after the page asked for, not the temporary file it is written through.
+            if case .cannotWrite(_, let detail) = error { throw .cannotWrite(path: path, detail: detail) }
+            throw error
         }
-        bytes.removeAll()
-        guard close(descriptor) == 0, rename(temporary, path) == 0 else {
+        guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
             throw .cannotWrite(path: path, detail: reason)

@@ -15,7 +15,7 @@ struct ReportData {
     var changes: [MembershipChange]
     var configs: [ConfigRecord]
     /// The tasks whose marks lie in the range, oldest first.
-    var tasks: [ReportTask]
+    var tasks: [MarkedTask]
     /// Every mark in the range (drawn on the timelines).
     var marks: [Mark]
     var rates: [RateSeries]
@@ -36,28 +36,6 @@ struct ReportRange: Equatable {
     var queryUntil: Int64 { until ?? Int64.max }
 }
 
-/// A task: a mark's stretch of history, cut to the report's range.
-struct ReportTask: Equatable {
-    var mark: Mark
-    var since: Int64
-    /// The next mark, or nil for the last one (it lasts to the end of the history).
-    var until: Int64?
-}
-
-/// One row of `configs`, as the report prints it.
-struct ConfigRecord: Equatable {
-    var node: String
-    var version: Int
-    var t: Int64
-    var method: String
-    var outcome: String
-    var trigger: [String]
-    var durationMilliseconds: Int
-    var message: String?
-    var servers: [String]
-    var diff: String
-}
-
 /// The request rate of one HAProxy server (or a backend's total) over time.
 struct RateSeries: Equatable {
     /// `nodes/s1`, with the observer in front when several load balancers sampled.
@@ -76,54 +54,32 @@ struct RateInterval: Equatable {
 
 extension ReportData {
     static func load(_ database: LogDatabase, scope: ReportScope) throws(QueryError) -> ReportData {
-        var data = try database.read { db throws -> ReportData in
-            let allMarks = try db.tableExists("marks") ? try Mark.all(in: db) : []
-            var since = scope.since
-            var until = scope.until
-            if let name = scope.mark {
-                guard let index = allMarks.firstIndex(where: { $0.name == name }) else {
-                    throw QueryError.badArgument(
-                        "no mark named '\(name)' (marks: \(allMarks.isEmpty ? "none yet" : allMarks.map(\.name).joined(separator: ", ")))")
-                }
-                since = allMarks[index].t
-                until = index + 1 < allMarks.count ? allMarks[index + 1].t : nil
+        let history = ClusterHistory(database: database)
+        let allTasks = try history.tasks()
+        var since = scope.since
+        var until = scope.until
+        if let name = scope.mark {
+            guard let task = allTasks.first(where: { $0.mark.name == name }) else {
+                throw .unknownMark(name, known: allTasks.map(\.mark.name))
             }
-            let range = try Self.range(since: since, until: until, mark: scope.mark, in: db)
-            let end = range.queryUntil
-            let lower = since ?? Int64.min
-
-            let changes = try MembershipChange.fetchAll(
-                db, sql: "SELECT \(MembershipChange.columns) FROM membership WHERE t >= ? AND t < ? ORDER BY t, id",
-                arguments: [lower, end])
-            let initial = since.map { since in (try? ClusterLedger.members(at: since - 1, in: db)) ?? [] } ?? []
-            let configs = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT node, version, t, method, outcome, trigger, duration_ms, message, servers, diff FROM configs
-                    WHERE t >= ? AND t < ? ORDER BY t, id
-                    """,
-                arguments: [lower, end]
-            ).map { row in
-                ConfigRecord(
-                    node: row["node"], version: row["version"], t: row["t"], method: row["method"], outcome: row["outcome"],
-                    trigger: Self.strings(row["trigger"]), durationMilliseconds: row["duration_ms"], message: row["message"],
-                    servers: Self.strings(row["servers"]), diff: row["diff"])
-            }
-            let marks = allMarks.filter { $0.t >= lower && $0.t < end }
-            let tasks: [ReportTask] = allMarks.enumerated().compactMap { index, mark in
-                guard mark.t >= lower, mark.t < end else { return nil }
-                let next = index + 1 < allMarks.count ? allMarks[index + 1].t : nil
-                return ReportTask(mark: mark, since: mark.t, until: next)
-            }
-            let (rates, sampleCount) = try Self.rates(since: lower, until: end, in: db)
-            return ReportData(
-                range: range, initial: initial, changes: changes, configs: configs, tasks: tasks, marks: marks, rates: rates,
-                sampleCount: sampleCount, nodes: Table(columns: []))
+            (since, until) = (task.since, task.until)
         }
-        // The node table shows the state at the end of the range: just before `until`, or at
-        // the last instant the data covers.
-        data.nodes = try ClusterHistory(database: database).nodes(at: data.range.until.map { $0 - 1 } ?? data.range.end)
-        return data
+        let (lowerBound, upperBound) = (since, until)
+        let range = try database.read { db in try Self.range(since: lowerBound, until: upperBound, mark: scope.mark, in: db) }
+        let end = range.queryUntil
+        let lower = since ?? Int64.min
+        let initial = try since.map { since throws(QueryError) in
+            try database.read { db in try ClusterLedger.members(at: since - 1, in: db) }
+        } ?? []
+        let (rates, sampleCount) = try database.read { db in try Self.rates(since: lower, until: end, in: db) }
+        let tasks = allTasks.filter { $0.since >= lower && $0.since < end }
+        return ReportData(
+            range: range, initial: initial, changes: try history.changes(since: since, until: until),
+            configs: try history.configRecords(since: since, until: until), tasks: tasks, marks: tasks.map(\.mark), rates: rates,
+            sampleCount: sampleCount,
+            // The node table shows the state at the end of the range: just before `until`, or
+            // at the last instant the data covers.
+            nodes: try history.nodes(at: range.until.map { $0 - 1 } ?? range.end))
     }
 
     /// The axes' range: the given ends, and the data's first and last instants for open ones
@@ -157,10 +113,6 @@ extension ReportData {
             if until == nil { end = start + second } else { start = end - second }
         }
         return ReportRange(start: start, end: end, since: since, until: until, mark: mark)
-    }
-
-    private static func strings(_ json: String) -> [String] {
-        (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? []
     }
 
     /// Requests per second per server from the `haproxy-stats` samples in [since, until).

@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // The system zlib, for inflating with a hard output limit and end-of-stream checks.
@@ -51,10 +52,14 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Mustache", package: "swift-mustache"),
             .product(name: "Crypto", package: "swift-crypto"),
+            // The agent's own /metrics and /healthz.
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "MusterCollector", dependencies: [
             "MusterWire", "MusterStore",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -69,6 +74,8 @@ let package = Package(
             // `logq mark` is the one command that talks to the collector instead of the file.
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
+            // `logq mark --ca-file`: the collector's CA as the only trust root.
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // The lab's web node, run by the demo cluster and the tests.
         .target(name: "DemoWebapp", dependencies: [

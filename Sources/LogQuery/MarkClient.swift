@@ -3,6 +3,7 @@ import Foundation
 import MusterStore
 import MusterWire
 import NIOCore
+import NIOSSL
 
 /// What the collector answered to `POST /v1/marks`.
 public struct RecordedMark: Sendable, Equatable, Decodable {
@@ -19,15 +20,20 @@ public struct RecordedMark: Sendable, Equatable, Decodable {
 public struct MarkClient: Sendable {
     public let collectorURL: String
     public let token: String
+    /// PEM bundle the https collector is verified against instead of the system store
+    /// (`--ca-file`, MUSTER_CA_FILE), as the agent's `collector.ca_file`.
+    public let caFile: String?
     public var timeout: TimeAmount = .seconds(10)
 
-    public init(collectorURL: String, token: String) {
+    public init(collectorURL: String, token: String, caFile: String? = nil) {
         self.collectorURL = collectorURL.hasSuffix("/") ? String(collectorURL.dropLast()) : collectorURL
         self.token = token
+        self.caFile = caFile
     }
 
     public func mark(name: String, note: String) async throws(QueryError) -> RecordedMark {
         guard Mark.isValidName(name) else { throw .badArgument(MarkError.invalidName(name).description) }
+        let tls = try Self.tlsConfiguration(caFile: caFile, collectorURL: collectorURL)
         var request = HTTPClientRequest(url: "\(collectorURL)/v1/marks")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -35,7 +41,7 @@ public struct MarkClient: Sendable {
         request.body = .bytes(ByteBuffer(string: "{\"name\":\(JSONText.quoted(name)),\"note\":\(JSONText.quoted(note))}"))
         let (status, body): (UInt, ByteBuffer)
         do {
-            (status, body) = try await Self.send(request, timeout: timeout)
+            (status, body) = try await Self.send(request, timeout: timeout, tls: tls)
         } catch {
             throw .collectorUnavailable(collectorURL, "\(error)")
         }
@@ -54,10 +60,42 @@ public struct MarkClient: Sendable {
         }
     }
 
-    private static func send(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> (UInt, ByteBuffer) {
-        let response = try await HTTPClient.shared.execute(request, timeout: timeout)
-        let body = try await response.body.collect(upTo: 64 * 1024)
-        return (response.status.code, body)
+    private static func send(_ request: HTTPClientRequest, timeout: TimeAmount, tls: TLSConfiguration?) async throws -> (UInt, ByteBuffer) {
+        guard let tls else {
+            let response = try await HTTPClient.shared.execute(request, timeout: timeout)
+            return (response.status.code, try await response.body.collect(upTo: 64 * 1024))
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: 64 * 1024)
+            try? await client.shutdown()
+            return (response.status.code, body)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    /// The CA file as the only trust root, read now so a bad file is named as such. The same
+    /// rules as the agent's `CollectorClient` (LogQuery does not link MusterAgent): a CA with
+    /// an http URL is refused, since the token would still travel in the clear.
+    static func tlsConfiguration(caFile: String?, collectorURL: String) throws(QueryError) -> TLSConfiguration? {
+        guard let caFile else { return nil }
+        guard collectorURL.lowercased().hasPrefix("https://") else {
+            throw .badArgument("ca_file is set but collector url is \(collectorURL): use https://, or drop --ca-file / MUSTER_CA_FILE")
+        }
+        guard FileManager.default.fileExists(atPath: caFile) else { throw .badArgument("cannot read the CA file \(caFile): no such file") }
+        let roots: [NIOSSLCertificate]
+        do {
+            roots = try NIOSSLCertificate.fromPEMFile(caFile)
+        } catch {
+            throw .badArgument("the CA file \(caFile) is not a PEM certificate bundle (\(error))")
+        }
+        guard !roots.isEmpty else { throw .badArgument("the CA file \(caFile) holds no PEM certificate") }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(roots)
+        return tls
     }
 
     private struct ErrorBody: Decodable {

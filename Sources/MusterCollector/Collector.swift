@@ -1,6 +1,9 @@
 import Foundation
 import GRDB
 import Hummingbird
+// HTTPServerBuilder and HTTP1Channel, the types HummingbirdTLS wraps, live here.
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import MusterStore
 import NIOCore
@@ -14,12 +17,20 @@ public struct Collector {
     let writer: IngestWriter
     let retention: RetentionPolicy
     let logger: Logger
+    /// HTTP/1.1, wrapped in TLS when `config.tls` is set; built (and its files checked) at init.
+    let server: HTTPServerBuilder
 
     public init(config: CollectorConfig, logger: Logger) throws {
         guard !config.tokens.isEmpty else { throw CollectorError.noToken }
         self.config = config
         self.logger = logger
         retention = try config.retention.policy
+        // Before the database is opened: a broken certificate should not leave a new file behind.
+        if let tls = try config.tls?.serverConfiguration() {
+            server = try HTTPServerBuilder.tls(.http1(), tlsConfiguration: tls)
+        } else {
+            server = .http1()
+        }
         do {
             database = try Schema.openForWriting(path: config.database, synchronous: try config.synchronousMode)
         } catch let error as ConfigError {
@@ -73,14 +84,16 @@ public struct Collector {
     public func application() -> some ApplicationProtocol {
         let portFile = config.listen.portFile
         let host = config.listen.host
+        let scheme = config.tls == nil ? "http" : "https"
         let logger = self.logger
         return Application(
             router: router(),
+            server: server,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
             services: backgroundServices(),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("collector listening", metadata: ["host": "\(host)", "port": "\(port)"])
+                logger.info("collector listening", metadata: ["host": "\(host)", "port": "\(port)", "scheme": "\(scheme)"])
                 if let portFile {
                     try? "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
                 }

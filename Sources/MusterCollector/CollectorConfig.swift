@@ -1,4 +1,8 @@
 import Foundation
+import Hummingbird
+// HTTPServerBuilder and HTTP1Channel, the types HummingbirdTLS wraps, live here.
+import HummingbirdCore
+import HummingbirdTLS
 import MusterStore
 import MusterWire
 import Yams
@@ -18,6 +22,8 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
     public var synchronous: String = "full"
     public var searchIndex: SearchIndex = .init()
     public var retention: Retention = .init()
+    /// HTTPS for the whole API (ingest, the event stream, marks, metrics); absent: plain HTTP.
+    public var tls: TLS?
 
     public struct Listen: Codable, Sendable, Equatable {
         public var host: String = "127.0.0.1"
@@ -121,7 +127,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, database, tokens, limits, synchronous, membership, retention
+        case listen, database, tokens, limits, synchronous, membership, retention, tls
         case searchIndex = "search_index"
     }
 
@@ -138,6 +144,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         searchIndex = try container.decodeIfPresent(SearchIndex.self, forKey: .searchIndex) ?? defaults.searchIndex
         membership = try container.decodeIfPresent(Membership.self, forKey: .membership) ?? defaults.membership
         retention = try container.decodeIfPresent(Retention.self, forKey: .retention) ?? defaults.retention
+        tls = try container.decodeIfPresent(TLS.self, forKey: .tls)
     }
 
     /// Reads a YAML file; keys left out keep their defaults.
@@ -148,11 +155,43 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         } catch {
             throw .unreadable(path: path, detail: error.localizedDescription)
         }
+        var config: CollectorConfig
         do {
-            return try YAMLDecoder().decode(CollectorConfig.self, from: text)
+            config = try YAMLDecoder().decode(CollectorConfig.self, from: text)
         } catch {
-            throw .invalid(path: path, detail: "\(error)")
+            throw .invalid(path: path, detail: describe(error))
         }
+        // Like the agent's token_file: a relative path means next to the config file, so a
+        // config directory can be moved whole.
+        let directory = (path as NSString).deletingLastPathComponent
+        if var tls = config.tls {
+            tls.certFile = tls.certFile.map { resolve($0, against: directory) }
+            tls.keyFile = tls.keyFile.map { resolve($0, against: directory) }
+            config.tls = tls
+        }
+        return config
+    }
+
+    /// A YAML error without the text of the line it quotes: that line may be `tokens: [...]`,
+    /// and this message goes to stderr and from there into logs.
+    static func describe(_ error: any Error) -> String {
+        var error = error
+        if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError { error = underlying }
+        guard let yaml = error as? YamlError else { return "\(error)" }
+        switch yaml {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let during = context.map { "\($0.text) at \($0.mark): " } ?? ""
+            return "not valid YAML at line \(mark.line), column \(mark.column): \(during)\(problem)"
+        case .reader(let problem, let offset, _, _):
+            return "not valid YAML at byte \(offset.map(String.init) ?? "?"): \(problem)"
+        default:
+            return "\(yaml)"
+        }
+    }
+
+    static func resolve(_ path: String, against directory: String) -> String {
+        path.hasPrefix("/") || directory.isEmpty ? path : directory + "/" + path
     }
 
     var synchronousMode: Schema.Synchronous {
@@ -166,6 +205,76 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
 
     var wireLimits: BatchCodec.Limits {
         BatchCodec.Limits(maxRecords: limits.maxRecordsPerBatch, maxLineBytes: limits.maxLineBytes)
+    }
+}
+
+extension CollectorConfig {
+    /// The server's certificate and key, PEM. Both or neither: with them the collector speaks
+    /// only HTTPS, so an agent cannot fall back to sending its token in the clear.
+    public struct TLS: Codable, Sendable, Equatable {
+        /// The server certificate, followed by any intermediates, PEM.
+        public var certFile: String?
+        /// Its private key, PEM (unencrypted: the collector starts unattended).
+        public var keyFile: String?
+
+        enum CodingKeys: String, CodingKey {
+            case certFile = "cert_file"
+            case keyFile = "key_file"
+        }
+
+        public init(certFile: String? = nil, keyFile: String? = nil) {
+            self.certFile = certFile
+            self.keyFile = keyFile
+        }
+
+        /// The server's TLS settings, with the files read and checked now: a missing or
+        /// broken file, or a key that is not the certificate's, is a startup error rather
+        /// than a failure of every connection later.
+        public func serverConfiguration() throws(ConfigError) -> TLSConfiguration {
+            guard let certFile, !certFile.isEmpty else {
+                throw .invalid(path: "tls.cert_file", detail: "missing: TLS needs both cert_file and key_file (--tls-cert, --tls-key)")
+            }
+            guard let keyFile, !keyFile.isEmpty else {
+                throw .invalid(path: "tls.key_file", detail: "missing: TLS needs both cert_file and key_file (--tls-cert, --tls-key)")
+            }
+            try Self.checkReadable(certFile, key: "tls.cert_file")
+            try Self.checkReadable(keyFile, key: "tls.key_file")
+            let chain: [NIOSSLCertificate]
+            do {
+                chain = try NIOSSLCertificate.fromPEMFile(certFile)
+            } catch {
+                throw .invalid(path: "tls.cert_file", detail: "\(certFile) is not a PEM certificate (\(error))")
+            }
+            guard !chain.isEmpty else {
+                throw .invalid(path: "tls.cert_file", detail: "\(certFile) holds no PEM certificate")
+            }
+            let key: NIOSSLPrivateKey
+            do {
+                key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
+            } catch {
+                // The error says nothing about the key's bytes, only that parsing failed.
+                throw .invalid(path: "tls.key_file", detail: "\(keyFile) is not an unencrypted PEM private key (\(error))")
+            }
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+            configuration.minimumTLSVersion = .tlsv12
+            do {
+                // Builds the SSL context as the server will: this is where a key that does
+                // not match the certificate is found.
+                _ = try TLSChannel(HTTP1Channel(responder: { _, _, _ in }), tlsConfiguration: configuration)
+            } catch {
+                throw .invalid(
+                    path: "tls", detail: "key_file \(keyFile) does not go with cert_file \(certFile) (\(error))")
+            }
+            return configuration
+        }
+
+        private static func checkReadable(_ path: String, key: String) throws(ConfigError) {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file"
+                throw .invalid(path: key, detail: "cannot read \(path): \(reason)")
+            }
+        }
     }
 }
 

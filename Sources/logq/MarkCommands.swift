@@ -12,7 +12,8 @@ struct MarkCommand: AsyncParsableCommand {
             A task lasts until the next mark; 'logq export' writes one folder per task. The mark \
             goes through the collector (the store's only writer): set --collector-url and \
             --token-file, or MUSTER_COLLECTOR_URL and MUSTER_TOKEN_FILE (or MUSTER_TOKEN), as \
-            'images/cluster env' prints them.
+            'images/cluster env' prints them. An https collector with its own CA needs --ca-file \
+            or MUSTER_CA_FILE.
             """)
 
     @Argument(help: "The task's name: letters, digits, '.', '_', '-' (it becomes a folder name).")
@@ -27,6 +28,9 @@ struct MarkCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A file holding the ingest token (env MUSTER_TOKEN_FILE; or MUSTER_TOKEN).")
     var tokenFile: String?
 
+    @Option(name: .long, help: "PEM CA bundle an https collector is verified against, instead of the system store (env MUSTER_CA_FILE).")
+    var caFile: String?
+
     @Option(name: .long, help: "Output: text or json.")
     var format: OutputFormat = .text
 
@@ -37,7 +41,8 @@ struct MarkCommand: AsyncParsableCommand {
                 throw QueryError.badArgument("no collector: set --collector-url or MUSTER_COLLECTOR_URL (e.g. eval \"$(images/cluster env)\")")
             }
             let token = try Self.token(file: tokenFile ?? environment["MUSTER_TOKEN_FILE"], fallback: environment["MUSTER_TOKEN"])
-            let mark = try await MarkClient(collectorURL: url, token: token).mark(name: name, note: note)
+            let ca = (caFile ?? environment["MUSTER_CA_FILE"]).flatMap { $0.isEmpty ? nil : $0 }
+            let mark = try await MarkClient(collectorURL: url, token: token, caFile: ca).mark(name: name, note: note)
             switch format {
             case .json:
                 print("{\"id\":\(mark.id),\"name\":\(JSONText.quoted(mark.name)),\"time\":\(JSONText.quoted(mark.time)),\"t\":\(mark.t),\"event\":\(mark.event)}")

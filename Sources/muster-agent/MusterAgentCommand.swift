@@ -29,11 +29,20 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "Bearer token for the collector (env MUSTER_TOKEN).")
     var token: String?
 
+    @Option(name: .long, help: "PEM CA bundle the https collector is verified against, instead of the system store (env MUSTER_CA_FILE).")
+    var caFile: String?
+
     @Option(name: .long, help: "Directory for checkpoints (env MUSTER_STATE_DIR).")
     var stateDir: String?
 
     @Option(name: .long, help: "Add a file source: ID=GLOB (repeatable), e.g. --file webapp=/var/log/webapp/current.")
     var file: [String] = []
+
+    @Option(name: .long, help: "Serve /metrics and /healthz on HOST:PORT, e.g. 127.0.0.1:9180 (env MUSTER_HTTP_LISTEN).")
+    var httpListen: String?
+
+    @Option(name: .long, help: "Pause reading while the disk spool holds this many bytes (env MUSTER_SPOOL_MAX_BYTES).")
+    var spoolMaxBytes: Int64?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
@@ -46,7 +55,13 @@ struct Run: AsyncParsableCommand {
             if let value = node ?? environment["MUSTER_NODE"] { settings.node = value }
             if let value = collectorURL ?? environment["MUSTER_COLLECTOR_URL"] { settings.collector.url = value }
             if let value = token ?? environment["MUSTER_TOKEN"], !value.isEmpty { settings.collector.token = value }
+            if let value = caFile ?? environment["MUSTER_CA_FILE"], !value.isEmpty { settings.collector.caFile = value }
             if let value = stateDir ?? environment["MUSTER_STATE_DIR"] { settings.stateDirectory = value }
+            if let value = httpListen ?? environment["MUSTER_HTTP_LISTEN"] { settings.http.listen = try AgentConfig.ListenAddress(value) }
+            if let value = spoolMaxBytes ?? environment["MUSTER_SPOOL_MAX_BYTES"].flatMap({ Int64($0) }) {
+                settings.spool.maxBytes = value
+                settings.spool.segmentBytes = min(settings.spool.segmentBytes, value)
+            }
             if let value = environment["MUSTER_ROLE"], !value.isEmpty, settings.inventory?.role.isEmpty == true {
                 settings.inventory?.role = value
             }

@@ -27,6 +27,12 @@ struct MusterCollectorCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Accepted bearer token (overrides config; env MUSTER_TOKEN).")
     var token: String?
 
+    @Option(name: .long, help: "Server certificate (PEM) for HTTPS; needs --tls-key (overrides config tls.cert_file).")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "The certificate's private key (PEM); needs --tls-cert (overrides config tls.key_file).")
+    var tlsKey: String?
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -43,6 +49,14 @@ struct MusterCollectorCommand: AsyncParsableCommand {
         if let port { settings.listen.port = port }
         if let portFile { settings.listen.portFile = portFile }
         if let value = token ?? environment["MUSTER_TOKEN"], !value.isEmpty { settings.tokens = [value] }
+        if tlsCert != nil || tlsKey != nil {
+            // One flag with the other half in the config file is fine; one half alone is
+            // refused by `Collector` with the missing key named.
+            var tls = settings.tls ?? .init()
+            if let tlsCert { tls.certFile = tlsCert }
+            if let tlsKey { tls.keyFile = tlsKey }
+            settings.tls = tls
+        }
 
         var logger = Logger(label: "muster-collector")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

@@ -159,9 +159,9 @@ extension PipelineTests {
 }
 
 extension PipelineTests {
-    /// With nobody acknowledging, SIGTERM still ends the agent within its grace period, and
-    /// nothing is checkpointed, so every line is read again at the next start.
-    @Test func stopsPromptlyWhenTheCollectorIsDown() throws {
+    /// With nobody acknowledging, SIGTERM still ends the agent within its grace period. What
+    /// was read is in the spool (and checkpointed as such), and goes out at the next start.
+    @Test func stopsPromptlyWhenTheCollectorIsDownAndSendsTheSpoolLater() throws {
         port = 1  // nothing listens on port 1: every attempt is refused
         try append(Self.lines("d", 0..<100), to: "app.log")
         let agent = try startAgent()
@@ -171,8 +171,15 @@ extension PipelineTests {
         agent.stop(grace: 30)
         #expect(Date().timeIntervalSince(started) < 10)
         #expect(agent.process.terminationReason == .exit && agent.process.terminationStatus == 0, "\(agent.log())")
-        let checkpoints = (try? String(contentsOfFile: directory + "/agent-state/checkpoints.json", encoding: .utf8)) ?? ""
-        #expect(!checkpoints.contains("\"offset\""), "nothing was acknowledged, so nothing may be checkpointed")
+        #expect(agent.log().contains("stopped with batches still spooled"), "\(agent.log())")
+        let segments = try FileManager.default.contentsOfDirectory(atPath: directory + "/agent-state/spool")
+        #expect(segments.contains { $0.hasSuffix(".seg") })
+
+        try startCollector()
+        let restarted = try startAgent()
+        try waitForStored(100, agent: restarted)
+        restarted.stop()
+        #expect(try logqMessages() == Self.lines("d", 0..<100))
     }
 }
 

@@ -106,25 +106,3 @@ import Testing
         #expect { try config.validate() } throws: { "\($0)".contains("no collector token") }
     }
 }
-
-@Suite struct AcknowledgementLedgerTests {
-    let file = FileIdentity(device: 1, inode: 7, fingerprint: 9)
-
-    @Test func outOfOrderAcknowledgementsApplyInBatchOrder() throws {
-        let dir = try ScratchDirectory()
-        let saved = Mutex<[Int64]>([])
-        let ledger = AcknowledgementLedger(checkpoints: try CheckpointStore(path: dir.path + "/c.json"), saveInterval: .zero) {
-            store in saved.withLock { $0.append(store.position(of: file)?.offset ?? -1) }
-        }
-        ledger.acknowledged(1, positions: [FilePosition(identity: file, truncations: 0, offset: 200)])
-        // Batch 0 is still out: the file must not move past its lines.
-        #expect(ledger.checkpoints.position(of: file) == nil)
-        #expect(saved.withLock { $0 }.isEmpty)
-        ledger.acknowledged(0, positions: [FilePosition(identity: file, truncations: 0, offset: 100)])
-        #expect(ledger.checkpoints.position(of: file)?.offset == 200)
-        #expect(saved.withLock { $0 } == [200])
-        ledger.acknowledged(3, positions: [FilePosition(identity: file, truncations: 0, offset: 400)])
-        ledger.flush()
-        #expect(ledger.checkpoints.position(of: file)?.offset == 200)
-    }
-}

@@ -16,10 +16,14 @@ public struct CheckpointStore: Sendable {
     /// Keeps the file bounded when many files come and go.
     public var maxEntries = 10_000
     private var order: [FileIdentity] = []
+    /// The end of the last spool entry whose lines these positions include: damage before it
+    /// in the spool is lost lines, damage after it only an append that never finished.
+    public var spooledThrough: Spool.Mark?
 
     private struct FileFormat: Codable {
         var version: Int
         var files: [FilePosition]
+        var spool: Spool.Mark?
     }
 
     /// Loads the checkpoint file; a missing file means a first start.
@@ -39,6 +43,7 @@ public struct CheckpointStore: Sendable {
                 positions[position.identity] = position
                 order.append(position.identity)
             }
+            spooledThrough = decoded.spool
         } catch let error as CheckpointError {
             throw error
         } catch {
@@ -86,7 +91,7 @@ public struct CheckpointStore: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let data: Data
         do {
-            data = try encoder.encode(FileFormat(version: 1, files: order.compactMap { positions[$0] }))
+            data = try encoder.encode(FileFormat(version: 1, files: order.compactMap { positions[$0] }, spool: spooledThrough))
         } catch {
             throw .unwritable(path: path, detail: "\(error)")
         }

@@ -15,7 +15,14 @@ public struct AgentConfig: Sendable, Equatable {
     public var stateDirectory: String = "/var/lib/muster-agent"
     public var batch = Batch()
     public var retry = Retry()
+    public var spool = SpoolConfig()
+    /// `/metrics` and `/healthz`; off unless an address is given.
+    public var http = HTTPConfig()
+    /// How long a SIGTERM may spend spooling what was read and sending what is spooled.
+    public var shutdownGraceMilliseconds: Int = 5000
     public var sources: [FileSourceConfig] = []
+    /// Syslog listeners (`type: syslog` under `sources`), e.g. for HAProxy's `log` lines.
+    public var syslogSources: [SyslogSourceConfig] = []
     /// Serf membership (handler journal + reconciliation); off unless configured.
     public var membership: MembershipConfig?
     /// What this node is, reported at start and on change; off unless configured.
@@ -87,6 +94,10 @@ public struct AgentConfig: Sendable, Equatable {
         public var url: String = "http://127.0.0.1:8088"
         public var token: String?
         public var timeoutMilliseconds: Int = 30_000
+        /// PEM bundle of the CA(s) that signed the collector's certificate. With an https URL
+        /// it is the only trust root (the system store is not consulted); absent, the system
+        /// store is used. Meaningless, and refused, with an http URL.
+        public var caFile: String?
     }
 
     public struct Batch: Sendable, Equatable {
@@ -97,6 +108,35 @@ public struct AgentConfig: Sendable, Equatable {
         public var maxAgeMilliseconds: Int = 1000
         /// zlib level 1 (fastest) … 9 (smallest).
         public var compressionLevel: Int = 5
+    }
+
+    public struct SpoolConfig: Sendable, Equatable {
+        /// Reading pauses while the spool holds this much (lines wait in their files).
+        public var maxBytes: Int64 = 256 << 20
+        public var segmentBytes: Int64 = 4 << 20
+
+        public func settings(stateDirectory: String) -> Spool.Settings {
+            Spool.Settings(directory: stateDirectory + "/spool", maxBytes: maxBytes, segmentBytes: segmentBytes)
+        }
+    }
+
+    public struct HTTPConfig: Sendable, Equatable {
+        public var listen: ListenAddress?
+    }
+
+    public struct ListenAddress: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+
+        /// `HOST:PORT`, e.g. `127.0.0.1:9180`, or `:9180` for every address.
+        public init(_ text: String) throws(AgentConfigError) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                (0...65535).contains(port)
+            else { throw .invalid("listen address '\(text)' is not HOST:PORT (e.g. 127.0.0.1:9180)") }
+            let host = String(text[..<colon])
+            self.host = host.isEmpty ? "0.0.0.0" : host
+            self.port = port
+        }
     }
 
     public struct Retry: Sendable, Equatable {
@@ -116,6 +156,23 @@ public struct AgentConfig: Sendable, Equatable {
             self.paths = paths
             self.format = format
             self.parse = parse
+        }
+    }
+
+    public struct SyslogSourceConfig: Sendable, Equatable {
+        public var id: String
+        /// `udp://HOST:PORT` and/or `unix:///absolute/path` (see `SyslogListenAddress`).
+        public var listen: [String]
+        /// Applied to each message's MSG part (the header becomes fields of its own).
+        public var parse: LineParser?
+        /// Messages held in memory for the batcher; when full, the socket is not read.
+        public var bufferMessages: Int = 50_000
+
+        public init(id: String, listen: [String], parse: LineParser? = nil, bufferMessages: Int = 50_000) {
+            self.id = id
+            self.listen = listen
+            self.parse = parse
+            self.bufferMessages = bufferMessages
         }
     }
 
@@ -144,15 +201,25 @@ public struct AgentConfig: Sendable, Equatable {
         guard let url = URL(string: collector.url), let scheme = url.scheme, ["http", "https"].contains(scheme),
             url.host != nil
         else { throw .invalid("collector url '\(collector.url)' is not an http(s) URL") }
+        if let caFile = collector.caFile {
+            guard !caFile.isEmpty else { throw .invalid("collector.ca_file is empty: give a PEM file, or leave it out to use the system trust store") }
+            // A CA only means something to TLS: with http the token would still go in the clear.
+            guard scheme == "https" else {
+                throw .invalid("ca_file is set but collector url is \(collector.url): use https:// (the collector needs a tls section), or remove ca_file")
+            }
+        }
         guard collector.token?.isEmpty == false else {
             throw .invalid("no collector token: set collector.token or collector.token_file, MUSTER_TOKEN, or --token")
         }
-        guard !effectiveSources.isEmpty else {
+        guard !effectiveSources.isEmpty || !syslogSources.isEmpty else {
             throw .invalid("no sources configured: add one under 'sources' or pass --file ID=GLOB")
         }
         var ids = Set<String>()
         for source in sources where source.id == JournalEntry.sourceID {
             throw .invalid("source id '\(source.id)' is reserved for the event journal (see 'membership')")
+        }
+        for source in sources where source.id == NoticeWriter.sourceID {
+            throw .invalid("source id '\(source.id)' is reserved for the agent's own notices")
         }
         if let membership, membership.reconcileIntervalMilliseconds <= 0 {
             throw .invalid("membership.reconcile_interval_ms must be positive")
@@ -172,9 +239,14 @@ public struct AgentConfig: Sendable, Equatable {
             guard ids.insert(source.id).inserted else { throw .invalid("source id '\(source.id)' is used twice") }
             guard !source.paths.isEmpty else { throw .invalid("source '\(source.id)' has no paths") }
         }
+        try validateSyslogSources(ids: &ids)
         guard batch.maxRecords > 0, batch.maxBytes > 0, batch.maxAgeMilliseconds > 0 else {
             throw .invalid("batch limits must be positive")
         }
+        guard spool.segmentBytes > 0, spool.maxBytes >= spool.segmentBytes else {
+            throw .invalid("spool: segment_bytes must be positive and max_bytes at least segment_bytes")
+        }
+        guard shutdownGraceMilliseconds >= 0 else { throw .invalid("shutdown_grace_ms must be >= 0") }
     }
 }
 
@@ -192,6 +264,7 @@ private struct ConfigFile: Decodable {
         var token: String?
         var token_file: String?
         var timeout_ms: Int?
+        var ca_file: String?
     }
     struct Batch: Decodable {
         var max_records: Int?
@@ -202,6 +275,13 @@ private struct ConfigFile: Decodable {
     struct Retry: Decodable {
         var initial_ms: Int?
         var max_ms: Int?
+    }
+    struct Spool: Decodable {
+        var max_bytes: Int64?
+        var segment_bytes: Int64?
+    }
+    struct HTTP: Decodable {
+        var listen: String?
     }
     struct Membership: Decodable {
         var journal: String?
@@ -236,9 +316,13 @@ private struct ConfigFile: Decodable {
     struct Source: Decodable {
         var id: String
         var type: String?
-        var paths: [String]
+        /// `type: file` only.
+        var paths: [String]?
         var format: LineFormat?
         var parse: String?
+        /// `type: syslog` only.
+        var listen: [String]?
+        var buffer_messages: Int?
     }
     var node: String?
     var agent_id: String?
@@ -246,6 +330,9 @@ private struct ConfigFile: Decodable {
     var state_dir: String?
     var batch: Batch?
     var retry: Retry?
+    var spool: Spool?
+    var http: HTTP?
+    var shutdown_grace_ms: Int?
     var sources: [Source]?
     var membership: Membership?
     var inventory: Inventory?
@@ -266,6 +353,9 @@ private struct ConfigFile: Decodable {
                 config.collector.token = token.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             if let timeout = collector.timeout_ms { config.collector.timeoutMilliseconds = timeout }
+            // Like token_file: relative to the config file. Read (and checked) when the agent
+            // builds its client, so a flag or MUSTER_CA_FILE can still replace it.
+            if let file = collector.ca_file { config.collector.caFile = file.hasPrefix("/") ? file : directory + "/" + file }
         }
         if let state_dir { config.stateDirectory = state_dir }
         if let batch {
@@ -278,6 +368,12 @@ private struct ConfigFile: Decodable {
             if let value = retry.initial_ms { config.retry.initialMilliseconds = value }
             if let value = retry.max_ms { config.retry.maxMilliseconds = value }
         }
+        if let spool {
+            if let value = spool.max_bytes { config.spool.maxBytes = value }
+            if let value = spool.segment_bytes { config.spool.segmentBytes = value }
+        }
+        if let listen = http?.listen { config.http.listen = try AgentConfig.ListenAddress(listen) }
+        if let value = shutdown_grace_ms { config.shutdownGraceMilliseconds = value }
         if let membership {
             var resolved = AgentConfig.MembershipConfig()
             resolved.journal = membership.journal
@@ -316,9 +412,6 @@ private struct ConfigFile: Decodable {
             config.loadBalancer = resolved
         }
         for source in sources ?? [] {
-            guard (source.type ?? "file") == "file" else {
-                throw .invalid("source '\(source.id)': type '\(source.type!)' is not supported yet (supported: file)")
-            }
             var parser: LineParser?
             if let name = source.parse {
                 guard let known = LineParser(rawValue: name) else {
@@ -327,7 +420,26 @@ private struct ConfigFile: Decodable {
                 }
                 parser = known
             }
-            config.sources.append(.init(id: source.id, paths: source.paths, format: source.format ?? .auto, parse: parser))
+            switch source.type ?? "file" {
+            case "file":
+                guard let paths = source.paths else { throw .invalid("source '\(source.id)': type file needs paths: [...]") }
+                guard source.listen == nil, source.buffer_messages == nil else {
+                    throw .invalid("source '\(source.id)': listen and buffer_messages are for type: syslog; a file source takes paths")
+                }
+                config.sources.append(.init(id: source.id, paths: paths, format: source.format ?? .auto, parse: parser))
+            case "syslog":
+                guard let listen = source.listen else {
+                    throw .invalid("source '\(source.id)': type syslog needs listen: [udp://HOST:PORT, unix:///path]")
+                }
+                guard source.paths == nil, source.format == nil else {
+                    throw .invalid("source '\(source.id)': paths and format are for type: file; a syslog source takes listen")
+                }
+                var syslog = AgentConfig.SyslogSourceConfig(id: source.id, listen: listen, parse: parser)
+                if let value = source.buffer_messages { syslog.bufferMessages = value }
+                config.syslogSources.append(syslog)
+            case let other:
+                throw .invalid("source '\(source.id)': unknown type '\(other)' (known: file, syslog)")
+            }
         }
         return config
     }

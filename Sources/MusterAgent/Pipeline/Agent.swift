@@ -7,25 +7,30 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// The agent's pipeline: tailers → batcher → compressor → shipper → checkpoints.
+/// The agent's pipeline: tailers → batcher → compressor → spool → shipper.
 ///
-/// Three tasks joined by channels with no buffer: the batcher reads and encodes the next
-/// batch while the compressor deflates the one before (zlib is most of the agent's CPU, so
-/// this puts the second core to work) and the shipper has up to `maxBatchesInFlight` earlier
-/// ones with the collector. When the shipper falls behind, the others stop reading, so memory
-/// stays bounded by a handful of batches whatever the collector does.
+/// The batcher reads and encodes the next batch while the compressor deflates the one before
+/// (zlib is most of the agent's CPU, so this puts the second core to work). Each compressed
+/// batch is appended to the disk spool and fsynced; only then do the file checkpoints move
+/// past its lines. The shipper takes spooled batches oldest first, up to `maxBatchesInFlight`
+/// at once, and a batch leaves the spool when the collector acknowledged it. While the
+/// collector is away the agent keeps reading into the spool; when the spool is full it stops
+/// reading, and the unread lines wait in their files. Memory stays bounded by a handful of
+/// batches whatever the collector does.
 public final class Agent: Service, Sendable {
     public let config: AgentConfig
+    public let metrics = AgentMetrics()
+    public let status = AgentStatus()
     private let logger: Logger
     private let client: HTTPClient
     private let checkpointPath: String
     /// Set when a graceful shutdown begins: the batcher stops reading.
     private let stopping = Mutex(false)
-    /// Batches handed on by the batcher and not yet acknowledged (or refused).
-    private let batchesInFlight = Mutex(0)
-    /// How long a graceful shutdown may spend delivering what was already read; after it,
-    /// the pipeline is cancelled. Lines not acknowledged by then are read again at the next start.
-    public static let shutdownGrace: Duration = .seconds(5)
+    /// Batches handed on by the batcher and not yet in the spool.
+    private let batchesOnTheirWay = Mutex(0)
+    /// The agent's own notices (spool full, damage found) are records too, from source
+    /// `agent`; this run's generation keeps their origin coordinates unique.
+    private let notices: NoticeWriter
 
     public init(config: AgentConfig, logger: Logger) throws {
         try config.validate()
@@ -37,7 +42,9 @@ public final class Agent: Service, Sendable {
         } catch {
             throw AgentConfigError.invalid("cannot create state_dir \(config.stateDirectory): \(error.localizedDescription)")
         }
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton)
+        self.client = try CollectorClient.make(for: config.collector)
+        self.notices = NoticeWriter(
+            node: config.node, agent: config.effectiveAgentID, compressionLevel: config.batch.compressionLevel)
     }
 
     public func run() async throws {
@@ -47,6 +54,9 @@ public final class Agent: Service, Sendable {
                 "checkpoint file was corrupt; moved aside, files will be read again from their start (the collector drops what it already has)",
                 metadata: ["moved_to": "\(setAside)"])
         }
+        let (spool, recovery) = try Spool.open(
+            config.spool.settings(stateDirectory: config.stateDirectory), checkpointed: checkpoints.spooledThrough)
+        let startupNotices = report(recovery, spool: spool, checkpointSetAside: setAside)
         let resume = checkpoints.positions
         let encoded = AsyncChannel<EncodedBatch>()
         let compressed = AsyncChannel<OutgoingBatch>()
@@ -55,7 +65,7 @@ public final class Agent: Service, Sendable {
             timeout: .milliseconds(config.collector.timeoutMilliseconds),
             backoff: Backoff(
                 initial: .milliseconds(config.retry.initialMilliseconds), cap: .milliseconds(config.retry.maxMilliseconds)),
-            compressionLevel: config.batch.compressionLevel, logger: logger)
+            compressionLevel: config.batch.compressionLevel, logger: logger, metrics: metrics, status: status)
         logger.info(
             "agent started",
             metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.effectiveSources.map(\.id))"])
@@ -75,8 +85,26 @@ public final class Agent: Service, Sendable {
                     return .pipeline
                 }
                 group.addTask {
-                    await self.shipLoop(from: compressed, shipper: shipper, checkpoints: checkpoints)
+                    await self.spoolLoop(from: compressed, into: spool, checkpoints: checkpoints, notices: startupNotices)
                     return .pipeline
+                }
+                group.addTask {
+                    await self.shipLoop(from: spool, shipper: shipper)
+                    return .pipeline
+                }
+                if let listen = self.config.http.listen {
+                    let server = AgentHTTPServer(host: listen.host, port: listen.port, metrics: self.metrics, status: self.status)
+                    let logger = self.logger
+                    group.addTask {
+                        do {
+                            try await server.application(logger: logger) { port in
+                                logger.info("metrics and health served", metadata: ["address": "\(listen.host):\(port)"])
+                            }.run()
+                        } catch {
+                            logger.error("cannot serve /metrics and /healthz on \(listen.host):\(listen.port): \(error)")
+                        }
+                        return .observer
+                    }
                 }
                 // Observers append to the journal, which the pipeline ships like any file.
                 if let journalPath = self.config.journalPath {
@@ -113,10 +141,10 @@ public final class Agent: Service, Sendable {
                 group.addTask {
                     // Returns once a shutdown has lasted the grace period (or when cancelled).
                     try? await gracefulShutdown()
-                    try? await Task.sleep(for: Self.shutdownGrace)
+                    try? await Task.sleep(for: .milliseconds(self.config.shutdownGraceMilliseconds))
                     return .graceExpired
                 }
-                var running = 3
+                var running = 4
                 for await finished in group {
                     switch finished {
                     case .pipeline: running -= 1
@@ -129,11 +157,56 @@ public final class Agent: Service, Sendable {
         } onGracefulShutdown: {
             self.stopping.withLock { $0 = true }
         }
+        spool.close()
+        let left = spool.entries
+        if left > 0 {
+            logger.notice("stopped with batches still spooled; they are sent at the next start", metadata: ["batches": "\(left)"])
+        }
         try? await client.shutdown()
         logger.info("agent stopped")
     }
 
     private var isStopping: Bool { stopping.withLock { $0 } }
+
+    /// Logs what the spool held from the previous run, and turns damage into notices for the
+    /// collector (lines lost must be visible where people look for lines).
+    private func report(_ recovery: Spool.Recovery, spool: Spool, checkpointSetAside: String?) -> [OutgoingBatch] {
+        var notices: [OutgoingBatch] = []
+        if recovery.entries > 0 {
+            logger.info(
+                "spool holds batches from before the restart; sending them first",
+                metadata: ["batches": "\(recovery.entries)", "records": "\(recovery.records)", "bytes": "\(recovery.bytes)"])
+        }
+        if let cut = recovery.unfinishedAppend {
+            logger.warning(
+                "spool: cut off an append the previous run did not finish; its lines were not checkpointed and are read again from their files",
+                metadata: ["where": "\(cut)"])
+        }
+        for damage in recovery.damaged {
+            metrics.spoolDamagedBytes.increment(by: Int64(damage.bytes))
+            logger.error(
+                "spool segment damaged; skipped the damaged bytes and kept every whole batch around them. The lines in those bytes were already checkpointed and are lost",
+                metadata: ["segment": "\(damage.path)", "offset": "\(damage.offset)", "bytes": "\(damage.bytes)"])
+            notices.append(contentsOf: notice(
+                "spool damage: skipped \(damage.bytes) bytes at offset \(damage.offset) of \(damage.path); the lines in them are lost",
+                fields: ["event": "spool_damaged", "bytes": "\(damage.bytes)"]))
+        }
+        if let checkpointSetAside {
+            notices.append(contentsOf: notice(
+                "checkpoint file was corrupt and moved to \(checkpointSetAside); files are read again from their start",
+                fields: ["event": "checkpoint_corrupt"]))
+        }
+        return notices
+    }
+
+    private func notice(_ message: String, fields: [String: String]) -> [OutgoingBatch] {
+        do {
+            return [try notices.batch(message, fields: fields)]
+        } catch {
+            logger.error("cannot encode a notice for the collector: \(error)")
+            return []
+        }
+    }
 
     // MARK: Batching
 
@@ -148,7 +221,8 @@ public final class Agent: Service, Sendable {
 
         func flush() async {
             guard builder.count > 0 else { return }
-            batchesInFlight.withLock { $0 += 1 }
+            batchesOnTheirWay.withLock { $0 += 1 }
+            metrics.linesRead.increment(by: Int64(builder.count))
             await channel.send(builder.close())
             opened = nil
         }
@@ -156,6 +230,7 @@ public final class Agent: Service, Sendable {
         while !isStopping, !Task.isCancelled {
             if ContinuousClock.now - lastScan >= scanInterval {
                 for (tailer, _) in tailers { tailer.scan() }
+                metrics.filesOpen.set(Double(tailers.reduce(0) { $0 + $1.0.trackedPaths.count }))
                 lastScan = ContinuousClock.now
             }
             var readBytes = 0
@@ -169,18 +244,19 @@ public final class Agent: Service, Sendable {
                 if builder.count > 0, opened == nil { opened = .now }
                 if builder.count >= config.batch.maxRecords || builder.bytes >= config.batch.maxBytes { await flush() }
             }
+            metrics.bytesRead.increment(by: Int64(readBytes))
             if let opened, ContinuousClock.now - opened >= maxAge {
                 await flush()
-            } else if readBytes == 0, builder.count > 0, batchesInFlight.withLock({ $0 == 0 }) {
-                // Caught up with the files and nothing is on its way: waiting for the batch to
-                // fill would only add latency.
+            } else if readBytes == 0, builder.count > 0, batchesOnTheirWay.withLock({ $0 == 0 }) {
+                // Caught up with the files and nothing is on its way to the spool: waiting for
+                // the batch to fill would only add latency.
                 await flush()
             }
             if readBytes == 0 {
                 try? await Task.sleep(for: idleSleep)
             }
         }
-        // Shutting down: what was read goes out now; what was not stays in the files.
+        // Shutting down: what was read goes to the spool now; what was not stays in the files.
         await flush()
         channel.finish()
     }
@@ -202,45 +278,89 @@ public final class Agent: Service, Sendable {
         output.finish()
     }
 
-    // MARK: Shipping
+    // MARK: Spooling
 
-    /// Batches sent to the collector at once, so that one is on the wire while the collector
-    /// decodes another and commits a third (measured in Benchmarks/: 1 → 140k, 2 → ~158k,
-    /// 3 → ~168k committed lines/s). Acknowledgements may then come back out of order, and
-    /// `AcknowledgementLedger` applies them in order.
-    static let maxBatchesInFlight = 3
-
-    private func shipLoop(from channel: AsyncChannel<OutgoingBatch>, shipper: Shipper, checkpoints: CheckpointStore) async {
-        let ledger = AcknowledgementLedger(checkpoints: checkpoints) { self.save($0) }
-        await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            var sequence = 0
-            for await batch in channel {
-                if running == Self.maxBatchesInFlight {
-                    await group.next()
-                    running -= 1
-                }
-                let number = sequence
-                sequence += 1
-                running += 1
-                group.addTask {
-                    do {
-                        for refusal in try await shipper.deliver(batch) {
-                            self.keepRefused(refusal.batch, status: refusal.status, reason: refusal.reason)
-                        }
-                        self.batchesInFlight.withLock { $0 -= 1 }
-                        ledger.acknowledged(number, positions: batch.positions)
-                    } catch {
-                        // Cancelled: the shutdown grace ran out with this batch unacknowledged.
-                        self.logger.warning(
-                            "stopping with a batch not acknowledged; it will be read and sent again at the next start",
-                            metadata: ["records": "\(batch.records)"])
-                    }
-                }
+    /// Appends each batch to the spool, then moves the checkpoints past its lines. A crash
+    /// between the two only makes the agent read and spool those lines again; the collector
+    /// recognises them by their origin coordinates.
+    private func spoolLoop(
+        from channel: AsyncChannel<OutgoingBatch>, into spool: Spool, checkpoints: CheckpointStore, notices: [OutgoingBatch]
+    ) async {
+        var checkpoints = checkpoints
+        var dirty = false
+        var lastSave = ContinuousClock.now
+        let saveInterval = Duration.milliseconds(200)
+        for notice in notices { await append(notice, to: spool) }
+        for await batch in channel {
+            if spool.isFull, !(await waitForRoom(in: spool)) { break }
+            guard let mark = await append(batch, to: spool) else { break }
+            batchesOnTheirWay.withLock { $0 -= 1 }
+            for position in batch.positions { checkpoints.advance(position) }
+            checkpoints.spooledThrough = mark
+            dirty = true
+            if ContinuousClock.now - lastSave >= saveInterval {
+                save(checkpoints)
+                dirty = false
+                lastSave = .now
             }
-            await group.waitForAll()
         }
-        ledger.flush()
+        if dirty { save(checkpoints) }
+        spool.finish()
+    }
+
+    /// Appends durably, retrying while the disk refuses (full, read-only): reading is paused
+    /// meanwhile, and `/healthz` says why. Nil only when cancelled first.
+    @discardableResult
+    private func append(_ batch: OutgoingBatch, to spool: Spool) async -> Spool.Mark? {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let mark = try spool.append(batch)
+                if failures > 0 {
+                    logger.notice("spool writable again", metadata: ["failed_attempts": "\(failures)"])
+                    status.update { $0.spoolError = nil }
+                }
+                metrics.setSpool(bytes: spool.bytes, entries: spool.entries)
+                status.update { $0.spoolBytes = spool.bytes }
+                return mark
+            } catch {
+                if failures % 30 == 0 { logger.error("\(error)") }
+                failures += 1
+                status.update { $0.spoolError = error.description }
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        return nil
+    }
+
+    /// The spool is at its limit: stop reading until the shipper frees a segment. Says so in
+    /// the log, in /metrics and in a record for the collector. False when cancelled first.
+    private func waitForRoom(in spool: Spool) async -> Bool {
+        let started = ContinuousClock.now
+        let limit = spool.settings.maxBytes
+        metrics.spoolFull.set(1.0)
+        metrics.spoolFullEpisodes.increment()
+        status.update { $0.spoolFull = true }
+        logger.warning(
+            "spool full: reading paused until the collector takes some batches; nothing is dropped, unread lines wait in their files",
+            metadata: ["limit_bytes": "\(limit)", "spool_bytes": "\(spool.bytes)"])
+        for notice in notice(
+            "spool reached its limit of \(limit) bytes; reading paused, nothing dropped", fields: ["event": "spool_full"])
+        {
+            await append(notice, to: spool)
+        }
+        await spool.waitForSpace()
+        metrics.spoolFull.set(0.0)
+        status.update { $0.spoolFull = false }
+        guard !Task.isCancelled else { return false }
+        let paused = ContinuousClock.now - started
+        logger.notice("spool has room again; reading resumed", metadata: ["paused": "\(paused)"])
+        for notice in notice(
+            "spool has room again after \(paused); reading resumed", fields: ["event": "spool_resumed"])
+        {
+            await append(notice, to: spool)
+        }
+        return true
     }
 
     private func save(_ checkpoints: CheckpointStore) {
@@ -248,8 +368,64 @@ public final class Agent: Service, Sendable {
             try checkpoints.save()
         } catch {
             // Not fatal: positions stay in memory and the next save retries; a crash before then
-            // only makes the agent resend lines the collector already has.
+            // only makes the agent spool and send lines the collector already has.
             logger.error("\(error)")
+        }
+    }
+
+    // MARK: Shipping
+
+    /// Batches sent to the collector at once, so that one is on the wire while the collector
+    /// decodes another and commits a third (measured in Benchmarks/: 1 → 140k, 2 → ~158k,
+    /// 3 → ~168k committed lines/s). Acknowledgements may come back out of order; the spool
+    /// frees a segment once all of its batches are acknowledged.
+    static let maxBatchesInFlight = 3
+
+    private func shipLoop(from spool: Spool, shipper: Shipper) async {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            while let entry = await spool.next() {
+                if running == Self.maxBatchesInFlight {
+                    await group.next()
+                    running -= 1
+                }
+                running += 1
+                group.addTask { await self.ship(entry, from: spool, with: shipper) }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    private func ship(_ entry: Spool.Entry, from spool: Spool, with shipper: Shipper) async {
+        let batch: OutgoingBatch
+        do {
+            batch = try spool.read(entry)
+        } catch {
+            // Damaged after it was written (the disk, or a hand): skip it rather than loop on it.
+            logger.error("\(error)", metadata: ["records": "\(entry.records)"])
+            metrics.spoolDamagedBytes.increment(by: Int64(entry.length))
+            metrics.recordsDropped.increment(by: Int64(entry.records))
+            spool.acknowledge(entry)
+            return
+        }
+        do {
+            for refusal in try await shipper.deliver(batch) {
+                metrics.batchesRefused.increment()
+                keepRefused(refusal.batch, status: refusal.status, reason: refusal.reason)
+            }
+            spool.acknowledge(entry)
+            metrics.batchesAcknowledged.increment()
+            metrics.setSpool(bytes: spool.bytes, entries: spool.entries)
+            let now = Int64(Date().timeIntervalSince1970)
+            status.update {
+                $0.lastAcknowledged = now
+                $0.spoolBytes = spool.bytes
+            }
+        } catch {
+            // Cancelled: the shutdown grace ran out with this batch unacknowledged.
+            logger.notice(
+                "stopping with a spooled batch not acknowledged; it is sent at the next start",
+                metadata: ["records": "\(entry.records)"])
         }
     }
 
@@ -263,6 +439,7 @@ public final class Agent: Service, Sendable {
             logger.critical(
                 "collector refused a batch and it could not be kept on disk; its lines are lost",
                 metadata: ["status": "\(status)", "reason": "\(reason)", "path": "\(path)", "records": "\(batch.records)"])
+            metrics.recordsDropped.increment(by: Int64(batch.records))
             return
         }
         try? reason.write(toFile: directory + "/" + name + ".reason", atomically: true, encoding: .utf8)

@@ -4,8 +4,8 @@ import NIOCore
 import MusterWire
 import NIOHTTP1
 
-/// Sends batches to the collector's `POST /v1/ingest`, one at a time and in order, retrying
-/// until each is either acknowledged or refused for good.
+/// Sends batches to the collector's `POST /v1/ingest`, retrying each until it is either
+/// acknowledged or refused for good: a batch is never given up after some number of tries.
 public final class Shipper: Sendable {
     public enum Outcome: Sendable, Equatable {
         case acknowledged
@@ -25,10 +25,12 @@ public final class Shipper: Sendable {
     private let backoff: Backoff
     private let compressor: BatchCompressor
     private let logger: Logger
+    private let metrics: AgentMetrics?
+    private let status: AgentStatus?
 
     public init(
         client: HTTPClient, url: String, token: String, timeout: Duration, backoff: Backoff,
-        compressionLevel: Int, logger: Logger
+        compressionLevel: Int, logger: Logger, metrics: AgentMetrics? = nil, status: AgentStatus? = nil
     ) {
         self.client = client
         self.url = url.hasSuffix("/") ? url + "v1/ingest" : url + "/v1/ingest"
@@ -37,6 +39,8 @@ public final class Shipper: Sendable {
         self.backoff = backoff
         self.compressor = BatchCompressor(level: compressionLevel)
         self.logger = logger
+        self.metrics = metrics
+        self.status = status
     }
 
     /// A batch (or part of one) the collector refused for good.
@@ -71,11 +75,17 @@ public final class Shipper: Sendable {
         var attempt = 0
         var generator = SystemRandomNumberGenerator()
         while true {
+            metrics?.batchesSent.increment()
             switch await attemptOnce(batch) {
             case .done(let outcome):
-                if attempt > 0 { logger.info("collector reachable again", metadata: ["attempts": "\(attempt + 1)"]) }
+                if attempt > 0 {
+                    logger.info("collector reachable again", metadata: ["attempts": "\(attempt + 1)"])
+                    status?.update { $0.collectorReachable = true }
+                }
                 return outcome
             case .retry(let reason):
+                metrics?.batchesRetried.increment()
+                status?.update { $0.collectorReachable = false }
                 let delay = backoff.delay(attempt: attempt, using: &generator)
                 if attempt == 0 || attempt % 10 == 0 {
                     logger.warning(

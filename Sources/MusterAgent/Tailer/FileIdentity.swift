@@ -24,24 +24,31 @@ public struct FileIdentity: Hashable, Sendable, Codable {
 
     /// Reads the identity of an open file; nil while its first line is still incomplete.
     public static func of(descriptor: Int32) -> FileIdentity? {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return nil }
-        var prefix = [UInt8](repeating: 0, count: fingerprintLimit)
-        let count = prefix.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, fingerprintLimit, 0) }
-        guard count > 0 else { return nil }
-        let end: Int
-        if let newline = prefix[0..<count].firstIndex(of: UInt8(ascii: "\n")) {
-            end = newline + 1
-        } else if count == fingerprintLimit {
-            end = count
-        } else {
-            return nil
-        }
-        return FileIdentity(
-            device: UInt64(info.st_dev), inode: UInt64(info.st_ino), fingerprint: fnv1a(prefix[0..<end]))
+        probe(descriptor: descriptor)?.identity
     }
 
-    static func fnv1a(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+    /// An open file's size and identity (nil while its first line is incomplete); nil when
+    /// the descriptor cannot be examined at all.
+    static func probe(descriptor: Int32) -> (identity: FileIdentity?, size: Int64, device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return nil }
+        let size = Int64(info.st_size)
+        let device = UInt64(info.st_dev)
+        let inode = UInt64(info.st_ino)
+        var prefix = [UInt8](repeating: 0, count: fingerprintLimit)
+        let count = prefix.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, fingerprintLimit, 0) }
+        var fingerprint: UInt64?
+        if count > 0 {
+            if let newline = prefix[0..<count].firstIndex(of: UInt8(ascii: "\n")) {
+                fingerprint = fnv1a(prefix[0...newline])
+            } else if count == fingerprintLimit {
+                fingerprint = fnv1a(prefix)
+            }
+        }
+        return (fingerprint.map { FileIdentity(device: device, inode: inode, fingerprint: $0) }, size, device, inode)
+    }
+
+    static func fnv1a<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in bytes {
             hash ^= UInt64(byte)

@@ -1,10 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import MusterWire
 
 /// One complete line read from a file, with where it came from.
 public struct TailedLine: Sendable {
+    /// The identity the generation belongs to (for a copy: the original's), which keys its checkpoint.
     public var identity: FileIdentity
     /// The file's generation: its identity, plus how often it was truncated in place.
     public var position: FilePosition.Generation
@@ -29,10 +31,12 @@ public enum LineFormat: String, Sendable, Codable {
 
 /// Follows the files matching a source's paths and globs and returns their new complete lines.
 ///
-/// Files are tracked by `FileIdentity`, not by name: when a path starts naming a new file
+/// Files are tracked by device and inode, not by name: when a path starts naming a new file
 /// (rotation), the old one is read to its end through the descriptor already open, then
 /// closed, and the new one is read from its start. New files matching a glob are picked up
-/// at the next scan.
+/// at the next scan. A file truncated in place starts a new generation. A new file whose
+/// bytes are those of a generation already read (a copytruncate copy) continues that
+/// generation: see `TailedStream`. Not thread-safe: one task scans and reads.
 public final class FileTailer {
     public let sourceID: String
     public let patterns: [String]
@@ -41,182 +45,343 @@ public final class FileTailer {
     public let maxLineBytes: Int
     /// How long a file no pattern names any more is kept open after its last new byte.
     public let orphanGrace: Duration
+    /// How long such a file is kept open at most, even while something still writes to it
+    /// (a writer that never reopens its deleted log would otherwise pin it forever).
+    public let orphanMaxOpen: Duration
+    /// How long a new file that may be a copy of a generation read before, but cannot be told
+    /// yet (too few of its bytes to compare), waits before being read as a file of its own.
+    public let copyDecisionDelay: Duration
+    /// Generations no open file carries that are remembered, newest first, for copies that
+    /// show up after their original was truncated or closed.
+    public static let maxRetiredGenerations = 64
 
-    private struct Tracked {
-        var path: String
-        var descriptor: Int32
-        var identity: FileIdentity
-        var generation: FilePosition.Generation
-        /// Next byte to read.
-        var readOffset: Int64
-        /// Bytes read past the last newline, waiting for the rest of their line.
-        var partial: [UInt8] = []
-        /// When no pattern named this file any more (renamed away or deleted). It is read to
-        /// its end and closed once it has been quiet for `orphanGrace`: a writer may still
-        /// hold it open for a moment after a rotation.
-        var orphanedSince: ContinuousClock.Instant?
-    }
+    /// Copies recognised as continuing a generation (since start).
+    public private(set) var copiesRecognised = 0
+    /// Orphans closed by `orphanMaxOpen` while possibly still written to (since start).
+    public private(set) var orphansClosedAtLimit = 0
 
-    private var tracked: [FileIdentity: Tracked] = [:]
+    var files: [InodeKey: OpenFile] = [:]
+    var streams: [FilePosition.Generation: TailedStream] = [:]
+    /// New files waiting for a copy decision, and since when.
+    var undecided: [FileIdentity: ContinuousClock.Instant] = [:]
+    let joiner: MultilineJoiner?
+    let statePath: String?
+    var stateDirty = false
+    var lastStateSave = ContinuousClock.now
+    static let stateSaveInterval = Duration.seconds(1)
+    let logger: Logger?
     private var readBuffer: [UInt8]
     /// Where to start in a file seen for the first time since the agent started.
-    private let resumePosition: (FileIdentity) -> FilePosition?
+    let resumePosition: (FileIdentity) -> FilePosition?
 
+    /// - Parameters:
+    ///   - multiline: joins lines into records; nil (the default) costs nothing per line.
+    ///   - statePath: where the tailer keeps what it needs to recognise a copy after a restart
+    ///     (see `TailerState`); nil keeps it in memory only.
     public init(
         sourceID: String, patterns: [String], format: LineFormat, maxLineBytes: Int = 256 << 10,
-        readChunkBytes: Int = 256 << 10, orphanGrace: Duration = .seconds(5), resumePosition: @escaping (FileIdentity) -> FilePosition?
+        readChunkBytes: Int = 256 << 10, orphanGrace: Duration = .seconds(5), orphanMaxOpen: Duration = .seconds(60),
+        multiline: MultilineSettings? = nil, statePath: String? = nil, copyDecisionDelay: Duration = .seconds(3),
+        logger: Logger? = nil, resumePosition: @escaping (FileIdentity) -> FilePosition?
     ) {
         self.sourceID = sourceID
         self.patterns = patterns
         self.format = format
         self.maxLineBytes = maxLineBytes
         self.orphanGrace = orphanGrace
+        self.orphanMaxOpen = orphanMaxOpen
+        self.copyDecisionDelay = copyDecisionDelay
         self.readBuffer = [UInt8](repeating: 0, count: readChunkBytes)
         self.resumePosition = resumePosition
+        self.statePath = statePath
+        self.logger = logger
+        var joiner: MultilineJoiner?
+        if let multiline {
+            do {
+                joiner = try MultilineJoiner(multiline)
+            } catch {
+                // Config validation compiles the pattern first, so this is not reached in the agent.
+                logger?.error("source '\(sourceID)': multiline disabled: \(error)")
+            }
+        }
+        self.joiner = joiner
+        if let statePath { restoreState(from: statePath) }
+    }
+
+    /// A tailer for a configured file source, keeping its state under `stateDirectory`.
+    public convenience init(
+        source: AgentConfig.FileSourceConfig, stateDirectory: String, logger: Logger,
+        resumePosition: @escaping (FileIdentity) -> FilePosition?
+    ) {
+        self.init(
+            sourceID: source.id, patterns: source.paths, format: source.format,
+            orphanMaxOpen: .milliseconds(source.maxOrphanOpenMilliseconds), multiline: source.multiline,
+            statePath: TailerState.path(directory: stateDirectory, sourceID: source.id), logger: logger,
+            resumePosition: resumePosition)
     }
 
     deinit {
-        for file in tracked.values { close(file.descriptor) }
+        saveState(force: true)
+        for file in files.values { close(file.descriptor) }
     }
 
-    public var trackedPaths: [String] { tracked.values.map(\.path).sorted() }
+    public var trackedPaths: [String] { files.values.map(\.path).sorted() }
 
-    /// Looks for new files, rotated paths and files that went away.
+    /// Files open although no pattern names them any more (renamed away or deleted).
+    public var orphanedOpen: Int { files.values.reduce(0) { $0 + ($1.orphanedAt == nil ? 0 : 1) } }
+
+    /// Bytes not read yet, by path, for the files open (size − read offset).
+    public var lagBytes: [String: Int64] {
+        var lag: [String: Int64] = [:]
+        for file in files.values {
+            var info = stat()
+            guard fstat(file.descriptor, &info) == 0 else { continue }
+            let read = file.generation.flatMap { streams[$0]?.readOffset } ?? 0
+            lag[file.path] = max(0, Int64(info.st_size) - read)
+        }
+        return lag
+    }
+
+    // MARK: Scanning
+
+    /// Looks for new files, rotated paths, truncations and files that went away.
     public func scan() {
-        var seen = Set<FileIdentity>()
+        let now = ContinuousClock.now
+        var seen = Set<InodeKey>()
+        var fresh: [String] = []
         for path in expand(patterns) {
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { continue }
-            guard let identity = FileIdentity.of(descriptor: descriptor) else {
-                close(descriptor)
-                continue
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            let key = InodeKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+            guard seen.insert(key).inserted else { continue }
+            if files[key] != nil {
+                files[key]!.path = path
+                if files[key]!.orphanedAt != nil {
+                    files[key]!.orphanedAt = nil
+                    files[key]!.closeAt = nil
+                }
+                checkOriginal(key)
+            } else {
+                fresh.append(path)
             }
-            seen.insert(identity)
-            if var file = tracked[identity] {
-                close(descriptor)
-                file.path = path
-                file.orphanedSince = nil
-                checkTruncation(&file)
-                tracked[identity] = file
-                continue
-            }
-            let start = resumePosition(identity) ?? FilePosition(identity: identity, truncations: 0, offset: 0)
-            var file = Tracked(
-                path: path, descriptor: descriptor, identity: identity,
-                generation: .init(identity: identity, truncations: start.truncations), readOffset: start.offset)
-            checkTruncation(&file)
-            tracked[identity] = file
         }
-        for identity in tracked.keys where !seen.contains(identity) && tracked[identity]!.orphanedSince == nil {
-            tracked[identity]!.orphanedSince = .now
+        for key in files.keys where !seen.contains(key) && files[key]!.orphanedAt == nil {
+            files[key]!.orphanedAt = now
+            files[key]!.lastDataAt = now
         }
+        // Known files first (above): a truncation they show is seen before a copy is judged.
+        for path in fresh { attach(path, now: now) }
+        for key in files.keys where files[key]!.identity == nil { identify(key) }
+        undecided = undecided.filter { now - $0.value < copyDecisionDelay * 10 }
+        forgetOldGenerations()
+        saveState(force: false)
     }
+
+    // MARK: Reading
 
     /// Reads up to `budget` bytes of new data across the tracked files and returns the
-    /// complete lines in it, in file order for each file.
+    /// complete lines in it (joined into records when multiline is on), in file order for each file.
     public func read(budget: Int, into sink: (TailedLine) -> Void) -> Int {
+        let now = ContinuousClock.now
+        if let joiner { flushExpired(joiner, now: now, sink: sink) }
+        for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
+        let order = streams.values.filter { !$0.carriers.isEmpty }
+            .map { ($0.generation, files[$0.carriers[0]]?.path ?? "") }
+            .sorted { $0.1 < $1.1 }
         var total = 0
-        for identity in tracked.keys.sorted(by: { tracked[$0]!.path < tracked[$1]!.path }) {
+        for (generation, _) in order {
             guard total < budget else { break }
-            total += readFile(identity, budget: budget - total, sink: sink)
+            total += readStream(generation, budget: budget - total, now: now, sink: sink)
         }
         return total
     }
 
-    /// A file shorter than what was already read was truncated in place (copytruncate or
-    /// `: > file`): read it again from the start under a new generation, so its new lines are
-    /// not mistaken for the old ones already stored at the same offsets.
-    private func checkTruncation(_ file: inout Tracked) {
-        var info = stat()
-        guard fstat(file.descriptor, &info) == 0, Int64(info.st_size) < file.readOffset else { return }
-        file.generation = .init(identity: file.identity, truncations: file.generation.truncations + 1)
-        file.readOffset = 0
-        file.partial.removeAll()
+    private func readStream(
+        _ generation: FilePosition.Generation, budget: Int, now: ContinuousClock.Instant, sink: (TailedLine) -> Void
+    ) -> Int {
+        // Taken out of the dictionary so its buffers are mutated in place, not copied.
+        guard var stream = streams.removeValue(forKey: generation) else { return 0 }
+        var truncated: [(InodeKey, FileIdentity?)] = []
+        var finished: [(key: InodeKey, atLimit: Bool)] = []
+        var count = 0
+        for key in stream.carriers {
+            guard var file = files[key] else { continue }
+            if let orphanedAt = file.orphanedAt, file.closeAt == nil, now - orphanedAt >= orphanMaxOpen {
+                // The hard limit: whatever is in it now is read, then it is closed.
+                var info = stat()
+                file.closeAt = fstat(file.descriptor, &info) == 0 ? Int64(info.st_size) : stream.readOffset
+                files[key] = file
+            }
+            var want = min(budget, readBuffer.count)
+            if let closeAt = file.closeAt { want = Int(max(0, min(Int64(want), closeAt - stream.readOffset))) }
+            let got = want == 0 ? 0 : readBuffer.withUnsafeMutableBytes {
+                pread(file.descriptor, $0.baseAddress, want, off_t(stream.readOffset))
+            }
+            if got > 0 {
+                if file.isOriginal, let probe = FileIdentity.probe(descriptor: file.descriptor),
+                    probe.identity?.fingerprint != file.identity?.fingerprint
+                {
+                    // Truncated and written again since the last look: these bytes are not this generation's.
+                    truncated.append((key, probe.identity))
+                    continue
+                }
+                file.lastDataAt = now
+                files[key] = file
+                consume(count: got, into: &stream, now: now, sink: sink)
+                count = got
+                break
+            }
+            if file.isOriginal, let probe = FileIdentity.probe(descriptor: file.descriptor),
+                probe.size < stream.readOffset || probe.identity?.fingerprint != file.identity?.fingerprint
+            {
+                truncated.append((key, probe.identity))
+                continue
+            }
+            if let closeAt = file.closeAt, stream.readOffset >= closeAt {
+                finished.append((key, true))
+            } else if file.orphanedAt != nil, now - file.lastDataAt >= orphanGrace {
+                // Renamed away or deleted, read to its end, and quiet: let it go.
+                finished.append((key, false))
+            }
+        }
+        if count > 0 { stream.lastActive = now }
+        let gone = Set(truncated.map(\.0) + finished.map(\.key))
+        stream.carriers.removeAll { gone.contains($0) }
+        if stream.carriers.isEmpty {
+            stream.lastActive = now
+            // Closed for good (not truncated): nothing can follow a pending record any more.
+            if truncated.isEmpty, let pending = stream.pending {
+                sink(record(pending, of: stream.generation))
+                stream.pending = nil
+            }
+        }
+        streams[generation] = stream
+        for (key, atLimit) in finished {
+            guard let file = files.removeValue(forKey: key) else { continue }
+            close(file.descriptor)
+            if atLimit {
+                orphansClosedAtLimit += 1
+                logger?.warning(
+                    "closed a renamed or deleted file still open after the limit; anything written to it later is not read",
+                    metadata: ["source": "\(sourceID)", "path": "\(file.path)", "limit": "\(orphanMaxOpen)"])
+            }
+            stateDirty = true
+        }
+        for (key, identity) in truncated { truncatedInPlace(key, newIdentity: identity, retiring: generation) }
+        return count
     }
 
-    private func readFile(_ identity: FileIdentity, budget: Int, sink: (TailedLine) -> Void) -> Int {
-        guard var file = tracked[identity] else { return 0 }
-        let want = min(budget, readBuffer.count)
-        let count = readBuffer.withUnsafeMutableBytes {
-            pread(file.descriptor, $0.baseAddress, want, off_t(file.readOffset))
-        }
-        guard count > 0 else {
-            if let since = file.orphanedSince, ContinuousClock.now - since >= orphanGrace {
-                // Renamed away or deleted, read to its end, and quiet: let it go.
-                close(file.descriptor)
-                tracked[identity] = nil
-            }
-            return 0
-        }
-        if file.orphanedSince != nil { file.orphanedSince = .now }
-        let now = Timestamp.now()
-        let chunkBase = file.readOffset
-        file.readOffset += Int64(count)
+    /// Splits the `count` bytes just read into lines and hands them on.
+    private func consume(count: Int, into stream: inout TailedStream, now: ContinuousClock.Instant, sink: (TailedLine) -> Void) {
+        let time = Timestamp.now()
+        let chunkBase = stream.readOffset
+        stream.readOffset += Int64(count)
         readBuffer.withUnsafeBufferPointer { buffer in
             let chunk = UnsafeBufferPointer(rebasing: buffer[0..<count])
+            stream.trail.absorb(UnsafeRawBufferPointer(chunk))
+            stream.trail.mark()
             var cursor = 0
             while cursor < count {
                 guard let newline = chunk[cursor...].firstIndex(of: UInt8(ascii: "\n")) else {
-                    file.partial.append(contentsOf: chunk[cursor...])
+                    stream.partial.append(contentsOf: chunk[cursor...])
                     break
                 }
                 let end = chunkBase + Int64(newline) + 1
-                if file.partial.isEmpty {
+                if stream.partial.isEmpty {
                     emit(UnsafeBufferPointer(rebasing: chunk[cursor..<newline]), offset: chunkBase + Int64(cursor),
-                         end: end, generation: file.generation, time: now, sink: sink)
+                         end: end, time: time, continuation: false, now: now, stream: &stream, sink: sink)
                 } else {
-                    file.partial.append(contentsOf: chunk[cursor..<newline])
-                    let offset = end - Int64(file.partial.count) - 1
-                    file.partial.withUnsafeBufferPointer {
-                        emit($0, offset: offset, end: end, generation: file.generation, time: now, sink: sink)
+                    stream.partial.append(contentsOf: chunk[cursor..<newline])
+                    let offset = end - Int64(stream.partial.count) - 1
+                    // Moved out: `emit` takes the whole stream inout.
+                    var line = stream.partial
+                    stream.partial = []
+                    let continuation = stream.partialContinues
+                    stream.partialContinues = false
+                    line.withUnsafeBufferPointer {
+                        emit($0, offset: offset, end: end, time: time, continuation: continuation, now: now, stream: &stream, sink: sink)
                     }
-                    file.partial.removeAll(keepingCapacity: true)
+                    line.removeAll(keepingCapacity: true)
+                    stream.partial = line
                 }
                 cursor = newline + 1
             }
         }
         // A line longer than the limit is shipped in pieces rather than held without bound.
-        while file.partial.count >= maxLineBytes {
-            let offset = file.readOffset - Int64(file.partial.count)
-            file.partial.withUnsafeBufferPointer {
-                emit(UnsafeBufferPointer(rebasing: $0[0..<maxLineBytes]), offset: offset,
-                     end: offset + Int64(maxLineBytes), generation: file.generation, time: now, sink: sink)
+        while stream.partial.count >= maxLineBytes {
+            let offset = stream.readOffset - Int64(stream.partial.count)
+            let piece = Array(stream.partial[0..<maxLineBytes])
+            stream.partial.removeFirst(maxLineBytes)
+            let continuation = stream.partialContinues
+            stream.partialContinues = true
+            piece.withUnsafeBufferPointer {
+                emit($0, offset: offset, end: offset + Int64(maxLineBytes), time: time, continuation: continuation, now: now,
+                     stream: &stream, sink: sink)
             }
-            file.partial.removeFirst(maxLineBytes)
         }
-        tracked[identity] = file
-        return count
     }
 
     /// Turns one line's bytes into records: strips a trailing CR, decodes an s6 label into the
     /// time, and cuts a line longer than `maxLineBytes` into pieces, each with its own offset.
+    /// `continuation`: the rest of a line whose first pieces were already cut off (no label,
+    /// never the start of a multiline record).
     private func emit(
-        _ line: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, generation: FilePosition.Generation,
-        time: Int64, sink: (TailedLine) -> Void
+        _ line: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, time: Int64, continuation: Bool,
+        now: ContinuousClock.Instant, stream: inout TailedStream, sink: (TailedLine) -> Void
     ) {
         var body = line
         if let last = body.last, last == UInt8(ascii: "\r") { body = UnsafeBufferPointer(rebasing: body.dropLast()) }
         var lineTime = time
         var pieceOffset = offset
-        if format != .plain, let labelled = TAI64N.decode(body) {
+        var continuation = continuation
+        if format != .plain, !continuation, let labelled = TAI64N.decode(body) {
             lineTime = labelled
             body = UnsafeBufferPointer(rebasing: body[(body.startIndex + TAI64N.labelLength + 1)...])
         }
         while body.count > maxLineBytes {
             let piece = UnsafeBufferPointer(rebasing: body[body.startIndex..<body.startIndex + maxLineBytes])
             let pieceEnd = offset + Int64(piece.baseAddress! - line.baseAddress!) + Int64(maxLineBytes)
-            sink(TailedLine(
-                identity: generation.identity, position: generation, offset: pieceOffset, endOffset: pieceEnd,
-                time: lineTime, message: String(decoding: piece, as: UTF8.self)))
+            deliver(piece, offset: pieceOffset, end: pieceEnd, time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
+            continuation = true
             pieceOffset = pieceEnd
             body = UnsafeBufferPointer(rebasing: body[(body.startIndex + maxLineBytes)...])
         }
-        sink(TailedLine(
-            identity: generation.identity, position: generation, offset: pieceOffset, endOffset: end, time: lineTime,
-            message: String(decoding: body, as: UTF8.self)))
+        deliver(body, offset: pieceOffset, end: end, time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
     }
 
-    private func expand(_ patterns: [String]) -> [String] {
+    private func deliver(
+        _ body: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, time: Int64, continuation: Bool,
+        now: ContinuousClock.Instant, stream: inout TailedStream, sink: (TailedLine) -> Void
+    ) {
+        guard let joiner else {
+            sink(TailedLine(
+                identity: stream.generation.identity, position: stream.generation, offset: offset, endOffset: end, time: time,
+                message: String(decoding: body, as: UTF8.self)))
+            return
+        }
+        let generation = stream.generation
+        joiner.add(body, offset: offset, end: end, time: time, continuation: continuation, now: now, pending: &stream.pending) {
+            sink(record($0, of: generation))
+        }
+    }
+
+    private func record(_ pending: PendingRecord, of generation: FilePosition.Generation) -> TailedLine {
+        TailedLine(
+            identity: generation.identity, position: generation, offset: pending.offset, endOffset: pending.end,
+            time: pending.time, message: String(decoding: pending.bytes, as: UTF8.self))
+    }
+
+    /// Sends the multiline records whose file has been quiet for the timeout.
+    private func flushExpired(_ joiner: MultilineJoiner, now: ContinuousClock.Instant, sink: (TailedLine) -> Void) {
+        let expired = streams.compactMap { $0.value.pending.map { joiner.expired($0, now: now) } == true ? $0.key : nil }
+        for generation in expired {
+            guard let pending = streams[generation]?.pending else { continue }
+            streams[generation]!.pending = nil
+            sink(record(pending, of: generation))
+        }
+    }
+
+    func expand(_ patterns: [String]) -> [String] {
         var paths: [String] = []
         for pattern in patterns {
             var result = glob_t()

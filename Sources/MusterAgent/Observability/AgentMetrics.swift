@@ -1,0 +1,77 @@
+import Prometheus
+import Synchronization
+
+/// The agent's Prometheus metrics, served at `GET /metrics` when `http.listen` is set.
+public final class AgentMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let linesRead: Counter
+    let bytesRead: Counter
+    let batchesSent: Counter
+    let batchesAcknowledged: Counter
+    let batchesRetried: Counter
+    let batchesRefused: Counter
+    /// Lines the agent knows it lost. Nothing in the pipeline drops a line: this moves only
+    /// when a spool entry is found damaged (disk trouble or a file edited by hand).
+    let recordsDropped: Counter
+    let spoolBytes: Gauge
+    let spoolEntries: Gauge
+    let spoolFull: Gauge
+    let spoolFullEpisodes: Counter
+    let spoolDamagedBytes: Counter
+    let filesOpen: Gauge
+    let orphanedFilesOpen: Gauge
+    /// `muster_agent_file_lag_bytes{path}`: bytes written to a file and not read yet.
+    private let lagGauges = Mutex<[String: Gauge]>([:])
+
+    public init() {
+        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "muster", subsystem: "agent", metricName: metric, unitName: unit, helpText: help)
+        }
+        linesRead = registry.makeCounter(descriptor: name("lines_read", "total", "Lines read from files and sockets"))
+        bytesRead = registry.makeCounter(descriptor: name("bytes_read", "total", "Bytes read from files and sockets"))
+        batchesSent = registry.makeCounter(descriptor: name("batches_sent", "total", "Batch requests sent to the collector"))
+        batchesAcknowledged = registry.makeCounter(
+            descriptor: name("batches_acknowledged", "total", "Batches the collector acknowledged"))
+        batchesRetried = registry.makeCounter(
+            descriptor: name("batches_retried", "total", "Sends that failed and will be retried"))
+        batchesRefused = registry.makeCounter(
+            descriptor: name("batches_refused", "total", "Batches refused for good and kept under state_dir/refused"))
+        recordsDropped = registry.makeCounter(
+            descriptor: name("records_dropped", "total", "Records known lost (damaged spool entries); 0 in normal operation"))
+        spoolBytes = registry.makeGauge(descriptor: name("spool", "bytes", "Bytes in spool segments"))
+        spoolEntries = registry.makeGauge(descriptor: name("spool_entries", "batches", "Spooled batches not yet acknowledged"))
+        spoolFull = registry.makeGauge(
+            descriptor: name("spool_full", "state", "1 while the spool is at its limit and reading is paused"))
+        spoolFullEpisodes = registry.makeCounter(
+            descriptor: name("spool_full", "total", "Times the spool reached its limit and reading paused"))
+        spoolDamagedBytes = registry.makeCounter(
+            descriptor: name("spool_damaged", "bytes_total", "Damaged spool bytes found and skipped"))
+        filesOpen = registry.makeGauge(descriptor: name("files_open", "files", "Files being tailed"))
+        orphanedFilesOpen = registry.makeGauge(
+            descriptor: name("orphaned_files_open", "files", "Renamed-away or deleted files still open to be read to their end"))
+    }
+
+    /// Publishes each tailed file's lag; files no longer tailed disappear from the output.
+    func setLag(_ lagByPath: [String: Int64]) {
+        lagGauges.withLock { gauges in
+            for (path, gauge) in gauges where lagByPath[path] == nil {
+                registry.unregisterGauge(gauge)
+                gauges[path] = nil
+            }
+            for (path, lag) in lagByPath {
+                let gauge =
+                    gauges[path]
+                    ?? registry.makeGauge(
+                        name: "muster_agent_file_lag_bytes", labels: [("path", path)],
+                        help: "Bytes written to a tailed file and not read yet")
+                gauges[path] = gauge
+                gauge.set(Double(lag))
+            }
+        }
+    }
+
+    func setSpool(bytes: Int64, entries: Int) {
+        spoolBytes.set(Double(bytes))
+        spoolEntries.set(Double(entries))
+    }
+}

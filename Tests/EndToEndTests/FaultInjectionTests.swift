@@ -44,7 +44,7 @@ import Testing
 
     @Test func aCollectorOutageLosesNothingAndTheAgentStaysSmall() throws {
         let pipeline = try LoopbackPipeline("outage")
-        let metricsPort = LoopbackPipeline.unusedPort()
+        let metricsPort = unusedLoopbackPort()
         pipeline.agentArguments = ["--http-listen", "127.0.0.1:\(metricsPort)"]
         try pipeline.startCollector()
         try pipeline.startAgent()
@@ -90,7 +90,7 @@ import Testing
 
     @Test func aFullSpoolPausesReadingAndSaysSo() throws {
         let pipeline = try LoopbackPipeline("spoolfull")
-        let metricsPort = LoopbackPipeline.unusedPort()
+        let metricsPort = unusedLoopbackPort()
         pipeline.agentArguments = ["--http-listen", "127.0.0.1:\(metricsPort)", "--spool-max-bytes", "65536"]
         let expected = (0..<100_000).map { SteadyWriter.line("f", $0) }
         try (expected.joined(separator: "\n") + "\n").write(toFile: pipeline.logs + "/app.log", atomically: true, encoding: .utf8)

@@ -22,22 +22,6 @@ import Testing
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// A port nobody listens on right now, for a config that must name one in advance.
-    func freePort() throws -> Int {
-        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func collectorAndAgentRunUnderS6AndTheAgentShipsTheCollectorsOwnLog() throws {
         try #require(
             FileManager.default.isExecutableFile(atPath: "/usr/bin/s6-svscan"),
@@ -55,7 +39,8 @@ import Testing
         try FileManager.default.copyItem(
             atPath: Self.repository.appendingPathComponent("agent/service/muster-agent").path, toPath: scan + "/muster-agent")
 
-        let port = try freePort()
+        let port = unusedLoopbackPort()
+        let agentHTTPPort = unusedLoopbackPort()
         let database = directory + "/muster.sqlite"
         try """
         database: \(database)
@@ -68,6 +53,7 @@ import Testing
         state_dir: \(directory)/agent-state
         collector: {url: "http://127.0.0.1:\(port)", token: s6-token}
         batch: {max_age_ms: 200}
+        http: {listen: "127.0.0.1:\(agentHTTPPort)"}
         sources:
           - {id: collector, paths: ["\(logRoot)/muster-collector/current"], format: s6}
         """.write(toFile: directory + "/agent.yaml", atomically: true, encoding: .utf8)
@@ -109,6 +95,11 @@ import Testing
         let age = Double(Int64(Date().timeIntervalSince1970 * 1e9) - found!.time) / 1e9
         #expect(age >= 0 && age < 60, "line time is \(age) s old")
         #expect(!found!.message.hasPrefix("@4000"))
+
+        // The supervised agent answers for itself.
+        let health = String(decoding: try Data(contentsOf: URL(string: "http://127.0.0.1:\(agentHTTPPort)/healthz")!), as: UTF8.self)
+        #expect(health.contains(#""status":"ok""#), "\(health)")
+        #expect((scrapeCounter("muster_agent_lines_read_total", port: agentHTTPPort) ?? 0) >= 1)
 
         // s6 controls them: bring the agent down, see it down and its finish script's line.
         let collectorStatus = try s6("s6-svstat", [scan + "/muster-collector"])

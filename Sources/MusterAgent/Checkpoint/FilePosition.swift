@@ -1,9 +1,9 @@
-/// How far a file has been shipped and acknowledged: reading resumes here after a restart.
+/// How far a file has been read into the spool: reading resumes here after a restart.
 public struct FilePosition: Hashable, Sendable, Codable {
     public var identity: FileIdentity
     /// Times the file was seen truncated in place; part of the generation.
     public var truncations: Int
-    /// Offset just past the last acknowledged line.
+    /// Offset just past the last spooled line.
     public var offset: Int64
 
     public init(identity: FileIdentity, truncations: Int, offset: Int64) {

@@ -15,7 +15,7 @@ struct EncodedBatch: Sendable {
 }
 
 /// A closed, compressed batch on its way to the collector, with the file positions that
-/// become durable once it is acknowledged.
+/// move on once it is in the spool.
 public struct OutgoingBatch: Sendable {
     public var body: ByteBuffer
     public var records: Int

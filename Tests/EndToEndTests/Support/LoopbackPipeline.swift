@@ -52,7 +52,7 @@ final class LoopbackPipeline {
     /// Starts the agent on `logs/*.log`; before the collector has run, `port` 0 is reserved so
     /// that the agent finds nobody (connection refused) until the collector starts there.
     func startAgent(extra: [String] = []) throws {
-        if port == 0 { port = Self.unusedPort() }
+        if port == 0 { port = unusedLoopbackPort() }
         agentStarts += 1
         agent = try RunningProcess(
             try Binaries.path("muster-agent"),
@@ -118,21 +118,6 @@ final class LoopbackPipeline {
         return nil
     }
 
-    /// A loopback port nobody listens on right now.
-    static func unusedPort() -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 /// Appends numbered lines to a file at a steady rate on its own thread, reopening the file for

@@ -43,7 +43,7 @@ public struct MarkClient: Sendable {
         do {
             (status, body) = try await Self.send(request, timeout: timeout, tls: tls)
         } catch {
-            throw .collectorUnavailable(collectorURL, "\(error)")
+            throw .collectorUnavailable(collectorURL, Self.describe(error, caFile: caFile))
         }
         guard status == 201 else {
             let message = (try? JSONDecoder().decode(ErrorBody.self, from: Data(body.readableBytesView)))?.error.message ?? body.getString(at: 0, length: body.readableBytes) ?? ""
@@ -65,7 +65,11 @@ public struct MarkClient: Sendable {
             let response = try await HTTPClient.shared.execute(request, timeout: timeout)
             return (response.status.code, try await response.body.collect(upTo: 64 * 1024))
         }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        // One command, one attempt: a certificate that does not verify now will not verify
+        // after the timeout either, so say so at once.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let response = try await client.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: 64 * 1024)
@@ -75,6 +79,14 @@ public struct MarkClient: Sendable {
             try? await client.shutdown()
             throw error
         }
+    }
+
+    /// NIOSSL's error, with what it means in front: the raw text names the BoringSSL reason only.
+    static func describe(_ error: any Error, caFile: String?) -> String {
+        let raw = "\(error)"
+        guard raw.contains("CERTIFICATE_VERIFY_FAILED") else { return raw }
+        let against = caFile.map { "the CA file \($0)" } ?? "the system trust store (set --ca-file or MUSTER_CA_FILE for a private CA)"
+        return "the collector's certificate could not be verified against \(against): \(raw)"
     }
 
     /// The CA file as the only trust root, read now so a bad file is named as such. The same

@@ -217,6 +217,12 @@ import Testing
             try Binaries.path("logq"), ["mark", "task-tls", "--collector-url", "http://\(base)", "--ca-file", directory + "/ca.pem"],
             environment: ["MUSTER_TOKEN": token])
         #expect(http.status == 65 && http.output.contains("ca_file is set but collector url is http://\(base)"), "\(http.output)")
+        let untrusted = try run(
+            try Binaries.path("logq"), ["mark", "task-tls", "--collector-url", "https://\(base)", "--ca-file", directory + "/other-ca.pem"],
+            environment: ["MUSTER_TOKEN": token])
+        #expect(
+            untrusted.status == 69 && untrusted.output.contains("certificate could not be verified against the CA file \(directory)/other-ca.pem"),
+            "\(untrusted.output)")
         let mark = try run(
             try Binaries.path("logq"), ["mark", "task-tls", "--collector-url", "https://\(base)"],
             environment: ["MUSTER_TOKEN": token, "MUSTER_CA_FILE": directory + "/ca.pem"])

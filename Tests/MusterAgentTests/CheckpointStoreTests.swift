@@ -90,6 +90,17 @@ import Testing
         #expect(config.sources[0].format == .s6)
         #expect(config.sources[2].parse == .haproxyHTTPLog && config.sources[0].parse == nil)
         #expect(config.batch.maxRecords == 10_000)
+        #expect(config.spool.maxBytes == 256 << 20 && config.shutdownGraceMilliseconds == 5000)
+    }
+
+    /// The error names the place, never the text there: the line may hold the token.
+    @Test func aYAMLErrorNeverQuotesTheToken() throws {
+        let dir = try ScratchDirectory()
+        try dir.append("collector:\n  token: s3cret-t0ken: [\n", to: "agent.yaml")
+        #expect { try AgentConfig.load(path: dir.path + "/agent.yaml") } throws: { error in
+            let text = "\(error)"
+            return text.contains("not valid YAML at line") && !text.contains("s3cret-t0ken")
+        }
     }
 
     @Test func validationSaysWhatIsWrong() throws {

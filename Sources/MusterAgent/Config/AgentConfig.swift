@@ -150,12 +150,21 @@ public struct AgentConfig: Sendable, Equatable {
         public var format: LineFormat = .auto
         /// Lines parsed into structured fields as they are read (none: the message only).
         public var parse: LineParser?
+        /// Joins lines into records (stack traces); off unless configured.
+        public var multiline: MultilineSettings?
+        /// How long a renamed or deleted file is kept open at most, even while still written to.
+        public var maxOrphanOpenMilliseconds: Int = 60_000
 
-        public init(id: String, paths: [String], format: LineFormat = .auto, parse: LineParser? = nil) {
+        public init(
+            id: String, paths: [String], format: LineFormat = .auto, parse: LineParser? = nil,
+            multiline: MultilineSettings? = nil, maxOrphanOpenMilliseconds: Int = 60_000
+        ) {
             self.id = id
             self.paths = paths
             self.format = format
             self.parse = parse
+            self.multiline = multiline
+            self.maxOrphanOpenMilliseconds = maxOrphanOpenMilliseconds
         }
     }
 
@@ -191,7 +200,26 @@ public struct AgentConfig: Sendable, Equatable {
         } catch let error as AgentConfigError {
             throw error
         } catch {
-            throw .invalid("\(path): \(error)")
+            throw .invalid("\(path): \(describeYAMLError(error))")
+        }
+    }
+
+    /// A YAML error without the text of the line it quotes: that line may be `token: ...`, and
+    /// this message goes to stderr and from there into logs. (The collector has the same rule
+    /// in `CollectorConfig.describe`; the two share no module that links Yams.)
+    static func describeYAMLError(_ error: any Error) -> String {
+        var error = error
+        if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError { error = underlying }
+        guard let yaml = error as? YamlError else { return "\(error)" }
+        switch yaml {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let during = context.map { "\($0.text) at \($0.mark): " } ?? ""
+            return "not valid YAML at line \(mark.line), column \(mark.column): \(during)\(problem)"
+        case .reader(let problem, let offset, _, _):
+            return "not valid YAML at byte \(offset.map(String.init) ?? "?"): \(problem)"
+        default:
+            return "\(yaml)"
         }
     }
 
@@ -238,6 +266,8 @@ public struct AgentConfig: Sendable, Equatable {
             guard !source.id.isEmpty else { throw .invalid("a source has an empty id") }
             guard ids.insert(source.id).inserted else { throw .invalid("source id '\(source.id)' is used twice") }
             guard !source.paths.isEmpty else { throw .invalid("source '\(source.id)' has no paths") }
+            try source.multiline?.validate(source: source.id)
+            guard source.maxOrphanOpenMilliseconds > 0 else { throw .invalid("source '\(source.id)': max_orphan_open_ms must be positive") }
         }
         try validateSyslogSources(ids: &ids)
         guard batch.maxRecords > 0, batch.maxBytes > 0, batch.maxAgeMilliseconds > 0 else {
@@ -313,6 +343,13 @@ private struct ConfigFile: Decodable {
         var drain_timeout_ms: Int?
         var stats_interval_ms: Int?
     }
+    /// A file source's `multiline:` section.
+    struct Multiline: Decodable {
+        var start: String
+        var timeout_ms: Int?
+        var max_lines: Int?
+        var max_bytes: Int?
+    }
     struct Source: Decodable {
         var id: String
         var type: String?
@@ -320,6 +357,8 @@ private struct ConfigFile: Decodable {
         var paths: [String]?
         var format: LineFormat?
         var parse: String?
+        var multiline: Multiline?
+        var max_orphan_open_ms: Int?
         /// `type: syslog` only.
         var listen: [String]?
         var buffer_messages: Int?
@@ -426,13 +465,24 @@ private struct ConfigFile: Decodable {
                 guard source.listen == nil, source.buffer_messages == nil else {
                     throw .invalid("source '\(source.id)': listen and buffer_messages are for type: syslog; a file source takes paths")
                 }
-                config.sources.append(.init(id: source.id, paths: paths, format: source.format ?? .auto, parse: parser))
+                var file = AgentConfig.FileSourceConfig(id: source.id, paths: paths, format: source.format ?? .auto, parse: parser)
+                if let multiline = source.multiline {
+                    var settings = MultilineSettings(start: multiline.start)
+                    if let value = multiline.timeout_ms { settings.timeoutMilliseconds = value }
+                    if let value = multiline.max_lines { settings.maxLines = value }
+                    if let value = multiline.max_bytes { settings.maxBytes = value }
+                    // A bad pattern is reported now, naming the source, not when the first line arrives.
+                    try settings.validate(source: source.id)
+                    file.multiline = settings
+                }
+                if let value = source.max_orphan_open_ms { file.maxOrphanOpenMilliseconds = value }
+                config.sources.append(file)
             case "syslog":
                 guard let listen = source.listen else {
                     throw .invalid("source '\(source.id)': type syslog needs listen: [udp://HOST:PORT, unix:///path]")
                 }
-                guard source.paths == nil, source.format == nil else {
-                    throw .invalid("source '\(source.id)': paths and format are for type: file; a syslog source takes listen")
+                guard source.paths == nil, source.format == nil, source.multiline == nil, source.max_orphan_open_ms == nil else {
+                    throw .invalid("source '\(source.id)': paths, format, multiline and max_orphan_open_ms are for type: file; a syslog source takes listen")
                 }
                 var syslog = AgentConfig.SyslogSourceConfig(id: source.id, listen: listen, parse: parser)
                 if let value = source.buffer_messages { syslog.bufferMessages = value }

@@ -123,7 +123,12 @@ public final class Shipper: Sendable {
                 return .retry("HTTP \(status): \(text.prefix(200))")
             }
         } catch {
-            return .retry("\(error)")
+            let detail = "\(error)"
+            if detail.contains("CERTIFICATE_VERIFY_FAILED") {
+                return .retry(
+                    "the collector's certificate could not be verified against collector.ca_file (or the system trust store): \(detail)")
+            }
+            return .retry(detail)
         }
     }
 }

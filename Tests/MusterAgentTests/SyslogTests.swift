@@ -217,7 +217,7 @@ private func parse(_ text: String, at time: Int64 = received) -> SyslogMessage {
         #expect(problem("  - {id: a, type: tcp, listen: [udp://1.2.3.4:5]}").contains("unknown type 'tcp' (known: file, syslog)"))
         #expect(problem("  - {id: a, type: syslog}").contains("type syslog needs listen"))
         #expect(problem("  - {id: a}").contains("type file needs paths"))
-        #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], paths: [/x]}").contains("paths and format are for type: file"))
+        #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], paths: [/x]}").contains("paths, format, multiline and max_orphan_open_ms are for type: file"))
         #expect(problem("  - {id: a, paths: [/x], listen: [udp://h:1]}").contains("listen and buffer_messages are for type: syslog"))
         #expect(problem("  - {id: a, type: syslog, listen: []}").contains("has no listen addresses"))
         #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], buffer_messages: 0}").contains("buffer_messages must be positive"))
@@ -357,6 +357,29 @@ func boundUDPPort(_ source: SyslogSource) throws -> Int {
         #expect(lines.map(\.message) == (0..<40).map { "message \($0)" })
         #expect(lines.map(\.sequence) == (0..<40).map(Int64.init))
         #expect(source.counters.kernelDrops == 0 && source.counters.received == 40)
+    }
+
+    /// Past the kernel's buffer the kernel drops: counted, and reported with the next datagram.
+    @Test func kernelDropsAreCounted() throws {
+        let source = SyslogSource(config: .init(id: "flood", listen: ["udp://127.0.0.1:0"], bufferMessages: 100), agentID: "a1", logger: logger)
+        try source.start()
+        defer { source.stop() }
+        let port = try boundUDPPort(source)
+        try sendDatagrams((0..<20_000).map { "<13>flood \($0)" }, udpPort: port)
+        #expect(waitFor { source.counters.bufferFullPauses >= 1 })
+        // Everything the kernel held, then one more datagram, which carries the drop count.
+        var lines: [SyslogLine] = []
+        var quietSince = Date()
+        while Date().timeIntervalSince(quietSince) < 0.5 {
+            if source.read(budget: 1 << 20, into: { lines.append($0) }) > 0 { quietSince = Date() } else { usleep(10_000) }
+        }
+        try sendDatagrams(["<13>after the flood"], udpPort: port)
+        lines += drain(source, count: 1)
+        let counters = source.counters
+        #expect(counters.kernelDrops > 0, "4 MiB should not hold 20,000 datagrams")
+        #expect(counters.received == lines.count && lines.count + counters.kernelDrops == 20_001, "\(counters)")
+        #expect(lines.last?.message == "after the flood")
+        #expect(lines.map(\.sequence) == (0..<Int64(lines.count)).map { $0 })
     }
 
     @Test func readStopsAtItsBudget() throws {

@@ -7,8 +7,8 @@ import Glibc
 /// renamed over the old one, and the directory fsynced, so a crash at any moment leaves
 /// either the old or the new checkpoint, never a torn one.
 ///
-/// Positions only move after the collector acknowledged the lines before them; a crash
-/// between an acknowledgement and the next save makes the agent resend a little, which the
+/// Positions only move once the lines before them are fsynced in the spool; a crash between
+/// the spool append and the next save makes the agent read and send a little again, which the
 /// collector recognises by origin coordinates and ignores.
 public struct CheckpointStore: Sendable {
     public let path: String
@@ -71,7 +71,7 @@ public struct CheckpointStore: Sendable {
         positions[identity]
     }
 
-    /// Records an acknowledged position; never moves a file backwards within a generation.
+    /// Records a spooled position; never moves a file backwards within a generation.
     public mutating func advance(_ position: FilePosition) {
         if let current = positions[position.identity] {
             if current.truncations > position.truncations { return }

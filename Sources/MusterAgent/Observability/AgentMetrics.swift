@@ -20,6 +20,11 @@ public final class AgentMetrics: Sendable {
     let spoolDamagedBytes: Counter
     let filesOpen: Gauge
     let orphanedFilesOpen: Gauge
+    let syslogReceived: Counter
+    let syslogMalformed: Counter
+    /// Datagrams the kernel dropped because the agent did not read them in time (UDP and unix
+    /// datagram senders cannot be paused).
+    let syslogKernelDrops: Counter
     /// `muster_agent_file_lag_bytes{path}`: bytes written to a file and not read yet.
     private let lagGauges = Mutex<[String: Gauge]>([:])
 
@@ -49,6 +54,11 @@ public final class AgentMetrics: Sendable {
         filesOpen = registry.makeGauge(descriptor: name("files_open", "files", "Files being tailed"))
         orphanedFilesOpen = registry.makeGauge(
             descriptor: name("orphaned_files_open", "files", "Renamed-away or deleted files still open to be read to their end"))
+        syslogReceived = registry.makeCounter(descriptor: name("syslog_received", "total", "Syslog datagrams received"))
+        syslogMalformed = registry.makeCounter(
+            descriptor: name("syslog_malformed", "total", "Syslog datagrams kept whole because they did not parse"))
+        syslogKernelDrops = registry.makeCounter(
+            descriptor: name("syslog_kernel_drops", "total", "Syslog datagrams the kernel dropped before the agent read them"))
     }
 
     /// Publishes each tailed file's lag; files no longer tailed disappear from the output.

@@ -31,6 +31,8 @@ public final class Agent: Service, Sendable {
     /// The agent's own notices (spool full, damage found) are records too, from source
     /// `agent`; this run's generation keeps their origin coordinates unique.
     private let notices: NoticeWriter
+    /// Bound at init, so that a taken port stops the agent at start with a clear message.
+    private let syslogSources: [SyslogSource]
 
     public init(config: AgentConfig, logger: Logger) throws {
         try config.validate()
@@ -45,6 +47,17 @@ public final class Agent: Service, Sendable {
         self.client = try CollectorClient.make(for: config.collector)
         self.notices = NoticeWriter(
             node: config.node, agent: config.effectiveAgentID, compressionLevel: config.batch.compressionLevel)
+        self.syslogSources = config.syslogSources.map {
+            SyslogSource(config: $0, agentID: config.effectiveAgentID, logger: logger)
+        }
+        for (index, source) in syslogSources.enumerated() {
+            do {
+                try source.start()
+            } catch {
+                for started in syslogSources[..<index] { started.stop() }
+                throw AgentConfigError.invalid("\(error)")
+            }
+        }
     }
 
     public func run() async throws {
@@ -75,9 +88,9 @@ public final class Agent: Service, Sendable {
             await withTaskGroup(of: Finished.self) { group in
                 group.addTask {
                     let tailers = self.config.effectiveSources.map { source in
-                        (FileTailer(sourceID: source.id, patterns: source.paths, format: source.format) { resume[$0] }, source.parse)
+                        (FileTailer(source: source, stateDirectory: self.config.stateDirectory, logger: self.logger) { resume[$0] }, source.parse)
                     }
-                    await self.batchLoop(tailers: tailers, into: encoded)
+                    await self.batchLoop(tailers: tailers, syslog: self.syslogSources, into: encoded)
                     return .pipeline
                 }
                 group.addTask {
@@ -210,14 +223,19 @@ public final class Agent: Service, Sendable {
 
     // MARK: Batching
 
-    /// Each tailer comes with the parser its source's lines go through (none: message only).
-    private func batchLoop(tailers: [(FileTailer, LineParser?)], into channel: AsyncChannel<EncodedBatch>) async {
+    /// Each tailer comes with the parser its source's lines go through (none: message only);
+    /// syslog sources parse their messages as they are read.
+    private func batchLoop(
+        tailers: [(FileTailer, LineParser?)], syslog: [SyslogSource], into channel: AsyncChannel<EncodedBatch>
+    ) async {
         let maxAge = Duration.milliseconds(config.batch.maxAgeMilliseconds)
         let scanInterval = Duration.seconds(1)
         let idleSleep = Duration.milliseconds(100)
         var builder = BatchBuilder(node: config.node, agent: config.effectiveAgentID)
         var lastScan = ContinuousClock.now - scanInterval
         var opened: ContinuousClock.Instant?
+        var syslogCounters = Dictionary(uniqueKeysWithValues: syslog.map { ($0.sourceID, SyslogCounters()) })
+        var isFull: Bool { builder.count >= config.batch.maxRecords || builder.bytes >= config.batch.maxBytes }
 
         func flush() async {
             guard builder.count > 0 else { return }
@@ -227,10 +245,26 @@ public final class Agent: Service, Sendable {
             opened = nil
         }
 
+        /// Everything a syslog source buffered, into batches. Its lines have no file to be read
+        /// again from, so their origin is this run plus the source's sequence number.
+        func drain(_ source: SyslogSource) async -> Int {
+            var total = 0
+            while true {
+                let budget = max(64 << 10, config.batch.maxBytes - builder.bytes)
+                let count = source.read(budget: budget) { line in
+                    builder.append(line, source: source.sourceID, generation: notices.generation)
+                }
+                total += count
+                if builder.count > 0, opened == nil { opened = .now }
+                if isFull { await flush() }
+                if count == 0 { return total }
+            }
+        }
+
         while !isStopping, !Task.isCancelled {
             if ContinuousClock.now - lastScan >= scanInterval {
                 for (tailer, _) in tailers { tailer.scan() }
-                metrics.filesOpen.set(Double(tailers.reduce(0) { $0 + $1.0.trackedPaths.count }))
+                publishSourceMetrics(tailers: tailers.map(\.0), syslog: syslog, counters: &syslogCounters)
                 lastScan = ContinuousClock.now
             }
             var readBytes = 0
@@ -242,8 +276,9 @@ public final class Agent: Service, Sendable {
                     if count == 0 { break }
                 }
                 if builder.count > 0, opened == nil { opened = .now }
-                if builder.count >= config.batch.maxRecords || builder.bytes >= config.batch.maxBytes { await flush() }
+                if isFull { await flush() }
             }
+            for source in syslog { readBytes += await drain(source) }
             metrics.bytesRead.increment(by: Int64(readBytes))
             if let opened, ContinuousClock.now - opened >= maxAge {
                 await flush()
@@ -257,8 +292,29 @@ public final class Agent: Service, Sendable {
             }
         }
         // Shutting down: what was read goes to the spool now; what was not stays in the files.
+        // Datagrams have nowhere to wait: stop receiving, then take what was received.
+        for source in syslog {
+            source.stop()
+            _ = await drain(source)
+        }
         await flush()
         channel.finish()
+    }
+
+    private func publishSourceMetrics(
+        tailers: [FileTailer], syslog: [SyslogSource], counters: inout [String: SyslogCounters]
+    ) {
+        metrics.filesOpen.set(Double(tailers.reduce(0) { $0 + $1.trackedPaths.count }))
+        metrics.orphanedFilesOpen.set(Double(tailers.reduce(0) { $0 + $1.orphanedOpen }))
+        metrics.setLag(tailers.reduce(into: [:]) { lag, tailer in lag.merge(tailer.lagBytes) { max($0, $1) } })
+        for source in syslog {
+            let now = source.counters
+            let before = counters[source.sourceID] ?? SyslogCounters()
+            metrics.syslogReceived.increment(by: Int64(now.received - before.received))
+            metrics.syslogMalformed.increment(by: Int64(now.malformed - before.malformed))
+            metrics.syslogKernelDrops.increment(by: Int64(now.kernelDrops - before.kernelDrops))
+            counters[source.sourceID] = now
+        }
     }
 
     // MARK: Compressing
@@ -471,6 +527,13 @@ struct BatchBuilder {
             message: line.message, fields: parser?.fields(line.message) ?? [:])
         positions[line.identity] = FilePosition(
             identity: line.identity, truncations: line.position.truncations, offset: line.endOffset)
+    }
+
+    mutating func append(_ line: SyslogLine, source: String, generation: String) {
+        encoder.append(
+            time: line.time, node: node,
+            origin: Origin(agent: agent, source: source, generation: generation, offset: line.sequence),
+            message: line.message, fields: line.fields)
     }
 
     mutating func close() -> EncodedBatch {

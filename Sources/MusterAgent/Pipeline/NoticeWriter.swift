@@ -12,7 +12,7 @@ final class NoticeWriter: Sendable {
 
     private let node: String
     private let agent: String
-    private let generation: String
+    let generation: String
     private let compressionLevel: Int
     private let sequence = Mutex<Int64>(0)
 

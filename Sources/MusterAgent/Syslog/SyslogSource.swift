@@ -47,7 +47,8 @@ public struct SyslogCounters: Sendable, Equatable {
 }
 
 /// Receives syslog datagrams (UDP and/or unix datagram sockets) on its own thread, parses
-/// them and keeps them in a bounded buffer that the batcher drains with `read`.
+/// their headers and keeps them in a bounded buffer that the batcher drains with `read`
+/// (which also applies the source's `parse`, so the receive thread only empties the socket).
 ///
 /// A datagram sender cannot be told to slow down. When the buffer is full the source stops
 /// reading its sockets: the kernel's receive buffer (asked for 4 MiB) absorbs the burst, and
@@ -174,7 +175,8 @@ public final class SyslogSource: Sendable {
     /// already buffered stay readable.
     public func stop() {
         let running: Running? = state.withLock { state in
-            guard let running = state.running else { return nil }
+            // A second concurrent stop() returns at once: only one waits for the thread.
+            guard let running = state.running, !state.stopping else { return nil }
             state.stopping = true
             Self.wake(running.wakeWrite)
             return running
@@ -211,7 +213,14 @@ public final class SyslogSource: Sendable {
             if state.paused, bytes > 0, let running = state.running { Self.wake(running.wakeWrite) }
             return taken
         }
-        for line in taken { sink(line) }
+        guard let parser = config.parse else {
+            for line in taken { sink(line) }
+            return bytes
+        }
+        for var line in taken {
+            line.fields.merge(parser.fields(line.message)) { header, _ in header }
+            sink(line)
+        }
         return bytes
     }
 
@@ -281,11 +290,10 @@ public final class SyslogSource: Sendable {
                 }
             }
             guard !received.isEmpty || newDrops > 0 else { continue }
-            // Fields are worked out here, off the batcher's path, using the second core.
+            // Only the header is parsed here: this thread's job is to empty the kernel's queue
+            // before it overflows. The source's parser runs in read(), on the batcher's time.
             let lines = received.map { message, _ in
-                var fields = message.fields
-                if let parser = config.parse { fields.merge(parser.fields(message.message)) { header, _ in header } }
-                return SyslogLine(time: message.time, sequence: 0, message: message.message, fields: fields)
+                SyslogLine(time: message.time, sequence: 0, message: message.message, fields: message.fields)
             }
             state.withLock { state in
                 for var line in lines {

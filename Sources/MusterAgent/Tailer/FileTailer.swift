@@ -12,7 +12,7 @@ public struct TailedLine: Sendable {
     public var position: FilePosition.Generation
     /// Byte offset of the line's first byte.
     public var offset: Int64
-    /// Byte offset just past its newline: where reading resumes once this line is acknowledged.
+    /// Byte offset just past its newline: where reading resumes once this line is spooled.
     public var endOffset: Int64
     public var time: Int64
     public var message: String
@@ -56,20 +56,26 @@ public final class FileTailer {
     public static let maxRetiredGenerations = 64
 
     /// Copies recognised as continuing a generation (since start).
-    public private(set) var copiesRecognised = 0
+    public internal(set) var copiesRecognised = 0
     /// Orphans closed by `orphanMaxOpen` while possibly still written to (since start).
-    public private(set) var orphansClosedAtLimit = 0
+    public internal(set) var orphansClosedAtLimit = 0
 
     var files: [InodeKey: OpenFile] = [:]
     var streams: [FilePosition.Generation: TailedStream] = [:]
     /// New files waiting for a copy decision, and since when.
-    var undecided: [FileIdentity: ContinuousClock.Instant] = [:]
+    var undecided: [FileIdentity: Undecided] = [:]
     let joiner: MultilineJoiner?
     let statePath: String?
     var stateDirty = false
     var lastStateSave = ContinuousClock.now
+    var lastSaved: TailerState?
     static let stateSaveInterval = Duration.seconds(1)
     let logger: Logger?
+    var archives: S6Archives
+    /// s6-log archives not to open again: rotated before their directory was followed, or
+    /// read to their end (s6-log never writes to an archive). By inode and name: s6-log
+    /// deletes old archives, and an inode freed that way can come back as a new one.
+    var doneArchives: [InodeKey: String] = [:]
     private var readBuffer: [UInt8]
     /// Where to start in a file seen for the first time since the agent started.
     let resumePosition: (FileIdentity) -> FilePosition?
@@ -95,6 +101,7 @@ public final class FileTailer {
         self.resumePosition = resumePosition
         self.statePath = statePath
         self.logger = logger
+        self.archives = S6Archives(for: patterns)
         var joiner: MultilineJoiner?
         if let multiline {
             do {
@@ -149,7 +156,12 @@ public final class FileTailer {
         let now = ContinuousClock.now
         var seen = Set<InodeKey>()
         var fresh: [String] = []
-        for path in expand(patterns) {
+        let paths = expand(patterns)
+        if !archives.patterns.isEmpty {
+            let wallClock = Timestamp.now()
+            for path in paths where S6Archives.isCurrent(path) { archives.follow(path, now: wallClock) }
+        }
+        for path in paths + wantedArchives() {
             var info = stat()
             guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             let key = InodeKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
@@ -171,10 +183,46 @@ public final class FileTailer {
         }
         // Known files first (above): a truncation they show is seen before a copy is judged.
         for path in fresh { attach(path, now: now) }
-        for key in files.keys where files[key]!.identity == nil { identify(key) }
-        undecided = undecided.filter { now - $0.value < copyDecisionDelay * 10 }
+        for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
+        undecided = undecided.filter { now - $0.value.since < copyDecisionDelay * 10 }
         forgetOldGenerations()
         saveState(force: false)
+    }
+
+    /// The s6-log archives to read next to the `current` files followed (see `S6Archives`).
+    private func wantedArchives() -> [String] {
+        guard !archives.patterns.isEmpty else { return [] }
+        let wallClock = Timestamp.now()
+        var wanted: [String] = []
+        var done: [InodeKey: String] = [:]
+        for path in expand(archives.patterns) {
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+            let key = InodeKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+            if files[key] != nil {
+                wanted.append(path)
+            } else if doneArchives[key] == path {
+                done[key] = path
+            } else if archives.isNew(path, now: wallClock) || unfinishedPerCheckpoint(path) {
+                wanted.append(path)
+            } else {
+                done[key] = path
+            }
+        }
+        // Only the archives still there are remembered.
+        doneArchives = done
+        return wanted
+    }
+
+    /// Whether the checkpoint has the file at `path` and it has bytes past that position.
+    private func unfinishedPerCheckpoint(_ path: String) -> Bool {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        guard let probe = FileIdentity.probe(descriptor: descriptor), let identity = probe.identity,
+            let position = resumePosition(identity)
+        else { return false }
+        return position.offset < probe.size
     }
 
     // MARK: Reading
@@ -242,6 +290,10 @@ public final class FileTailer {
             } else if file.orphanedAt != nil, now - file.lastDataAt >= orphanGrace {
                 // Renamed away or deleted, read to its end, and quiet: let it go.
                 finished.append((key, false))
+            } else if !archives.patterns.isEmpty, S6Archives.isArchive(file.path), now - file.lastDataAt >= orphanGrace {
+                // An s6-log archive read to its end is complete: no need to hold it open.
+                doneArchives[key] = file.path
+                finished.append((key, false))
             }
         }
         if count > 0 { stream.lastActive = now }
@@ -276,6 +328,7 @@ public final class FileTailer {
         let time = Timestamp.now()
         let chunkBase = stream.readOffset
         stream.readOffset += Int64(count)
+        stateDirty = true
         readBuffer.withUnsafeBufferPointer { buffer in
             let chunk = UnsafeBufferPointer(rebasing: buffer[0..<count])
             stream.trail.absorb(UnsafeRawBufferPointer(chunk))

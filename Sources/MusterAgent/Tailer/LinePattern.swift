@@ -16,16 +16,19 @@ public final class LinePattern: @unchecked Sendable {
     private let compiled: UnsafeMutablePointer<regex_t>
 
     public init(_ pattern: String) throws(LinePatternError) {
-        source = pattern
         let translated = try Self.posix(pattern)
-        compiled = .allocate(capacity: 1)
-        let status = regcomp(compiled, translated, REG_EXTENDED | REG_NOSUB)
+        // Compiled before any property is set: a class whose init fails after that runs deinit,
+        // which would free a pattern never compiled.
+        let regex = UnsafeMutablePointer<regex_t>.allocate(capacity: 1)
+        let status = regcomp(regex, translated, REG_EXTENDED | REG_NOSUB)
         guard status == 0 else {
             var message = [CChar](repeating: 0, count: 256)
-            regerror(status, compiled, &message, message.count)
-            compiled.deallocate()
+            regerror(status, regex, &message, message.count)
+            regex.deallocate()
             throw .invalid(pattern: pattern, reason: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
+        source = pattern
+        compiled = regex
     }
 
     deinit {

@@ -22,6 +22,9 @@ struct TailerState: Codable, Equatable {
 
     var version = TailerState.version
     var generations: [Generation] = []
+    /// `S6Archives.following`: since when each s6-log directory is followed. Optional, like
+    /// every field added later, so that older state files still load.
+    var s6Following: [String: Int64]?
 
     /// The state of `sourceID` under `directory`, with the file name made safe.
     static func path(directory: String, sourceID: String) -> String {

@@ -95,6 +95,20 @@ final class LoopbackPipeline {
         }
     }
 
+    /// Each stored row's structured fields, in stored order.
+    func storedFields(source: String) throws -> [[String: Any]] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        let queue = try DatabaseQueue(path: database, configuration: configuration)
+        let texts = try queue.read { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT coalesce(l.fields, '{}') FROM logs l JOIN streams s ON s.id = l.stream WHERE s.source = ? ORDER BY l.t, l.id",
+                arguments: [source])
+        }
+        return texts.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? [:] }
+    }
+
     func storedCount(source: String = "app") throws -> Int {
         guard FileManager.default.fileExists(atPath: database) else { return 0 }
         var configuration = Configuration()

@@ -54,6 +54,29 @@ import Testing
         #expect(try CheckpointStore.loadOrSetAside(path: path).setAside == nil)
     }
 
+    @Test func twoSourcesOnOneFileKeepTheirOwnPositions() throws {
+        let dir = try ScratchDirectory()
+        let path = dir.path + "/c.json"
+        var store = try CheckpointStore(path: path)
+        store.advance(FilePosition(identity: identity, source: "fast", truncations: 0, offset: 900))
+        store.advance(FilePosition(identity: identity, source: "slow", truncations: 0, offset: 100))
+        try store.save()
+        let loaded = try CheckpointStore(path: path)
+        #expect(loaded.position(of: identity, source: "fast")?.offset == 900)
+        #expect(loaded.position(of: identity, source: "slow")?.offset == 100)
+        #expect(loaded.position(of: identity, source: "new") == nil)
+    }
+
+    @Test func aPositionSavedWithoutASourceCountsForEverySource() throws {
+        let dir = try ScratchDirectory()
+        let path = dir.path + "/c.json"
+        // The format written before positions named their source.
+        let old = #"{"files":[{"identity":{"device":1,"fingerprint":3,"inode":2},"offset":42,"truncations":0}],"version":1}"#
+        try Data(old.utf8).write(to: URL(fileURLWithPath: path))
+        let loaded = try CheckpointStore(path: path)
+        #expect(loaded.position(of: identity, source: "app")?.offset == 42)
+    }
+
     @Test func staysBounded() throws {
         let dir = try ScratchDirectory()
         var store = try CheckpointStore(path: dir.path + "/c.json")

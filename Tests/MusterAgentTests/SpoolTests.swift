@@ -148,12 +148,79 @@ import Testing
         try spool.append(batch(2))
         #expect(spool.isFull)
         let first = try #require(await spool.next())
-        async let waited: Void = spool.waitForSpace()
+        let waiting = Task {
+            await spool.waitForSpace()
+            return spool.isFull
+        }
         try await Task.sleep(for: .milliseconds(50))
+        #expect(spool.isFull, "nothing was acknowledged, so the spool is still full and the waiter waits")
         spool.acknowledge(first)
-        await waited
+        #expect(await waiting.value == false, "the waiter returned once a segment was freed")
         #expect(!spool.isFull)
         #expect(spool.bytes == 120)
+    }
+
+    @Test func aCleanStopDoesNotLetTheNextRunReuseACheckpointedSegmentNumber() async throws {
+        let dir = try ScratchDirectory()
+        let settings = Spool.Settings(directory: dir.path, maxBytes: 1 << 20, segmentBytes: 300)
+        let mark: Spool.Mark
+        do {
+            let (spool, _) = try Spool.open(settings)
+            try spool.append(batch(1))
+            mark = try spool.append(batch(2))
+            spool.acknowledge(try #require(await spool.next()))
+            spool.acknowledge(try #require(await spool.next()))
+            spool.close()
+        }
+        #expect(segments(dir.path).isEmpty, "a clean stop with everything acknowledged leaves no segment")
+        let (spool, recovery) = try Spool.open(settings, checkpointed: mark)
+        let next = try spool.append(batch(3))
+        #expect(next.segment > mark.segment)
+        spool.close()
+        // Killed now: the checkpoint says `mark`, the newest segment is past it. A cut-off end
+        // of that segment is an unfinished append, not damage.
+        let path = dir.path + "/" + segments(dir.path).last!
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("MSP1 torn".utf8))
+        try handle.close()
+        let (_, again) = try Spool.open(settings, checkpointed: mark)
+        #expect(recovery.damaged.isEmpty)
+        #expect(again.damaged.isEmpty)
+        #expect(again.unfinishedAppend != nil)
+        #expect(again.entries == 1)
+    }
+
+    @Test func anUnreadableSegmentIsSetAsideAndReportedNotFatal() throws {
+        let dir = try ScratchDirectory()
+        let settings = Spool.Settings(directory: dir.path, maxBytes: 1 << 20, segmentBytes: 120)
+        do {
+            let (spool, _) = try Spool.open(settings)
+            for tag in 1...3 { try spool.append(batch(tag)) }
+        }
+        // A directory where a segment should be: reading it fails whoever runs the test.
+        let broken = dir.path + "/" + segments(dir.path)[1]
+        try FileManager.default.removeItem(atPath: broken)
+        try FileManager.default.createDirectory(atPath: broken, withIntermediateDirectories: false)
+        let (_, recovery) = try Spool.open(settings)
+        #expect(recovery.entries == 2)
+        #expect(recovery.damaged.map(\.path) == [broken + ".bad"])
+        #expect(FileManager.default.fileExists(atPath: broken + ".bad"))
+    }
+
+    @Test func aSegmentRemovedUnderTheSpoolIsDamageNotARetryLoop() async throws {
+        let dir = try ScratchDirectory()
+        let (spool, _) = try Spool.open(.init(directory: dir.path, maxBytes: 1 << 20, segmentBytes: 120))
+        try spool.append(batch(1))
+        try spool.append(batch(2))
+        let entry = try #require(await spool.next())
+        try FileManager.default.removeItem(atPath: dir.path + "/" + segments(dir.path)[0])
+        #expect {
+            try spool.read(entry)
+        } throws: { error in
+            guard case SpoolError.damaged(_, _, let detail) = error else { return false }
+            return detail.contains("gone")
+        }
     }
 
     @Test func nextEndsAfterFinishOnceEverythingWasHandedOut() async throws {

@@ -359,6 +359,17 @@ func boundUDPPort(_ source: SyslogSource) throws -> Int {
         #expect(source.counters.kernelDrops == 0 && source.counters.received == 40)
     }
 
+    @Test func stopTakesWhatTheKernelHadQueued() throws {
+        let source = SyslogSource(config: .init(id: "small", listen: ["udp://127.0.0.1:0"], bufferMessages: 5), agentID: "a1", logger: logger)
+        try source.start()
+        try sendDatagrams((0..<40).map { "<13>message \($0)" }, udpPort: try boundUDPPort(source))
+        // The buffer holds 5; the other 35 wait in the kernel's queue when stop() comes.
+        #expect(waitFor { source.counters.bufferFullPauses >= 1 })
+        source.stop()
+        let lines = drain(source, count: 40, timeout: 1)
+        #expect(lines.map(\.message) == (0..<40).map { "message \($0)" })
+    }
+
     /// Past the kernel's buffer the kernel drops: counted, and reported with the next datagram.
     @Test func kernelDropsAreCounted() throws {
         let source = SyslogSource(config: .init(id: "flood", listen: ["udp://127.0.0.1:0"], bufferMessages: 100), agentID: "a1", logger: logger)

@@ -47,6 +47,24 @@ final class ScratchDirectory {
         #expect(after.last?.endOffset == 20)
     }
 
+    @Test func aBusyFileDoesNotKeepTheOthersOfItsSourceWaiting() throws {
+        let dir = try ScratchDirectory()
+        for name in ["a.log", "b.log", "c.log"] {
+            try dir.append((0..<2000).map { "\(name) \($0)\n" }.joined(), to: name)
+        }
+        let tailer = FileTailer(
+            sourceID: "app", patterns: [dir.path + "/*.log"], format: .plain, readChunkBytes: 4096) { _ in nil }
+        tailer.scan()
+        var files: [Set<String>] = []
+        for _ in 0..<3 {
+            var names: Set<String> = []
+            _ = tailer.read(budget: 4096) { names.insert(String($0.message.prefix(5))) }
+            files.append(names)
+        }
+        // One chunk per call, each call from the next file: a.log alone has data for 8 calls.
+        #expect(files == [["a.log"], ["b.log"], ["c.log"]])
+    }
+
     @Test func resumesFromACheckpointedPosition() throws {
         let dir = try ScratchDirectory()
         try dir.append("one\ntwo\nthree\n", to: "app.log")
@@ -429,11 +447,11 @@ final class ScratchDirectory {
     @Test func aQuietFileSendsItsPendingRecordAfterTheTimeout() throws {
         let dir = try ScratchDirectory()
         try dir.append(trace, to: "app.log")
-        let tailer = tailer(dir, MultilineSettings(start: #"^[0-9]{4}-"#, timeoutMilliseconds: 100))
+        let tailer = tailer(dir, MultilineSettings(start: #"^[0-9]{4}-"#, timeoutMilliseconds: 500))
         #expect(drain(tailer).count == 1)
         try dir.append("\tcontinued while still pending\n", to: "app.log")
         #expect(drain(tailer).isEmpty)
-        Thread.sleep(forTimeInterval: 0.15)
+        Thread.sleep(forTimeInterval: 0.6)
         let flushed = drain(tailer)
         #expect(flushed.map(\.message) == ["2024-05-01 12:00:01 INFO next request\n\tcontinued while still pending"])
         #expect(flushed[0].endOffset == Int64(Array((trace + "\tcontinued while still pending\n").utf8).count))

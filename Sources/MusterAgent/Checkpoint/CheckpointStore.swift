@@ -12,13 +12,29 @@ import Glibc
 /// collector recognises by origin coordinates and ignores.
 public struct CheckpointStore: Sendable {
     public let path: String
-    public private(set) var positions: [FileIdentity: FilePosition] = [:]
+    public private(set) var positions: [Key: FilePosition] = [:]
     /// Keeps the file bounded when many files come and go.
     public var maxEntries = 10_000
-    private var order: [FileIdentity] = []
+    private var order: [Key] = []
     /// The end of the last spool entry whose lines these positions include: damage before it
     /// in the spool is lost lines, damage after it only an append that never finished.
     public var spooledThrough: Spool.Mark?
+
+    /// A file as read by one source.
+    public struct Key: Hashable, Sendable {
+        public var source: String?
+        public var identity: FileIdentity
+
+        init(_ position: FilePosition) {
+            self.source = position.source
+            self.identity = position.identity
+        }
+
+        init(source: String?, identity: FileIdentity) {
+            self.source = source
+            self.identity = identity
+        }
+    }
 
     private struct FileFormat: Codable {
         var version: Int
@@ -40,8 +56,8 @@ public struct CheckpointStore: Sendable {
             let decoded = try JSONDecoder().decode(FileFormat.self, from: data)
             guard decoded.version == 1 else { throw CheckpointError.unsupportedVersion(path: path, version: decoded.version) }
             for position in decoded.files {
-                positions[position.identity] = position
-                order.append(position.identity)
+                positions[Key(position)] = position
+                order.append(Key(position))
             }
             spooledThrough = decoded.spool
         } catch let error as CheckpointError {
@@ -67,19 +83,22 @@ public struct CheckpointStore: Sendable {
         }
     }
 
-    public func position(of identity: FileIdentity) -> FilePosition? {
-        positions[identity]
+    /// Where `source` got to in the file; a position saved before sources were told apart
+    /// counts for every source.
+    public func position(of identity: FileIdentity, source: String? = nil) -> FilePosition? {
+        positions[Key(source: source, identity: identity)] ?? positions[Key(source: nil, identity: identity)]
     }
 
     /// Records a spooled position; never moves a file backwards within a generation.
     public mutating func advance(_ position: FilePosition) {
-        if let current = positions[position.identity] {
+        let key = Key(position)
+        if let current = positions[key] {
             if current.truncations > position.truncations { return }
             if current.truncations == position.truncations, current.offset >= position.offset { return }
-            order.removeAll { $0 == position.identity }
+            order.removeAll { $0 == key }
         }
-        positions[position.identity] = position
-        order.append(position.identity)
+        positions[key] = position
+        order.append(key)
         while order.count > maxEntries {
             positions[order.removeFirst()] = nil
         }

@@ -1,13 +1,17 @@
 /// How far a file has been read into the spool: reading resumes here after a restart.
 public struct FilePosition: Hashable, Sendable, Codable {
     public var identity: FileIdentity
+    /// The source that read it: two sources may tail the same file, each at its own pace.
+    /// Nil in checkpoints written before sources were told apart.
+    public var source: String?
     /// Times the file was seen truncated in place; part of the generation.
     public var truncations: Int
     /// Offset just past the last spooled line.
     public var offset: Int64
 
-    public init(identity: FileIdentity, truncations: Int, offset: Int64) {
+    public init(identity: FileIdentity, source: String? = nil, truncations: Int, offset: Int64) {
         self.identity = identity
+        self.source = source
         self.truncations = truncations
         self.offset = offset
     }

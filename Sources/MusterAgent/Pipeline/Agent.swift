@@ -70,7 +70,6 @@ public final class Agent: Service, Sendable {
         let (spool, recovery) = try Spool.open(
             config.spool.settings(stateDirectory: config.stateDirectory), checkpointed: checkpoints.spooledThrough)
         let startupNotices = report(recovery, spool: spool, checkpointSetAside: setAside)
-        let resume = checkpoints.positions
         let encoded = AsyncChannel<EncodedBatch>()
         let compressed = AsyncChannel<OutgoingBatch>()
         let shipper = Shipper(
@@ -83,19 +82,20 @@ public final class Agent: Service, Sendable {
             "agent started",
             metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.effectiveSources.map(\.id))"])
 
-        enum Finished { case pipeline, observer, graceExpired }
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Finished.self) { group in
+        enum Finished { case pipeline, observer, graceExpired, failed }
+        let failed = await withGracefulShutdownHandler {
+            await withTaskGroup(of: Finished.self, returning: Bool.self) { group in
                 group.addTask {
                     let tailers = self.config.effectiveSources.map { source in
-                        (FileTailer(source: source, stateDirectory: self.config.stateDirectory, logger: self.logger) { resume[$0] }, source.parse)
+                        (FileTailer(source: source, stateDirectory: self.config.stateDirectory, logger: self.logger) {
+                            checkpoints.position(of: $0, source: source.id)
+                        }, source.parse)
                     }
-                    await self.batchLoop(tailers: tailers, syslog: self.syslogSources, into: encoded)
+                    await self.batchLoop(tailers: tailers, syslog: self.syslogSources, spool: spool, into: encoded)
                     return .pipeline
                 }
                 group.addTask {
-                    await self.compressLoop(from: encoded, into: compressed)
-                    return .pipeline
+                    await self.compressLoop(from: encoded, into: compressed) ? .pipeline : .failed
                 }
                 group.addTask {
                     await self.spoolLoop(from: compressed, into: spool, checkpoints: checkpoints, notices: startupNotices)
@@ -158,14 +158,19 @@ public final class Agent: Service, Sendable {
                     return .graceExpired
                 }
                 var running = 4
+                var failed = false
                 for await finished in group {
                     switch finished {
                     case .pipeline: running -= 1
                     case .graceExpired: running = 0
+                    case .failed:
+                        running = 0
+                        failed = true
                     case .observer: break
                     }
                     if running == 0 { group.cancelAll() }
                 }
+                return failed
             }
         } onGracefulShutdown: {
             self.stopping.withLock { $0 = true }
@@ -176,6 +181,7 @@ public final class Agent: Service, Sendable {
             logger.notice("stopped with batches still spooled; they are sent at the next start", metadata: ["batches": "\(left)"])
         }
         try? await client.shutdown()
+        if failed { throw AgentError.compressionFailed }
         logger.info("agent stopped")
     }
 
@@ -226,7 +232,7 @@ public final class Agent: Service, Sendable {
     /// Each tailer comes with the parser its source's lines go through (none: message only);
     /// syslog sources parse their messages as they are read.
     private func batchLoop(
-        tailers: [(FileTailer, LineParser?)], syslog: [SyslogSource], into channel: AsyncChannel<EncodedBatch>
+        tailers: [(FileTailer, LineParser?)], syslog: [SyslogSource], spool: Spool, into channel: AsyncChannel<EncodedBatch>
     ) async {
         let maxAge = Duration.milliseconds(config.batch.maxAgeMilliseconds)
         let scanInterval = Duration.seconds(1)
@@ -282,9 +288,10 @@ public final class Agent: Service, Sendable {
             metrics.bytesRead.increment(by: Int64(readBytes))
             if let opened, ContinuousClock.now - opened >= maxAge {
                 await flush()
-            } else if readBytes == 0, builder.count > 0, batchesOnTheirWay.withLock({ $0 == 0 }) {
-                // Caught up with the files and nothing is on its way to the spool: waiting for
-                // the batch to fill would only add latency.
+            } else if readBytes == 0, builder.count > 0, batchesOnTheirWay.withLock({ $0 == 0 }), !spool.hasUnsent {
+                // Caught up with the files, and the spool and shipper keep up: waiting for the
+                // batch to fill would only add latency. While the collector is away, batches
+                // wait for `max_age_ms`, so the spool does not fill with tiny entries.
                 await flush()
             }
             if readBytes == 0 {
@@ -319,19 +326,21 @@ public final class Agent: Service, Sendable {
 
     // MARK: Compressing
 
-    private func compressLoop(from input: AsyncChannel<EncodedBatch>, into output: AsyncChannel<OutgoingBatch>) async {
+    /// False when a batch could not be compressed: the agent then stops with an error.
+    private func compressLoop(from input: AsyncChannel<EncodedBatch>, into output: AsyncChannel<OutgoingBatch>) async -> Bool {
         let compressor = BatchCompressor(level: config.batch.compressionLevel)
+        defer { output.finish() }
         for await batch in input {
             do {
                 await output.send(try batch.compressed(with: compressor))
             } catch {
-                // zlib fails only when memory is exhausted; the lines stay unacknowledged in
-                // their files and are read again at the next start.
+                // zlib fails only when memory is exhausted; the lines are not checkpointed yet,
+                // so they are read again at the next start.
                 logger.critical("cannot compress a batch; stopping", metadata: ["error": "\(error)"])
-                break
+                return false
             }
         }
-        output.finish()
+        return true
     }
 
     // MARK: Spooling
@@ -453,17 +462,7 @@ public final class Agent: Service, Sendable {
     }
 
     private func ship(_ entry: Spool.Entry, from spool: Spool, with shipper: Shipper) async {
-        let batch: OutgoingBatch
-        do {
-            batch = try spool.read(entry)
-        } catch {
-            // Damaged after it was written (the disk, or a hand): skip it rather than loop on it.
-            logger.error("\(error)", metadata: ["records": "\(entry.records)"])
-            metrics.spoolDamagedBytes.increment(by: Int64(entry.length))
-            metrics.recordsDropped.increment(by: Int64(entry.records))
-            spool.acknowledge(entry)
-            return
-        }
+        guard let batch = await read(entry, from: spool) else { return }
         do {
             for refusal in try await shipper.deliver(batch) {
                 metrics.batchesRefused.increment()
@@ -483,6 +482,33 @@ public final class Agent: Service, Sendable {
                 "stopping with a spooled batch not acknowledged; it is sent at the next start",
                 metadata: ["records": "\(entry.records)"])
         }
+    }
+
+    /// Reads a spooled batch back. Damage (a checksum that no longer matches, a cut file) is
+    /// skipped rather than looped on; a failure to read at all (out of descriptors, EIO) may
+    /// pass, so it is retried. Nil when the entry was skipped or the task cancelled.
+    private func read(_ entry: Spool.Entry, from spool: Spool) async -> OutgoingBatch? {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                return try spool.read(entry)
+            } catch .readFailed(let path, let detail) {
+                if failures % 30 == 0 {
+                    logger.error(
+                        "\(SpoolError.readFailed(path: path, detail: detail)); retrying every second",
+                        metadata: ["records": "\(entry.records)"])
+                }
+                failures += 1
+                try? await Task.sleep(for: .seconds(1))
+            } catch {
+                logger.error("\(error)", metadata: ["records": "\(entry.records)"])
+                metrics.spoolDamagedBytes.increment(by: Int64(entry.length))
+                metrics.recordsDropped.increment(by: Int64(entry.records))
+                spool.acknowledge(entry)
+                return nil
+            }
+        }
+        return nil
     }
 
     /// A batch the collector refused for good is kept on disk, never dropped silently.
@@ -505,12 +531,20 @@ public final class Agent: Service, Sendable {
     }
 }
 
+public enum AgentError: Error, CustomStringConvertible {
+    case compressionFailed
+
+    public var description: String {
+        "a batch could not be compressed (zlib out of memory?); the agent stopped, and its unspooled lines are read again at the next start"
+    }
+}
+
 /// Accumulates lines into one batch and remembers how far each file got.
 struct BatchBuilder {
     let node: String
     let agent: String
     private var encoder = BatchEncoder()
-    private var positions: [FileIdentity: FilePosition] = [:]
+    private var positions: [CheckpointStore.Key: FilePosition] = [:]
 
     init(node: String, agent: String) {
         self.node = node
@@ -525,8 +559,9 @@ struct BatchBuilder {
             time: line.time, node: node,
             origin: Origin(agent: agent, source: source, generation: line.position.name, offset: line.offset),
             message: line.message, fields: parser?.fields(line.message) ?? [:])
-        positions[line.identity] = FilePosition(
-            identity: line.identity, truncations: line.position.truncations, offset: line.endOffset)
+        let position = FilePosition(
+            identity: line.identity, source: source, truncations: line.position.truncations, offset: line.endOffset)
+        positions[CheckpointStore.Key(position)] = position
     }
 
     mutating func append(_ line: SyslogLine, source: String, generation: String) {

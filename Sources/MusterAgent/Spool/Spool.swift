@@ -128,7 +128,15 @@ public final class Spool: Sendable {
             do {
                 bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
             } catch {
-                throw .unusable(path: path, detail: error.localizedDescription)
+                // A segment that cannot be read at all is damage too: set it aside (for a person
+                // to look at) rather than stop the agent at every start.
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                let aside = path + ".bad"
+                guard rename(path, aside) == 0 else {
+                    throw .unusable(path: path, detail: "\(error.localizedDescription); moving it aside failed too: \(String(cString: strerror(errno)))")
+                }
+                recovery.damaged.append(Damage(path: aside, offset: 0, bytes: size))
+                continue
             }
             let scan = bytes.withUnsafeBytes { SpoolEntryFormat.scan($0) }
             var damaged = scan.damaged.map { Damage(path: path, offset: $0.offset, bytes: $0.bytes) }
@@ -157,12 +165,17 @@ public final class Spool: Sendable {
             }
         }
         recovery.bytes = state.bytes
-        state.nextSegment = (ids.last ?? 0) + 1
+        // Never reuse a segment number the checkpoints still mention: a clean stop deletes the
+        // last segment, and reusing its number would make the next start's check misread it.
+        state.nextSegment = max(ids.last ?? 0, checkpointed?.segment ?? 0) + 1
         return (Spool(settings: settings, state: state), recovery)
     }
 
     public var bytes: Int64 { state.withLock { $0.bytes } }
     public var isFull: Bool { state.withLock { $0.bytes >= settings.maxBytes } }
+    /// Whether entries wait for the shipper (it has as many in flight as it may, or the
+    /// collector is away).
+    public var hasUnsent: Bool { state.withLock { $0.unsentStart < $0.unsent.count } }
     /// Entries on disk not yet acknowledged.
     public var entries: Int { state.withLock { state in state.segments.values.reduce(0) { $0 + $1.unacknowledged } } }
 
@@ -177,8 +190,11 @@ public final class Spool: Sendable {
         let written = encoded.withUnsafeBytes { writeAll(descriptor, $0) }
         guard written, fdatasync(descriptor) == 0 else {
             let reason = String(cString: strerror(errno))
-            // Leave the segment ending with a whole entry, whatever part of this one got out.
+            // Leave the segment ending with a whole entry, whatever part of this one got out,
+            // and append no more to it: if the truncate failed too, its end is not where this
+            // spool thinks, so the next append goes to a new segment.
             _ = ftruncate(descriptor, off_t(offset))
+            retireActiveSegment()
             throw .writeFailed(path: Self.segmentPath(settings.directory, id), detail: reason)
         }
         state.withLock { state in
@@ -204,12 +220,7 @@ public final class Spool: Sendable {
             let hasRoom = segment.bytes == 0 || segment.bytes + length <= settings.segmentBytes
             let allAcknowledged = segment.bytes > 0 && segment.unacknowledged == 0
             if hasRoom, !allAcknowledged { return (id, descriptor, segment.bytes) }
-            Glibc.close(descriptor)
-            state.withLock { state in
-                state.active = nil
-                state.activeDescriptor = -1
-                if state.segments[id]!.unacknowledged == 0 { forget(id, in: &state) }
-            }
+            retireActiveSegment()
         }
         let id = state.withLock { state in
             defer { state.nextSegment += 1 }
@@ -225,6 +236,17 @@ public final class Spool: Sendable {
             state.activeDescriptor = descriptor
         }
         return (id, descriptor, 0)
+    }
+
+    /// No more appends to the active segment; it goes as soon as all of it is acknowledged.
+    private func retireActiveSegment() {
+        state.withLock { state in
+            guard let id = state.active else { return }
+            Glibc.close(state.activeDescriptor)
+            state.active = nil
+            state.activeDescriptor = -1
+            if state.segments[id]?.unacknowledged == 0 { forget(id, in: &state) }
+        }
     }
 
     /// Returns once the spool is under its limit again (or the task is cancelled).
@@ -269,12 +291,16 @@ public final class Spool: Sendable {
     public func read(_ entry: Entry) throws(SpoolError) -> OutgoingBatch {
         let path = Self.segmentPath(settings.directory, entry.segment)
         let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .readFailed(path: path, detail: String(cString: strerror(errno))) }
+        guard descriptor >= 0 else {
+            if errno == ENOENT { throw .damaged(path: path, offset: entry.offset, detail: "the segment file is gone") }
+            throw .readFailed(path: path, detail: String(cString: strerror(errno)))
+        }
         defer { Glibc.close(descriptor) }
         var bytes = [UInt8](repeating: 0, count: entry.length)
         let count = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, entry.length, off_t(entry.offset)) }
+        guard count >= 0 else { throw .readFailed(path: path, detail: String(cString: strerror(errno))) }
         guard count == entry.length else {
-            throw .damaged(path: path, offset: entry.offset, detail: count < 0 ? String(cString: strerror(errno)) : "short read")
+            throw .damaged(path: path, offset: entry.offset, detail: "the file ends \(entry.length - count) bytes early")
         }
         guard let header = bytes.withUnsafeBytes({ SpoolEntryFormat.entry(in: $0, at: 0) }) else {
             throw .damaged(path: path, offset: entry.offset, detail: "checksum mismatch")
@@ -300,13 +326,7 @@ public final class Spool: Sendable {
 
     /// At a clean stop: the active segment goes too when everything in it was acknowledged.
     public func close() {
-        state.withLock { state in
-            guard let id = state.active else { return }
-            Glibc.close(state.activeDescriptor)
-            state.activeDescriptor = -1
-            state.active = nil
-            if state.segments[id]?.unacknowledged == 0 { forget(id, in: &state) }
-        }
+        retireActiveSegment()
     }
 
     private func forget(_ id: UInt64, in state: inout State) {

@@ -172,7 +172,7 @@ public final class SyslogSource: Sendable {
     }
 
     /// Stops the receive thread, closes the sockets and removes the unix socket files. Lines
-    /// already buffered stay readable.
+    /// already buffered, and datagrams the kernel had queued, stay readable.
     public func stop() {
         let running: Running? = state.withLock { state in
             // A second concurrent stop() returns at once: only one waits for the thread.
@@ -238,6 +238,9 @@ public final class SyslogSource: Sendable {
         var pausedSince: ContinuousClock.Instant?
         var received: [(SyslogMessage, truncated: Bool)] = []
         received.reserveCapacity(Self.receiveBatch)
+        // At stop, one last pass takes what the kernel already queued: those datagrams were
+        // sent to us, and closing the socket would drop them uncounted.
+        var lastPass = false
 
         while true {
             let (stopping, room, pausedNow) = state.withLock { state in
@@ -252,7 +255,8 @@ public final class SyslogSource: Sendable {
                 }
                 return (state.stopping, room, pausedNow)
             }
-            if stopping { return }
+            if lastPass { return }
+            if stopping { lastPass = true }
             if pausedNow {
                 pausedSince = .now
                 if lastWarning.map({ ContinuousClock.now - $0 > .seconds(10) }) ?? true {
@@ -267,15 +271,18 @@ public final class SyslogSource: Sendable {
             }
 
             // Paused: wait only for the wake pipe (read() made room, or stop()).
+            let listening = room > 0 || lastPass
             var descriptors = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            if room > 0 {
+            if listening {
                 descriptors += sockets.map { pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0) }
             }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), Self.pollTimeoutMilliseconds)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), lastPass ? 0 : Self.pollTimeoutMilliseconds)
             if descriptors[0].revents != 0 { Self.drain(wake) }
-            guard ready > 0, room > 0 else { continue }
+            guard ready > 0, listening else { continue }
 
-            var budget = min(room, Self.receiveBatch)
+            // The last pass takes everything queued, over the buffer's limit if need be: the
+            // batcher drains the buffer once more after stop().
+            var budget = lastPass ? Int.max : min(room, Self.receiveBatch)
             var newDrops = 0
             for (index, socket) in sockets.enumerated() where descriptors[index + 1].revents != 0 {
                 while budget > 0, case .datagram(let length, let truncated, let drops) = socket.receive(into: buffer, control: control) {

@@ -77,6 +77,9 @@ public final class FileTailer {
     /// deletes old archives, and an inode freed that way can come back as a new one.
     var doneArchives: [InodeKey: String] = [:]
     private var readBuffer: [UInt8]
+    /// The path the last read with data ended at: the next read starts after it, so a file
+    /// that always has data cannot keep the others of its source waiting.
+    private var readCursor: String?
     /// Where to start in a file seen for the first time since the agent started.
     let resumePosition: (FileIdentity) -> FilePosition?
 
@@ -231,16 +234,30 @@ public final class FileTailer {
     /// complete lines in it (joined into records when multiline is on), in file order for each file.
     public func read(budget: Int, into sink: (TailedLine) -> Void) -> Int {
         let now = ContinuousClock.now
-        if let joiner { flushExpired(joiner, now: now, sink: sink) }
         for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
-        let order = streams.values.filter { !$0.carriers.isEmpty }
+        var order = streams.values.filter { !$0.carriers.isEmpty }
             .map { ($0.generation, files[$0.carriers[0]]?.path ?? "") }
             .sorted { $0.1 < $1.1 }
-        var total = 0
-        for (generation, _) in order {
-            guard total < budget else { break }
-            total += readStream(generation, budget: budget - total, now: now, sink: sink)
+        if let readCursor, let next = order.firstIndex(where: { $0.1 > readCursor }) {
+            order = Array(order[next...] + order[..<next])
         }
+        var total = 0
+        var notAtEnd: Set<FilePosition.Generation> = []
+        for (generation, path) in order {
+            guard total < budget else {
+                notAtEnd.insert(generation)
+                continue
+            }
+            let count = readStream(generation, budget: budget - total, now: now, sink: sink)
+            if count > 0 {
+                notAtEnd.insert(generation)
+                readCursor = path
+            }
+            total += count
+        }
+        // A record waiting for continuation lines is closed by its timeout only once its file
+        // was read to the end: lines already written belong to it whatever the clock says.
+        if let joiner { flushExpired(joiner, now: now, except: notAtEnd, sink: sink) }
         return total
     }
 
@@ -425,8 +442,13 @@ public final class FileTailer {
     }
 
     /// Sends the multiline records whose file has been quiet for the timeout.
-    private func flushExpired(_ joiner: MultilineJoiner, now: ContinuousClock.Instant, sink: (TailedLine) -> Void) {
-        let expired = streams.compactMap { $0.value.pending.map { joiner.expired($0, now: now) } == true ? $0.key : nil }
+    private func flushExpired(
+        _ joiner: MultilineJoiner, now: ContinuousClock.Instant, except busy: Set<FilePosition.Generation>,
+        sink: (TailedLine) -> Void
+    ) {
+        let expired = streams.compactMap {
+            !busy.contains($0.key) && $0.value.pending.map { joiner.expired($0, now: now) } == true ? $0.key : nil
+        }
         for generation in expired {
             guard let pending = streams[generation]?.pending else { continue }
             streams[generation]!.pending = nil

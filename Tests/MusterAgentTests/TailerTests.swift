@@ -133,6 +133,24 @@ final class ScratchDirectory {
         #expect(lines.map(\.message.count) == [1000, 1000, 500])
         #expect(lines.map(\.offset) == [0, 1000, 2000])
     }
+
+    @Test func anOverlongLabelledLineIsCutAtTheSameOffsetsHoweverItIsRead() throws {
+        let dir = try ScratchDirectory()
+        let label = TAI64N.encode(1_700_000_000_000_000_000)
+        try dir.append("\(label) " + String(repeating: "y", count: 2500) + "\n", to: "app.log")
+        func pieces(readChunkBytes: Int) -> [TailedLine] {
+            drain(FileTailer(
+                sourceID: "app", patterns: [dir.path + "/app.log"], format: .s6, maxLineBytes: 1000,
+                readChunkBytes: readChunkBytes) { _ in nil })
+        }
+        let whole = pieces(readChunkBytes: 4096)
+        let bits = pieces(readChunkBytes: 300)
+        #expect(whole.map(\.offset) == [0, 1000, 2000])
+        #expect(whole.map(\.offset) == bits.map(\.offset))
+        #expect(whole.map(\.endOffset) == bits.map(\.endOffset))
+        #expect(whole.map(\.message) == bits.map(\.message))
+        #expect(whole.map(\.message).joined() == String(repeating: "y", count: 2500))
+    }
 }
 
 /// copytruncate, inode reuse, orphan limits: what the tailer does when files are rotated under it.

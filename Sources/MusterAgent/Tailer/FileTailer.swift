@@ -408,13 +408,17 @@ public final class FileTailer {
             lineTime = labelled
             body = UnsafeBufferPointer(rebasing: body[(body.startIndex + TAI64N.labelLength + 1)...])
         }
-        while body.count > maxLineBytes {
-            let piece = UnsafeBufferPointer(rebasing: body[body.startIndex..<body.startIndex + maxLineBytes])
-            let pieceEnd = offset + Int64(piece.baseAddress! - line.baseAddress!) + Int64(maxLineBytes)
-            deliver(piece, offset: pieceOffset, end: pieceEnd, time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
+        // Cut every `maxLineBytes` of the file's bytes, label included, exactly where `consume`
+        // cuts a line that arrives over several reads: the pieces' offsets are their origin
+        // coordinates, so they must not depend on how the reads fell.
+        while body.count > 0, offset + Int64(body.baseAddress! - line.baseAddress! + body.count) - pieceOffset > Int64(maxLineBytes) {
+            let pieceEnd = pieceOffset + Int64(maxLineBytes)
+            let take = Int(pieceEnd - offset) - (body.baseAddress! - line.baseAddress!)
+            deliver(UnsafeBufferPointer(rebasing: body[0..<take]), offset: pieceOffset, end: pieceEnd,
+                    time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
             continuation = true
             pieceOffset = pieceEnd
-            body = UnsafeBufferPointer(rebasing: body[(body.startIndex + maxLineBytes)...])
+            body = UnsafeBufferPointer(rebasing: body[take...])
         }
         deliver(body, offset: pieceOffset, end: end, time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
     }

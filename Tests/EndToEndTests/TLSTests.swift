@@ -186,7 +186,7 @@ import Testing
         agent.stop()
         expectNoTokenIn([agent])
 
-        // Given the right CA, the same agent delivers every line: none was dropped or checkpointed.
+        // Given the right CA, the same agent delivers every line from its spool: none was dropped.
         let fixed = try startAgent("s2", ["--config", directory + "/agent.yaml", "--ca-file", directory + "/ca.pem"])
         try waitForStored("s2", 50, agent: fixed)
         Thread.sleep(forTimeInterval: 1)

@@ -43,13 +43,14 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
+        // Reading the agent's and the collector's YAML config files (errors that never quote a token).
+        .target(name: "MusterConfigFile", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "MusterAgent", dependencies: [
-            "MusterWire",
+            "MusterWire", "MusterConfigFile",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Yams", package: "Yams"),
             .product(name: "Mustache", package: "swift-mustache"),
             .product(name: "Crypto", package: "swift-crypto"),
             // The agent's own /metrics and /healthz.
@@ -57,14 +58,13 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "MusterCollector", dependencies: [
-            "MusterWire", "MusterStore",
+            "MusterWire", "MusterStore", "MusterConfigFile",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "LogQuery", dependencies: [
             "MusterWire", "MusterStore",
@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(name: "muster-bench-history", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/GenerateHistory"),
         .testTarget(name: "MusterWireTests", dependencies: ["MusterWire"]),
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore"]),
-        .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent"]),
+        .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterConfigFile"]),
         .testTarget(name: "MusterCollectorTests", dependencies: [
             "MusterCollector",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

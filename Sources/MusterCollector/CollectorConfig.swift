@@ -4,8 +4,8 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import MusterStore
+import MusterConfigFile
 import MusterWire
-import Yams
 
 /// The collector's settings: from a YAML file (see collector/collector.example.yaml), then
 /// environment, then flags, each overriding the one before.
@@ -149,49 +149,24 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
 
     /// Reads a YAML file; keys left out keep their defaults.
     public static func load(path: String) throws(ConfigError) -> CollectorConfig {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw .unreadable(path: path, detail: error.localizedDescription)
-        }
         var config: CollectorConfig
         do {
-            config = try YAMLDecoder().decode(CollectorConfig.self, from: text)
+            config = try YAMLConfigFile.decode(CollectorConfig.self, fromFileAt: path)
         } catch {
-            throw .invalid(path: path, detail: describe(error))
+            switch error {
+            case .unreadable(let detail): throw .unreadable(path: path, detail: detail)
+            case .invalid(let detail): throw .invalid(path: path, detail: detail)
+            }
         }
         // Like the agent's token_file: a relative path means next to the config file, so a
         // config directory can be moved whole.
         let directory = (path as NSString).deletingLastPathComponent
         if var tls = config.tls {
-            tls.certFile = tls.certFile.map { resolve($0, against: directory) }
-            tls.keyFile = tls.keyFile.map { resolve($0, against: directory) }
+            tls.certFile = tls.certFile.map { YAMLConfigFile.path($0, relativeTo: directory) }
+            tls.keyFile = tls.keyFile.map { YAMLConfigFile.path($0, relativeTo: directory) }
             config.tls = tls
         }
         return config
-    }
-
-    /// A YAML error without the text of the line it quotes: that line may be `tokens: [...]`,
-    /// and this message goes to stderr and from there into logs.
-    static func describe(_ error: any Error) -> String {
-        var error = error
-        if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError { error = underlying }
-        guard let yaml = error as? YamlError else { return "\(error)" }
-        switch yaml {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let during = context.map { "\($0.text) at \($0.mark): " } ?? ""
-            return "not valid YAML at line \(mark.line), column \(mark.column): \(during)\(problem)"
-        case .reader(let problem, let offset, _, _):
-            return "not valid YAML at byte \(offset.map(String.init) ?? "?"): \(problem)"
-        default:
-            return "\(yaml)"
-        }
-    }
-
-    static func resolve(_ path: String, against directory: String) -> String {
-        path.hasPrefix("/") || directory.isEmpty ? path : directory + "/" + path
     }
 
     var synchronousMode: Schema.Synchronous {

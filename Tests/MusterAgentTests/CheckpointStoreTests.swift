@@ -1,4 +1,5 @@
 import Foundation
+import MusterConfigFile
 import Synchronization
 import Testing
 
@@ -124,6 +125,13 @@ import Testing
             let text = "\(error)"
             return text.contains("not valid YAML at line") && !text.contains("s3cret-t0ken")
         }
+    }
+
+    @Test func pathsInAConfigFileAreRelativeToIt() {
+        #expect(YAMLConfigFile.path("token", relativeTo: "/etc/muster") == "/etc/muster/token")
+        #expect(YAMLConfigFile.path("/run/token", relativeTo: "/etc/muster") == "/run/token")
+        // `--config agent.yaml` from the working directory: the token is next to it, not at /token.
+        #expect(YAMLConfigFile.path("token", relativeTo: "") == "token")
     }
 
     @Test func validationSaysWhatIsWrong() throws {

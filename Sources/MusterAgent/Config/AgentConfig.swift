@@ -1,6 +1,6 @@
 import Foundation
+import MusterConfigFile
 import MusterWire
-import Yams
 
 /// The agent's settings: a YAML file (documented in agent/agent.example.yaml), then
 /// environment variables, then flags, each overriding the one before.
@@ -188,39 +188,16 @@ public struct AgentConfig: Sendable, Equatable {
     public init() {}
 
     public static func load(path: String) throws(AgentConfigError) -> AgentConfig {
-        let text: String
+        let file: ConfigFile
         do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
+            file = try YAMLConfigFile.decode(ConfigFile.self, fromFileAt: path)
         } catch {
-            throw .invalid("cannot read \(path): \(error.localizedDescription)")
+            switch error {
+            case .unreadable(let detail): throw .invalid("cannot read \(path): \(detail)")
+            case .invalid(let detail): throw .invalid("\(path): \(detail)")
+            }
         }
-        do {
-            let file = try YAMLDecoder().decode(ConfigFile.self, from: text)
-            return try file.resolved(relativeTo: (path as NSString).deletingLastPathComponent)
-        } catch let error as AgentConfigError {
-            throw error
-        } catch {
-            throw .invalid("\(path): \(describeYAMLError(error))")
-        }
-    }
-
-    /// A YAML error without the text of the line it quotes: that line may be `token: ...`, and
-    /// this message goes to stderr and from there into logs. (The collector has the same rule
-    /// in `CollectorConfig.describe`; the two share no module that links Yams.)
-    static func describeYAMLError(_ error: any Error) -> String {
-        var error = error
-        if case DecodingError.dataCorrupted(let context) = error, let underlying = context.underlyingError { error = underlying }
-        guard let yaml = error as? YamlError else { return "\(error)" }
-        switch yaml {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let during = context.map { "\($0.text) at \($0.mark): " } ?? ""
-            return "not valid YAML at line \(mark.line), column \(mark.column): \(during)\(problem)"
-        case .reader(let problem, let offset, _, _):
-            return "not valid YAML at byte \(offset.map(String.init) ?? "?"): \(problem)"
-        default:
-            return "\(yaml)"
-        }
+        return try file.resolved(relativeTo: (path as NSString).deletingLastPathComponent)
     }
 
     /// Checks what a typo or a missing value would otherwise turn into a confusing failure later.
@@ -385,7 +362,7 @@ private struct ConfigFile: Decodable {
             if let url = collector.url { config.collector.url = url }
             config.collector.token = collector.token
             if let file = collector.token_file {
-                let path = file.hasPrefix("/") ? file : directory + "/" + file
+                let path = YAMLConfigFile.path(file, relativeTo: directory)
                 guard let token = try? String(contentsOfFile: path, encoding: .utf8) else {
                     throw .invalid("cannot read token_file \(path)")
                 }
@@ -394,7 +371,7 @@ private struct ConfigFile: Decodable {
             if let timeout = collector.timeout_ms { config.collector.timeoutMilliseconds = timeout }
             // Like token_file: relative to the config file. Read (and checked) when the agent
             // builds its client, so a flag or MUSTER_CA_FILE can still replace it.
-            if let file = collector.ca_file { config.collector.caFile = file.hasPrefix("/") ? file : directory + "/" + file }
+            if let file = collector.ca_file { config.collector.caFile = YAMLConfigFile.path(file, relativeTo: directory) }
         }
         if let state_dir { config.stateDirectory = state_dir }
         if let batch {
@@ -431,7 +408,7 @@ private struct ConfigFile: Decodable {
         }
         if let lb {
             var resolved = AgentConfig.LoadBalancerConfig()
-            func path(_ value: String?) -> String? { value.map { $0.hasPrefix("/") ? $0 : directory + "/" + $0 } }
+            func path(_ value: String?) -> String? { value.map { YAMLConfigFile.path($0, relativeTo: directory) } }
             if let value = path(lb.template) { resolved.template = value }
             if let value = path(lb.config) { resolved.config = value }
             if let value = lb.haproxy { resolved.haproxy = value }

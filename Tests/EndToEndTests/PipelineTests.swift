@@ -5,47 +5,23 @@ import Testing
 
 /// The real collector and agent as processes on loopback, and logq reading what they stored.
 @Suite(.serialized) final class PipelineTests {
-    let directory: String
-    let token = "e2e-token"
-    var collector: RunningProcess?
-    var port = 0
+    let pipeline: LoopbackPipeline
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-e2e-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
+        pipeline = try LoopbackPipeline("e2e")
     }
 
-    deinit {
-        collector?.stop()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    var database: String { directory + "/muster.sqlite" }
+    var directory: String { pipeline.directory }
+    var database: String { pipeline.database }
+    var port: Int { pipeline.port }
 
     /// `config`: YAML for the collector's config file (limits and the like), if any.
     func startCollector(config: String? = nil) throws {
-        let portFile = directory + "/collector.port"
-        var arguments = ["--database", database, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--token", token]
-        if let config {
-            try config.write(toFile: directory + "/collector.yaml", atomically: true, encoding: .utf8)
-            arguments += ["--config", directory + "/collector.yaml"]
-        }
-        collector = try RunningProcess(
-            try Binaries.path("muster-collector"), arguments, logPath: directory + "/collector.log")
-        let started = waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: portFile) }
-        try #require(started, "collector did not start: \(collector!.log())")
-        port = Int(try String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        pipeline.collectorConfig = config
+        try pipeline.startCollector()
     }
 
-    func startAgent() throws -> RunningProcess {
-        try RunningProcess(
-            try Binaries.path("muster-agent"),
-            [
-                "--node", "s1", "--collector-url", "http://127.0.0.1:\(port)", "--token", token,
-                "--state-dir", directory + "/agent-state", "--file", "app=\(directory)/logs/*.log",
-            ],
-            logPath: directory + "/agent.log")
-    }
+    func startAgent() throws -> RunningProcess { try pipeline.startAgent() }
 
     func append(_ lines: some Sequence<String>, to name: String) throws {
         let path = directory + "/logs/" + name
@@ -56,13 +32,7 @@ import Testing
         try handle.close()
     }
 
-    func storedCount() throws -> Int {
-        guard FileManager.default.fileExists(atPath: database) else { return 0 }
-        var configuration = Configuration()
-        configuration.readonly = true
-        let queue = try DatabaseQueue(path: database, configuration: configuration)
-        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") ?? 0 }
-    }
+    func storedCount() throws -> Int { try pipeline.storedCount() }
 
     /// Messages as logq prints them with `--format json`, in logq's order.
     func logqMessages(_ extra: [String] = []) throws -> [String] {
@@ -86,7 +56,7 @@ import Testing
     func waitForStored(_ expected: Int, agent: RunningProcess) throws {
         let arrived = try waitUntil(timeout: 120, interval: 0.25) { try storedCount() >= expected }
         let stored = try storedCount()
-        try #require(arrived, "stored \(stored) of \(expected)\nagent:\n\(agent.log().suffix(3000))\ncollector:\n\(collector!.log().suffix(3000))")
+        try #require(arrived, "stored \(stored) of \(expected)\nagent:\n\(agent.log().suffix(3000))\ncollector:\n\(pipeline.collectorLog().suffix(3000))")
     }
 
     @Test func aHundredThousandLinesArriveExactlyOnceAndInOrder() throws {
@@ -162,7 +132,7 @@ extension PipelineTests {
     /// With nobody acknowledging, SIGTERM still ends the agent within its grace period. What
     /// was read is in the spool (and checkpointed as such), and goes out at the next start.
     @Test func stopsPromptlyWhenTheCollectorIsDownAndSendsTheSpoolLater() throws {
-        port = 1  // nothing listens on port 1: every attempt is refused
+        // No collector yet: the pipeline reserves a port nobody listens on, so every attempt is refused.
         try append(Self.lines("d", 0..<100), to: "app.log")
         let agent = try startAgent()
         let retrying = waitUntil(timeout: 30) { agent.log().contains("retrying") }

@@ -7,49 +7,23 @@ import Testing
 /// copytruncate, and s6-log's own rotation. Afterwards the store must hold every line written,
 /// once, and in order within each generation.
 @Suite(.serialized) final class RotationFaultTests {
-    let directory: String
-    let token = "e2e-token"
-    var collector: RunningProcess?
-    var port = 0
+    let pipeline: LoopbackPipeline
     /// Lines a second, and how long the writer writes.
     static let rate = 3000
     static let writing: TimeInterval = 12
     static let rotationEvery: TimeInterval = 1.2
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-rotation-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
+        pipeline = try LoopbackPipeline("rotation")
     }
 
-    deinit {
-        collector?.stop()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+    var database: String { pipeline.database }
+    var logs: String { pipeline.logs }
 
-    var database: String { directory + "/muster.sqlite" }
-    var logs: String { directory + "/logs" }
-
-    // MARK: Processes
-
-    func startCollector() throws {
-        let portFile = directory + "/collector.port"
-        collector = try RunningProcess(
-            try Binaries.path("muster-collector"),
-            ["--database", database, "--host", "127.0.0.1", "--port", "0", "--port-file", portFile, "--token", token],
-            logPath: directory + "/collector.log")
-        let started = waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: portFile) }
-        try #require(started, "collector did not start: \(collector!.log())")
-        port = Int(try String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-    }
+    func startCollector() throws { try pipeline.startCollector() }
 
     /// `sources`: ID=GLOB each.
-    func startAgent(_ sources: [String]) throws -> RunningProcess {
-        try RunningProcess(
-            try Binaries.path("muster-agent"),
-            ["--node", "s1", "--collector-url", "http://127.0.0.1:\(port)", "--token", token, "--state-dir", directory + "/agent-state"]
-                + sources.flatMap { ["--file", $0] },
-            logPath: directory + "/agent.log")
-    }
+    func startAgent(_ sources: [String]) throws -> RunningProcess { try pipeline.startAgent(sources: sources) }
 
     // MARK: The writer
 

@@ -49,18 +49,21 @@ final class LoopbackPipeline {
         port = Int(try String(contentsOfFile: portFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 
-    /// Starts the agent on `logs/*.log`; before the collector has run, `port` 0 is reserved so
-    /// that the agent finds nobody (connection refused) until the collector starts there.
-    func startAgent(extra: [String] = []) throws {
+    /// Starts the agent on `sources` (`ID=GLOB` each; by default `app=logs/*.log`). Before the
+    /// collector has run, `port` 0 is reserved so that the agent finds nobody (connection
+    /// refused) until the collector starts there.
+    @discardableResult
+    func startAgent(sources: [String]? = nil, extra: [String] = []) throws -> RunningProcess {
         if port == 0 { port = unusedLoopbackPort() }
         agentStarts += 1
-        agent = try RunningProcess(
+        let started = try RunningProcess(
             try Binaries.path("muster-agent"),
             [
-                "--node", "s1", "--collector-url", "http://127.0.0.1:\(port)", "--token", token,
-                "--state-dir", agentState, "--file", "app=\(logs)/*.log",
-            ] + agentArguments + extra,
+                "--node", "s1", "--collector-url", "http://127.0.0.1:\(port)", "--token", token, "--state-dir", agentState,
+            ] + (sources ?? ["app=\(logs)/*.log"]).flatMap { ["--file", $0] } + agentArguments + extra,
             logPath: directory + "/agent.log")
+        agent = started
+        return started
     }
 
     func killAgent() {

@@ -78,6 +78,29 @@ import Testing
         #expect(loaded.position(of: identity, source: "app")?.offset == 42)
     }
 
+    @Test func aBatchCarriesTheLastPositionOfEachFileForEachSource() {
+        let other = FileIdentity(device: 1, inode: 9, fingerprint: 4)
+        func line(_ identity: FileIdentity, truncations: Int = 0, end: Int64) -> TailedLine {
+            TailedLine(
+                identity: identity, position: .init(identity: identity, truncations: truncations), offset: end - 10,
+                endOffset: end, time: 0, message: "m")
+        }
+        var builder = BatchBuilder(node: "n", agent: "a")
+        builder.append(line(identity, end: 10), source: "app")
+        builder.append(line(identity, end: 20), source: "app")
+        builder.append(line(other, end: 10), source: "app")
+        builder.append(line(identity, end: 15), source: "copy")
+        builder.append(line(identity, end: 30), source: "app")
+        builder.append(line(other, truncations: 1, end: 5), source: "app")
+        let positions = Set(builder.close().positions)
+        #expect(positions == [
+            FilePosition(identity: identity, source: "app", truncations: 0, offset: 30),
+            FilePosition(identity: identity, source: "copy", truncations: 0, offset: 15),
+            FilePosition(identity: other, source: "app", truncations: 1, offset: 5),
+        ])
+        #expect(builder.close().positions.isEmpty, "a closed batch starts with no positions")
+    }
+
     @Test func staysBounded() throws {
         let dir = try ScratchDirectory()
         var store = try CheckpointStore(path: dir.path + "/c.json")

@@ -545,6 +545,9 @@ struct BatchBuilder {
     let agent: String
     private var encoder = BatchEncoder()
     private var positions: [CheckpointStore.Key: FilePosition] = [:]
+    /// The position after the last line, kept aside until a line from another file comes:
+    /// lines arrive in runs per file, so most lines cost a comparison instead of a hash.
+    private var latest: FilePosition?
 
     init(node: String, agent: String) {
         self.node = node
@@ -559,9 +562,13 @@ struct BatchBuilder {
             time: line.time, node: node,
             origin: Origin(agent: agent, source: source, generation: line.position.name, offset: line.offset),
             message: line.message, fields: parser?.fields(line.message) ?? [:])
-        let position = FilePosition(
-            identity: line.identity, source: source, truncations: line.position.truncations, offset: line.endOffset)
-        positions[CheckpointStore.Key(position)] = position
+        if let latest, latest.identity == line.identity, latest.truncations == line.position.truncations, latest.source == source {
+            self.latest!.offset = line.endOffset
+        } else {
+            if let latest { positions[CheckpointStore.Key(latest)] = latest }
+            latest = FilePosition(
+                identity: line.identity, source: source, truncations: line.position.truncations, offset: line.endOffset)
+        }
     }
 
     mutating func append(_ line: SyslogLine, source: String, generation: String) {
@@ -572,6 +579,8 @@ struct BatchBuilder {
     }
 
     mutating func close() -> EncodedBatch {
+        if let latest { positions[CheckpointStore.Key(latest)] = latest }
+        latest = nil
         let batch = EncodedBatch(ndjson: encoder.bytes, records: encoder.count, positions: Array(positions.values))
         encoder = BatchEncoder(capacity: encoder.bytes.count)
         positions = [:]

@@ -24,16 +24,6 @@ public struct CheckpointStore: Sendable {
     public struct Key: Hashable, Sendable {
         public var source: String?
         public var identity: FileIdentity
-
-        init(_ position: FilePosition) {
-            self.source = position.source
-            self.identity = position.identity
-        }
-
-        init(source: String?, identity: FileIdentity) {
-            self.source = source
-            self.identity = identity
-        }
     }
 
     private struct FileFormat: Codable {
@@ -132,5 +122,11 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case .unsupportedVersion(let path, let version): "checkpoint file \(path) has unknown version \(version)"
         case .unwritable(let path, let detail): "cannot write checkpoints \(path): \(detail)"
         }
+    }
+}
+
+extension CheckpointStore.Key {
+    init(_ position: FilePosition) {
+        self.init(source: position.source, identity: position.identity)
     }
 }

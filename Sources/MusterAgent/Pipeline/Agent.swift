@@ -377,22 +377,40 @@ public final class Agent: Service, Sendable {
     /// meanwhile, and `/healthz` says why. Nil only when cancelled first.
     @discardableResult
     private func append(_ batch: OutgoingBatch, to spool: Spool) async -> Spool.Mark? {
+        let appended = await retryingEverySecond(
+            { _ in true }, { () throws(SpoolError) in try spool.append(batch) },
+            onFailure: { error in self.status.update { $0.spoolError = error.description } },
+            onRecovery: { failures in
+                self.logger.notice("spool writable again", metadata: ["failed_attempts": "\(failures)"])
+                self.status.update { $0.spoolError = nil }
+            })
+        guard case .success(let mark) = appended else { return nil }
+        metrics.setSpool(bytes: spool.bytes, entries: spool.entries)
+        status.update { $0.spoolBytes = spool.bytes }
+        return mark
+    }
+
+    /// Disk trouble may pass (a full or read-only disk, out of descriptors, EIO): `attempt` is
+    /// tried once a second for as long as `retryable` says its error may pass, logging the
+    /// first failure and every 30th. The value, or the error not worth retrying; nil when
+    /// cancelled first.
+    private func retryingEverySecond<Value>(
+        _ retryable: (SpoolError) -> Bool, _ attempt: () throws(SpoolError) -> Value,
+        onFailure: (SpoolError) -> Void = { _ in }, onRecovery: (_ failures: Int) -> Void = { _ in }
+    ) async -> Result<Value, SpoolError>? {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let mark = try spool.append(batch)
-                if failures > 0 {
-                    logger.notice("spool writable again", metadata: ["failed_attempts": "\(failures)"])
-                    status.update { $0.spoolError = nil }
-                }
-                metrics.setSpool(bytes: spool.bytes, entries: spool.entries)
-                status.update { $0.spoolBytes = spool.bytes }
-                return mark
-            } catch {
-                if failures % 30 == 0 { logger.error("\(error)") }
+                let value = try attempt()
+                if failures > 0 { onRecovery(failures) }
+                return .success(value)
+            } catch where retryable(error) {
+                if failures % 30 == 0 { logger.error("\(error); retrying every second") }
                 failures += 1
-                status.update { $0.spoolError = error.description }
+                onFailure(error)
                 try? await Task.sleep(for: .seconds(1))
+            } catch {
+                return .failure(error)
             }
         }
         return nil
@@ -484,31 +502,22 @@ public final class Agent: Service, Sendable {
         }
     }
 
-    /// Reads a spooled batch back. Damage (a checksum that no longer matches, a cut file) is
-    /// skipped rather than looped on; a failure to read at all (out of descriptors, EIO) may
-    /// pass, so it is retried. Nil when the entry was skipped or the task cancelled.
+    /// Reads a spooled batch back. Damage (a checksum that no longer matches, a cut or deleted
+    /// file) is skipped rather than looped on; a failure to read at all may pass, so it is
+    /// retried. Nil when the entry was skipped or the task cancelled.
     private func read(_ entry: Spool.Entry, from spool: Spool) async -> OutgoingBatch? {
-        var failures = 0
-        while !Task.isCancelled {
-            do {
-                return try spool.read(entry)
-            } catch .readFailed(let path, let detail) {
-                if failures % 30 == 0 {
-                    logger.error(
-                        "\(SpoolError.readFailed(path: path, detail: detail)); retrying every second",
-                        metadata: ["records": "\(entry.records)"])
-                }
-                failures += 1
-                try? await Task.sleep(for: .seconds(1))
-            } catch {
-                logger.error("\(error)", metadata: ["records": "\(entry.records)"])
-                metrics.spoolDamagedBytes.increment(by: Int64(entry.length))
-                metrics.recordsDropped.increment(by: Int64(entry.records))
-                spool.acknowledge(entry)
-                return nil
-            }
+        let read = await retryingEverySecond(
+            { if case .readFailed = $0 { true } else { false } }, { () throws(SpoolError) in try spool.read(entry) })
+        switch read {
+        case .success(let batch): return batch
+        case .failure(let damage):
+            logger.error("\(damage)", metadata: ["records": "\(entry.records)"])
+            metrics.spoolDamagedBytes.increment(by: Int64(entry.length))
+            metrics.recordsDropped.increment(by: Int64(entry.records))
+            spool.acknowledge(entry)
+            return nil
+        case nil: return nil
         }
-        return nil
     }
 
     /// A batch the collector refused for good is kept on disk, never dropped silently.

@@ -235,29 +235,29 @@ public final class FileTailer {
     public func read(budget: Int, into sink: (TailedLine) -> Void) -> Int {
         let now = ContinuousClock.now
         for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
-        var order = streams.values.filter { !$0.carriers.isEmpty }
+        let order = streams.values.filter { !$0.carriers.isEmpty }
             .map { ($0.generation, files[$0.carriers[0]]?.path ?? "") }
             .sorted { $0.1 < $1.1 }
-        if let readCursor, let next = order.firstIndex(where: { $0.1 > readCursor }) {
-            order = Array(order[next...] + order[..<next])
-        }
+        let start = readCursor.flatMap { cursor in order.firstIndex { $0.1 > cursor } } ?? 0
         var total = 0
-        var notAtEnd: Set<FilePosition.Generation> = []
-        for (generation, path) in order {
+        // Only kept with multiline on: the generations that may have more to read.
+        var notAtEnd: Set<FilePosition.Generation>? = joiner == nil ? nil : []
+        for step in order.indices {
+            let (generation, path) = order[(start + step) % order.count]
             guard total < budget else {
-                notAtEnd.insert(generation)
+                notAtEnd?.insert(generation)
                 continue
             }
             let count = readStream(generation, budget: budget - total, now: now, sink: sink)
             if count > 0 {
-                notAtEnd.insert(generation)
+                notAtEnd?.insert(generation)
                 readCursor = path
             }
             total += count
         }
         // A record waiting for continuation lines is closed by its timeout only once its file
         // was read to the end: lines already written belong to it whatever the clock says.
-        if let joiner { flushExpired(joiner, now: now, except: notAtEnd, sink: sink) }
+        if let joiner, let notAtEnd { flushExpired(joiner, now: now, except: notAtEnd, sink: sink) }
         return total
     }
 
@@ -401,6 +401,7 @@ public final class FileTailer {
     ) {
         var body = line
         if let last = body.last, last == UInt8(ascii: "\r") { body = UnsafeBufferPointer(rebasing: body.dropLast()) }
+        let bodyEnd = offset + Int64(body.count)
         var lineTime = time
         var pieceOffset = offset
         var continuation = continuation
@@ -411,9 +412,9 @@ public final class FileTailer {
         // Cut every `maxLineBytes` of the file's bytes, label included, exactly where `consume`
         // cuts a line that arrives over several reads: the pieces' offsets are their origin
         // coordinates, so they must not depend on how the reads fell.
-        while body.count > 0, offset + Int64(body.baseAddress! - line.baseAddress! + body.count) - pieceOffset > Int64(maxLineBytes) {
+        while bodyEnd - pieceOffset > Int64(maxLineBytes) {
             let pieceEnd = pieceOffset + Int64(maxLineBytes)
-            let take = Int(pieceEnd - offset) - (body.baseAddress! - line.baseAddress!)
+            let take = body.count - Int(bodyEnd - pieceEnd)
             deliver(UnsafeBufferPointer(rebasing: body[0..<take]), offset: pieceOffset, end: pieceEnd,
                     time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
             continuation = true

@@ -14,7 +14,7 @@ struct BehindIngest: Sendable {
 
     /// Runs `chunk` until it says nothing is left (returns false) or the service shuts down.
     func repeatChunks(_ chunk: () async throws -> Bool) async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Self.isStopping {
             let started = ContinuousClock.now
             guard try await chunk() else { return }
             if writer.isBusy {
@@ -26,7 +26,7 @@ struct BehindIngest: Sendable {
     /// Runs `round` now and then every `interval` until shutdown; a failed round is logged and
     /// the next one tries again.
     static func every(_ interval: Duration, logger: Logger, failure: String, _ round: () async throws -> Void) async {
-        while !Task.isShuttingDownGracefully {
+        while !isStopping {
             do {
                 try await round()
             } catch {
@@ -35,6 +35,11 @@ struct BehindIngest: Sendable {
             await sleep(interval)
         }
     }
+
+    /// Shutdown is graceful (a signal) or a cancellation (another service of the group ended);
+    /// either way the loop ends: a cancelled sleep returns at once, so a loop that only
+    /// watched for graceful shutdown would spin.
+    static var isStopping: Bool { Task.isShuttingDownGracefully || Task.isCancelled }
 
     /// Sleeps for `duration`, or less when the service is asked to shut down.
     static func sleep(_ duration: Duration) async {

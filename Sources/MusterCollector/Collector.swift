@@ -19,17 +19,24 @@ public struct Collector {
     let logger: Logger
     /// HTTP/1.1, wrapped in TLS when `config.tls` is set; built (and its files checked) at init.
     let server: HTTPServerBuilder
+    /// Shared by every ingest request: memory is bounded across requests, not per request.
+    let inflatedBytes: InflatedBytesBudget
 
     public init(config: CollectorConfig, logger: Logger) throws {
         guard !config.tokens.isEmpty else { throw CollectorError.noToken }
         self.config = config
         self.logger = logger
+        inflatedBytes = InflatedBytesBudget(capacity: config.limits.maxInflatedBytesInFlight)
         retention = try config.retention.policy
         // Before the database is opened: a broken certificate should not leave a new file behind.
+        // The idle timeout also closes a connection whose request head trickles in (the timer
+        // stops only once a whole head has arrived), so slow senders cannot hold descriptors.
+        let http1 = HTTPServerBuilder.http1(
+            configuration: .init(idleTimeout: .milliseconds(Int64(config.limits.idleTimeoutMilliseconds))))
         if let tls = try config.tls?.serverConfiguration() {
-            server = try HTTPServerBuilder.tls(.http1(), tlsConfiguration: tls)
+            server = try HTTPServerBuilder.tls(http1, tlsConfiguration: tls)
         } else {
-            server = .http1()
+            server = http1
         }
         do {
             database = try Schema.openForWriting(path: config.database, synchronous: try config.synchronousMode)
@@ -49,7 +56,7 @@ public struct Collector {
         let router = Router()
         IngestRoutes(
             writer: writer, tokens: TokenSet(config.tokens), limits: config.limits,
-            wireLimits: config.wireLimits, metrics: metrics
+            wireLimits: config.wireLimits, metrics: metrics, budget: inflatedBytes
         ).register(on: router)
         EventRoutes(database: database, feed: writer.feed, tokens: TokenSet(config.tokens)).register(on: router)
         MarkRoutes(writer: writer, tokens: TokenSet(config.tokens), logger: logger).register(on: router)
@@ -89,7 +96,10 @@ public struct Collector {
         return Application(
             router: router(),
             server: server,
-            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
+            configuration: .init(
+                address: .hostname(config.listen.host, port: config.listen.port), serverName: nil,
+                availableConnectionsDelegate: ConnectionLimit(
+                    maxConnections: config.limits.maxConnections, metrics: metrics, logger: logger)),
             services: backgroundServices(),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
@@ -103,6 +113,9 @@ public struct Collector {
 
     /// Runs until SIGTERM/SIGINT, then stops accepting, commits what was accepted and exits.
     public func run() async throws {
+        let descriptors = DescriptorLimit.raiseToHard()
+        logger.info(
+            "descriptor limit", metadata: ["nofile": "\(descriptors)", "max_connections": "\(config.limits.maxConnections)"])
         // A service group shuts its services down last first: the event feed ends every open
         // stream before the HTTP server waits for its connections to finish, which would
         // otherwise wait forever on streams that only end when the feed does.

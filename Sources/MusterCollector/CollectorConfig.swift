@@ -41,6 +41,21 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         public var maxLineBytes: Int = 1 << 20
         /// Records that may wait for the writer across all requests; past it, 503 "busy".
         public var maxWaitingRecords: Int = 1_000_000
+        /// Inflated batch bytes held at once across all requests (inflating, parsing, waiting
+        /// for the writer); a request that would pass it waits for room, so memory is bounded
+        /// by bytes, not by record count.
+        public var maxInflatedBytesInFlight: Int = 256 << 20
+        /// Open client connections; past it new ones wait in the listen backlog until one
+        /// closes (logged and counted), so descriptors stay for the store and the connections
+        /// in use.
+        public var maxConnections: Int = 512
+        /// A connection on which nothing usable arrives for this long is closed: no request,
+        /// a request head that has not fully arrived (it counts only when complete, so a head
+        /// sent a byte at a time is cut off too), or a body that stalls.
+        public var idleTimeoutMilliseconds: Int = 30_000
+        /// A request's whole body must arrive within this long of its head, however steadily
+        /// it trickles; 408 otherwise.
+        public var bodyTimeoutMilliseconds: Int = 30_000
     }
 
     public var membership: Membership = .init()
@@ -105,17 +120,27 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
             chunkRows = try container.decodeIfPresent(Int.self, forKey: .chunkRows) ?? defaults.chunkRows
         }
 
-        /// The policy, checked: negative values and a zero chunk are configuration errors.
+        /// Each setting against its range; 0 means no limit for the ages and the size.
+        func check() throws(YAMLConfigFile.OutOfRange) {
+            // A century of hours and a petabyte of megabytes: far past any use, and far from
+            // overflowing once turned into nanoseconds and bytes.
+            for (key, value) in [
+                ("logs_max_age_hours", logsMaxAgeHours), ("history_max_age_hours", historyMaxAgeHours),
+            ] {
+                try YAMLConfigFile.check(value, in: 0...876_000, key: "retention.\(key)", note: "0: no limit")
+            }
+            try YAMLConfigFile.check(maxDatabaseMegabytes, in: 0...(1 << 30), key: "retention.max_database_mb", note: "0: no limit")
+            try YAMLConfigFile.check(intervalMilliseconds, in: 1...CollectorConfig.dayMilliseconds, key: "retention.interval_ms")
+            try YAMLConfigFile.check(chunkRows, in: 1...10_000_000, key: "retention.chunk_rows")
+        }
+
+        /// The policy, checked (see `check`).
         var policy: RetentionPolicy {
             get throws(ConfigError) {
-                for (key, value) in [
-                    ("logs_max_age_hours", logsMaxAgeHours), ("history_max_age_hours", historyMaxAgeHours),
-                    ("max_database_mb", maxDatabaseMegabytes),
-                ] where value < 0 {
-                    throw .invalid(path: "retention.\(key)", detail: "must be 0 (no limit) or more, not \(value)")
-                }
-                guard chunkRows > 0, intervalMilliseconds > 0 else {
-                    throw .invalid(path: "retention", detail: "chunk_rows and interval_ms must be more than 0")
+                do {
+                    try check()
+                } catch {
+                    throw .invalid(path: error.key, detail: error.requirement)
                 }
                 let hour = 3_600 * Timestamp.nanosPerSecond
                 return RetentionPolicy(
@@ -167,6 +192,50 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
             config.tls = tls
         }
         return config
+    }
+
+    /// A day, the longest timeout or interval any setting takes, in milliseconds.
+    static let dayMilliseconds = 86_400_000
+
+    /// Checks every setting the collector reads, naming the key and what it may be: the
+    /// command calls it once the file, the environment and the flags are merged.
+    public func validate() throws(ConfigError) {
+        do {
+            try checkRanges()
+        } catch {
+            throw .invalid(path: error.key, detail: error.requirement)
+        }
+        for (index, token) in tokens.enumerated() {
+            // A token is sent as `Authorization: Bearer TOKEN`: whitespace or a control
+            // character there can never arrive intact, and "" would match nothing.
+            guard !token.isEmpty, !token.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F })
+            else {
+                throw .invalid(
+                    path: "tokens[\(index)]",
+                    detail: token.trimmingCharacters(in: .whitespaces).isEmpty
+                        ? "is empty or only whitespace: give a secret of visible characters"
+                        : "contains whitespace or a control character, which a bearer token cannot carry")
+            }
+        }
+        _ = try synchronousMode
+    }
+
+    private func checkRanges() throws(YAMLConfigFile.OutOfRange) {
+        let day = Self.dayMilliseconds
+        try YAMLConfigFile.check(listen.port, in: 0...65535, key: "listen.port", note: "0 picks a free port")
+        try YAMLConfigFile.check(limits.maxBodyBytes, in: 1...(1 << 30), key: "limits.max_body_bytes")
+        try YAMLConfigFile.check(limits.maxDecompressedBytes, in: 1...(1 << 32), key: "limits.max_decompressed_bytes")
+        try YAMLConfigFile.check(limits.maxRecordsPerBatch, in: 1...10_000_000, key: "limits.max_records_per_batch")
+        try YAMLConfigFile.check(limits.maxLineBytes, in: 1...(1 << 30), key: "limits.max_line_bytes")
+        try YAMLConfigFile.check(limits.maxWaitingRecords, in: 1...100_000_000, key: "limits.max_waiting_records")
+        try YAMLConfigFile.check(limits.maxInflatedBytesInFlight, in: 1...(1 << 40), key: "limits.max_inflated_bytes_in_flight")
+        try YAMLConfigFile.check(limits.maxConnections, in: 1...1_000_000, key: "limits.max_connections")
+        try YAMLConfigFile.check(limits.idleTimeoutMilliseconds, in: 100...day, key: "limits.idle_timeout_ms")
+        try YAMLConfigFile.check(limits.bodyTimeoutMilliseconds, in: 100...day, key: "limits.body_timeout_ms")
+        try YAMLConfigFile.check(searchIndex.intervalMilliseconds, in: 1...day, key: "search_index.interval_ms")
+        try YAMLConfigFile.check(searchIndex.chunkRows, in: 1...10_000_000, key: "search_index.chunk_rows")
+        try YAMLConfigFile.check(membership.snapshotSettleMilliseconds, in: 0...day, key: "membership.snapshot_settle_ms")
+        try retention.check()
     }
 
     var synchronousMode: Schema.Synchronous {
@@ -273,6 +342,10 @@ extension CollectorConfig.Limits {
         case maxRecordsPerBatch = "max_records_per_batch"
         case maxLineBytes = "max_line_bytes"
         case maxWaitingRecords = "max_waiting_records"
+        case maxInflatedBytesInFlight = "max_inflated_bytes_in_flight"
+        case maxConnections = "max_connections"
+        case idleTimeoutMilliseconds = "idle_timeout_ms"
+        case bodyTimeoutMilliseconds = "body_timeout_ms"
     }
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -285,6 +358,13 @@ extension CollectorConfig.Limits {
         maxLineBytes = try container.decodeIfPresent(Int.self, forKey: .maxLineBytes) ?? defaults.maxLineBytes
         maxWaitingRecords =
             try container.decodeIfPresent(Int.self, forKey: .maxWaitingRecords) ?? defaults.maxWaitingRecords
+        maxInflatedBytesInFlight =
+            try container.decodeIfPresent(Int.self, forKey: .maxInflatedBytesInFlight) ?? defaults.maxInflatedBytesInFlight
+        maxConnections = try container.decodeIfPresent(Int.self, forKey: .maxConnections) ?? defaults.maxConnections
+        idleTimeoutMilliseconds =
+            try container.decodeIfPresent(Int.self, forKey: .idleTimeoutMilliseconds) ?? defaults.idleTimeoutMilliseconds
+        bodyTimeoutMilliseconds =
+            try container.decodeIfPresent(Int.self, forKey: .bodyTimeoutMilliseconds) ?? defaults.bodyTimeoutMilliseconds
     }
 }
 

@@ -13,6 +13,10 @@ public final class CollectorMetrics: Sendable {
     let commitSeconds: DurationHistogram
     let searchIndexed: Counter
     let searchIndexPending: Gauge
+    let openConnections: Gauge
+    let connectionLimitReached: Counter
+    let bodyTimeouts: Counter
+    let inflatedBytesHeld: Gauge
 
     public init() {
         /// `muster_<subsystem>_<name>_<unit>`
@@ -37,6 +41,14 @@ public final class CollectorMetrics: Sendable {
             descriptor: name("search", "indexed_rows", "total", "Rows added to the full-text index"))
         searchIndexPending = registry.makeGauge(
             descriptor: name("search", "index_pending", "rows", "Rows stored but not yet in the full-text index"))
+        openConnections = registry.makeGauge(
+            descriptor: name("http", "open_connections", "", "Client connections open now"))
+        connectionLimitReached = registry.makeCounter(
+            descriptor: name("http", "connection_limit_reached", "total", "Times max_connections was reached"))
+        bodyTimeouts = registry.makeCounter(
+            descriptor: name("http", "body_timeouts", "total", "Requests answered 408 because the body arrived too slowly"))
+        inflatedBytesHeld = registry.makeGauge(
+            descriptor: name("ingest", "inflated_bytes_held", "bytes", "Inflated batch bytes reserved by requests in progress"))
     }
 
     func recordCommit(results: [IngestCounts], duration: Duration) {

@@ -12,6 +12,7 @@ struct IngestRoutes {
     let limits: CollectorConfig.Limits
     let wireLimits: BatchCodec.Limits
     let metrics: CollectorMetrics
+    let budget: InflatedBytesBudget
 
     func register(on router: Router<BasicRequestContext>) {
         router.post("/v1/ingest") { request, context in
@@ -40,23 +41,44 @@ struct IngestRoutes {
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limits.maxBodyBytes {
             throw APIError(.bodyTooLarge(limit: limits.maxBodyBytes))
         }
-        let body: ByteBuffer
+        let body = try await collectBody(request)
+        // The most this body may cost until it is committed: its inflated bytes and the records
+        // parsed from them (about as much again); trimmed to what it holds once decoded.
+        var reserved = await budget.reserve(
+            2 * (coding == .identity ? body.readableBytes : limits.maxDecompressedBytes))
+        metrics.inflatedBytesHeld.set(Int64(await budget.heldBytes))
         do {
-            body = try await request.body.collect(upTo: limits.maxBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw APIError(.bodyTooLarge(limit: limits.maxBodyBytes))
+            let counts = try await decodeAndCommit(body, coding: coding, reserved: &reserved)
+            await releaseBudget(reserved)
+            let answer = try JSONEncoder().encode(counts)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: answer)))
+        } catch {
+            await releaseBudget(reserved)
+            throw error
         }
+    }
+
+    private func releaseBudget(_ bytes: Int) async {
+        await budget.release(bytes)
+        metrics.inflatedBytesHeld.set(Int64(await budget.heldBytes))
+    }
+
+    private func decodeAndCommit(_ body: ByteBuffer, coding: ContentCoding, reserved: inout Int) async throws -> IngestCounts {
         let records: [LogRecord]
         do {
             let inflated = try coding.decode(body, limit: limits.maxDecompressedBytes)
             records = try BatchCodec.decode(inflated, limits: wireLimits)
+            let needed = min(reserved, 2 * inflated.readableBytes)
+            await budget.release(reserved - needed)
+            reserved = needed
         } catch {
             throw APIError(error)
         }
         let journal = try Self.journalEntries(in: records)
-        let counts: IngestCounts
         do {
-            counts = try await writer.submit(records, journal: journal)
+            return try await writer.submit(records, journal: journal)
         } catch let error as IngestWriterError {
             throw APIError(status: .serviceUnavailable, code: "busy", message: "\(error); retry later")
         } catch {
@@ -65,14 +87,36 @@ struct IngestRoutes {
                 status: .serviceUnavailable, code: "store_unavailable",
                 message: "the batch could not be committed (\(error)); retry later")
         }
-        let answer = try JSONEncoder().encode(counts)
-        return Response(
-            status: .ok, headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: answer)))
     }
 }
 
 extension IngestRoutes {
+    /// The body, within `max_body_bytes` and `body_timeout_ms`: a sender that stops halfway
+    /// gets 408 instead of holding the connection and its reservation forever.
+    private func collectBody(_ request: Request) async throws -> ByteBuffer {
+        let maxBytes = limits.maxBodyBytes
+        let timeout = Duration.milliseconds(limits.bodyTimeoutMilliseconds)
+        do {
+            return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask { try await request.body.collect(upTo: maxBytes) }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let body = first else {
+                    metrics.bodyTimeouts.increment()
+                    throw APIError(
+                        status: .requestTimeout, code: "body_timeout",
+                        message: "the request body did not arrive within \(limits.bodyTimeoutMilliseconds) ms")
+                }
+                return body
+            }
+        } catch is NIOTooManyBytesError {
+            throw APIError(.bodyTooLarge(limit: maxBytes))
+        }
+    }
+
     /// Decodes the batch's event-journal lines (source `events`), refusing the batch when one
     /// is not a journal entry: the collector interprets these lines, so it checks them first.
     static func journalEntries(in records: [LogRecord]) throws -> [Int: JournalEntry] {

@@ -15,7 +15,12 @@ struct RetentionService: Service {
     let logger: Logger
 
     func run() async throws {
-        guard policy.isEnabled else { return }
+        guard policy.isEnabled else {
+            // A service that returns ends the whole group (the HTTP server with it), so with
+            // nothing to prune it waits for shutdown like the others.
+            try? await gracefulShutdown()
+            return
+        }
         let share = BehindIngest(writer: writer, busyShare: 0.5)
         await BehindIngest.every(interval, logger: logger, failure: "retention failed") {
             var total = Retention.Progress()

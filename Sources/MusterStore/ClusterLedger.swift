@@ -42,7 +42,9 @@ public struct MembershipChange: Sendable, Equatable, Codable, FetchableRecord {
 
     public init(row: Row) throws {
         id = row["id"]
-        t = row["t"]
+        // Stored rows are outside input too: a row written before times were range-checked
+        // must not overflow the arithmetic of whoever reads it.
+        t = Timestamp.clamped(row["t"])
         member = row["member"]
         change = Change(rawValue: row["change"]) ?? .updated
         status = MemberStatus(rawValue: row["status"]) ?? .failed

@@ -75,8 +75,8 @@ public enum BatchCodec {
             guard let source, !source.isEmpty else { throw .missingField(line: lineNumber, field: "src") }
             guard let time else { throw .missingField(line: lineNumber, field: "t") }
             guard let offset = wire.off ?? nextOffset else { throw .missingField(line: lineNumber, field: "off") }
-            guard offset >= 0 else {
-                throw .invalidField(line: lineNumber, field: "off", detail: "must not be negative")
+            guard Origin.offsetRange.contains(offset) else {
+                throw .invalidField(line: lineNumber, field: "off", detail: "must be between 0 and 2^62")
             }
             guard let message = wire.msg else { throw .missingField(line: lineNumber, field: "msg") }
             nextOffset = offset + Int64(message.utf8.count) + 1

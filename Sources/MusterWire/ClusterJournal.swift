@@ -47,8 +47,49 @@ public struct JournalEntry: Codable, Sendable, Equatable {
     /// One line of the journal, without the newline.
     public func encodedLine() -> String { CanonicalJSON.string(self) }
 
+    /// Decodes and range-checks one journal line. The collector derives the canonical
+    /// membership from these, so a time outside ``Timestamp/supportedRange`` or a negative
+    /// count is refused here, where it enters, rather than overflowing the ledger's arithmetic.
     public static func decode(line: String) throws -> JournalEntry {
-        try JSONDecoder().decode(JournalEntry.self, from: Data(line.utf8))
+        let entry = try JSONDecoder().decode(JournalEntry.self, from: Data(line.utf8))
+        try entry.checkRanges()
+        return entry
+    }
+
+    /// A journal line that is JSON of the right shape but holds a value out of range.
+    public struct OutOfRange: Error, CustomStringConvertible {
+        public var field: String
+        public var detail: String
+        public var description: String { "'\(field)' \(detail)" }
+    }
+
+    func checkRanges() throws(OutOfRange) {
+        func time(_ value: Int64?, _ field: String) throws(OutOfRange) {
+            guard let value, !Timestamp.supportedRange.contains(value) else { return }
+            throw OutOfRange(
+                field: field,
+                detail: "is \(value), outside the years \(Timestamp.supportedYears.lowerBound)-\(Timestamp.supportedYears.upperBound) in nanoseconds")
+        }
+        func count<Value: BinaryInteger>(_ value: Value?, _ field: String) throws(OutOfRange) {
+            guard let value, value < 0 else { return }
+            throw OutOfRange(field: field, detail: "must not be negative, not \(value)")
+        }
+        try time(t, "t")
+        try count(user?.ltime, "user.ltime")
+        for service in inventory?.services ?? [] {
+            try time(service.since, "inventory.services.since")
+            try count(service.pid, "inventory.services.pid")
+        }
+        try count(config?.version, "config.version")
+        try count(config?.durationMilliseconds, "config.durationMilliseconds")
+        for row in stats ?? [] {
+            for (value, field) in [
+                (row.currentSessions, "currentSessions"), (row.totalSessions, "totalSessions"),
+                (row.responses2xx, "responses2xx"), (row.responses5xx, "responses5xx"),
+            ] {
+                try count(value, "stats." + field)
+            }
+        }
     }
 }
 

@@ -8,6 +8,10 @@ public struct Origin: Hashable, Sendable {
     public var generation: String
     public var offset: Int64
 
+    /// Offsets a sender may give: a file offset or sequence number below 2^62 (4 EiB), so the
+    /// implicit offset of the next line (`off` + message length + 1) can never overflow.
+    public static let offsetRange: ClosedRange<Int64> = 0...(1 << 62)
+
     public init(agent: String, source: String, generation: String, offset: Int64) {
         self.agent = agent
         self.source = source

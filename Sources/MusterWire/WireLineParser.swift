@@ -77,11 +77,15 @@ struct WireLineParser {
             if peek() == UInt8(ascii: "\"") {
                 let text = try parseString()
                 guard let nanos = Timestamp.parseRFC3339(text) else {
-                    throw .field(key, "is neither integer nanoseconds nor an RFC 3339 time")
+                    throw .field(key, "is neither integer nanoseconds nor an RFC 3339 time in the years \(Timestamp.supportedYears.lowerBound)-\(Timestamp.supportedYears.upperBound)")
                 }
                 line.t = nanos
             } else {
-                line.t = try integerValue(key)
+                let nanos = try integerValue(key)
+                guard Timestamp.supportedRange.contains(nanos) else {
+                    throw .field(key, "is outside the years \(Timestamp.supportedYears.lowerBound)-\(Timestamp.supportedYears.upperBound)")
+                }
+                line.t = nanos
             }
         case "f": line.fields = try fieldsValue()
         default: try skipValue(depth: 0)

@@ -16,15 +16,11 @@ import Testing
     let config: CollectorConfig
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-ingest-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var config = CollectorConfig()
-        config.database = directory + "/store.sqlite"
-        config.tokens = ["s3cret"]
+        var (config, directory) = try CollectorConfig.forTest("ingest")
         config.limits.maxBodyBytes = 64 << 10
         config.limits.maxDecompressedBytes = 256 << 10
-        config.synchronous = "normal"
         self.config = config
+        self.directory = directory
     }
 
     func batch(_ count: Int, offset: Int64 = 0, message: String = "GET /index.html 200") -> [UInt8] {

@@ -151,11 +151,41 @@ import Testing
 
 @Suite struct TimestampTests {
     @Test func formatsAndParsesBackExactly() {
-        for nanos: Int64 in [0, 1, 999_999_999, 1_700_000_000_123_456_789, 1_795_293_559_064_962_496, -1] {
+        for nanos: Int64 in [0, 1, 999_999_999, 1_700_000_000_123_456_789, 1_795_293_559_064_962_496, Timestamp.supportedRange.upperBound] {
             let text = Timestamp.format(nanos)
             #expect(Timestamp.parseRFC3339(text) == nanos, "\(text)")
         }
         #expect(Timestamp.format(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z")
+        #expect(Timestamp.format(Timestamp.supportedRange.upperBound) == "2261-12-31T23:59:59.999999999Z")
+    }
+
+    /// Years that have no nanosecond count in `Int64` (or whose differences would not) are
+    /// refused, not trapped on; so are offsets that are not offsets.
+    @Test func timesOutsideTheSupportedYearsAreRefused() {
+        for text in [
+            "9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z", "2263-01-01T00:00:00Z", "2262-04-12T00:00:00Z",
+            "1969-12-31T23:59:59Z", "1677-01-01T00:00:00Z", "1970-01-01T00:00:00+00:01", "2261-12-31T23:59:59-00:01",
+            "2026-01-01T00:00:00+99:00", "2026-01-01T00:00:00+01:99", "2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z",
+        ] {
+            #expect(Timestamp.parseRFC3339(text) == nil, "\(text)")
+        }
+        #expect(Timestamp.parseRFC3339("1970-01-01T00:00:00Z") == 0)
+        #expect(Timestamp.parseRFC3339("1970-01-01T01:00:00+01:00") == 0)
+        #expect(Timestamp.nanos(year: 2261, month: 12, day: 31, hour: 23, minute: 59, second: 60) == nil)
+        #expect(Timestamp.clamped(.min) == 0)
+        #expect(Timestamp.clamped(.max) == Timestamp.supportedRange.upperBound)
+        // The property the range is chosen for: any difference of two supported times fits.
+        #expect(Timestamp.supportedRange.upperBound.subtractingReportingOverflow(Timestamp.supportedRange.lowerBound).overflow == false)
+    }
+
+    @Test func offsetsAndTimesOutOfRangeOnTheWireAreRefused() {
+        #expect(throws: WireError.invalidField(line: 1, field: "off", detail: "must be between 0 and 2^62")) {
+            try BatchCodec.decode(ByteBuffer(string: #"{"agent":"a","node":"n","src":"s","t":1,"off":9223372036854775807,"msg":"x"}"#))
+        }
+        #expect { try BatchCodec.decode(ByteBuffer(string: #"{"agent":"a","node":"n","src":"s","t":-5,"off":0,"msg":"x"}"#)) }
+            throws: { ($0 as? WireError)?.code == "invalid_field" }
+        #expect { try BatchCodec.decode(ByteBuffer(string: #"{"agent":"a","node":"n","src":"s","t":"9999-12-31T23:59:59Z","off":0,"msg":"x"}"#)) }
+            throws: { ($0 as? WireError)?.code == "invalid_field" }
     }
 
     @Test func parsesOffsetsAndShortFractions() {
@@ -237,7 +267,7 @@ import Testing
         for _ in 0..<2000 {
             let bytes = (0..<Int.random(in: 0..<80, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             let message = String(decoding: bytes, as: UTF8.self)
-            let record = LogRecord(time: Int64.random(in: 0...Int64.max, using: &generator), node: "n",
+            let record = LogRecord(time: Int64.random(in: Timestamp.supportedRange, using: &generator), node: "n",
                                    origin: Origin(agent: "a", source: "s", generation: "g", offset: offset), message: message)
             offset += Int64(Bool.random(using: &generator) ? message.utf8.count + 1 : Int.random(in: 1...500, using: &generator))
             records.append(record)

@@ -24,6 +24,8 @@ public struct Collector {
 
     public init(config: CollectorConfig, logger: Logger) throws {
         guard !config.tokens.isEmpty else { throw CollectorError.noToken }
+        // Here as well as in the command, so that no way of starting a collector skips it.
+        try config.validate()
         self.config = config
         self.logger = logger
         inflatedBytes = InflatedBytesBudget(capacity: config.limits.maxInflatedBytesInFlight)

@@ -41,7 +41,9 @@ struct MusterCollectorCommand: AsyncParsableCommand {
         do {
             if let config { settings = try CollectorConfig.load(path: config) }
         } catch {
-            throw ValidationError("\(error)")
+            // Like every other config error: the message alone (it names the key), exit 2.
+            FileHandle.standardError.write(Data("muster-collector: \(error)\n".utf8))
+            throw ExitCode(2)
         }
         let environment = ProcessInfo.processInfo.environment
         if let value = database ?? environment["MUSTER_DB"] { settings.database = value }
@@ -56,6 +58,13 @@ struct MusterCollectorCommand: AsyncParsableCommand {
             if let tlsCert { tls.certFile = tlsCert }
             if let tlsKey { tls.keyFile = tlsKey }
             settings.tls = tls
+        }
+
+        do {
+            try settings.validate()
+        } catch {
+            FileHandle.standardError.write(Data("muster-collector: \(error)\n".utf8))
+            throw ExitCode(2)
         }
 
         var logger = Logger(label: "muster-collector")

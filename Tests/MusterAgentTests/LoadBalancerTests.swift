@@ -36,11 +36,43 @@ import Testing
         #expect(refused.contains { $0.contains(#"server evil"#) && $0.contains("refused") })
     }
 
+    /// `inet_pton` stops at a NUL, so `10.0.0.29\0…` passed as 10.0.0.29 and every render
+    /// then failed `haproxy -c`; loopback and the like pointed HAProxy at itself or nowhere.
+    /// Each such member is refused with its reason, and the others are still served.
+    @Test func controlBytesAndUnusableAddressesAreRefusedAndTheRestStillRender() throws {
+        let unusable: [String: String] = [
+            "10.0.0.29\u{0000}": "not an IP address", "10.0.0.29\u{0000}junk": "not an IP address",
+            "10.0.0.30\n": "not an IP address", "\u{0007}10.0.0.31": "not an IP address", "fd00::\u{001B}1": "not an IP address",
+            "127.0.0.1": "loopback", "127.255.0.9": "loopback", "::1": "loopback", "::ffff:127.0.0.1": "loopback",
+            "0.0.0.0": "0.0.0.0/8", "::": "unspecified", "255.255.255.255": "broadcast",
+            "224.0.0.1": "multicast", "239.255.255.250": "multicast", "ff02::1": "multicast",
+        ]
+        var members: [String: KnownMember] = ["s1": web("10.0.0.10"), "s2": web("fd00::2"), "s3": web("::ffff:10.0.0.12")]
+        for (index, address) in unusable.keys.sorted().enumerated() { members["bad\(index)"] = web(address) }
+        members["s1\u{0000}x"] = web("10.0.0.13")
+        members["s1\u{0001}"] = web("10.0.0.14")
+        let (servers, refused) = MemberValidation.desiredServers(members: members, role: "web")
+        #expect(servers.map(\.name) == ["s1", "s2", "s3"])
+        #expect(refused.count == unusable.count + 2, "\(refused)")
+        for (address, reason) in unusable {
+            #expect(refused.contains { $0.contains(String(reflecting: address)) && $0.contains(reason) }, "\(address): \(refused)")
+        }
+        let text = try renderer().render(servers: servers, version: 1, generatedAt: 0)
+        #expect(Set(ConfigRenderer.serverLines(text).keys) == ["s1", "s2", "s3"])
+        #expect(!text.utf8.contains { $0 < 0x20 && $0 != 0x0A && $0 != 0x09 })
+    }
+
     @Test func aHostileNameNeverChangesTheRenderedStructure() throws {
         let members: [String: KnownMember] = ["s1": web("10.0.0.10"), "s1\n    server evil 203.0.113.9:80": web("10.0.0.12")]
         let text = try renderer().render(servers: MemberValidation.desiredServers(members: members, role: "web").servers, version: 1, generatedAt: 0)
         #expect(!text.contains("evil"))
         #expect(ConfigRenderer.serverLines(text) == ["s1": "10.0.0.10:80 check inter 1s fall 2 rise 1"])
+        // A one-host cluster may allow loopback; nothing else that is refused becomes usable.
+        #expect(MemberValidation.unusableAddressReason("127.0.0.1", allowLoopback: true) == nil)
+        #expect(MemberValidation.unusableAddressReason("::1", allowLoopback: true) == nil)
+        for address in ["0.0.0.0", "::", "255.255.255.255", "224.0.0.1", "10.0.0.29\u{0}"] {
+            #expect(MemberValidation.unusableAddressReason(address, allowLoopback: true) != nil, "\(address)")
+        }
     }
 
     /// The real haproxy accepts what the template renders, with and without servers.
@@ -234,6 +266,8 @@ import Testing
         config.render.runtimeSocket = directory + "/admin.sock"
         config.statsIntervalMilliseconds = 0
         config.quietMilliseconds = 100
+        // Serf runs on loopback here, so the member's address is 127.0.0.1.
+        config.allowLoopbackBackends = true
         let controller = LBController(
             config: config, node: "ha", journal: EventJournal(path: directory + "/events.jsonl"),
             stream: EventStreamClient(baseURL: "http://127.0.0.1:1", token: "t", client: .shared), serfRPC: "127.0.0.1:\(port)",

@@ -159,6 +159,43 @@ private func parse(_ text: String, at time: Int64 = received) -> SyslogMessage {
         #expect(parse("<13>" + text).format == .bare)
     }
 
+    /// Timestamps past what a nanosecond count can hold (or before the epoch) used to trap in
+    /// the date arithmetic; now the message keeps its header, gets the receive time, and says so.
+    @Test(arguments: [
+        "<14>1 9999-12-31T23:59:59Z host app - - - x", "<14>1 0000-01-01T00:00:00Z host app - - - x",
+        "<14>1 2263-01-01T00:00:00Z host app - - - x", "<14>1 1969-12-31T23:59:59Z host app - - - x",
+        "<14>1 2261-12-31T23:59:59-23:59 host app - - - x",
+    ])
+    func rfc5424OutOfRangeYearsKeepTheHeaderAndTheReceiveTime(text: String) {
+        let message = parse(text)
+        #expect(message.format == .rfc5424 && message.time == received && message.timeUnreadable)
+        #expect(message.hostname == "host" && message.appName == "app" && message.message == "x")
+    }
+
+    @Test(arguments: [
+        "<14>9999-12-31T23:59:59Z host app: x", "<14>0000-01-01T00:00:00Z host app: x",
+        "<14>2263-01-01T00:00:00.5+01:00 host app: x", "<14>2026-02-30T00:00:00Z host app: x",
+    ])
+    func rfc3164OutOfRangeRFC3339TimesKeepTheHeaderAndTheReceiveTime(text: String) {
+        let message = parse(text)
+        #expect(message.format == .rfc3164 && message.time == received && message.timeUnreadable)
+        #expect(message.hostname == "host" && message.appName == "app" && message.message == "x")
+    }
+
+    /// BSD timestamps have no year: one the receive clock puts outside the supported years
+    /// (a clock at the epoch, a message from December) gets the receive time.
+    @Test func rfc3164BSDTimesOutsideTheSupportedYearsGetTheReceiveTime() throws {
+        let epoch: Int64 = 3_600 * Timestamp.nanosPerSecond
+        let early = parse("<13>Dec 31 23:00:00 h a: x", at: epoch)
+        #expect(early.format == .rfc3164 && early.time == epoch && early.timeUnreadable && early.appName == "a")
+        let late = try #require(Timestamp.parseRFC3339("2261-12-31T23:00:00Z"))
+        #expect(parse("<13>Dec 31 23:59:59 h a: x", at: late).time == Timestamp.parseRFC3339("2261-12-31T23:59:59Z"))
+        #expect(!parse("<13>Dec 31 23:59:59 h a: x", at: late).timeUnreadable)
+        #expect(parse("<13>Feb 29 12:00:00 h a: x").timeUnreadable)
+        // A first word that is no timestamp at all is not an unreadable one.
+        #expect(!parse("<13>hello world").timeUnreadable && !parse("<13>1 - h a - - - x").timeUnreadable)
+    }
+
     @Test func priorityZeroAndMaximum() {
         #expect(parse("<0>x").fields["facility"] == .string("kern") && parse("<0>x").fields["severity"] == .string("emerg"))
         #expect(parse("<191>x").fields["facility"] == .string("local7") && parse("<191>x").fields["severity"] == .string("debug"))
@@ -220,7 +257,7 @@ private func parse(_ text: String, at time: Int64 = received) -> SyslogMessage {
         #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], paths: [/x]}").contains("paths, format, multiline and max_orphan_open_ms are for type: file"))
         #expect(problem("  - {id: a, paths: [/x], listen: [udp://h:1]}").contains("listen and buffer_messages are for type: syslog"))
         #expect(problem("  - {id: a, type: syslog, listen: []}").contains("has no listen addresses"))
-        #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], buffer_messages: 0}").contains("buffer_messages must be positive"))
+        #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], buffer_messages: 0}").contains("buffer_messages: must be between 1 and 10000000, not 0"))
     }
 
     @Test(arguments: [
@@ -344,6 +381,24 @@ func boundUDPPort(_ source: SyslogSource) throws -> Int {
         source.stop()
         #expect(!FileManager.default.fileExists(atPath: socketPath), "stop removes the socket file")
         #expect(source.boundAddresses.isEmpty)
+    }
+
+    /// One datagram with a year no nanosecond count holds, among good ones: every datagram is
+    /// kept, the bad one with its receive time, and counted.
+    @Test func aDatagramWithAnOutOfRangeYearIsKeptAndCounted() throws {
+        let source = SyslogSource(config: .init(id: "years", listen: ["udp://127.0.0.1:0"]), agentID: "a1", logger: logger)
+        try source.start()
+        defer { source.stop() }
+        let before = Timestamp.now()
+        try sendDatagrams(
+            ["<14>1 2026-11-22T04:19:28Z h a - - - first", "<14>1 9999-12-31T23:59:59Z host app - - - x",
+             "<14>0000-01-01T00:00:00Z host app: y", "<14>1 2026-11-22T04:19:28Z h a - - - last"],
+            udpPort: try boundUDPPort(source))
+        let lines = drain(source, count: 4)
+        #expect(lines.map(\.message) == ["first", "x", "y", "last"])
+        #expect(lines[0].time == received && lines[3].time == received)
+        #expect(lines[1].time >= before && lines[2].time >= before)
+        #expect(source.counters.unreadableTimes == 2 && source.counters.malformed == 0 && source.counters.received == 4)
     }
 
     @Test func aFullBufferPausesReadingAndLosesNothingTheKernelHeld() throws {

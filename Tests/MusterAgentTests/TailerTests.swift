@@ -559,6 +559,44 @@ final class ScratchDirectory {
         #expect(TAI64N.decode(Array("plain line".utf8)) == nil)
     }
 
+    /// Any 24 hex digits are a well-formed label; those naming a time outside the supported
+    /// range (here up to 2^64 - 1 seconds) used to trap. They decode to nil: the line stays as
+    /// it is, with its read time.
+    @Test(arguments: [
+        "@400000030000000000000000 x", "@ffffffffffffffff00000000 x", "@7fffffffffffffff3b9ac9ff x",
+        "@4000000000000000000000ff x", "@4000000000000009000000ff x", "@4000000000000000fffffff0 x",
+        "@4000002262000000000000ff x",
+    ])
+    func labelsOutsideTheSupportedRangeDecodeToNil(line: String) {
+        #expect(TAI64N.decode(Array(line.utf8)) == nil)
+    }
+
+    @Test func theLastSupportedSecondDecodesAndEncodingNeverTraps() {
+        let last = Timestamp.supportedRange.upperBound
+        #expect(TAI64N.decode(Array((TAI64N.encode(last) + " x").utf8)) == last)
+        #expect(TAI64N.decode(Array((TAI64N.encode(0) + " x").utf8)) == 0)
+        // Outside the range encoding clamps instead of trapping on a negative remainder or overflow.
+        #expect(TAI64N.encode(Int64.max) == TAI64N.encode(last))
+        #expect(TAI64N.encode(Int64.min) == TAI64N.encode(0))
+        #expect(TAI64N.encode(-1) == TAI64N.encode(0))
+    }
+
+    /// A poisoned label in a tailed file (`format: auto`, the default) is a line like any other.
+    @Test(arguments: [LineFormat.auto, .s6])
+    func aPoisonedLabelLeavesTheLineAsItIsAndTheOthersAreRead(format: LineFormat) throws {
+        let dir = try ScratchDirectory()
+        let good = TAI64N.encode(1_700_000_000_000_000_000)
+        try dir.append("\(good) one\n@400000030000000000000000 x\n\(good) three\n", to: "current")
+        let before = Timestamp.now()
+        let tailer = FileTailer(sourceID: "svc", patterns: [dir.path + "/current"], format: format) { _ in nil }
+        var lines: [TailedLine] = []
+        tailer.scan()
+        while tailer.read(budget: 1 << 20, into: { lines.append($0) }) > 0 {}
+        #expect(lines.map(\.message) == ["one", "@400000030000000000000000 x", "three"])
+        #expect(lines[0].time == 1_700_000_000_000_000_000 && lines[2].time == 1_700_000_000_000_000_000)
+        #expect(lines[1].time >= before)
+    }
+
     /// The real s6-log writes the lines; the tailer must recover the message and a time that
     /// agrees with the clock.
     @Test func readsWhatRealS6LogWrites() throws {

@@ -186,7 +186,7 @@ import Testing
         config.retention.maxDatabaseMegabytes = 0
         #expect(try config.retention.policy == RetentionPolicy(logsMaxAge: 86_400 * 1_000_000_000, historyMaxAge: 4_320 * 3_600 * 1_000_000_000))
         config.retention.historyMaxAgeHours = -1
-        #expect(throws: ConfigError.invalid(path: "retention.history_max_age_hours", detail: "must be 0 (no limit) or more, not -1")) {
+        #expect(throws: ConfigError.invalid(path: "retention.history_max_age_hours", detail: "must be between 0 and 876000 (0: no limit), not -1")) {
             try config.retention.policy
         }
     }

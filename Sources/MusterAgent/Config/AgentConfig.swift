@@ -74,6 +74,10 @@ public struct AgentConfig: Sendable, Equatable {
         public var drainTimeoutMilliseconds: Int = 5000
         /// How often HAProxy's `show stat` is sampled into the history; 0 turns it off.
         public var statsIntervalMilliseconds: Int = 10_000
+        /// Loopback backends are refused by default: on the backend port, 127.0.0.1 can be
+        /// HAProxy's own frontend. A cluster that really runs on one host (a development
+        /// machine, a test) turns this on.
+        public var allowLoopbackBackends: Bool = false
 
         public init() {}
     }
@@ -226,34 +230,61 @@ public struct AgentConfig: Sendable, Equatable {
         for source in sources where source.id == NoticeWriter.sourceID {
             throw .invalid("source id '\(source.id)' is reserved for the agent's own notices")
         }
-        if let membership, membership.reconcileIntervalMilliseconds <= 0 {
-            throw .invalid("membership.reconcile_interval_ms must be positive")
-        }
-        if let inventory, inventory.intervalMilliseconds <= 0 { throw .invalid("inventory.interval_ms must be positive") }
-        if let lb = loadBalancer {
-            guard lb.quietMilliseconds >= 0, lb.maxWaitMilliseconds >= lb.quietMilliseconds else {
-                throw .invalid("lb: quiet_ms must be >= 0 and max_wait_ms >= quiet_ms")
-            }
-            guard (1...65535).contains(lb.render.httpPort), (1...65535).contains(lb.render.statsPort),
-                (1...65535).contains(lb.render.backendPort)
-            else { throw .invalid("lb: ports must be 1-65535") }
-            guard MemberValidation.isValidName(lb.backend) else { throw .invalid("lb.backend '\(lb.backend)' is not a valid proxy name") }
+        if let lb = loadBalancer, !MemberValidation.isValidName(lb.backend) {
+            throw .invalid("lb.backend '\(lb.backend)' is not a valid proxy name")
         }
         for source in sources {
             guard !source.id.isEmpty else { throw .invalid("a source has an empty id") }
             guard ids.insert(source.id).inserted else { throw .invalid("source id '\(source.id)' is used twice") }
             guard !source.paths.isEmpty else { throw .invalid("source '\(source.id)' has no paths") }
             try source.multiline?.validate(source: source.id)
-            guard source.maxOrphanOpenMilliseconds > 0 else { throw .invalid("source '\(source.id)': max_orphan_open_ms must be positive") }
         }
         try validateSyslogSources(ids: &ids)
-        guard batch.maxRecords > 0, batch.maxBytes > 0, batch.maxAgeMilliseconds > 0 else {
-            throw .invalid("batch limits must be positive")
+        do {
+            try checkRanges()
+        } catch {
+            throw .invalid(error.description)
         }
-        guard spool.segmentBytes > 0, spool.maxBytes >= spool.segmentBytes else {
-            throw .invalid("spool: segment_bytes must be positive and max_bytes at least segment_bytes")
+    }
+
+    /// A day, the longest interval or timeout any setting takes, in milliseconds.
+    static let dayMilliseconds = 86_400_000
+
+    /// Every numeric setting against the values the agent can use: outside them a duration or
+    /// a size overflows the arithmetic it feeds, or quietly does nothing useful.
+    private func checkRanges() throws(YAMLConfigFile.OutOfRange) {
+        let day = Self.dayMilliseconds
+        try YAMLConfigFile.check(collector.timeoutMilliseconds, in: 100...3_600_000, key: "collector.timeout_ms")
+        try YAMLConfigFile.check(batch.maxRecords, in: 1...1_000_000, key: "batch.max_records")
+        try YAMLConfigFile.check(batch.maxBytes, in: 1...(1 << 30), key: "batch.max_bytes")
+        try YAMLConfigFile.check(batch.maxAgeMilliseconds, in: 1...3_600_000, key: "batch.max_age_ms")
+        try YAMLConfigFile.check(batch.compressionLevel, in: 1...9, key: "batch.compression_level")
+        try YAMLConfigFile.check(retry.initialMilliseconds, in: 1...3_600_000, key: "retry.initial_ms")
+        try YAMLConfigFile.check(
+            retry.maxMilliseconds, in: retry.initialMilliseconds...day, key: "retry.max_ms", note: "at least retry.initial_ms")
+        try YAMLConfigFile.check(spool.segmentBytes, in: 1...(1 << 30), key: "spool.segment_bytes")
+        try YAMLConfigFile.check(
+            spool.maxBytes, in: spool.segmentBytes...(1 << 50), key: "spool.max_bytes", note: "at least spool.segment_bytes")
+        try YAMLConfigFile.check(shutdownGraceMilliseconds, in: 0...3_600_000, key: "shutdown_grace_ms")
+        if let membership {
+            try YAMLConfigFile.check(membership.reconcileIntervalMilliseconds, in: 1...day, key: "membership.reconcile_interval_ms")
         }
-        guard shutdownGraceMilliseconds >= 0 else { throw .invalid("shutdown_grace_ms must be >= 0") }
+        if let inventory { try YAMLConfigFile.check(inventory.intervalMilliseconds, in: 1...day, key: "inventory.interval_ms") }
+        if let lb = loadBalancer {
+            for (key, port) in [("lb.http_port", lb.render.httpPort), ("lb.stats_port", lb.render.statsPort), ("lb.backend_port", lb.render.backendPort)] {
+                try YAMLConfigFile.check(port, in: 1...65535, key: key)
+            }
+            try YAMLConfigFile.check(lb.quietMilliseconds, in: 0...day, key: "lb.quiet_ms")
+            try YAMLConfigFile.check(lb.maxWaitMilliseconds, in: lb.quietMilliseconds...day, key: "lb.max_wait_ms", note: "at least lb.quiet_ms")
+            try YAMLConfigFile.check(lb.drainTimeoutMilliseconds, in: 0...day, key: "lb.drain_timeout_ms")
+            try YAMLConfigFile.check(lb.statsIntervalMilliseconds, in: 0...day, key: "lb.stats_interval_ms", note: "0 turns sampling off")
+        }
+        for source in sources {
+            try YAMLConfigFile.check(source.maxOrphanOpenMilliseconds, in: 1...day, key: "source '\(source.id)': max_orphan_open_ms")
+        }
+        for source in syslogSources {
+            try YAMLConfigFile.check(source.bufferMessages, in: 1...10_000_000, key: "syslog source '\(source.id)': buffer_messages")
+        }
     }
 }
 
@@ -319,6 +350,7 @@ private struct ConfigFile: Decodable {
         var max_wait_ms: Int?
         var drain_timeout_ms: Int?
         var stats_interval_ms: Int?
+        var allow_loopback_backends: Bool?
     }
     /// A file source's `multiline:` section.
     struct Multiline: Decodable {
@@ -425,6 +457,7 @@ private struct ConfigFile: Decodable {
             if let value = lb.max_wait_ms { resolved.maxWaitMilliseconds = value }
             if let value = lb.drain_timeout_ms { resolved.drainTimeoutMilliseconds = value }
             if let value = lb.stats_interval_ms { resolved.statsIntervalMilliseconds = value }
+            if let value = lb.allow_loopback_backends { resolved.allowLoopbackBackends = value }
             config.loadBalancer = resolved
         }
         for source in sources ?? [] {

@@ -168,8 +168,8 @@ public final class LBController: Sendable {
         }
         live.withLock { live in
             if let fresh { live.fallback = fresh }
-            let fromStream = MemberValidation.desiredServers(members: live.state.members, role: config.backendRole).servers
-            let fromSerf = MemberValidation.desiredServers(members: live.fallback ?? [:], role: config.backendRole).servers
+            let fromStream = MemberValidation.desiredServers(members: live.state.members, role: config.backendRole, allowLoopback: config.allowLoopbackBackends).servers
+            let fromSerf = MemberValidation.desiredServers(members: live.fallback ?? [:], role: config.backendRole, allowLoopback: config.allowLoopbackBackends).servers
             if fromStream == fromSerf || ContinuousClock.now - resumed > Self.resumeGrace {
                 live.fallback = nil
                 live.streamResumed = nil
@@ -210,12 +210,17 @@ public final class LBController: Sendable {
             return live.pendingTriggers
         }
         let (members, reported) = live.withLock { ($0.fallback ?? $0.state.members, $0.state.reportedRefusals) }
-        let (servers, refused) = MemberValidation.desiredServers(members: members, role: config.backendRole)
+        let (servers, refused) = MemberValidation.desiredServers(members: members, role: config.backendRole, allowLoopback: config.allowLoopbackBackends)
         let current = try? String(contentsOfFile: config.config, encoding: .utf8)
         let nextVersion = live.withLock { $0.state.version + 1 }
         let text = renderer.render(servers: servers, version: nextVersion, generatedAt: Timestamp.now())
         let unchanged = current.map { ConfigRenderer.comparable($0) == ConfigRenderer.comparable(text) } ?? false
         let newRefusals = refused.filter { !reported.contains($0) }
+        if !newRefusals.isEmpty {
+            logger.warning(
+                "members refused as backends; the other servers are still rendered",
+                metadata: ["refused": "\(newRefusals.joined(separator: "; "))"])
+        }
         if unchanged, newRefusals.isEmpty {
             if let current { await reloadIfBehind(current) }
             return

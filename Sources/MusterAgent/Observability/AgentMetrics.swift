@@ -22,6 +22,7 @@ public final class AgentMetrics: Sendable {
     let orphanedFilesOpen: Gauge
     let syslogReceived: Counter
     let syslogMalformed: Counter
+    let syslogUnreadableTimes: Counter
     /// Datagrams the kernel dropped because the agent did not read them in time (UDP and unix
     /// datagram senders cannot be paused).
     let syslogKernelDrops: Counter
@@ -57,6 +58,9 @@ public final class AgentMetrics: Sendable {
         syslogReceived = registry.makeCounter(descriptor: name("syslog_received", "total", "Syslog datagrams received"))
         syslogMalformed = registry.makeCounter(
             descriptor: name("syslog_malformed", "total", "Syslog datagrams kept whole because they did not parse"))
+        syslogUnreadableTimes = registry.makeCounter(
+            descriptor: name(
+                "syslog_unreadable_timestamps", "total", "Syslog datagrams whose timestamp names no time kept; stored with their receive time"))
         syslogKernelDrops = registry.makeCounter(
             descriptor: name("syslog_kernel_drops", "total", "Syslog datagrams the kernel dropped before the agent read them"))
     }

@@ -39,15 +39,10 @@ public final class Agent: Service, Sendable {
         self.config = config
         self.logger = logger
         self.checkpointPath = config.stateDirectory + "/checkpoints.json"
-        do {
-            try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw AgentConfigError.invalid("cannot create state_dir \(config.stateDirectory): \(error.localizedDescription)")
-        }
-        self.client = try CollectorClient.make(for: config.collector)
+        try Self.prepareStateDirectory(config.stateDirectory)
         self.notices = NoticeWriter(
             node: config.node, agent: config.effectiveAgentID, compressionLevel: config.batch.compressionLevel)
-        self.syslogSources = config.syslogSources.map {
+        let syslogSources = config.syslogSources.map {
             SyslogSource(config: $0, agentID: config.effectiveAgentID, logger: logger)
         }
         for (index, source) in syslogSources.enumerated() {
@@ -58,17 +53,65 @@ public final class Agent: Service, Sendable {
                 throw AgentConfigError.invalid("\(error)")
             }
         }
+        self.syslogSources = syslogSources
+        // Made last: an HTTPClient must be shut down before it goes, so nothing may throw
+        // between making it and `run`.
+        do {
+            self.client = try CollectorClient.make(for: config.collector)
+        } catch {
+            for source in syslogSources { source.stop() }
+            throw error
+        }
+    }
+
+    /// Creates the state directory and proves the agent can write there, so that a directory
+    /// it may not write to stops it at start with the path and the reason, not at its first
+    /// checkpoint.
+    static func prepareStateDirectory(_ path: String) throws(AgentConfigError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw .invalid("cannot create state_dir \(path): \(Self.reason(error))")
+        }
+        let probe = path + "/.write-test-\(getpid())"
+        let descriptor = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            let code = errno
+            let hint = code == EACCES || code == EPERM ? " (the agent runs as uid \(getuid()); give it write permission or choose another state_dir)" : ""
+            throw .invalid("cannot write in state_dir \(path): \(String(cString: strerror(code)))\(hint)")
+        }
+        close(descriptor)
+        unlink(probe)
+    }
+
+    /// The system's own words for why a file operation failed (`Permission denied`).
+    private static func reason(_ error: any Error) -> String {
+        if let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        return error.localizedDescription
     }
 
     public func run() async throws {
-        let (checkpoints, setAside) = try CheckpointStore.loadOrSetAside(path: checkpointPath)
+        let checkpoints: CheckpointStore
+        let setAside: String?
+        let spool: Spool
+        let recovery: Spool.Recovery
+        do {
+            (checkpoints, setAside) = try CheckpointStore.loadOrSetAside(path: checkpointPath)
+            (spool, recovery) = try Spool.open(
+                config.spool.settings(stateDirectory: config.stateDirectory), checkpointed: checkpoints.spooledThrough)
+        } catch {
+            // Stopping here, the client and the sockets must go with the agent.
+            for source in syslogSources { source.stop() }
+            try? await client.shutdown()
+            throw error
+        }
         if let setAside {
             logger.error(
                 "checkpoint file was corrupt; moved aside, files will be read again from their start (the collector drops what it already has)",
                 metadata: ["moved_to": "\(setAside)"])
         }
-        let (spool, recovery) = try Spool.open(
-            config.spool.settings(stateDirectory: config.stateDirectory), checkpointed: checkpoints.spooledThrough)
         let startupNotices = report(recovery, spool: spool, checkpointSetAside: setAside)
         let encoded = AsyncChannel<EncodedBatch>()
         let compressed = AsyncChannel<OutgoingBatch>()
@@ -319,6 +362,7 @@ public final class Agent: Service, Sendable {
             let before = counters[source.sourceID] ?? SyslogCounters()
             metrics.syslogReceived.increment(by: Int64(now.received - before.received))
             metrics.syslogMalformed.increment(by: Int64(now.malformed - before.malformed))
+            metrics.syslogUnreadableTimes.increment(by: Int64(now.unreadableTimes - before.unreadableTimes))
             metrics.syslogKernelDrops.increment(by: Int64(now.kernelDrops - before.kernelDrops))
             counters[source.sourceID] = now
         }

@@ -11,14 +11,27 @@ public struct Backoff: Sendable {
     }
 
     public func ceiling(attempt: Int) -> Duration {
-        let factor = 1 << min(attempt, 30)
-        let grown = initial * factor
+        // Doubling stops at the cap, so a large `initial` or many attempts never overflow.
+        guard initial > .zero else { return .zero }
+        var grown = initial
+        for _ in 0..<min(max(attempt, 0), 62) where grown < cap { grown += grown }
         return grown > cap ? cap : grown
     }
 
     public func delay(attempt: Int, using generator: inout some RandomNumberGenerator) -> Duration {
-        let ceiling = ceiling(attempt: attempt)
-        let nanos = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
-        return .nanoseconds(Int64.random(in: 0...max(1, nanos), using: &generator))
+        .nanoseconds(Int64.random(in: 0...max(1, ceiling(attempt: attempt).saturatingNanoseconds), using: &generator))
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, negative durations as 0 and those past `Int64.max` nanoseconds
+    /// (292 years) as `Int64.max`: for the APIs that take a nanosecond count.
+    var saturatingNanoseconds: Int64 {
+        guard self > .zero else { return 0 }
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return .max }
+        let (total, overflowAgain) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflowAgain ? .max : total
     }
 }

@@ -21,7 +21,7 @@ public final class Shipper: Sendable {
     private let client: HTTPClient
     private let url: String
     private let authorization: String
-    private let timeout: TimeAmount
+    let timeout: TimeAmount
     private let backoff: Backoff
     private let compressor: BatchCompressor
     private let logger: Logger
@@ -35,7 +35,8 @@ public final class Shipper: Sendable {
         self.client = client
         self.url = url.hasSuffix("/") ? url + "v1/ingest" : url + "/v1/ingest"
         self.authorization = "Bearer " + token
-        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        // Whole milliseconds count: a 500 ms timeout is 500 ms, not 0 s.
+        self.timeout = .nanoseconds(timeout.saturatingNanoseconds)
         self.backoff = backoff
         self.compressor = BatchCompressor(level: compressionLevel)
         self.logger = logger

@@ -32,9 +32,6 @@ extension AgentConfig {
                     throw .invalid("syslog source '\(source.id)': listen address '\(text)' is used twice")
                 }
             }
-            guard source.bufferMessages > 0 else {
-                throw .invalid("syslog source '\(source.id)': buffer_messages must be positive")
-            }
         }
     }
 }

@@ -25,6 +25,9 @@ public struct SyslogMessage: Sendable, Equatable {
     public var severity: Int?
     /// Unix nanoseconds: the message's own timestamp when it has one we can read, else receive time.
     public var time: Int64
+    /// The header has a timestamp that names no time we keep (not a date, or a year outside
+    /// `Timestamp.supportedYears`): `time` is the receive time, and the source counts it.
+    public var timeUnreadable: Bool
     public var hostname: String?
     /// RFC 5424 APP-NAME, or RFC 3164's TAG without its `[PID]`.
     public var appName: String?
@@ -42,13 +45,15 @@ public struct SyslogMessage: Sendable, Equatable {
     public static let severityNames = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
 
     public init(
-        format: Format, facility: Int? = nil, severity: Int? = nil, time: Int64, hostname: String? = nil, appName: String? = nil,
-        procID: String? = nil, msgID: String? = nil, structuredData: String? = nil, message: String
+        format: Format, facility: Int? = nil, severity: Int? = nil, time: Int64, timeUnreadable: Bool = false,
+        hostname: String? = nil, appName: String? = nil, procID: String? = nil, msgID: String? = nil,
+        structuredData: String? = nil, message: String
     ) {
         self.format = format
         self.facility = facility
         self.severity = severity
         self.time = time
+        self.timeUnreadable = timeUnreadable
         self.hostname = hostname
         self.appName = appName
         self.procID = procID
@@ -100,6 +105,20 @@ private struct Parser {
     }
 
     private static let space = UInt8(ascii: " ")
+
+    /// A header's timestamp: a time, or one that is there but names no time we keep.
+    private enum Stamp {
+        case time(Int64)
+        case unreadable
+    }
+
+    /// The message's time and whether it had to be the receive time for want of a readable stamp.
+    private func timing(of stamp: Stamp) -> (time: Int64, unreadable: Bool) {
+        switch stamp {
+        case .time(let time): (time, false)
+        case .unreadable: (receivedAt, true)
+        }
+    }
 
     mutating func parse() -> SyslogMessage {
         guard let priority = parsePriority() else { return malformed(priority: nil) }
@@ -153,7 +172,8 @@ private struct Parser {
             words.append(word == "-" ? nil : word)
         }
         // A timestamp we cannot read is not worth losing the message over: receive time instead.
-        let time = words[0].flatMap { Timestamp.parseRFC3339($0) } ?? receivedAt
+        let (time, timeUnreadable) = words[0].map { timing(of: Timestamp.parseRFC3339($0).map(Stamp.time) ?? .unreadable) }
+            ?? (receivedAt, false)
         var structuredData: String?
         if index < end, bytes[index] == UInt8(ascii: "-") {
             index += 1
@@ -169,7 +189,7 @@ private struct Parser {
         // RFC 5424 marks a UTF-8 message with a byte order mark; it is not part of the text.
         if end - index >= 3, bytes[index] == 0xEF, bytes[index + 1] == 0xBB, bytes[index + 2] == 0xBF { index += 3 }
         return SyslogMessage(
-            format: .rfc5424, time: time, hostname: words[1], appName: words[2], procID: words[3], msgID: words[4],
+            format: .rfc5424, time: time, timeUnreadable: timeUnreadable, hostname: words[1], appName: words[2], procID: words[3], msgID: words[4],
             structuredData: structuredData, message: text(index, end))
     }
 
@@ -208,11 +228,11 @@ private struct Parser {
     /// like a tag is taken as the tag.
     private mutating func parseRFC3164() -> SyslogMessage? {
         let start = index
-        let time: Int64
-        if let stamp = parseBSDTimestamp() {
-            time = stamp
-        } else if let word = nextWord(), let stamp = Timestamp.parseRFC3339(word) {
-            time = stamp
+        let stamp: Stamp
+        if let bsd = parseBSDTimestamp() {
+            stamp = bsd
+        } else if let word = nextWord(), let rfc3339 = Self.rfc3339Stamp(word) {
+            stamp = rfc3339
         } else {
             index = start
             return nil
@@ -222,7 +242,8 @@ private struct Parser {
             return nil
         }
         skipSpaces()
-        var message = SyslogMessage(format: .rfc3164, time: time, message: "")
+        let (time, timeUnreadable) = timing(of: stamp)
+        var message = SyslogMessage(format: .rfc3164, time: time, timeUnreadable: timeUnreadable, message: "")
         let firstStart = index
         guard let first = nextWord() else { return message }
         if takeTag(first, into: &message) {
@@ -265,7 +286,7 @@ private struct Parser {
     /// `Nov 22 04:19:28` or `Nov  2 04:19:28`. BSD syslog has no year or zone: the year is the
     /// receive time's (UTC), or the one before when that would put the message more than a
     /// day in the future (a December message received in January).
-    private mutating func parseBSDTimestamp() -> Int64? {
+    private mutating func parseBSDTimestamp() -> Stamp? {
         guard end - index >= 15 else { return nil }
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         guard let month = months.firstIndex(where: { name in
@@ -282,16 +303,30 @@ private struct Parser {
         guard (1...31).contains(day), hour < 24, minute < 60, second <= 60 else { return nil }
         index += 15
         let received = receivedAt / Timestamp.nanosPerSecond
-        var year = CivilDate.year(ofUnixSeconds: received)
-        guard var seconds = CivilDate.unixSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
-        else { return receivedAt }
-        if seconds > received + 86_400 {
-            year -= 1
-            guard let earlier = CivilDate.unixSeconds(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
-            else { return receivedAt }
-            seconds = earlier
+        let year = Timestamp.year(ofUnixSeconds: received)
+        // A date that does not exist that year (Feb 29) or falls outside the supported years
+        // is unreadable: the message keeps its receive time.
+        guard var stamp = Timestamp.nanos(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
+        else { return .unreadable }
+        if stamp / Timestamp.nanosPerSecond > received + 86_400 {
+            guard let earlier = Timestamp.nanos(year: year - 1, month: month, day: day, hour: hour, minute: minute, second: second)
+            else { return .unreadable }
+            stamp = earlier
         }
-        return seconds * Timestamp.nanosPerSecond
+        return .time(stamp)
+    }
+
+    /// An RFC 3339 timestamp in place of BSD's: its time, `.unreadable` when the word has the
+    /// shape of one (`2026-11-21T…`) but names no time we keep (year 9999), nil when it is
+    /// not a timestamp at all.
+    private static func rfc3339Stamp(_ word: String) -> Stamp? {
+        if let time = Timestamp.parseRFC3339(word) { return .time(time) }
+        let shape = Array(word.utf8.prefix(11))
+        guard shape.count == 11, shape[4] == UInt8(ascii: "-"), shape[7] == UInt8(ascii: "-"),
+            "Tt".utf8.contains(shape[10]),
+            [0, 1, 2, 3, 5, 6, 8, 9].allSatisfy({ digit(shape[$0]) != nil })
+        else { return nil }
+        return .unreadable
     }
 
     // MARK: Bytes
@@ -329,42 +364,5 @@ private struct Parser {
     private func text(_ from: Int, _ to: Int) -> String {
         guard from < to else { return "" }
         return String(decoding: UnsafeBufferPointer(rebasing: bytes[from..<to]), as: UTF8.self)
-    }
-}
-
-/// Proleptic Gregorian calendar arithmetic in UTC (Howard Hinnant's algorithms), so that a
-/// million BSD timestamps do not go through Foundation's Calendar.
-enum CivilDate {
-    static func isLeap(_ year: Int) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
-
-    static func daysInMonth(year: Int, month: Int) -> Int {
-        switch month {
-        case 2: isLeap(year) ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
-    /// nil for a date that does not exist (Feb 29 of a common year).
-    static func unixSeconds(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Int64? {
-        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        let days = era * 146_097 + dayOfEra - 719_468
-        return Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
-    }
-
-    static func year(ofUnixSeconds seconds: Int64) -> Int {
-        let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400) + 719_468
-        let era = (days >= 0 ? days : days - 146_096) / 146_097
-        let dayOfEra = days - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        return yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
     }
 }

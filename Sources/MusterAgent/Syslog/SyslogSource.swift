@@ -33,6 +33,9 @@ public struct SyslogCounters: Sendable, Equatable {
     public var received = 0
     /// Datagrams that fit no syslog format; kept whole, with their receive time.
     public var malformed = 0
+    /// Datagrams whose timestamp names no time we keep (year 9999, Feb 30th); stored with
+    /// their receive time.
+    public var unreadableTimes = 0
     /// Datagrams longer than `SyslogSource.maxDatagramBytes`; their start is kept.
     public var truncated = 0
     /// How often the buffer filled up and the source stopped reading its sockets.
@@ -311,6 +314,7 @@ public final class SyslogSource: Sendable {
                 }
                 state.counters.received += received.count
                 state.counters.malformed += received.count { $0.0.format == .malformed }
+                state.counters.unreadableTimes += received.count { $0.0.timeUnreadable }
                 state.counters.truncated += received.count { $0.truncated }
                 state.counters.kernelDrops += newDrops
             }

@@ -1,3 +1,5 @@
+import MusterConfigFile
+
 /// How a file source joins physical lines into one record, e.g. a Java stack trace: a line
 /// matching `start` begins a record, the lines after it that do not match are appended to it.
 public struct MultilineSettings: Sendable, Equatable {
@@ -23,8 +25,13 @@ public struct MultilineSettings: Sendable, Equatable {
         } catch {
             throw .invalid("source '\(source)': multiline.start \(error)")
         }
-        guard timeoutMilliseconds > 0, maxLines > 0, maxBytes > 0 else {
-            throw .invalid("source '\(source)': multiline timeout_ms, max_lines and max_bytes must be positive")
+        do {
+            try YAMLConfigFile.check(
+                timeoutMilliseconds, in: 1...AgentConfig.dayMilliseconds, key: "source '\(source)': multiline.timeout_ms")
+            try YAMLConfigFile.check(maxLines, in: 1...1_000_000, key: "source '\(source)': multiline.max_lines")
+            try YAMLConfigFile.check(maxBytes, in: 1...(1 << 30), key: "source '\(source)': multiline.max_bytes")
+        } catch {
+            throw .invalid(error.description)
         }
     }
 }

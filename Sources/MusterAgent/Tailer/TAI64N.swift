@@ -1,3 +1,5 @@
+import MusterWire
+
 /// s6-log's `@<tai64n>` timestamps: `@` + 16 hex digits of TAI64 seconds + 8 of nanoseconds.
 public enum TAI64N {
     /// Length of the label including `@`, not counting the space that follows it.
@@ -17,7 +19,9 @@ public enum TAI64N {
     private static let epoch: UInt64 = 1 << 62
 
     /// Decodes a label at the start of `line` (`@4000000067…`), giving UTC nanoseconds since the
-    /// Unix epoch, or nil when the line does not start with a well-formed label and a space.
+    /// Unix epoch, or nil when the line does not start with a well-formed label and a space, or
+    /// when the label names a time outside `Timestamp.supportedRange`: the label is the file's
+    /// text, and any 24 hex digits must leave the line as it is rather than stop the agent.
     public static func decode<Bytes: RandomAccessCollection>(_ line: Bytes) -> Int64? where Bytes.Element == UInt8 {
         guard line.count > labelLength else { return nil }
         var index = line.startIndex
@@ -31,20 +35,31 @@ public enum TAI64N {
             index = line.index(after: index)
         }
         guard line[index] == UInt8(ascii: " "), seconds >= epoch, nanos < 1_000_000_000 else { return nil }
+        // Past `maxTAISeconds` the label is out of range whatever the leap table says; below
+        // it every step of the arithmetic stays far from overflowing.
+        guard seconds - epoch <= maxTAISeconds else { return nil }
         let tai = Int64(seconds - epoch)
-        return (tai - offset(forTAI: tai)) * 1_000_000_000 + Int64(nanos)
+        let utc = (tai - offset(forTAI: tai)) * Timestamp.nanosPerSecond + Int64(nanos)
+        return Timestamp.supportedRange.contains(utc) ? utc : nil
     }
 
     /// Encodes UTC nanoseconds as a label (for tests and tools that write s6-log style lines).
+    /// A time outside `Timestamp.supportedRange` is moved into it first.
     public static func encode(_ utcNanos: Int64) -> String {
-        let utc = utcNanos / 1_000_000_000
+        let utcNanos = Timestamp.clamped(utcNanos)
+        let utc = utcNanos / Timestamp.nanosPerSecond
         let tai = UInt64(utc + offset(forUTC: utc)) + epoch
-        let nanos = UInt64(utcNanos % 1_000_000_000)
+        let nanos = UInt64(utcNanos % Timestamp.nanosPerSecond)
         let secondsHex = String(tai, radix: 16)
         let nanosHex = String(nanos, radix: 16)
         return "@" + String(repeating: "0", count: 16 - secondsHex.count) + secondsHex
             + String(repeating: "0", count: 8 - nanosHex.count) + nanosHex
     }
+
+    /// The last TAI second a label may name: the end of the supported range plus the largest
+    /// TAI − UTC offset, in seconds since the TAI64 epoch.
+    private static let maxTAISeconds = UInt64(Timestamp.supportedRange.upperBound / Timestamp.nanosPerSecond)
+        + UInt64(leapSeconds.last!.offset)
 
     private static func offset(forUTC utc: Int64) -> Int64 {
         leapSeconds.last { $0.utc <= utc }?.offset ?? 10

@@ -167,8 +167,14 @@ extension ClusterHistory {
     }
 
     /// Each mark's task, oldest first: from the mark to the next one (the last lasts to the end).
+    /// Reports and exports compute with a task's ends (`until - 1`, spans), so a stored mark
+    /// time outside `Timestamp.supportedRange` is clamped into it here.
     public func tasks() throws(QueryError) -> [MarkedTask] {
-        let marks = try markList()
+        let marks = try markList().map { mark in
+            var mark = mark
+            mark.t = Timestamp.clamped(mark.t)
+            return mark
+        }
         return marks.enumerated().map { index, mark in
             MarkedTask(mark: mark, until: index + 1 < marks.count ? marks[index + 1].t : nil)
         }

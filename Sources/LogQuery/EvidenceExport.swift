@@ -23,7 +23,9 @@ import MusterWire
 /// Files hold only stored data, in a defined order, so exporting the same history twice gives
 /// identical files. A task folder is replaced as a whole, and only inside a folder this
 /// command made (it holds `.logq-export`), so stale files never linger and nothing else is
-/// ever overwritten.
+/// ever overwritten. Every file and folder name taken from stored data (tasks, nodes, load
+/// balancers) goes through `SafeFileNames`. A file that cannot be written is a failure of its
+/// own: the export goes on with the others and `index.log`, and the result lists it.
 public struct EvidenceExport {
     public let database: LogDatabase
 
@@ -42,6 +44,8 @@ public struct EvidenceExport {
     /// What one task folder received.
     public struct Summary: Sendable, Equatable {
         public var task: Task
+        /// The task's folder under DIR: its name made safe (`SafeFileNames`).
+        public var folder: String
         public var nodes: [String]
         public var lines: Int
         public var changes: Int
@@ -64,13 +68,27 @@ public struct EvidenceExport {
         return names.isEmpty ? tasks : tasks.filter { names.contains($0.name) }
     }
 
-    public func export(to directory: String, tasks names: [String] = []) throws(QueryError) -> [Summary] {
-        let tasks = try tasks(named: names)
+    /// What an export wrote, and each file it could not write (with the reason).
+    public struct Result: Sendable, Equatable {
+        public var summaries: [Summary]
+        public var failures: [QueryError]
+    }
+
+    /// Throws when nothing can be exported (unknown task, DIR unusable, the store unreadable);
+    /// a file or task folder that cannot be written is one of the result's `failures`.
+    public func export(to directory: String, tasks names: [String] = []) throws(QueryError) -> Result {
+        let chosen = Set(try tasks(named: names).map(\.name))
+        // Folder names come from all tasks, so exporting one task names its folder as a full export does.
+        var folders = SafeFileNames(reserved: ["index.log"])
+        let tasks = try tasks().map { (task: $0, folder: folders.name(for: $0.name)) }.filter { chosen.contains($0.task.name) }
         let root = URL(fileURLWithPath: directory)
         try prepare(root)
         var summaries: [Summary] = []
-        for task in tasks {
-            summaries.append(try export(task, into: root.appendingPathComponent(task.name)))
+        var failures = Failures()
+        for (task, folder) in tasks {
+            if let summary = try export(task, into: root.appendingPathComponent(folder), folder: folder, failures: &failures) {
+                summaries.append(summary)
+            }
         }
         if names.isEmpty {
             var index = Table(columns: ["task", "from", "until", "nodes", "lines", "changes", "configs", "note"])
@@ -80,9 +98,26 @@ public struct EvidenceExport {
                  .integer(Int64(summary.lines)), .integer(Int64(summary.changes)), .integer(Int64(summary.configs)),
                  .text(summary.task.note)]
             }
-            try write(index.render(.text), to: root.appendingPathComponent("index.log"))
+            failures.attempt { () throws(QueryError) in try write(index.render(.text), to: root.appendingPathComponent("index.log")) }
         }
-        return summaries
+        return Result(summaries: summaries, failures: failures.errors)
+    }
+
+    /// The files an export could not write; each attempt's error is noted and the export goes on.
+    struct Failures {
+        private(set) var errors: [QueryError] = []
+
+        mutating func attempt(_ body: () throws(QueryError) -> Void) {
+            do {
+                try body()
+            } catch {
+                note(error)
+            }
+        }
+
+        mutating func note(_ error: QueryError) {
+            errors.append(error)
+        }
     }
 
     /// Creates DIR, or accepts it when empty or made by an earlier export.
@@ -106,18 +141,24 @@ public struct EvidenceExport {
         try write(["logq export: each folder is replaced by the next export"], to: root.appendingPathComponent(Self.markerFile))
     }
 
-    private func export(_ task: Task, into folder: URL) throws(QueryError) -> Summary {
+    /// One task's folder; nil when the folder itself cannot be made (a failure noted). Only a
+    /// store that cannot be read throws.
+    private func export(_ task: Task, into folder: URL, folder name: String, failures: inout Failures) throws(QueryError) -> Summary? {
         let manager = FileManager.default
         do {
             if manager.fileExists(atPath: folder.path) { try manager.removeItem(at: folder) }
             try manager.createDirectory(at: folder.appendingPathComponent("inspect"), withIntermediateDirectories: true)
         } catch {
-            throw .cannotWrite(path: folder.path, detail: "\(error.localizedDescription)")
+            failures.note(.cannotWrite(path: folder.path, detail: "\(error.localizedDescription)"))
+            return nil
         }
         let history = ClusterHistory(database: database)
         let end = task.until ?? Int64.max
+        func write(_ lines: [String], to file: URL, newline: Bool = true) {
+            failures.attempt { () throws(QueryError) in try self.write(lines, to: file, newline: newline) }
+        }
 
-        try write(
+        write(
             [CanonicalJSON.string(MarkFile(name: task.name, from: task.since.map(Timestamp.format), until: task.until.map(Timestamp.format), note: task.note))],
             to: folder.appendingPathComponent("mark.json"))
 
@@ -127,28 +168,36 @@ public struct EvidenceExport {
         filter.since = task.since
         filter.until = task.until
         var sinks: [String: FileSink] = [:]
-        var files = NodeFileNames()
+        /// Nodes whose file failed: their further lines are skipped, the failure noted once.
+        var failed: Set<String> = []
+        var files = SafeFileNames(reserved: Self.ownFiles)
         var lines = 0
         defer { for sink in sinks.values { try? sink.close() } }
         try search.scan(filter) { line in
-            guard line.source != Self.journalSource else { return }
-            let sink: FileSink
-            if let open = sinks[line.node] {
-                sink = open
-            } else {
-                sink = try FileSink(folder.appendingPathComponent("\(files.name(for: line.node)).log"))
-                sinks[line.node] = sink
+            guard line.source != Self.journalSource, !failed.contains(line.node) else { return }
+            do throws(QueryError) {
+                let sink: FileSink
+                if let open = sinks[line.node] {
+                    sink = open
+                } else {
+                    sink = try FileSink(folder.appendingPathComponent("\(files.name(for: line.node)).log"))
+                    sinks[line.node] = sink
+                }
+                try sink.write(OutputFormat.text.render(line))
+                lines += 1
+            } catch {
+                sinks[line.node] = nil
+                failed.insert(line.node)
+                failures.note(error)
             }
-            try sink.write(OutputFormat.text.render(line))
-            lines += 1
         }
-        for sink in sinks.values { try sink.close() }
+        for node in sinks.keys.sorted() { failures.attempt { () throws(QueryError) in try sinks[node]!.close() } }
         sinks = [:]
-        let nodes = files.nodes
+        let nodes = files.names.keys.sorted()
 
         // Membership, events, configurations.
         let changes = try history.changes(since: task.since, until: task.until)
-        try write(ClusterHistory.timeline(changes).render(.text), to: folder.appendingPathComponent("membership.log"))
+        write(ClusterHistory.timeline(changes).render(.text), to: folder.appendingPathComponent("membership.log"))
         let events = try database.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT id, t, kind, body FROM events WHERE t >= ? AND t < ? ORDER BY t, id",
@@ -156,14 +205,15 @@ public struct EvidenceExport {
         }
         var eventTable = Table(columns: ["time", "id", "kind", "body"])
         eventTable.rows = events.map { [.text(Timestamp.format($0["t"])), .integer($0["id"]), .text($0["kind"]), .json($0["body"])] }
-        try write(eventTable.render(.text), to: folder.appendingPathComponent("events.log"))
+        write(eventTable.render(.text), to: folder.appendingPathComponent("events.log"))
 
         let configs = try history.configRecords(since: task.since, until: task.until, withText: true)
-        try write(ClusterHistory.configs(configs).render(.text), to: folder.appendingPathComponent("configs.log"))
+        write(ClusterHistory.configs(configs).render(.text), to: folder.appendingPathComponent("configs.log"))
         let severalBalancers = Set(configs.map(\.node)).count > 1
         for (number, config) in configs.enumerated() {
-            let name = severalBalancers ? "\(number + 1)_\(config.node)_haproxy.cfg" : "\(number + 1)_haproxy.cfg"
-            try write([config.text ?? ""], to: folder.appendingPathComponent(name), newline: false)
+            // The load balancer's name as its log file has it (the same node, the same name).
+            let name = severalBalancers ? "\(number + 1)_\(files.name(for: config.node))_haproxy.cfg" : "\(number + 1)_haproxy.cfg"
+            write([config.text ?? ""], to: folder.appendingPathComponent(name), newline: false)
         }
 
         // The node table at the start and after each change (the `docker ps` of each step).
@@ -177,7 +227,7 @@ public struct EvidenceExport {
             nodeLines.append("## \(Timestamp.format(t)) \(title)")
             nodeLines += try history.nodes(at: t).render(.text)
         }
-        try write(nodeLines, to: folder.appendingPathComponent("nodes.log"))
+        write(nodeLines, to: folder.appendingPathComponent("nodes.log"))
 
         // Each node's inventory at the task's end (its last instant, not the next task's
         // first): nodes with lines, and members at the end or changed during the task.
@@ -185,40 +235,14 @@ public struct EvidenceExport {
         let members = try database.read { db in try ClusterLedger.members(at: last, in: db).map(\.member) }
         for node in Set(nodes).union(members).union(changes.map(\.member)).sorted() {
             if let body = try history.inventory(of: node, at: last) {
-                try write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(files.name(for: node)).json"))
+                write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(files.name(for: node)).json"))
             }
         }
-        return Summary(task: task, nodes: nodes, lines: lines, changes: changes.count, configs: configs.count)
+        return Summary(task: task, folder: name, nodes: nodes, lines: lines, changes: changes.count, configs: configs.count)
     }
 
-    /// File names for node names, which come from agents: anything but letters, digits, '.',
-    /// '_' and '-' becomes '_' (and a leading '.' gets one before it), so a name can never
-    /// leave its folder or hide. A name that would take a file of the export's own
-    /// (`events` → `events.log`) or one another node already has (`s/1` and `s_1`) gets
-    /// `~2`, `~3`…: '~' never occurs in a sanitised name. Names are given in the order nodes
-    /// are first seen, which is the same in every export of the same history.
-    struct NodeFileNames {
-        static let reserved: Set<String> = ["membership", "events", "configs", "nodes", "index", "mark"]
-        private var byNode: [String: String] = [:]
-        private var taken = NodeFileNames.reserved
-        /// Nodes named so far, sorted.
-        var nodes: [String] { byNode.keys.sorted() }
-
-        mutating func name(for node: String) -> String {
-            if let name = byNode[node] { return name }
-            let safe = String(node.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" })
-            let base = safe.isEmpty || safe.hasPrefix(".") ? "_" + safe : safe
-            var name = base
-            var number = 2
-            while taken.contains(name) {
-                name = "\(base)~\(number)"
-                number += 1
-            }
-            taken.insert(name)
-            byNode[node] = name
-            return name
-        }
-    }
+    /// The stems of a task folder's own files, which no node's file may take.
+    static let ownFiles: Set<String> = ["membership", "events", "configs", "nodes", "index", "mark"]
 
     private struct MarkFile: Encodable {
         var name: String

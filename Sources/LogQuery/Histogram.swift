@@ -24,10 +24,11 @@ public struct Histogram: Sendable, Equatable {
 
     /// `30s`, `1m`, `5m`, `1h`, `1h30m`, `500ms`, `1d`.
     public static func parseInterval(_ text: String) throws(QueryError) -> Int64 {
-        guard let nanos = TimeExpression.parseDuration(text.trimmingCharacters(in: .whitespaces).lowercased()), nanos > 0 else {
-            throw .badArgument("cannot read interval '\(text)': use e.g. 30s, 1m, 5m, 1h")
+        switch TimeExpression.parseDuration(text.trimmingCharacters(in: .whitespaces).lowercased()) {
+        case .nanos(let nanos)? where nanos > 0: return nanos
+        case .tooLong?: throw .badArgument("interval '\(text)' is too long to count in nanoseconds: use e.g. 1h, 1d, 1w")
+        default: throw .badArgument("cannot read interval '\(text)': use e.g. 30s, 1m, 5m, 1h")
         }
-        return nanos
     }
 
     /// Counts lines of `nodes` (all when empty) in [since, until) per interval. Without
@@ -40,12 +41,22 @@ public struct Histogram: Sendable, Equatable {
         var filter = LogFilter()
         filter.nodes = nodes
         try LogSearch(database: database).validate(filter)
+        // Times from the command line are in the supported range already, a caller's need not
+        // be; stored times are clamped into it in the query. So every bucket lies in the range,
+        // and the arithmetic below (differences, a bucket plus an interval) cannot overflow.
+        let since = since.map(Timestamp.clamped)
+        let until = until.map(Timestamp.clamped)
+        // An open end with --since is now: lines stamped later (a clock far ahead) are left
+        // out rather than stretching the histogram to them.
+        let end = until ?? (since != nil ? Timestamp.clamped(now) + 1 : nil)
         var conditions = SQLConditions()
         conditions.isIn("s.node", nodes)
-        conditions.timeRange("l.t", since: since, until: until)
+        conditions.timeRange("l.t", since: since, until: end)
         if errorsOnly { conditions.add(ErrorRule.sqlCall) }
+        let (lowest, highest) = (Timestamp.supportedRange.lowerBound, Timestamp.supportedRange.upperBound)
         let sql = """
-            SELECT (l.t / \(interval)) * \(interval) AS bucket, s.node, count(*) FROM logs l JOIN streams s ON s.id = l.stream
+            SELECT (min(max(l.t, \(lowest)), \(highest)) / \(interval)) * \(interval) AS bucket, s.node, count(*)
+            FROM logs l JOIN streams s ON s.id = l.stream
             \(conditions.whereClause) GROUP BY bucket, s.node ORDER BY bucket, s.node
             """
         let arguments = conditions.arguments
@@ -57,7 +68,6 @@ public struct Histogram: Sendable, Equatable {
         }
         let names = nodes.isEmpty ? Array(Set(rows.map(\.node))).sorted() : nodes
         var histogram = Histogram(interval: interval, nodes: names, buckets: [], errorsOnly: errorsOnly)
-        let end = until ?? (since != nil ? now + 1 : nil)
         guard let first = since.map({ $0 - Self.modulo($0, interval) }) ?? rows.first?.bucket,
             let last = end.map({ ($0 - 1) - Self.modulo($0 - 1, interval) }) ?? rows.last?.bucket, last >= first
         else { return histogram }
@@ -77,7 +87,8 @@ public struct Histogram: Sendable, Equatable {
 
     /// Non-negative remainder (times before 1970 round down too).
     private static func modulo(_ value: Int64, _ divisor: Int64) -> Int64 {
-        ((value % divisor) + divisor) % divisor
+        let remainder = value % divisor
+        return remainder < 0 ? remainder + divisor : remainder
     }
 
     static func describe(_ interval: Int64) -> String {
@@ -111,7 +122,7 @@ public struct Histogram: Sendable, Equatable {
         let totalLabel = errorsOnly ? "ERRORS" : "LINES"
         let totalWidth = max(totalLabel.count, String(peak).count)
         let timeWidth = Timestamp.format(buckets[0].start).count
-        let headers = nodes.enumerated().map { "\(glyph($0)) \($1)" }
+        let headers = nodes.enumerated().map { "\(glyph($0)) \(DisplayText.escapingControls($1, keepingLineFeeds: false))" }
         let widths = nodes.indices.map { index in max(headers[index].count, buckets.map { String($0.counts[index]).count }.max() ?? 1) }
         func paint(_ text: String, _ index: Int) -> String { colors?.paint(text, as: nodes[index]) ?? text }
         func pad(_ text: String, _ width: Int, right: Bool = false) -> String {

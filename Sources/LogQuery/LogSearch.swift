@@ -225,7 +225,7 @@ public struct LogSearch {
         // Ids are dense, so the difference is the count without counting (a store whose index
         // is millions of rows behind is where counting would take longest).
         let behind = try database.read { db in
-            (try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0) - (try SearchIndexer.indexedThrough(db))
+            (try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0) - max(try SearchIndexer.indexedThrough(db), 0)
         }
         guard behind >= lagWorthSaying else { return [] }
         return ["the search index is about \(behind) rows behind ingest: --match reads those rows one by one"]

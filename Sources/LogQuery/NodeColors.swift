@@ -30,12 +30,7 @@ public struct NodeColors: Sendable {
 
     /// The SGR code of `name`'s colour.
     public static func code(for name: String) -> Int {
-        var hash: UInt32 = 0x811c_9dc5
-        for byte in name.utf8 {
-            hash ^= UInt32(byte)
-            hash = hash &* 0x0100_0193
-        }
-        return palette[Int(hash % UInt32(palette.count))]
+        palette[Int(FNV1a.hash32(name) % UInt32(palette.count))]
     }
 
     /// `text` in `name`'s colour (`name` defaults to the text itself).

@@ -11,14 +11,17 @@ public enum OutputFormat: String, CaseIterable, Sendable {
 
     /// One line as printed. `colors` paints the node's name (text only); a context line
     /// (`logq logs --context`) is marked like grep marks one: `source-` instead of `source:` in
-    /// text, `"context":true` in JSON.
+    /// text, `"context":true` in JSON. Text and CSV show control characters as `\xNN`
+    /// (`DisplayText`); a message's line feeds stay, so a multi-line event prints as its lines.
     public func render(_ line: LogLine, nodeWidth: Int = 0, colors: NodeColors? = nil, context: Bool = false) -> String {
         let time = Timestamp.format(line.time)
         switch self {
         case .text:
-            let padding = String(repeating: " ", count: max(0, nodeWidth - line.node.count))
-            let node = (colors?.paint(line.node) ?? line.node) + padding
-            return "\(time) \(node) \(line.source)\(context ? "-" : ":") \(line.message)"
+            let name = DisplayText.escapingControls(line.node, keepingLineFeeds: false)
+            let padding = String(repeating: " ", count: max(0, nodeWidth - name.count))
+            let node = (colors?.paint(name, as: line.node) ?? name) + padding
+            let source = DisplayText.escapingControls(line.source, keepingLineFeeds: false)
+            return "\(time) \(node) \(source)\(context ? "-" : ":") \(DisplayText.escapingControls(line.message, keepingLineFeeds: true))"
         case .json:
             var object = "{\"time\":\(JSONText.quoted(time)),\"t\":\(line.time),\"node\":\(JSONText.quoted(line.node)),"
             object += "\"source\":\(JSONText.quoted(line.source)),\"message\":\(JSONText.quoted(line.message))"
@@ -26,14 +29,8 @@ public enum OutputFormat: String, CaseIterable, Sendable {
             if context { object += ",\"context\":true" }
             return object + "}"
         case .csv:
-            return [time, line.node, line.source, line.message].map(Self.csvField).joined(separator: ",")
+            return [time, line.node, line.source, line.message].map(DisplayText.csvCell).joined(separator: ",")
         }
-    }
-
-    /// RFC 4180: quote when needed, double the quotes.
-    static func csvField(_ value: String) -> String {
-        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 
@@ -54,6 +51,13 @@ public struct Table: Sendable, Equatable {
             case .integer(let value): String(value)
             case .real(let value): String(value)
             case .null: ""
+            }
+        }
+
+        var csvCell: String {
+            switch self {
+            case .text(let value), .json(let value): DisplayText.csvCell(value)
+            case .integer, .real, .null: plain
             }
         }
 
@@ -84,11 +88,15 @@ public struct Table: Sendable, Equatable {
 
     /// Lines to print: text is aligned columns under an upper-case header (`docker ps` style),
     /// node names painted when `colors` is given; JSON is one object per row keyed by column;
-    /// CSV has a header row.
+    /// CSV has a header row. A text cell is one line: its control characters, line feeds
+    /// included, are shown as `\xNN`; CSV text cells are `DisplayText.csvCell`s, numbers stay
+    /// as they are.
     public func render(_ format: OutputFormat, colors: NodeColors? = nil) -> [String] {
         switch format {
         case .text:
-            let cells = [columns.map { $0.uppercased() }] + rows.map { $0.map(\.plain) }
+            let cells = ([columns.map { $0.uppercased() }] + rows.map { $0.map(\.plain) }).map { row in
+                row.map { DisplayText.escapingControls($0, keepingLineFeeds: false) }
+            }
             var widths = Array(repeating: 0, count: columns.count)
             for row in cells { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
             let painted = colors == nil ? [] : nodeColumns
@@ -104,7 +112,7 @@ public struct Table: Sendable, Equatable {
                 "{" + zip(columns, row).map { "\(JSONText.quoted($0)):\($1.jsonText)" }.joined(separator: ",") + "}"
             }
         case .csv:
-            return [columns.joined(separator: ",")] + rows.map { $0.map { OutputFormat.csvField($0.plain) }.joined(separator: ",") }
+            return [columns.map(DisplayText.csvCell).joined(separator: ",")] + rows.map { $0.map(\.csvCell).joined(separator: ",") }
         }
     }
 }

@@ -25,6 +25,10 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
     case unknownParameter(query: String, name: String, known: [String])
     /// A query file that cannot be used (no header, a bad `param:` line…).
     case badQueryFile(path: String, detail: String)
+    /// `logq sql`/`run`: the statement ran longer than `--timeout` seconds and was stopped.
+    case timedOut(seconds: Double)
+    /// `logq export`: this many files could not be written (each was reported); the rest were.
+    case exportIncomplete(directory: String, failed: Int)
 
     public var description: String {
         switch self {
@@ -60,20 +64,33 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
             "query \(query) has no parameter '\(name)' (its parameters: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
         case .badQueryFile(let path, let detail):
             "query file \(path): \(detail)"
+        case .timedOut(let seconds):
+            "the statement ran longer than \(Self.seconds(seconds)) and was stopped (raise --timeout, or 0 for no limit)"
+        case .exportIncomplete(let directory, let failed):
+            "export to \(directory) incomplete: \(failed) file\(failed == 1 ? "" : "s") could not be written (listed above); the others were"
         }
     }
 
-    /// 66 (EX_NOINPUT) for a missing database, 65 (EX_DATAERR) for bad input, 74 for I/O,
-    /// 69 (EX_UNAVAILABLE) when the collector cannot be reached, 77 (EX_NOPERM) for a bad token,
-    /// 73 (EX_CANTCREAT) when an export cannot be written.
+    /// `5 s`, `0.5 s`.
+    private static func seconds(_ value: Double) -> String {
+        (value.rounded() == value && value < 1e15 ? String(Int64(value)) : String(value)) + " s"
+    }
+
+    /// 66 (EX_NOINPUT) for a missing database, 65 (EX_DATAERR) for bad input (arguments,
+    /// times, SQL), 74 for I/O, 69 (EX_UNAVAILABLE) when the collector cannot be reached, 77
+    /// (EX_NOPERM) for a bad token, 73 (EX_CANTCREAT) when an export cannot be written (or only
+    /// partly), 75 (EX_TEMPFAIL) when a statement hit `--timeout` (it may finish with more time).
     public var exitCode: Int32 {
         switch self {
         case .databaseMissing: 66
         case .databaseUnreadable: 74
         case .collectorUnavailable: 69
         case .collectorRefused(let status, _): status == 401 ? 77 : 65
-        case .cannotWrite: 73
-        default: 65
+        case .cannotWrite, .exportIncomplete: 73
+        case .timedOut: 75
+        case .badTime, .unknownNode, .unknownSource, .badRegex, .badArgument, .readOnly, .badSQL, .unknownQuery,
+            .missingParameter, .unknownParameter, .badQueryFile:
+            65
         }
     }
 }

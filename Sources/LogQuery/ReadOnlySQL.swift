@@ -20,12 +20,23 @@ public enum SQLParameter: Sendable, Equatable {
 /// The connection has two functions of its own: `rfc3339(ns)` prints a time the way logq
 /// prints every time (it parses back), and `is_error(source, message, status)` is
 /// `ErrorRule`, the one definition of an error line.
+///
+/// A statement may run for at most `timeout` seconds of SQLite's own work (a recursive CTE
+/// can run forever): SQLite's progress handler checks the time every `Watchdog.period`
+/// virtual-machine steps and interrupts the statement, which ends in `QueryError.timedOut`.
+/// Time spent handing rows to the caller (printing, a slow pipe) does not count.
 public final class ReadOnlySQL {
     public let path: String
+    /// Seconds; 0 means no limit.
+    public let timeout: Double
     private let handle: OpaquePointer
     private let authorizer = Authorizer()
+    private let watchdog: Watchdog
 
-    public init(path: String) throws(QueryError) {
+    public init(path: String, timeout: Double = 0) throws(QueryError) {
+        guard timeout.isFinite, timeout >= 0, timeout <= Watchdog.longestTimeout else {
+            throw .badArgument("--timeout must be between 0 (no limit) and \(Int(Watchdog.longestTimeout)) seconds, not \(timeout)")
+        }
         guard FileManager.default.fileExists(atPath: path) else { throw .databaseMissing(path) }
         var connection: OpaquePointer?
         let opened = sqlite3_open_v2(path, &connection, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil)
@@ -35,7 +46,15 @@ public final class ReadOnlySQL {
             throw .databaseUnreadable(path: path, detail: detail)
         }
         self.path = path
+        self.timeout = timeout
         handle = connection
+        watchdog = Watchdog(limit: UInt64(timeout * 1e9))
+        if timeout > 0 {
+            sqlite3_progress_handler(handle, Watchdog.period, { context in
+                guard let context else { return 0 }
+                return Unmanaged<Watchdog>.fromOpaque(context).takeUnretainedValue().expired ? 1 : 0
+            }, Unmanaged.passUnretained(watchdog).toOpaque())
+        }
         sqlite3_busy_timeout(handle, 5_000)
         sqlite3_exec(handle, "PRAGMA query_only = ON", nil, nil, nil)
         Self.addFunctions(to: handle)
@@ -72,9 +91,11 @@ public final class ReadOnlySQL {
         let columnCount = sqlite3_column_count(statement)
         var chunk = Table(columns: (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) })
         var delivered = false
+        watchdog.reset()
         while true {
-            let code = sqlite3_step(statement)
+            let code = watchdog.timing { sqlite3_step(statement) }
             if code == SQLITE_DONE { break }
+            if code == SQLITE_INTERRUPT, watchdog.hasExpired { throw .timedOut(seconds: timeout) }
             guard code == SQLITE_ROW else { throw failure(code) }
             chunk.rows.append((0..<columnCount).map { Self.value(statement, $0) })
             if chunk.rows.count >= chunkRows {
@@ -191,6 +212,44 @@ public final class ReadOnlySQL {
                 sqlite3_value_type(values[2]) == SQLITE_INTEGER ? sqlite3_value_int64(values[2]) : text(2).flatMap { Int64($0) }
             sqlite3_result_int(context, ErrorRule.matches(source: text(0), message: text(1) ?? "", status: status) ? 1 : 0)
         }, nil, nil, nil)
+    }
+}
+
+// MARK: The time limit
+
+/// The time SQLite has spent on the current statement, for the progress handler.
+private final class Watchdog {
+    /// Virtual-machine steps between two looks at the clock: about a millisecond's work at most.
+    static let period: Int32 = 10_000
+    /// A day: longer is surely a typo, and keeps `limit` far from overflowing.
+    static let longestTimeout = 86_400.0
+
+    /// Nanoseconds; 0 means no limit.
+    let limit: UInt64
+    private var spent: UInt64 = 0
+    private var stepStarted: UInt64 = 0
+    private(set) var hasExpired = false
+
+    init(limit: UInt64) {
+        self.limit = limit
+    }
+
+    func reset() {
+        spent = 0
+        hasExpired = false
+    }
+
+    /// Runs one `sqlite3_step`, counting its time.
+    func timing(_ step: () -> Int32) -> Int32 {
+        stepStarted = DispatchTime.now().uptimeNanoseconds
+        defer { spent += DispatchTime.now().uptimeNanoseconds - stepStarted }
+        return step()
+    }
+
+    /// Asked by the progress handler during a step: true stops the statement.
+    var expired: Bool {
+        if limit > 0, !hasExpired, spent + (DispatchTime.now().uptimeNanoseconds - stepStarted) > limit { hasExpired = true }
+        return hasExpired
     }
 }
 

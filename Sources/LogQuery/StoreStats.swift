@@ -37,6 +37,8 @@ public struct StoreStats: Sendable, Equatable {
     public var ratePerSecondLastHour: Double { Double(linesLastHour) / 3_600 }
 
     public static func read(_ database: LogDatabase, now: Int64 = Timestamp.now()) throws(QueryError) -> StoreStats {
+        // A clock far off (or a caller's `now`) must not overflow "the last minute".
+        let now = Timestamp.clamped(now)
         let walBytes = (try? FileManager.default.attributesOfItem(atPath: database.path + "-wal")[.size] as? Int64) ?? 0
         return try database.read { db in
             let sources = try Row.fetchAll(

@@ -8,6 +8,21 @@ struct Logq: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logq",
         abstract: "Query the cluster's history stored by muster-collector.",
+        discussion: """
+            Times: now, 10m, -1h, '10m ago', 1h30m, today, yesterday, 14:05, 2026-11-21, RFC 3339 (as printed), \
+            @<unix seconds>; from 1970-01-01 through 2261-12-31 UTC. Stored times outside that range are counted \
+            at its nearer end by hist and report.
+
+            Output: text and CSV show control characters from the store (ESC, CR, DEL, C1…) as \\xNN, \
+            keeping tab and, in log messages, line feed; a CSV text cell starting with =, +, -, @, tab or \
+            carriage return (not a plain number like -5) gets a leading ' so a spreadsheet shows it instead of \
+            running it. JSON has the exact text, JSON-escaped.
+
+            Exit codes: 0 done; 64 a command line logq cannot parse (an unknown option, a missing value, \
+            a number that is not one); 65 bad input (argument values, times, SQL, unknown names); 66 no database; \
+            69 collector unreachable; 73 a file not written (export goes on with the others); 74 the store \
+            unreadable; 75 a statement stopped by --timeout; 77 token refused.
+            """,
         subcommands: [
             Logs.self, Members.self, Nodes.self, Timeline.self, Inspect.self, Configs.self, MarkCommand.self, Marks.self,
             Export.self, Report.self, Sql.self, Run.self, Hist.self, Stats.self,
@@ -32,9 +47,10 @@ struct StoreOptions: ParsableArguments {
 
 extension OutputFormat: ExpressibleByArgument {}
 
-/// Prints a QueryError as one line on stderr and exits with its code.
+/// Prints a QueryError as one line on stderr and exits with its code. The message may quote
+/// stored names (`known: …`), so its control characters are shown, not sent.
 func fail(_ error: QueryError) -> ExitCode {
-    FileHandle.standardError.write(Data("logq: \(error)\n".utf8))
+    FileHandle.standardError.write(Data("logq: \(DisplayText.escapingControls(error.description, keepingLineFeeds: false))\n".utf8))
     return ExitCode(error.exitCode)
 }
 
@@ -44,7 +60,8 @@ struct Logs: ParsableCommand {
         abstract: "Print log lines from every node, interleaved in time order.",
         discussion: """
             Times (--since, --until) accept: now, 10m, -1h, '10m ago', today, yesterday, 14:05, \
-            2026-11-21, RFC 3339 (as printed), @<unix seconds>.
+            2026-11-21, RFC 3339 (as printed), @<unix seconds>, from 1970 through 2261; anything else is \
+            refused with exit 65.
             """)
 
     @OptionGroup var store: StoreOptions
@@ -106,7 +123,7 @@ struct Logs: ParsableCommand {
         if let header = format.header() { out.write(header) }
         if let context {
             let items = try search.linesWithContext(filter, context: context)
-            let width = items.reduce(0) { if case .line(let line, _) = $1 { max($0, line.node.count) } else { $0 } }
+            let width = items.reduce(0) { if case .line(let line, _) = $1 { max($0, DisplayText.escapingControls(line.node, keepingLineFeeds: false).count) } else { $0 } }
             for item in items {
                 switch item {
                 case .separator: if format == .text { out.write("--") }
@@ -116,7 +133,7 @@ struct Logs: ParsableCommand {
             return out.flush()
         }
         let lines = try search.lines(filter)
-        let width = lines.reduce(0) { max($0, $1.node.count) }
+        let width = lines.reduce(0) { max($0, DisplayText.escapingControls($1.node, keepingLineFeeds: false).count) }
         for line in lines { out.write(format.render(line, nodeWidth: width, colors: colors)) }
         out.flush()
         guard follow else { return }
@@ -153,7 +170,7 @@ struct Members: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
-    @Option(name: .long, help: "The instant (default: now).")
+    @Option(name: .long, parsing: .unconditional, help: "The instant (default: now).")
     var at: String?
 
     @OptionGroup var output: OutputOptions
@@ -172,7 +189,7 @@ struct Nodes: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
 
-    @Option(name: .long, help: "The instant (default: now).")
+    @Option(name: .long, parsing: .unconditional, help: "The instant (default: now).")
     var at: String?
 
     @OptionGroup var output: OutputOptions
@@ -216,7 +233,7 @@ struct Inspect: ParsableCommand {
     @Argument(help: "The node's name.")
     var node: String
 
-    @Option(name: .long, help: "The instant (default: now).")
+    @Option(name: .long, parsing: .unconditional, help: "The instant (default: now).")
     var at: String?
 
     func run() throws {
@@ -224,7 +241,8 @@ struct Inspect: ParsableCommand {
             guard let body = try history.inventory(of: node, at: try parseTime(at, now: now) ?? now) else {
                 throw .badArgument("no inventory from node '\(node)' (is its agent's 'inventory' section configured?)")
             }
-            print(body)
+            // The body is JSON as the agent sent it: controls it may hold escaped the JSON way.
+            print(DisplayText.escapingControls(body, keepingLineFeeds: true, notation: .json))
         }
     }
 }
@@ -257,7 +275,9 @@ struct Configs: ParsableCommand {
         @Option(name: .long, help: "The load balancer node, when there are several.") var node: String?
 
         func run() throws {
-            try store.withHistory { history, _ throws(QueryError) in printLines([try history.configText(version: version, node: node)]) }
+            try store.withHistory { history, _ throws(QueryError) in
+                printLines([DisplayText.escapingControls(try history.configText(version: version, node: node), keepingLineFeeds: true)])
+            }
         }
     }
 
@@ -274,7 +294,7 @@ struct Configs: ParsableCommand {
                 let diff = ConfigDiff.unified(
                     from: try history.configText(version: from, node: node), to: try history.configText(version: to, node: node),
                     fromLabel: "version \(from)", toLabel: "version \(to)")
-                printLines([diff.isEmpty ? "(versions \(from) and \(to) are identical)" : diff])
+                printLines([diff.isEmpty ? "(versions \(from) and \(to) are identical)" : DisplayText.escapingControls(diff, keepingLineFeeds: true)])
             }
         }
     }

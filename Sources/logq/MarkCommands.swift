@@ -47,7 +47,7 @@ struct MarkCommand: AsyncParsableCommand {
             case .json:
                 print("{\"id\":\(mark.id),\"name\":\(JSONText.quoted(mark.name)),\"time\":\(JSONText.quoted(mark.time)),\"t\":\(mark.t),\"event\":\(mark.event)}")
             default:
-                print("marked \(mark.name) at \(mark.time) (event \(mark.event))")
+                print(DisplayText.escapingControls("marked \(mark.name) at \(mark.time) (event \(mark.event))", keepingLineFeeds: false))
             }
         } catch let error as QueryError {
             throw fail(error)
@@ -88,7 +88,10 @@ struct Export: ParsableCommand {
         abstract: "Write the evidence of each task to a folder: node logs, membership, configs, node tables, inventory.",
         discussion: """
             One folder per mark (DIR/task-2/…; 'all' when there are no marks). Exporting the same \
-            history twice gives identical files. DIR must be new, empty, or an earlier export.
+            history twice gives identical files. DIR must be new, empty, or an earlier export. \
+            Names from the store become file names of letters, digits, '.', '_' and '-' only, at \
+            most 100 bytes (a longer one ends in '~' and a hash). A file that cannot be written \
+            is reported and the export goes on; then it ends with exit 73.
             """)
 
     @OptionGroup var store: StoreOptions
@@ -101,13 +104,16 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try store.withHistory { history, _ throws(QueryError) in
-            let summaries = try EvidenceExport(database: history.database).export(to: out, tasks: mark)
+            let result = try EvidenceExport(database: history.database).export(to: out, tasks: mark)
             var table = Table(columns: ["task", "nodes", "lines", "changes", "configs"])
-            table.rows = summaries.map { summary in
-                [.text("\(out)/\(summary.task.name)"), .text(summary.nodes.joined(separator: ",")), .integer(Int64(summary.lines)),
+            table.rows = result.summaries.map { summary in
+                [.text("\(out)/\(summary.folder)"), .text(summary.nodes.joined(separator: ",")), .integer(Int64(summary.lines)),
                  .integer(Int64(summary.changes)), .integer(Int64(summary.configs))]
             }
             printLines(table.render(.text))
+            // Each file that failed on its own line, then the summary that sets the exit code.
+            for failure in result.failures { _ = fail(failure) }
+            if !result.failures.isEmpty { throw .exportIncomplete(directory: out, failed: result.failures.count) }
         }
     }
 }

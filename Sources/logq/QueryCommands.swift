@@ -19,12 +19,13 @@ struct OutputOptions: ParsableArguments {
     }
 }
 
-/// `--since` and `--until`.
+/// `--since` and `--until`. A time may start with '-' (`--since -1h`): the value after the
+/// option is taken as it is, never read as another option.
 struct TimeRangeOptions: ParsableArguments {
-    @Option(name: .long, help: "From this time (inclusive).")
+    @Option(name: .long, parsing: .unconditional, help: "From this time (inclusive).")
     var since: String?
 
-    @Option(name: .long, help: "Up to this time (exclusive).")
+    @Option(name: .long, parsing: .unconditional, help: "Up to this time (exclusive).")
     var until: String?
 
     /// Both ends read as logq times relative to `now`.
@@ -81,6 +82,18 @@ struct ChunkedTablePrinter {
     }
 }
 
+/// `--timeout`, for the commands that run the user's SQL.
+struct SQLLimitOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: "Stop a statement after this many seconds of work (0: no limit); exit 75 when stopped.")
+    var timeout: Double = 5
+
+    func open(_ store: StoreOptions) throws(QueryError) -> ReadOnlySQL {
+        try ReadOnlySQL(path: store.path, timeout: timeout)
+    }
+}
+
 struct Sql: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
@@ -88,7 +101,10 @@ struct Sql: ParsableCommand {
         discussion: """
             Tables: streams (node, source), logs (t in ns, msg, fields JSON, stream, off), logs_fts, meta, events, \
             membership, inventory, configs, marks (Sources/MusterStore/Schema.swift). Extra functions: rfc3339(ns) prints \
-            a time as logq does; is_error(source, msg, json_extract(fields, '$.status')) is the error rule of 'logq hist --errors'.
+            a time as logq does; is_error(source, msg, json_extract(fields, '$.status')) is the error rule of 'logq hist --errors'. \
+            Text and CSV show control characters in values as \\xNN, and a CSV text cell starting with =, +, -, @, tab or \
+            carriage return (not a plain number like -5) gets a leading ' so spreadsheets do not run it; JSON has the exact values. \
+            A statement still running after --timeout seconds of work is stopped: exit 75.
             """)
 
     @OptionGroup var store: StoreOptions
@@ -96,11 +112,13 @@ struct Sql: ParsableCommand {
     @Argument(help: "The statement (one).")
     var statement: String
 
+    @OptionGroup var limits: SQLLimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         try reportingErrors { () throws(QueryError) in
-            let sql = try ReadOnlySQL(path: store.path)
+            let sql = try limits.open(store)
             var printer = ChunkedTablePrinter(format: output.format, colors: output.colors)
             try sql.query(statement) { printer.add($0) }
             printer.finish()
@@ -115,7 +133,8 @@ struct Run: ParsableCommand {
         discussion: """
             The queries folder: --queries DIR, else MUSTER_QUERIES, else ./queries, else share/muster/queries beside \
             logq's folder, else the queries folder of the source tree logq was built in. 'logq run --list' shows each \
-            query with its parameters; time parameters take any logq time (10m, 14:05, RFC 3339 …).
+            query with its parameters; time parameters take any logq time (10m, 14:05, RFC 3339 …). Output and \
+            --timeout as for 'logq sql'.
             """)
 
     @OptionGroup var store: StoreOptions
@@ -132,6 +151,8 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: "The queries folder (env MUSTER_QUERIES).")
     var queries: String?
 
+    @OptionGroup var limits: SQLLimitOptions
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
@@ -144,7 +165,7 @@ struct Run: ParsableCommand {
             guard let name else { throw .badArgument("name a query to run ('logq run --list' shows them)") }
             let query = try library.query(named: name)
             let values = try query.bindings(try param.map(SavedQuery.parseParameter), now: Timestamp.now())
-            let sql = try ReadOnlySQL(path: store.path)
+            let sql = try limits.open(store)
             var printer = ChunkedTablePrinter(format: output.format, colors: output.colors)
             try sql.query(query.sql, parameters: values) { printer.add($0) }
             printer.finish()

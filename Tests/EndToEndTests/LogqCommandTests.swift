@@ -131,4 +131,117 @@ import Testing
             "s1 webapp- line 0", "s1 webapp: line 1", "s1 webapp- line 2",
         ])
     }
+
+    /// A store holding what was stored before times and names were checked: lines at the ends
+    /// of `Int64`, a member that joined at `Int64.min`, a node name with an ESC sequence and
+    /// one of 10,000 characters, two load balancers.
+    func hostileStore() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-logq-\(UUID().uuidString).sqlite").path
+        let pool = try Schema.openForWriting(path: path, synchronous: .normal)
+        let now = Timestamp.now()
+        try pool.write { db in
+            for (id, node) in ["s1", "evil\u{1B}]0;owned\u{7}", String(repeating: "n", count: 10_000)].enumerated() {
+                try db.execute(
+                    sql: "INSERT INTO streams (id, agent, node, source, generation, first_seen) VALUES (?, ?, ?, 'webapp', 'g', 0)",
+                    arguments: [id + 1, node, node])
+            }
+            for (offset, (stream, t, message)) in [
+                (1, Int64.max, "far future"), (1, Int64.min, "before time"), (1, now - 60 * Timestamp.nanosPerSecond, "recent"),
+                (2, now - 30 * Timestamp.nanosPerSecond, "=cmd|' /C calc'!A0 \u{1B}[2J\u{1B}]52;c;b3duZWQ=\u{7}"), (3, now, "long"),
+            ].enumerated() {
+                try db.execute(sql: "INSERT INTO logs (stream, off, t, msg) VALUES (?, ?, ?, ?)", arguments: [stream, offset, t, message])
+            }
+            try db.execute(sql: "INSERT INTO events (id, t, kind, body) VALUES (1, ?, 'member-join', '{}')", arguments: [Int64.min])
+            try db.execute(
+                sql: """
+                    INSERT INTO membership (t, member, change, status, address, role, tags, observer, cause, event)
+                    VALUES (?, 's1', 'joined', 'alive', '10.0.0.1', 'web', '{}', 'ha', 'member-join', 1)
+                    """,
+                arguments: [Int64.min])
+            for (version, node) in [(1, "lb/../one"), (1, String(repeating: "b", count: 10_000))] {
+                try db.execute(
+                    sql: """
+                        INSERT INTO configs (node, version, t, sha256, method, outcome, trigger, duration_ms, servers, diff, text, event)
+                        VALUES (?, ?, ?, '', 'reload', 'applied', '[]', 1, '[]', '', 'backend nodes', 1)
+                        """,
+                    arguments: [node, version, now])
+            }
+        }
+        return path
+    }
+
+    @Test func extremeStoredTimesAndHostileNamesDoNotStopAnyCommand() throws {
+        let path = try hostileStore()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-logq-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let report = try logq(["report", "--db", path, "--out", directory + "-report.html"])
+        defer { try? FileManager.default.removeItem(atPath: directory + "-report.html") }
+        #expect(report.status == 0, "\(report.stderr)")
+        let hist = try logq(["hist", "--db", path, "--since", "1h"])
+        #expect(hist.status == 0, "\(hist.stderr)")
+        #expect(hist.stdout.split(separator: "\n").count == 62, "a header and 61 minutes")
+        let whole = try logq(["hist", "--db", path])
+        #expect(whole.status == 65 && whole.stderr.contains("choose a longer --by"), "\(whole.stderr)")
+        for command in [["stats"], ["timeline"], ["nodes"], ["members", "--at", "1970-01-01T00:00:00Z"], ["configs"]] {
+            let outcome = try logq(command + ["--db", path])
+            #expect(outcome.status == 0, "\(command): \(outcome.stderr)")
+        }
+        let export = try logq(["export", "--db", path, "--out", directory])
+        #expect(export.status == 0, "\(export.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory + "/all")
+        #expect(files.count(where: { $0.hasSuffix("_haproxy.cfg") }) == 2)
+        #expect(files.allSatisfy { $0.utf8.count <= 120 })
+        #expect(FileManager.default.fileExists(atPath: directory + "/index.log"))
+    }
+
+    @Test func timesOutsideWhatLogqHandlesAreExit65() throws {
+        let path = try storeWithLines()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for time in ["9999-01-01T00:00:00Z", "@99999999999999", "-999999999h", "100000000d ago", "0000-01-01"] {
+            try expectRefusal(["logs", "--db", path, "--since=\(time)"], "logq: cannot read time '\(time)': outside the times logq handles")
+        }
+        // A time starting with '-' is the option's value, not another option.
+        try expectRefusal(["logs", "--db", path, "--since", "-999999999h"], "logq: cannot read time '-999999999h': outside")
+        #expect(try logq(["logs", "--db", path, "--since", "-1h", "--until", "-0s"]).status == 0)
+        try expectRefusal(["hist", "--db", path, "--by", "100000000000w"], "logq: interval '100000000000w' is too long")
+        try expectRefusal(["sql", "--db", path, "--timeout=-1", "SELECT 1"], "logq: --timeout must be between 0")
+    }
+
+    @Test func controlCharactersAndFormulasFromTheStoreAreDefused() throws {
+        let path = try hostileStore()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for format in ["text", "csv"] {
+            let logs = try logq(["logs", "--db", path, "--format", format, "--color", "always"])
+            #expect(logs.status == 0)
+            let escapes = logs.stdout.components(separatedBy: "\u{1B}").count - 1
+            #expect(escapes == (format == "text" ? 2 * 5 : 0), "only logq's own colours: \(logs.stdout)")
+            #expect(!logs.stdout.contains("\u{7}"))
+            #expect(logs.stdout.contains("evil\\x1b]0;owned\\x07"))
+        }
+        let csv = try logq(["logs", "--db", path, "--format", "csv"])
+        #expect(csv.stdout.contains(",'=cmd|' /C calc'!A0 \\x1b[2J"))
+        let unknown = try logq(["logs", "--db", path, "--node", "x"])
+        #expect(unknown.status == 65 && !unknown.stderr.contains("\u{1B}") && unknown.stderr.contains("evil\\x1b]0;owned\\x07"))
+        let sql = try logq(["sql", "--db", path, "SELECT node FROM streams WHERE id = 2"])
+        #expect(sql.stdout == "NODE\nevil\\x1b]0;owned\\x07\n")
+    }
+
+    /// A recursive CTE that would run forever stops after --timeout with exit 75.
+    @Test func sqlAndRunStopAtTheirTimeout() throws {
+        let path = try storeWithLines()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+        let started = ContinuousClock.now
+        let stopped = try logq(["sql", "--db", path, "--timeout", "1", forever])
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(stopped.status == 75)
+        #expect(stopped.stderr == "logq: the statement ran longer than 1 s and was stopped (raise --timeout, or 0 for no limit)\n")
+        let queries = FileManager.default.temporaryDirectory.appendingPathComponent("muster-queries-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: queries, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: queries) }
+        try "-- name: forever\n-- description: never ends\n\(forever)\n".write(toFile: queries + "/forever.sql", atomically: true, encoding: .utf8)
+        let run = try logq(["run", "--db", path, "--queries", queries, "--timeout", "0.5", "forever"])
+        #expect(run.status == 75, "\(run.stderr)")
+    }
 }

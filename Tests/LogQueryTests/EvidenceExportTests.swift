@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test func oneFolderPerMarkWithEachNodesLinesOfThatTask() throws {
-        let summaries = try export.export(to: out)
+        let summaries = try export.export(to: out).summaries
         #expect(summaries.map(\.task.name) == ["task-0", "task-1"])
         #expect(summaries.map(\.nodes) == [["s1", "s2"], ["s1"]])
         #expect(read("task-0/s1.log") == "1970-01-01T00:00:00.000001500Z s1 webapp: GET / 200\n")
@@ -76,17 +76,6 @@ import Testing
             #expect(error == .badArgument("no mark named 'task-9' (marks: task-0, task-1)"))
             #expect(error.exitCode == 65)
         }
-    }
-
-    @Test func nodeNamesNeverTakeTheExportsFilesOrEachOthers() {
-        var files = EvidenceExport.NodeFileNames()
-        #expect(files.name(for: "s1") == "s1")
-        #expect(files.name(for: "events") == "events~2")
-        #expect(files.name(for: "s/1") == "s_1")
-        #expect(files.name(for: "s_1") == "s_1~2")
-        #expect(files.name(for: "../x") == "_.._x")
-        #expect(files.name(for: "s/1") == "s_1")
-        #expect(files.nodes == ["../x", "events", "s/1", "s1", "s_1"])
     }
 
     @Test func aMarkNameIsAFolderNameAndIsUsedOnce() throws {

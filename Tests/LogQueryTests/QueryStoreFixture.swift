@@ -76,6 +76,51 @@ struct QueryStoreFixture {
         }
     }
 
+    /// Rows as a store written before times were range-checked may hold them (any `t`,
+    /// control characters in names), written straight into the tables.
+    func storedAsIs(line t: Int64, node: String = "s1", source: String = "webapp", message: String = "stored as is") throws {
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO streams (agent, node, source, generation, first_seen) VALUES (?, ?, ?, 'raw', 0)",
+                arguments: [node, node, source])
+            let stream = try Int64.fetchOne(db, sql: "SELECT id FROM streams WHERE agent = ? AND source = ? AND generation = 'raw'", arguments: [node, source])!
+            let offset = try Int64.fetchOne(db, sql: "SELECT count(*) FROM logs WHERE stream = ?", arguments: [stream])!
+            try db.execute(sql: "INSERT INTO logs (stream, off, t, msg) VALUES (?, ?, ?, ?)", arguments: [stream, offset, t, message])
+        }
+    }
+
+    /// A membership change (with its event), a mark, or a config version at any `t`, as is.
+    func storedAsIs(member: String, change: String = "joined", at t: Int64) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO events (t, kind, body) VALUES (?, 'member-join', '{}')", arguments: [t])
+            try db.execute(
+                sql: """
+                    INSERT INTO membership (t, member, change, status, address, role, tags, observer, cause, event)
+                    VALUES (?, ?, ?, 'alive', '10.0.0.1', 'web', '{}', 'ha', 'member-join', ?)
+                    """,
+                arguments: [t, member, change, db.lastInsertedRowID])
+        }
+    }
+
+    func storedAsIs(mark name: String, at t: Int64) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO events (t, kind, body) VALUES (?, 'mark', '{}')", arguments: [t])
+            try db.execute(sql: "INSERT INTO marks (name, t, note, event) VALUES (?, ?, '', ?)", arguments: [name, t, db.lastInsertedRowID])
+        }
+    }
+
+    func storedAsIs(config version: Int, node: String, at t: Int64, text: String = "backend nodes\n") throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO events (t, kind, body) VALUES (?, 'config', '{}')", arguments: [t])
+            try db.execute(
+                sql: """
+                    INSERT INTO configs (node, version, t, sha256, method, outcome, trigger, duration_ms, message, servers, diff, text, event)
+                    VALUES (?, ?, ?, '', 'reload', 'applied', '[]', 1, NULL, '[]', '', ?, ?)
+                    """,
+                arguments: [node, version, t, text, db.lastInsertedRowID])
+        }
+    }
+
     func indexAll() throws {
         _ = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 1_000_000) }
     }

@@ -51,6 +51,40 @@ import Testing
         }
     }
 
+    /// Before: `9999-01-01` and `5000000w5000000w` trapped (overflow), `@99999999999999`
+    /// wrapped to a wrong instant. Now each is a clear error, exit 65.
+    @Test(arguments: [
+        "@99999999999999", "@18446744073709551616", "-999999999h", "100000000d ago", "5000000w5000000w", "9223372036854775807ms",
+        "99999999999999999999s", "9999-01-01T00:00:00Z", "2262-04-11T23:47:16Z", "1969-12-31T23:59:59Z", "0000-01-01T00:00:00Z",
+        "9999-01-01", "2262-01-01", "1969-12-31", "0001-01-01", "2261-12-31T23:30:00-01:00", "1970-01-01T00:30:00+01:00",
+        "300y", "2026-13-01T00:00:00Z",
+    ])
+    func timesOutsideTheSupportedRangeAreAClearError(text: String) {
+        do {
+            let nanos = try parse(text)
+            Issue.record("'\(text)' gave \(nanos)")
+        } catch {
+            #expect(error.exitCode == 65)
+            #expect(error.description.hasPrefix("cannot read time '\(text)': "))
+            if text != "300y" && text != "2026-13-01T00:00:00Z" {
+                #expect(error.description.contains("outside the times logq handles"), "\(error)")
+            }
+        }
+    }
+
+    @Test func theEndsOfTheSupportedRangeParse() throws {
+        #expect(try parse("1970-01-01T00:00:00Z") == 0)
+        #expect(try parse("2261-12-31T23:59:59.999999999Z") == Timestamp.supportedRange.upperBound)
+        #expect(try parse("@0") == 0)
+        #expect(try parse("@1763733900.1234567891") == 1_763_733_900_123_456_789)
+        // A `now` at the ends (a clock far off) gives errors, not overflows.
+        #expect(throws: QueryError.self) { try TimeExpression.parse("1d", now: 0, timeZone: utc) }
+        #expect(throws: QueryError.self) { try TimeExpression.parse("today", now: Int64.max, timeZone: utc) }
+        #expect(throws: QueryError.self) { try TimeExpression.parse("14:05", now: Int64.min, timeZone: utc) }
+        #expect(throws: QueryError.self) { try TimeExpression.parse("yesterday", now: 0, timeZone: utc) }
+        #expect(throws: QueryError.self) { try TimeExpression.parse("now", now: Int64.max, timeZone: utc) }
+    }
+
     @Test(arguments: ["", "soon", "10x", "25:00", "12:61", "@abc", "2026-13-01", "2026-02-30", "m10", "1h-5m"])
     func nonsenseIsAClearError(text: String) {
         #expect(throws: QueryError.self) { try parse(text) }

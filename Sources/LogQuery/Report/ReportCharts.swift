@@ -41,15 +41,25 @@ enum ReportChart {
 }
 
 /// Maps instants onto [x0, x1] and chooses round, UTC-aligned ticks.
+///
+/// The range is clamped to `Timestamp.supportedRange` (a stored time may be anything), so
+/// spans and tick steps cannot overflow; an instant outside the range maps to its nearer edge.
 struct TimeScale {
-    var start: Int64
-    var end: Int64
+    let start: Int64
+    let end: Int64
     var x0: Double
     var x1: Double
 
+    init(start: Int64, end: Int64, x0: Double, x1: Double) {
+        self.start = Timestamp.clamped(start)
+        self.end = max(Timestamp.clamped(end), self.start)
+        self.x0 = x0
+        self.x1 = x1
+    }
+
     func x(_ t: Int64) -> Double {
         let span = Double(max(end - start, 1))
-        let fraction = min(max(Double(t - start) / span, 0), 1)
+        let fraction = min(max(Double(Timestamp.clamped(t) - start) / span, 0), 1)
         return x0 + (x1 - x0) * fraction
     }
 

@@ -56,8 +56,11 @@ extension ReportData {
     static func load(_ database: LogDatabase, scope: ReportScope) throws(QueryError) -> ReportData {
         let history = ClusterHistory(database: database)
         let allTasks = try history.tasks()
-        var since = scope.since
-        var until = scope.until
+        // Every time below is in the supported range (a caller's scope is clamped, the tasks'
+        // are, and so are the data's extremes), so ranges, `since - 1` and the charts' spans
+        // cannot overflow however far off a stored time is.
+        var since = scope.since.map(Timestamp.clamped)
+        var until = scope.until.map(Timestamp.clamped)
         if let name = scope.mark {
             guard let task = allTasks.first(where: { $0.mark.name == name }) else {
                 throw .unknownMark(name, known: allTasks.map(\.mark.name))
@@ -88,7 +91,9 @@ extension ReportData {
         func extreme(_ function: String) throws -> Int64? {
             var values: [Int64] = []
             for table in ["logs", "membership", "configs", "marks"] where try db.tableExists(table) {
-                if let value = try Int64.fetchOne(db, sql: "SELECT \(function)(t) FROM \(table)") { values.append(value) }
+                if let value = try Int64.fetchOne(db, sql: "SELECT \(function)(t) FROM \(table)") {
+                    values.append(Timestamp.clamped(value))
+                }
             }
             return function == "min" ? values.min() : values.max()
         }
@@ -149,17 +154,21 @@ extension ReportData {
         /// Each server's counter when last seen, by series label.
         var lastTotal: [String: Int] = [:]
         for sample in samples {
-            defer { previous[sample.observer] = sample.t }
-            let before = previous[sample.observer].flatMap { $0 < sample.t ? $0 : nil }
+            // The sample's own time and counters come from the journal line: clamped, so the
+            // differences below cannot overflow (a negative counter counts as 0).
+            let t = Timestamp.clamped(sample.t)
+            defer { previous[sample.observer] = t }
+            let before = previous[sample.observer].flatMap { $0 < t ? $0 : nil }
             for row in sample.stats ?? [] where row.name != "FRONTEND" {
                 let key = row.proxy + "/" + row.name
                 let label = observers.count > 1 ? "\(sample.observer): \(key)" : key
-                let earlier = lastTotal[label]
-                lastTotal[label] = row.totalSessions
+                let total = max(row.totalSessions, 0)
+                let earlier = lastTotal[label] ?? 0
+                lastTotal[label] = total
                 guard let before else { continue }
-                let counted = row.totalSessions >= (earlier ?? 0) ? row.totalSessions - (earlier ?? 0) : row.totalSessions
+                let counted = total >= earlier ? total - earlier : total
                 series[label, default: RateSeries(label: label, isTotal: row.name == "BACKEND", intervals: [])]
-                    .intervals.append(RateInterval(from: before, to: sample.t, rate: Double(counted) / (Double(sample.t - before) / 1e9)))
+                    .intervals.append(RateInterval(from: before, to: t, rate: Double(counted) / (Double(t - before) / 1e9)))
             }
         }
         let ordered = series.values.sorted { a, b in

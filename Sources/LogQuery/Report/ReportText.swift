@@ -37,9 +37,10 @@ enum ReportText {
 
     /// A coordinate or size in an SVG attribute: at most one decimal, no trailing `.0`.
     static func number(_ value: Double) -> String {
+        // A rate from stored counters can be anything: beyond Int64 it is printed by `%g`.
         let tenths = (value * 10).rounded()
         guard tenths.isFinite else { return "0" }
-        let integer = Int64(tenths)
+        guard let integer = Int64(exactly: tenths) else { return String(format: "%g", value) }
         if integer % 10 == 0 { return String(integer / 10) }
         let sign = integer < 0 ? "-" : ""
         let magnitude = integer.magnitude
@@ -48,7 +49,7 @@ enum ReportText {
 
     /// A rate for people: `0`, `0.4`, `12.5`, `1,250`.
     static func rate(_ value: Double) -> String {
-        if value >= 100 { return grouped(Int64(value.rounded())) }
+        if value >= 100, let whole = Int64(exactly: value.rounded()) { return grouped(whole) }
         return number(value)
     }
 

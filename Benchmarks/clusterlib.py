@@ -35,26 +35,34 @@ def collector(env):
     return settings["MUSTER_COLLECTOR_URL"], open(settings["MUSTER_TOKEN_FILE"]).read().strip()
 
 
+# The collector sends a keepalive every 15 s; a stream silent for longer than this is dead
+# (a network path that stopped delivering without closing the connection) and is reopened.
+STREAM_SILENCE_S = 25
+
+
 def latest_event_id(url, token, kind="membership"):
     request = urllib.request.Request(f"{url}/v1/events?kind={kind}&since=0&follow=false",
                                      headers={"Authorization": f"Bearer {token}"})
     last = 0
-    with urllib.request.urlopen(request) as stream:
+    with urllib.request.urlopen(request, timeout=STREAM_SILENCE_S) as stream:
         for raw in stream:
             if raw.startswith(b"id: "):
                 last = int(raw[4:])
     return last
 
 
-def consume(url, token, events, kind="membership"):
+def consume(url, token, events, kind="membership", ready=None):
     """Reads the SSE stream from now on, reconnecting from the last id like any client would;
-    puts (arrival ns, event body) on the queue."""
+    puts (arrival ns, event body) on the queue. Sets `ready` (a threading.Event) once "now" is
+    fixed: a change made before that may be taken for history and not delivered."""
     last = latest_event_id(url, token, kind)
+    if ready is not None:
+        ready.set()
     while True:
         request = urllib.request.Request(f"{url}/v1/events?kind={kind}&since={last}",
                                          headers={"Authorization": f"Bearer {token}"})
         try:
-            with urllib.request.urlopen(request) as stream:
+            with urllib.request.urlopen(request, timeout=STREAM_SILENCE_S) as stream:
                 data, event_id = None, None
                 for raw in stream:
                     line = raw.decode().rstrip("\n")

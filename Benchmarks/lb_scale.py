@@ -105,9 +105,11 @@ def main():
                 pass
         if current != {"s1", "s2"}:
             sys.exit(f"HAProxy never routed to s1 and s2 (has {current})")
-        events = queue.Queue()
-        threading.Thread(target=clusterlib.consume, args=(url, token, events), daemon=True).start()
-        time.sleep(0.5)
+        events, consuming = queue.Queue(), threading.Event()
+        threading.Thread(target=clusterlib.consume, args=(url, token, events, "membership", consuming), daemon=True).start()
+        # The consumer starts after the last event it finds; a join made before it looked would be skipped.
+        if not consuming.wait(timeout=30):
+            sys.exit("the event stream consumer did not start within 30s")
         loads = [Load(True), Load(False)]
         for load in loads:
             load.thread.start()

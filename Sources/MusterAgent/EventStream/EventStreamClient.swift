@@ -1,7 +1,9 @@
+import AsyncAlgorithms
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// One event from the collector's stream.
 public struct StreamEvent: Sendable, Equatable {
@@ -24,12 +26,21 @@ public struct EventStreamClient: Sendable {
     /// no deadline, and AsyncHTTPClient keeps retrying a refused connection until the
     /// request's deadline, so without this bound a dead collector would never be noticed.
     let openTimeout: Duration
+    /// How long an open stream may stay silent before it is taken for dead. The collector
+    /// sends a keepalive comment every 15 s, so silence this long means the connection is
+    /// gone without having been closed (a network path that stopped delivering, a peer that
+    /// vanished); TCP alone would wait minutes, and events would pile up unseen meanwhile.
+    let silenceLimit: Duration
 
-    public init(baseURL: String, token: String, client: HTTPClient, openTimeout: Duration = .seconds(5)) {
+    public init(
+        baseURL: String, token: String, client: HTTPClient, openTimeout: Duration = .seconds(5),
+        silenceLimit: Duration = .seconds(45)
+    ) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.token = token
         self.client = client
         self.openTimeout = openTimeout
+        self.silenceLimit = silenceLimit
     }
 
     private func responseHead(_ request: HTTPClientRequest, within limit: Duration) async throws -> HTTPClientResponse {
@@ -50,6 +61,8 @@ public struct EventStreamClient: Sendable {
 
     /// Calls `handle` for each event after `cursor`, in order, until the stream ends (with
     /// `follow: false`, once caught up), `handle` returns false, or the task is cancelled.
+    /// Throws `EventStreamError.silent` when nothing (not even a keepalive) arrives for
+    /// `silenceLimit`: reconnect from the last id handled.
     public func events(
         since cursor: Int64, kinds: [String] = [], follow: Bool = true, onOpen: () async -> Void = {},
         handle: (StreamEvent) async throws -> Bool
@@ -65,22 +78,63 @@ public struct EventStreamClient: Sendable {
             throw EventStreamError.refused(status: Int(response.status.code), body: String(buffer: body))
         }
         await onOpen()
-        var parser = ServerSentEventParser()
-        for try await chunk in response.body {
-            for event in parser.feed(chunk) {
-                guard let id = event.id.flatMap(Int64.init) else { continue }
-                if try await !handle(StreamEvent(id: id, kind: event.event ?? "message", data: event.data)) { return }
+        // The body is read by a child task, so a watchdog can end a stream that went silent;
+        // the channel hands each chunk over only when the previous one is handled.
+        let chunks = AsyncThrowingChannel<ByteBuffer, any Error>()
+        let lastHeard = LastHeard()
+        let (baseURL, silenceLimit) = (self.baseURL, self.silenceLimit)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            defer { group.cancelAll() }
+            group.addTask {
+                do {
+                    for try await chunk in response.body {
+                        lastHeard.now()
+                        await chunks.send(chunk)
+                    }
+                    chunks.finish()
+                } catch {
+                    chunks.fail(error)
+                }
+            }
+            group.addTask {
+                while true {
+                    let due = lastHeard.instant + silenceLimit
+                    if ContinuousClock.now >= due {
+                        chunks.fail(EventStreamError.silent(baseURL: baseURL, after: silenceLimit))
+                        return
+                    }
+                    try await Task.sleep(until: due)
+                }
+            }
+            var parser = ServerSentEventParser()
+            for try await chunk in chunks {
+                for event in parser.feed(chunk) {
+                    guard let id = event.id.flatMap(Int64.init) else { continue }
+                    if try await !handle(StreamEvent(id: id, kind: event.event ?? "message", data: event.data)) { return }
+                }
+                // A slow handler is not a silent collector.
+                lastHeard.now()
             }
         }
+    }
+
+    /// When the stream last delivered something.
+    private final class LastHeard: Sendable {
+        private let value = Mutex(ContinuousClock.now)
+        var instant: ContinuousClock.Instant { value.withLock { $0 } }
+        func now() { value.withLock { $0 = .now } }
     }
 }
 
 public enum EventStreamError: Error, CustomStringConvertible, Equatable {
     case refused(status: Int, body: String)
     case unreachable(baseURL: String, after: Duration)
+    case silent(baseURL: String, after: Duration)
 
     public var description: String {
         switch self {
+        case .silent(let url, let limit):
+            "the event stream from \(url) stayed silent for \(limit) (no event, no keepalive): the connection is taken for dead"
         case .unreachable(let url, let limit): "no answer from the collector at \(url) within \(limit)"
         case .refused(let status, let body): "the collector refused the event stream (HTTP \(status)): \(body)"
         }

@@ -63,34 +63,43 @@ struct EventRoutes {
         let feed = self.feed
         let heartbeat = self.heartbeat
         let body = ResponseBody { writer in
-            var cursor = query.cursor
-            try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
-            while !feed.isClosed {
-                // Everything up to `horizon` is committed; read it page by page.
-                let horizon = feed.latest
-                let after = cursor
-                let page = try await database.read { db in
-                    try Self.page(after: after, through: horizon, kinds: query.kinds, in: db)
-                }
-                if !page.events.isEmpty {
-                    var buffer = ByteBuffer()
-                    for event in page.events {
-                        buffer.writeString("id: \(event.id)\nevent: \(event.kind)\ndata: \(event.body)\n\n")
-                    }
-                    try await writer.write(buffer)
-                }
-                cursor = page.scannedThrough
-                if page.events.count == Self.pageSize { continue }
-                if !query.follow { break }
-                await feed.wait(after: cursor, timeout: heartbeat)
-                if feed.latest <= cursor, !feed.isClosed { try await writer.write(ByteBuffer(string: ": keepalive\n\n")) }
-            }
+            try await Self.follow(query, database: database, feed: feed, heartbeat: heartbeat) { try await writer.write($0) }
             try await writer.finish(nil)
         }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// Sends the stream for `query` to `send` until it is caught up (without `follow`), the
+    /// feed closes at shutdown, or `send` throws (the consumer hung up).
+    static func follow(
+        _ query: Query, database: DatabasePool, feed: EventFeed, heartbeat: Duration,
+        send: (ByteBuffer) async throws -> Void
+    ) async throws {
+        var cursor = query.cursor
+        try await send(ByteBuffer(string: "retry: 1000\n\n"))
+        while !feed.isClosed {
+            // Everything up to `horizon` is committed; read it page by page.
+            let horizon = feed.latest
+            let after = cursor
+            let page = try await database.read { db in
+                try Self.page(after: after, through: horizon, kinds: query.kinds, in: db)
+            }
+            if !page.events.isEmpty {
+                var buffer = ByteBuffer()
+                for event in page.events {
+                    buffer.writeString("id: \(event.id)\nevent: \(event.kind)\ndata: \(event.body)\n\n")
+                }
+                try await send(buffer)
+            }
+            cursor = page.scannedThrough
+            if page.events.count == Self.pageSize { continue }
+            if !query.follow { break }
+            await feed.wait(after: cursor, timeout: heartbeat)
+            if feed.latest <= cursor, !feed.isClosed { try await send(ByteBuffer(string: ": keepalive\n\n")) }
+        }
     }
 
     struct Page {

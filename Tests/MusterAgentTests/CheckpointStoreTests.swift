@@ -55,6 +55,32 @@ import Testing
         #expect(try CheckpointStore.loadOrSetAside(path: path).setAside == nil)
     }
 
+    /// Values no run of the agent writes (a damaged disk, a hand edit) once reached arithmetic
+    /// that trapped at every start: they make the file corrupt, which sets it aside.
+    @Test func outOfRangeValuesMakeTheFileCorruptNotATrap() throws {
+        let dir = try ScratchDirectory()
+        let path = dir.path + "/c.json"
+        var store = try CheckpointStore(path: path)
+        store.advance(FilePosition(identity: identity, truncations: 3, offset: 5))
+        store.spooledThrough = Spool.Mark(segment: 7, end: 11)
+        try store.save()
+        let saved = try String(contentsOfFile: path, encoding: .utf8)
+        for (good, bad) in [
+            (#""offset":5"#, #""offset":9223372036854775807"#), (#""offset":5"#, #""offset":-1"#),
+            (#""truncations":3"#, #""truncations":9223372036854775807"#),
+            (#""segment":7"#, #""segment":18446744073709551615"#), (#""end":11"#, #""end":-9223372036854775808"#),
+        ] {
+            #expect(saved.contains(good), "\(saved)")
+            try saved.replacingOccurrences(of: good, with: bad).write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: (any Error).self, "\(bad)") { try CheckpointStore(path: path) }
+            let (reloaded, aside) = try CheckpointStore.loadOrSetAside(path: path)
+            #expect(reloaded.positions.isEmpty && aside != nil, "\(bad)")
+        }
+        // A stray spool file with a number past 16 digits is not a segment to count on from.
+        #expect(Spool.segmentID(fromName: "18446744073709551615.seg") == nil)
+        #expect(Spool.segmentID(fromName: "0000000000000042.seg") == 42)
+    }
+
     @Test func twoSourcesOnOneFileKeepTheirOwnPositions() throws {
         let dir = try ScratchDirectory()
         let path = dir.path + "/c.json"

@@ -1,4 +1,5 @@
 import Foundation
+import MusterWire
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,6 +46,16 @@ public struct CheckpointStore: Sendable {
         do {
             let decoded = try JSONDecoder().decode(FileFormat.self, from: data)
             guard decoded.version == 1 else { throw CheckpointError.unsupportedVersion(path: path, version: decoded.version) }
+            // The file is ours, but a disk or a person may have changed it: values out of range
+            // make it corrupt (set aside, files read again) rather than traps later.
+            for position in decoded.files
+            where !Origin.offsetRange.contains(position.offset) || !(0...Int(Int32.max)).contains(position.truncations) {
+                throw CheckpointError.corrupt(
+                    path: path, detail: "a file position is out of range (offset \(position.offset), truncations \(position.truncations))")
+            }
+            if let mark = decoded.spool, !Spool.segmentIDs.contains(mark.segment) || !Origin.offsetRange.contains(mark.end) {
+                throw CheckpointError.corrupt(path: path, detail: "the spool mark is out of range (segment \(mark.segment), end \(mark.end))")
+            }
             for position in decoded.files {
                 positions[Key(position)] = position
                 order.append(Key(position))

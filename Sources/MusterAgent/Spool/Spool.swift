@@ -340,9 +340,13 @@ public final class Spool: Sendable {
         return directory + "/" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".seg"
     }
 
+    /// Segment numbers have 16 digits; a larger one (a stray file, a damaged checkpoint) is
+    /// not a segment of ours, and counting on from it could overflow.
+    static let segmentIDs: ClosedRange<UInt64> = 0...9_999_999_999_999_999
+
     static func segmentID(fromName name: String) -> UInt64? {
-        guard name.hasSuffix(".seg") else { return nil }
-        return UInt64(name.dropLast(4))
+        guard name.hasSuffix(".seg"), let id = UInt64(name.dropLast(4)), segmentIDs.contains(id) else { return nil }
+        return id
     }
 
     private func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {

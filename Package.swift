@@ -99,6 +99,16 @@ let package = Package(
         .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/InsertCeiling"),
         // logq benchmark: a deterministic 10M-line cluster history through MusterStore (see Benchmarks/README.md).
         .executableTarget(name: "muster-bench-history", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/GenerateHistory"),
+        // Fuzzing (docs/notes/fuzzing.md): every parser of outside input as a target that takes
+        // arbitrary bytes; `muster-fuzz` runs them under libFuzzer in the fuzz build
+        // (scripts/fuzz) and replays the committed corpus in the normal one.
+        .target(name: "MusterFuzzTargets", dependencies: [
+            "MusterWire", "MusterStore", "MusterAgent", "MusterCollector", "LogQuery",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Fuzz/Targets"),
+        .executableTarget(name: "muster-fuzz", dependencies: ["MusterFuzzTargets"], path: "Fuzz/Driver"),
+        .testTarget(name: "FuzzCorpusTests", dependencies: ["MusterFuzzTargets"]),
         .testTarget(name: "MusterWireTests", dependencies: ["MusterWire"]),
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore"]),
         .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterConfigFile"]),

@@ -1,0 +1,56 @@
+import Foundation
+import GRDB
+import LogQuery
+import MusterStore
+import MusterWire
+
+extension FuzzTarget {
+    /// Lines from the `events` source: each is decoded and range-checked as the collector does,
+    /// and the entries that pass are applied to the membership ledger, then read back as logq
+    /// reads them. Every input starts from the same empty store (its transaction is rolled back).
+    static let journal = FuzzTarget(
+        name: "journal", maxLength: 4096, summary: "JournalEntry.decode, then ClusterLedger.apply and members(at:) on an in-memory store"
+    ) { input in
+        let entries = input.text.split(separator: "\n").compactMap { try? JournalEntry.decode(line: String($0)) }
+        guard !entries.isEmpty else { return }
+        do {
+            try journalStore.inDatabase { db in
+                try db.inTransaction {
+                    try ClusterLedger().apply(entries, in: db)
+                    for entry in entries {
+                        for member in try ClusterLedger.members(at: entry.t, in: db) {
+                            precondition(member.t <= entry.t, "members(at: \(entry.t)) gave a change at \(member.t)")
+                        }
+                    }
+                    return .rollback
+                }
+            }
+        } catch {
+            // A refused write is an answer; only a trap is a finding.
+        }
+    }
+
+    /// Migrated once per process; each input's changes are rolled back.
+    private static let journalStore: DatabaseQueue = {
+        do {
+            let store = try DatabaseQueue()
+            try Schema.migrator().migrate(store)
+            return store
+        } catch {
+            fatalError("cannot create the in-memory store: \(error)")
+        }
+    }()
+
+    /// What `--since`, `--until`, `--at` and the other time options of logq accept.
+    static let logqTime = FuzzTarget(
+        name: "logq-time", maxLength: 64, summary: "TimeExpression.parse (logq's time options) in UTC and in a zone with DST"
+    ) { input in
+        let text = input.text
+        for zone in logqTimeZones {
+            guard let nanos = try? TimeExpression.parse(text, now: receivedAt, timeZone: zone) else { continue }
+            precondition(Timestamp.supportedRange.contains(nanos), "'\(text)' parsed to \(nanos), outside the supported range")
+        }
+    }
+
+    private static let logqTimeZones = [TimeZone(identifier: "UTC"), TimeZone(identifier: "Europe/Berlin")].compactMap { $0 }
+}

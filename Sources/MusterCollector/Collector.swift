@@ -28,7 +28,7 @@ public struct Collector {
         try config.validate()
         self.config = config
         self.logger = logger
-        inflatedBytes = InflatedBytesBudget(capacity: config.limits.maxInflatedBytesInFlight)
+        inflatedBytes = InflatedBytesBudget(capacity: config.limits.maxInflatedBytesInFlight, heldGauge: metrics.inflatedBytesHeld)
         retention = try config.retention.policy
         // Before the database is opened: a broken certificate should not leave a new file behind.
         // The idle timeout also closes a connection whose request head trickles in (the timer

@@ -1,3 +1,5 @@
+import Prometheus
+
 /// Bounds the inflated batch bytes held at once across all ingest requests.
 ///
 /// A batch's compressed size says little about what it costs: 63 KB may inflate to 60 MB,
@@ -8,11 +10,16 @@
 /// request that does not fit waits, first come first served.
 actor InflatedBytesBudget {
     let capacity: Int
-    private var held = 0
+    /// Shows `held` on `/metrics`; set by the actor, so a request costs no extra hop for it.
+    private let heldGauge: Gauge?
+    private var held = 0 {
+        didSet { heldGauge?.set(Int64(held)) }
+    }
     private var waiting: [(bytes: Int, resume: CheckedContinuation<Void, Never>)] = []
 
-    init(capacity: Int) {
+    init(capacity: Int, heldGauge: Gauge? = nil) {
         self.capacity = capacity
+        self.heldGauge = heldGauge
     }
 
     /// Waits until `bytes` fit (a reservation larger than the whole budget is capped at it,

@@ -46,23 +46,17 @@ struct IngestRoutes {
         // parsed from them (about as much again); trimmed to what it holds once decoded.
         var reserved = await budget.reserve(
             2 * (coding == .identity ? body.readableBytes : limits.maxDecompressedBytes))
-        metrics.inflatedBytesHeld.set(Int64(await budget.heldBytes))
         do {
             let counts = try await decodeAndCommit(body, coding: coding, reserved: &reserved)
-            await releaseBudget(reserved)
+            await budget.release(reserved)
             let answer = try JSONEncoder().encode(counts)
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: answer)))
         } catch {
-            await releaseBudget(reserved)
+            await budget.release(reserved)
             throw error
         }
-    }
-
-    private func releaseBudget(_ bytes: Int) async {
-        await budget.release(bytes)
-        metrics.inflatedBytesHeld.set(Int64(await budget.heldBytes))
     }
 
     private func decodeAndCommit(_ body: ByteBuffer, coding: ContentCoding, reserved: inout Int) async throws -> IngestCounts {

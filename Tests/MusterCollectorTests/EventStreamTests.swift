@@ -14,13 +14,7 @@ import Testing
     let config: CollectorConfig
 
     init() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-events-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var config = CollectorConfig()
-        config.database = directory + "/store.sqlite"
-        config.tokens = ["s3cret"]
-        config.synchronous = "normal"
-        self.config = config
+        config = try CollectorConfig.forTest("events").config
     }
 
     func journalBatch(_ entries: [JournalEntry], observer: String = "ha", firstOffset: Int64 = 0) -> ByteBuffer {

@@ -36,10 +36,13 @@ let package = Package(
             .product(name: "CompressNIO", package: "compress-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
-        // The SQLite schema and its read/write primitives: one owner of the file format,
-        // shared by the collector (writer) and logq (reader) so logq never links the server.
-        .target(name: "MusterStore", dependencies: [
-            "MusterWire",
+        // The store's contract: protocols with their guarantees and the value types that cross
+        // them. No GRDB, no SQL: a backend conforms, callers never see which one they have.
+        .target(name: "MusterStore", dependencies: ["MusterWire"]),
+        // The embedded default backend: the one module that imports GRDB and holds every SQL
+        // string (schema, writer, ledger, indexer, retention, the reads logq makes).
+        .target(name: "MusterStoreSQLite", dependencies: [
+            "MusterWire", "MusterStore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
@@ -58,7 +61,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "MusterCollector", dependencies: [
-            "MusterWire", "MusterStore", "MusterConfigFile",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterConfigFile",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
@@ -67,7 +70,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "LogQuery", dependencies: [
-            "MusterWire", "MusterStore",
+            "MusterWire", "MusterStore", "MusterStoreSQLite",
             .product(name: "GRDB", package: "GRDB.swift"),
             // `logq sql` sets its own authorizer through the SQLite C API.
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
@@ -96,34 +99,34 @@ let package = Package(
             "LogQuery", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmark ceiling: inserts a log file straight through MusterStore (see Benchmarks/README.md).
-        .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/InsertCeiling"),
+        .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterWire"], path: "Benchmarks/InsertCeiling"),
         // logq benchmark: a deterministic 10M-line cluster history through MusterStore (see Benchmarks/README.md).
-        .executableTarget(name: "muster-bench-history", dependencies: ["MusterStore", "MusterWire"], path: "Benchmarks/GenerateHistory"),
+        .executableTarget(name: "muster-bench-history", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterWire"], path: "Benchmarks/GenerateHistory"),
         // Fuzzing (docs/notes/fuzzing.md): every parser of outside input as a target that takes
         // arbitrary bytes; `muster-fuzz` runs them under libFuzzer in the fuzz build
         // (scripts/fuzz) and replays the committed corpus in the normal one.
         .target(name: "MusterFuzzTargets", dependencies: [
-            "MusterWire", "MusterStore", "MusterAgent", "MusterCollector", "LogQuery",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterAgent", "MusterCollector", "LogQuery",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/Targets"),
         .executableTarget(name: "muster-fuzz", dependencies: ["MusterFuzzTargets"], path: "Fuzz/Driver"),
         .testTarget(name: "FuzzCorpusTests", dependencies: ["MusterFuzzTargets"]),
         .testTarget(name: "MusterWireTests", dependencies: ["MusterWire"]),
-        .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore"]),
+        .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore", "MusterStoreSQLite"]),
         .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterConfigFile"]),
         .testTarget(name: "MusterCollectorTests", dependencies: [
-            "MusterCollector",
+            "MusterCollector", "MusterStore", "MusterStoreSQLite",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "DemoWebappTests", dependencies: [
             "DemoWebapp", .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "LogQueryTests", dependencies: ["LogQuery", "MusterStore"]),
+        .testTarget(name: "LogQueryTests", dependencies: ["LogQuery", "MusterStore", "MusterStoreSQLite"]),
         // Starts the real binaries as processes on loopback.
         .testTarget(name: "EndToEndTests", dependencies: [
-            "MusterWire", "MusterStore", "MusterAgent", "muster-agent", "muster-collector", "logq",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterAgent", "muster-agent", "muster-collector", "logq",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]

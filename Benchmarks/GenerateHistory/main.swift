@@ -39,6 +39,7 @@ import Glibc
 import Foundation
 import GRDB
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 // MARK: - Options

@@ -16,6 +16,7 @@ import Glibc
 import Foundation
 import GRDB
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 struct Options {

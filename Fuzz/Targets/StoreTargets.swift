@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LogQuery
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 extension FuzzTarget {

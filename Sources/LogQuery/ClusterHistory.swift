@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 /// Membership, nodes and the timeline, read from the collector's canonical membership.

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 /// `logq export --out DIR`: the evidence people used to collect by hand (`docker logs` per

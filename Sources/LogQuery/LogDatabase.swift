@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MusterStore
+import MusterStoreSQLite
 
 /// A read-only connection to the collector's SQLite file.
 ///

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 import NIOCore
 import NIOSSL

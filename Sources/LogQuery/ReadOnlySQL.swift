@@ -1,6 +1,7 @@
 import Foundation
 import GRDBSQLite
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 /// A value bound to a named parameter of a statement (`:at`, `:node`).

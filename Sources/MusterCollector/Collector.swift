@@ -6,6 +6,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import MusterStore
+import MusterStoreSQLite
 import NIOCore
 import ServiceLifecycle
 

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import MusterStore
+import MusterStoreSQLite
 import MusterConfigFile
 import MusterWire
 

@@ -1,4 +1,5 @@
 import MusterStore
+import MusterStoreSQLite
 import Prometheus
 
 /// The collector's Prometheus metrics, served at `GET /metrics`.

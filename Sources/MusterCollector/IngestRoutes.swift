@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 import NIOCore
 

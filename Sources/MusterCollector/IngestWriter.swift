@@ -1,6 +1,7 @@
 import GRDB
 import Logging
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 import ServiceLifecycle
 import Synchronization

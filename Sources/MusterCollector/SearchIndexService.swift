@@ -1,6 +1,7 @@
 import GRDB
 import Logging
 import MusterStore
+import MusterStoreSQLite
 import ServiceLifecycle
 
 /// Fills the full-text index behind ingest (see `SearchIndexer`), sharing the writer as

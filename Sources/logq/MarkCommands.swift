@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LogQuery
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 struct MarkCommand: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MusterStore
+import MusterStoreSQLite
 import Testing
 
 /// The real collector and agent as processes on loopback, and logq reading what they stored.

@@ -1,5 +1,6 @@
 import Foundation
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 import Testing
 

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 import NIOCore
 import Testing

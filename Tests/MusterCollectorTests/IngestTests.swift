@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 import NIOCore
 import Testing
@@ -156,7 +157,7 @@ import Testing
     /// and the agent retries) instead of holding every concurrent request in memory.
     @Test func refusesWhenTooMuchIsWaitingAndAfterStopping() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-writer-\(UUID().uuidString).sqlite").path
-        let database = try MusterStore.Schema.openForWriting(path: path, synchronous: .normal)
+        let database = try MusterStoreSQLite.Schema.openForWriting(path: path, synchronous: .normal)
         let writer = try IngestWriter(database: database, metrics: CollectorMetrics(), logger: Logger(label: "test"), maxWaitingRecords: 100)
         let first = Task { try await writer.submit(records(80, from: 0)) }
         while !writer.isBusy { await Task.yield() }

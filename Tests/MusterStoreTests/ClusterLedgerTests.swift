@@ -4,6 +4,7 @@ import MusterWire
 import Testing
 
 @testable import MusterStore
+@testable import MusterStoreSQLite
 
 /// The canonical membership derived from several observers' journals, in a real SQLite file.
 @Suite struct ClusterLedgerTests {

@@ -4,6 +4,7 @@ import MusterWire
 import Testing
 
 @testable import MusterStore
+@testable import MusterStoreSQLite
 
 /// Pruning by age and by size: logs first, history kept longer and never so that an answer
 /// about the kept period changes.

@@ -4,6 +4,7 @@ import MusterWire
 import Testing
 
 @testable import MusterStore
+@testable import MusterStoreSQLite
 
 @Suite struct StoreTests {
     let pool: DatabasePool

@@ -1,5 +1,6 @@
 import Foundation
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 /// The report's inline SVG: a time axis shared by the charts, the membership timeline and the

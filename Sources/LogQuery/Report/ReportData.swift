@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 /// Everything one report shows, read from the store in a handful of indexed queries: the

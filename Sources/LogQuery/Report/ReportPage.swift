@@ -1,5 +1,6 @@
 import Foundation
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 
 /// The report as one HTML document: inline CSS, inline SVG, no script, nothing fetched.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import MusterStore
+import MusterStoreSQLite
 import NIOCore
 
 /// `GET /v1/events?since=CURSOR[&kind=membership,inventory][&follow=false]`: the event

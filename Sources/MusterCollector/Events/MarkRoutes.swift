@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MusterStore
+import MusterStoreSQLite
 import MusterWire
 import NIOCore
 

@@ -1,18 +1,8 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import MusterStore
 import MusterWire
-
-/// What happened to one batch: records newly stored, and records the store already had.
-public struct IngestCounts: Sendable, Equatable, Codable {
-    public var accepted: Int
-    public var duplicates: Int
-
-    public init(accepted: Int, duplicates: Int) {
-        self.accepted = accepted
-        self.duplicates = duplicates
-    }
-}
 
 /// Writes decoded batches into `logs`. Call it from the store's single writer only.
 public enum LogWriter {

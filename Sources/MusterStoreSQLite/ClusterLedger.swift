@@ -1,59 +1,20 @@
 import Foundation
 import GRDB
+import MusterStore
 import MusterWire
 
-/// The kinds of events on the stream (`events.kind`).
-public enum EventKind: String, Sendable, CaseIterable {
-    /// A change in the canonical membership.
-    case membership
-    /// A Serf user event or query, as an observer received it.
-    case user, query
-    /// A node's inventory changed.
-    case inventory
-    /// A load balancer rendered and applied (or refused) a configuration.
-    case config
-    /// Someone marked an instant (`logq mark`).
-    case mark
-}
-
-/// One change of one member in the canonical membership (a `membership` row).
-public struct MembershipChange: Sendable, Equatable, Codable, FetchableRecord {
-    public var id: Int64
-    /// When the change was observed, nanoseconds since the epoch.
-    public var t: Int64
-    public var member: String
-    public var change: Change
-    public var status: MemberStatus
-    public var address: String
-    public var role: String
-    /// The member's tags as a JSON object with sorted keys.
-    public var tags: String
-    /// The node whose Serf saw it.
-    public var observer: String
-    /// What told us: a Serf event name (`member-join`, …), `snapshot` (reconciliation), or
-    /// `address` (another member took this one's address).
-    public var cause: String
-    /// The `events` row (stream id) that announced it.
-    public var event: Int64
-
-    public enum Change: String, Sendable, Codable, CaseIterable {
-        case joined, left, failed, updated, readdressed, reaped, replaced
-    }
-
+extension MembershipChange: FetchableRecord {
     public init(row: Row) throws {
-        id = row["id"]
-        // Stored rows are outside input too: a row written before times were range-checked
-        // must not overflow the arithmetic of whoever reads it.
-        t = Timestamp.clamped(row["t"])
-        member = row["member"]
-        change = Change(rawValue: row["change"]) ?? .updated
-        status = MemberStatus(rawValue: row["status"]) ?? .failed
-        address = row["address"]
-        role = row["role"]
-        tags = row["tags"]
-        observer = row["observer"]
-        cause = row["cause"]
-        event = row["event"]
+        self.init(
+            id: row["id"],
+            // Stored rows are outside input too: a row written before times were range-checked
+            // must not overflow the arithmetic of whoever reads it.
+            t: Timestamp.clamped(row["t"]),
+            member: row["member"],
+            change: Change(rawValue: row["change"]) ?? .updated,
+            status: MemberStatus(rawValue: row["status"]) ?? .failed,
+            address: row["address"], role: row["role"], tags: row["tags"],
+            observer: row["observer"], cause: row["cause"], event: row["event"])
     }
 
     public static let columns = "id, t, member, change, status, address, role, tags, observer, cause, event"

@@ -51,8 +51,7 @@ public struct MembershipChange: Sendable, Equatable, Codable {
         self.event = event
     }
 
-    public enum Change: String, Sendable, Codable, CaseIterable {
-        case joined, left, failed, updated, readdressed, reaped, replaced
-    }
+    /// Stated in MusterWire, where the stream's bodies carry it.
+    public typealias Change = MemberChange
 
 }

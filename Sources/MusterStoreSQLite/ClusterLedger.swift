@@ -58,9 +58,9 @@ public struct ClusterLedger: Sendable {
                 }
             case .user, .query:
                 guard let user = entry.user else { continue }
-                var body: [String: Any] = ["name": user.name, "payload": user.payload, "observer": entry.observer]
-                if let ltime = user.ltime { body["ltime"] = ltime }
-                try Self.appendEvent(kind: entry.event == .user ? .user : .query, t: entry.t, body: body, in: db)
+                try Self.appendEvent(
+                    kind: entry.event == .user ? .user : .query, t: entry.t, body: ObservedUserEvent(user, observer: entry.observer),
+                    in: db)
                 appended += 1
             case .config:
                 guard let config = entry.config else { continue }
@@ -140,13 +140,10 @@ public struct ClusterLedger: Sendable {
         member: String, change: MembershipChange.Change, status: MemberStatus, address: String, role: String, tags: String,
         t: Int64, observer: String, cause: String, in db: Database, previous: MembershipChange? = nil
     ) throws -> Int {
-        var body: [String: Any] = [
-            "member": member, "change": change.rawValue, "status": status.rawValue, "address": address, "role": role,
-            "tags": (try? JSONSerialization.jsonObject(with: Data(tags.utf8))) ?? [:], "observer": observer, "cause": cause,
-        ]
-        if let previous {
-            body["previous"] = ["status": previous.status.rawValue, "address": previous.address]
-        }
+        let body = MembershipChangeEvent(
+            member: member, change: change, status: status, address: address, role: role,
+            tags: (try? JSONDecoder().decode([String: String].self, from: Data(tags.utf8))) ?? [:], observer: observer, cause: cause,
+            previous: previous.map { MembershipChangeEvent.Previous(status: $0.status, address: $0.address) })
         let event = try Self.appendEvent(kind: .membership, t: t, body: body, in: db)
         try db.execute(
             sql: """
@@ -208,21 +205,14 @@ public struct ClusterLedger: Sendable {
         let latest = try String.fetchOne(
             db, sql: "SELECT body FROM inventory WHERE node = ? ORDER BY t DESC, id DESC LIMIT 1", arguments: [inventory.node])
         guard latest != body else { return 0 }
-        let object = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
-        let event = try Self.appendEvent(kind: .inventory, t: t, body: object, in: db)
+        let event = try Self.appendEvent(kind: .inventory, t: t, body: inventory, in: db)
         try db.execute(
             sql: "INSERT INTO inventory(node, t, body, event) VALUES (?, ?, ?, ?)", arguments: [inventory.node, t, body, event])
         return 1
     }
 
     private func record(_ config: ConfigApply, from node: String, at t: Int64, in db: Database) throws -> Int {
-        var body: [String: Any] = [
-            "node": node, "version": config.version, "sha256": config.sha256, "method": config.method,
-            "outcome": config.outcome, "trigger": config.trigger, "duration_ms": config.durationMilliseconds,
-            "servers": config.servers,
-        ]
-        if let message = config.message { body["message"] = message }
-        let event = try Self.appendEvent(kind: .config, t: t, body: body, in: db)
+        let event = try Self.appendEvent(kind: .config, t: t, body: ConfigApplyEvent(node: node, apply: config), in: db)
         try db.execute(
             sql: """
                 INSERT OR REPLACE INTO configs(node, version, t, sha256, method, outcome, trigger, duration_ms, message, servers,
@@ -230,22 +220,18 @@ public struct ClusterLedger: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                node, config.version, t, config.sha256, config.method, config.outcome,
+                node, config.version, t, config.sha256, config.method, config.outcome.rawValue,
                 CanonicalJSON.string(config.trigger), config.durationMilliseconds, config.message,
                 CanonicalJSON.string(config.servers), config.diff, config.text, event,
             ])
         return 1
     }
 
-    /// Appends to the stream; the body gets the event's time as `t` and `time`.
+    /// Appends to the stream; the body gets the event's time as `t` and `time` (``StreamEventBody``).
     @discardableResult
-    static func appendEvent(kind: EventKind, t: Int64, body: [String: Any], in db: Database) throws -> Int64 {
-        var body = body
-        body["t"] = t
-        body["time"] = Timestamp.format(t)
-        let data = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
-        try db.execute(
-            sql: "INSERT INTO events(t, kind, body) VALUES (?, ?, ?)", arguments: [t, kind.rawValue, String(decoding: data, as: UTF8.self)])
+    static func appendEvent(kind: EventKind, t: Int64, body: some StreamEventContent, in db: Database) throws -> Int64 {
+        let json = try StreamEventBody(t: t, content: body).json()
+        try db.execute(sql: "INSERT INTO events(t, kind, body) VALUES (?, ?, ?)", arguments: [t, kind.rawValue, json])
         return db.lastInsertedRowID
     }
 }

@@ -21,7 +21,7 @@ extension Mark: FetchableRecord {
         if let existing = try Mark.fetchOne(db, sql: "SELECT id, name, t, note, event FROM marks WHERE name = ?", arguments: [name]) {
             throw MarkError.exists(existing)
         }
-        let event = try ClusterLedger.appendEvent(kind: .mark, t: t, body: ["name": name, "note": note], in: db)
+        let event = try ClusterLedger.appendEvent(kind: .mark, t: t, body: MarkEvent(name: name, note: note), in: db)
         try db.execute(sql: "INSERT INTO marks(name, t, note, event) VALUES (?, ?, ?, ?)", arguments: [name, t, note, event])
         return try Mark.fetchOne(db, sql: "SELECT id, name, t, note, event FROM marks WHERE id = ?", arguments: [db.lastInsertedRowID])!
     }

@@ -232,9 +232,7 @@ public struct ConfigApply: Codable, Sendable, Equatable {
     /// `runtime` (Runtime API, no reload), `reload` (master-worker reload), `unchanged`, or `none`.
     public var method: String
     public var durationMilliseconds: Int
-    /// `applied`, `invalid` (haproxy -c refused it), `failed` (applying failed), `rejected`
-    /// (a member's name or address was refused).
-    public var outcome: String
+    public var outcome: Outcome
     /// HAProxy's own message, or why a member was refused.
     public var message: String?
     /// The backend servers the version lists.
@@ -242,7 +240,7 @@ public struct ConfigApply: Codable, Sendable, Equatable {
 
     public init(
         version: Int, sha256: String, text: String, diff: String, trigger: [String], method: String,
-        durationMilliseconds: Int, outcome: String, message: String?, servers: [String]
+        durationMilliseconds: Int, outcome: Outcome, message: String?, servers: [String]
     ) {
         self.version = version
         self.sha256 = sha256

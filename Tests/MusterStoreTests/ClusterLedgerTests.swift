@@ -149,3 +149,53 @@ import Testing
         #expect(user?.contains(#""payload":"v2""#) == true)
     }
 }
+
+extension ClusterLedgerTests {
+    /// Each event's body is its kind's typed content, stamped with the event's time: what a
+    /// consumer decodes is what the ledger meant (the exact JSON is pinned in MusterWireTests).
+    @Test func everyStreamBodyIsItsKindsTypedContent() throws {
+        let tags = ["role": "web", "Zone": "b", "x10": "y", "x9": "z"]
+        let s1 = Member(name: "s1", address: "10.0.0.10", role: "web", tags: tags)
+        let inventory = Inventory(
+            node: "s1", hostname: "h", addresses: ["10.0.0.10"], role: "web", tags: tags, image: nil, agentVersion: "t",
+            services: [ServiceState(name: "serf", up: true, pid: 10, since: 5, wantedUp: true)])
+        let config = ConfigApply(
+            version: 3, sha256: "abc", text: "global\n", diff: "+x", trigger: ["s1 joined"], method: "runtime", durationMilliseconds: 12,
+            outcome: .appliedWithRejections, message: "member x refused", servers: ["s1"])
+        let user = UserEvent(name: "deploy", payload: "v2", ltime: 3)
+        try apply(
+            event(.memberJoin, s1, at: 100),
+            event(.memberFailed, s1, at: 101, by: "s2"),
+            JournalEntry(t: 102 * Self.second, event: .user, observer: "s1", user: user),
+            JournalEntry(t: 103 * Self.second, event: .query, observer: "s1", user: UserEvent(name: "q", payload: "")),
+            JournalEntry(t: 104 * Self.second, event: .inventory, observer: "s1", inventory: inventory),
+            JournalEntry(t: 105 * Self.second, event: .config, observer: "ha", config: config))
+        _ = try pool.write { db in try Mark.record(name: "task-2", note: "deploy", at: 106 * Self.second, in: db) }
+
+        func stamped(_ seconds: Int64, _ content: some StreamEventContent) throws -> String {
+            try StreamEventBody(t: seconds * Self.second, content: content).json()
+        }
+        let join = MembershipChangeEvent(
+            member: "s1", change: .joined, status: .alive, address: "10.0.0.10", role: "web", tags: tags, observer: "ha",
+            cause: "member-join")
+        var failed = join
+        (failed.change, failed.status, failed.observer, failed.cause) = (.failed, .failed, "s2", "member-failed")
+        failed.previous = .init(status: .alive, address: "10.0.0.10")
+        let expected: [(EventKind, String)] = [
+            (.membership, try stamped(100, join)),
+            (.membership, try stamped(101, failed)),
+            (.user, try stamped(102, ObservedUserEvent(user, observer: "s1"))),
+            (.query, try stamped(103, ObservedUserEvent(UserEvent(name: "q", payload: ""), observer: "s1"))),
+            (.inventory, try stamped(104, inventory)),
+            (.config, try stamped(105, ConfigApplyEvent(node: "ha", apply: config))),
+            (.mark, try stamped(106, MarkEvent(name: "task-2", note: "deploy"))),
+        ]
+        let stored = try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, body FROM events ORDER BY id").map { ($0["kind"] as String, $0["body"] as String) }
+        }
+        #expect(stored.map(\.0) == expected.map(\.0.rawValue))
+        #expect(stored.map(\.1) == expected.map(\.1))
+        let outcome = try pool.read { db in try String.fetchOne(db, sql: "SELECT outcome FROM configs") }
+        #expect(outcome == "applied-with-rejections")
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import MusterWire
 
 /// A backend server as the rendered configuration lists it.
 public struct BackendServer: Hashable, Sendable, Codable, Comparable {
@@ -17,7 +18,7 @@ public struct BackendServer: Hashable, Sendable, Codable, Comparable {
 public struct KnownMember: Hashable, Sendable, Codable {
     public var address: String
     public var role: String
-    public var status: String
+    public var status: MemberStatus
 }
 
 /// Names and addresses come from the cluster and are untrusted: only what matches these
@@ -80,7 +81,7 @@ public enum MemberValidation {
     ) -> (servers: [BackendServer], refused: [String]) {
         var servers: [BackendServer] = []
         var refused: [String] = []
-        for (name, member) in members where member.status == "alive" && member.role == role {
+        for (name, member) in members where member.status == .alive && member.role == role {
             guard isValidName(name) else {
                 refused.append("member name \(String(reflecting: name)) refused: only letters, digits, '.', '_' and '-' are allowed")
                 continue

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import MusterAgent
 import MusterWire
 
 /// Talks to HAProxy: `haproxy -c` to validate, the Runtime API (stats socket, `level admin`)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import MusterAgent
 import MusterWire
 import Synchronization
 
@@ -77,7 +78,7 @@ public final class LBController: Sendable {
             logger.error("LB controller cannot start: template \(config.template): \(error)")
             record(ConfigApply(
                 version: 0, sha256: "", text: "", diff: "", trigger: ["start"], method: "none", durationMilliseconds: 0,
-                outcome: "invalid", message: "template \(config.template): \(error)", servers: []))
+                outcome: .invalid, message: "template \(config.template): \(error)", servers: []))
             return
         }
         await apply(renderer: renderer, trigger: ["start"])
@@ -122,14 +123,12 @@ public final class LBController: Sendable {
     }
 
     func handle(_ event: StreamEvent) {
-        guard let body = try? JSONSerialization.jsonObject(with: Data(event.data.utf8)) as? [String: Any],
-            let member = body["member"] as? String, let status = body["status"] as? String
-        else { return }
-        let known = KnownMember(address: body["address"] as? String ?? "", role: body["role"] as? String ?? "", status: status)
+        guard let change = try? StreamEventBody<MembershipChangeEvent>(json: event.data).content else { return }
+        let known = KnownMember(address: change.address, role: change.role, status: change.status)
         live.withLock { live in
-            live.state.members[member] = known
+            live.state.members[change.member] = known
             live.state.cursor = max(live.state.cursor, event.id)
-            live.pendingTriggers.append("\(member) \(body["change"] as? String ?? status)")
+            live.pendingTriggers.append("\(change.member) \(change.change.rawValue)")
             live.changes += 1
         }
         saveState()
@@ -180,7 +179,7 @@ public final class LBController: Sendable {
 
     static func view(of members: [Member]) -> [String: KnownMember] {
         Dictionary(
-            members.map { ($0.name, KnownMember(address: $0.address, role: $0.role, status: ($0.status ?? .alive).rawValue)) },
+            members.map { ($0.name, KnownMember(address: $0.address, role: $0.role, status: $0.status ?? .alive)) },
             uniquingKeysWith: { $1 })
     }
 
@@ -232,7 +231,7 @@ public final class LBController: Sendable {
         }
         var entry = ConfigApply(
             version: version, sha256: ConfigRenderer.sha256(text), text: text, diff: ConfigDiff.unified(from: current ?? "", to: text),
-            trigger: trigger, method: "none", durationMilliseconds: 0, outcome: "applied",
+            trigger: trigger, method: "none", durationMilliseconds: 0, outcome: .applied,
             message: newRefusals.isEmpty ? nil : newRefusals.joined(separator: "; "), servers: servers.map(\.name))
         defer {
             entry.durationMilliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
@@ -242,18 +241,18 @@ public final class LBController: Sendable {
         if unchanged {
             // Nothing to apply: only a refusal to report.
             entry.method = "unchanged"
-            entry.outcome = "rejected"
+            entry.outcome = .rejected
             return
         }
         let candidate = config.config + ".candidate"
         if let failure = DurableFile.replace(candidate, with: Data(text.utf8)) {
-            entry.outcome = "failed"
+            entry.outcome = .failed
             entry.message = "cannot write \(candidate): \(failure)"
             return
         }
         defer { unlink(candidate) }
         if let problem = await haproxy.check(configFile: candidate) {
-            entry.outcome = "invalid"
+            entry.outcome = .invalid
             entry.message = problem
             logger.error("rendered configuration refused by haproxy -c; the last good one keeps serving", metadata: ["message": "\(problem)"])
             return
@@ -278,7 +277,7 @@ public final class LBController: Sendable {
         entry.method = method
         // The file is written for every method, so a later reload or restart agrees.
         if let failure = DurableFile.replace(config.config, with: Data(text.utf8)) {
-            entry.outcome = "failed"
+            entry.outcome = .failed
             entry.message = "cannot replace \(config.config): \(failure)"
             return
         }
@@ -286,12 +285,12 @@ public final class LBController: Sendable {
             do {
                 try await haproxy.reload()
             } catch {
-                entry.outcome = "failed"
+                entry.outcome = .failed
                 entry.message = [entry.message, "\(error)"].compactMap { $0 }.joined(separator: "; ")
             }
         }
-        if entry.outcome == "applied", method != "file" { live.withLock { $0.state.appliedSha = entry.sha256 } }
-        if !refused.isEmpty, entry.outcome == "applied", !newRefusals.isEmpty { entry.outcome = "applied-with-rejections" }
+        if entry.outcome == .applied, method != "file" { live.withLock { $0.state.appliedSha = entry.sha256 } }
+        if !refused.isEmpty, entry.outcome == .applied, !newRefusals.isEmpty { entry.outcome = .appliedWithRejections }
     }
 
     /// The file can be newer than what HAProxy runs: written while HAProxy was not running

@@ -3,6 +3,7 @@ import MusterWire
 import Testing
 
 @testable import MusterAgent
+@testable import MusterLoadBalancer
 
 @Suite struct LoadBalancerTests {
     static let template = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -18,13 +19,13 @@ import Testing
         return try ConfigRenderer(templateText: try String(contentsOfFile: Self.template, encoding: .utf8), settings: settings)
     }
 
-    func web(_ address: String, status: String = "alive", role: String = "web") -> KnownMember {
+    func web(_ address: String, status: MemberStatus = .alive, role: String = "web") -> KnownMember {
         KnownMember(address: address, role: role, status: status)
     }
 
     @Test func onlyAliveMembersOfTheRoleWithSafeNamesAndAddressesBecomeServers() {
         let members: [String: KnownMember] = [
-            "s1": web("10.0.0.10"), "s2": web("10.0.0.11", status: "failed"), "ha": web("10.0.0.3", role: "ha"),
+            "s1": web("10.0.0.10"), "s2": web("10.0.0.11", status: .failed), "ha": web("10.0.0.3", role: "ha"),
             "s3": web("fd00::3"),
             "s1\n    server evil 203.0.113.9:80": web("10.0.0.12"),
             "has space": web("10.0.0.13"), "quote\"d": web("10.0.0.14"), "hash#": web("10.0.0.15"),
@@ -182,9 +183,11 @@ import Testing
         return (controller, renderer)
     }
 
-    func member(_ id: Int64, _ name: String, _ address: String, change: String = "joined", status: String = "alive") -> StreamEvent {
-        let body: [String: Any] = ["member": name, "address": address, "role": "web", "status": status, "change": change]
-        return StreamEvent(id: id, kind: "membership", data: String(decoding: try! JSONSerialization.data(withJSONObject: body), as: UTF8.self))
+    func member(_ id: Int64, _ name: String, _ address: String, change: MemberChange = .joined, status: MemberStatus = .alive) -> StreamEvent {
+        let body = StreamEventBody(
+            t: id, content: MembershipChangeEvent(
+                member: name, change: change, status: status, address: address, role: "web", tags: [:], observer: "ha", cause: "test"))
+        return StreamEvent(id: id, kind: "membership", data: try! body.json())
     }
 
     func journal() throws -> [ConfigApply] {
@@ -203,7 +206,7 @@ import Testing
         #expect(!live.contains("evil"))
         let history = try journal()
         #expect(history.count == 1)
-        #expect(history[0].outcome == "applied-with-rejections")
+        #expect(history[0].outcome == .appliedWithRejections)
         #expect(history[0].message?.contains("refused") == true)
     }
 
@@ -220,7 +223,7 @@ import Testing
         await controller.apply(renderer: renderer, trigger: ["s2 joined"])
         #expect(try String(contentsOfFile: directory + "/haproxy.cfg", encoding: .utf8) == lastGood)
         let history = try journal()
-        #expect(history.last?.outcome == "invalid")
+        #expect(history.last?.outcome == .invalid)
         #expect(history.last?.message?.contains("no-such-directive") == true, "\(history.last?.message ?? "")")
         #expect(!FileManager.default.fileExists(atPath: directory + "/haproxy.cfg.candidate"))
     }
@@ -231,7 +234,7 @@ import Testing
         let (controller, renderer) = try controller()
         let loop = Task { await controller.applyLoop(renderer: renderer) }
         for index in 0..<20 {
-            controller.handle(member(Int64(index + 1), "s\(index % 5)", "10.0.0.\(10 + index % 5)", status: index < 15 ? "alive" : "failed"))
+            controller.handle(member(Int64(index + 1), "s\(index % 5)", "10.0.0.\(10 + index % 5)", status: index < 15 ? .alive : .failed))
             try await Task.sleep(for: .milliseconds(100))
         }
         // Wait (bounded) for the last apply, however slow this machine is right now.

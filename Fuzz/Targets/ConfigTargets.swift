@@ -1,12 +1,16 @@
 import Foundation
 import MusterAgent
 import MusterCollector
+import MusterLoadBalancer
 
 extension FuzzTarget {
     /// `muster-agent --config FILE`: read, resolved and validated as at start.
     static let agentConfig = configFile(
         "agent-config", file: "agent.yaml", summary: "AgentConfig.load and validate (agent.yaml)"
-    ) { path in try AgentConfig.load(path: path).validate() }
+    ) { path in
+        let components = try AgentComponents.standard.registering(AgentConfig.LoadBalancerConfig.self)
+        try AgentConfig.load(path: path, components: components).validate()
+    }
 
     /// `muster-collector --config FILE`: read and validated as at start.
     static let collectorConfig = configFile(

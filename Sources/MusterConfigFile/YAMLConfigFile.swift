@@ -13,24 +13,30 @@ public enum YAMLConfigFile {
     }
 
     /// Decodes the YAML file at `path`. Errors never quote the file's text (see `describe`).
-    public static func decode<Value: Decodable>(_ type: Value.Type, fromFileAt path: String) throws(Failure) -> Value {
+    /// `userInfo` reaches every decoder (e.g. the types a section may hold).
+    public static func decode<Value: Decodable>(
+        _ type: Value.Type, fromFileAt path: String, userInfo: [CodingUserInfoKey: any Sendable] = [:]
+    ) throws(Failure) -> Value {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw .unreadable(detail: error.localizedDescription)
         }
-        return try decode(type, from: text)
+        return try decode(type, from: text, userInfo: userInfo)
     }
 
     /// Decodes YAML text, refusing a key that `Value` does not read (a typo would otherwise
     /// leave the setting at its default without a word): the error names the key, where it
     /// is, and the known key nearest to it.
-    public static func decode<Value: Decodable>(_ type: Value.Type, from text: String) throws(Failure) -> Value {
+    public static func decode<Value: Decodable>(
+        _ type: Value.Type, from text: String, userInfo: [CodingUserInfoKey: any Sendable] = [:]
+    ) throws(Failure) -> Value {
         let keys = KeyUsage()
         let value: Value
         do {
-            value = try YAMLDecoder().decode(KeyCheckedValue<Value>.self, from: text, userInfo: [KeyUsage.userInfoKey: keys]).value
+            value = try YAMLDecoder().decode(
+                KeyCheckedValue<Value>.self, from: text, userInfo: userInfo.merging([KeyUsage.userInfoKey: keys]) { _, own in own }).value
         } catch {
             throw .invalid(detail: describe(error))
         }

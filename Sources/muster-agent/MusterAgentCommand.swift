@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MusterAgent
+import MusterLoadBalancer
 import ServiceLifecycle
 
 @main
@@ -51,7 +52,10 @@ struct Run: AsyncParsableCommand {
         var settings = AgentConfig()
         let environment = ProcessInfo.processInfo.environment
         do {
-            if let config { settings = try AgentConfig.load(path: config) }
+            // What this program can be configured with: the agent's own sources and sections,
+            // and the LB controller's `lb:`.
+            let components = try AgentComponents.standard.registering(AgentConfig.LoadBalancerConfig.self)
+            if let config { settings = try AgentConfig.load(path: config, components: components) }
             if let value = node ?? environment["MUSTER_NODE"] { settings.node = value }
             if let value = collectorURL ?? environment["MUSTER_COLLECTOR_URL"] { settings.collector.url = value }
             if let value = token ?? environment["MUSTER_TOKEN"], !value.isEmpty { settings.collector.token = value }
@@ -74,7 +78,7 @@ struct Run: AsyncParsableCommand {
                 }
                 let id = String(spec[..<equals])
                 let path = String(spec[spec.index(after: equals)...])
-                settings.sources.append(.init(id: id, paths: [path]))
+                settings.sources.append(AgentConfig.FileSourceConfig(id: id, paths: [path]))
             }
         } catch {
             FileHandle.standardError.write(Data("muster-agent: \(error)\n".utf8))

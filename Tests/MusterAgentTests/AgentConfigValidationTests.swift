@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MusterConfigFile
+import MusterLoadBalancer
 import MusterWire
 import Testing
 
@@ -22,9 +23,9 @@ import Glibc
         let dir = try ScratchDirectory()
         try dir.append(yaml.isEmpty ? "{}\n" : yaml, to: "agent.yaml")
         do {
-            var config = try AgentConfig.load(path: dir.path + "/agent.yaml")
+            var config = try AgentConfig.load(path: dir.path + "/agent.yaml", components: .musterAgent)
             if config.collector.token == nil { config.collector.token = "t" }
-            if config.sources.isEmpty { config.sources = [.init(id: "a", paths: ["/x"])] }
+            if config.sources.isEmpty { config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/x"])] }
             try config.validate()
             return nil
         } catch {
@@ -135,7 +136,7 @@ import Glibc
         process.waitUntilExit()
         try #require(process.terminationStatus == 0)
         try dir.append(String(decoding: yaml, as: UTF8.self), to: "agent.yaml")
-        let config = try AgentConfig.load(path: dir.path + "/agent.yaml")
+        let config = try AgentConfig.load(path: dir.path + "/agent.yaml", components: .musterAgent)
         try config.validate()
         #expect(config.loadBalancer != nil && config.membership != nil && config.sources.count == 3)
     }
@@ -173,7 +174,7 @@ import Glibc
     @Test func anUnwritableStateDirIsNamedWithTheReason() throws {
         var config = AgentConfig()
         config.collector.token = "t"
-        config.sources = [.init(id: "a", paths: ["/nonexistent/x"])]
+        config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/nonexistent/x"])]
         // Root may write anywhere but in sysfs, where creating a file is refused even to it.
         let dir = try ScratchDirectory()
         let readOnly = dir.path + "/read-only"
@@ -200,7 +201,7 @@ import Glibc
         let dir = try ScratchDirectory()
         var config = AgentConfig()
         config.collector.token = "t"
-        config.sources = [.init(id: "a", paths: [dir.path + "/none"])]
+        config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: [dir.path + "/none"])]
         config.stateDirectory = dir.path + "/state"
         try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
         // A file where the spool directory belongs.

@@ -106,10 +106,10 @@ import Testing
 
     @Test func aBatchCarriesTheLastPositionOfEachFileForEachSource() {
         let other = FileIdentity(device: 1, inode: 9, fingerprint: 4)
-        func line(_ identity: FileIdentity, truncations: Int = 0, end: Int64) -> TailedLine {
-            TailedLine(
+        func line(_ identity: FileIdentity, truncations: Int = 0, end: Int64) -> SourceRecord {
+            SourceRecord(TailedLine(
                 identity: identity, position: .init(identity: identity, truncations: truncations), offset: end - 10,
-                endOffset: end, time: 0, message: "m")
+                endOffset: end, time: 0, message: "m"))
         }
         var builder = BatchBuilder(node: "n", agent: "a")
         builder.append(line(identity, end: 10), source: "app")
@@ -160,8 +160,8 @@ import Testing
         let config = try AgentConfig.load(path: example)
         #expect(config.node == "s1")
         #expect(config.sources.map(\.id) == ["webapp", "serf", "haproxy"])
-        #expect(config.sources[0].format == .s6)
-        #expect(config.sources[2].parse == .haproxyHTTPLog && config.sources[0].parse == nil)
+        #expect(config.fileSources[0].format == .s6)
+        #expect(config.fileSources[2].parse == .haproxyHTTPLog && config.fileSources[0].parse == nil)
         #expect(config.batch.maxRecords == 10_000)
         #expect(config.spool.maxBytes == 256 << 20 && config.shutdownGraceMilliseconds == 5000)
     }
@@ -187,9 +187,9 @@ import Testing
         var config = AgentConfig()
         config.collector.token = "t"
         #expect { try config.validate() } throws: { "\($0)".contains("no sources configured") }
-        config.sources = [.init(id: "a", paths: ["/x"]), .init(id: "a", paths: ["/y"])]
+        config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/x"]), AgentConfig.FileSourceConfig(id: "a", paths: ["/y"])]
         #expect { try config.validate() } throws: { "\($0)".contains("used twice") }
-        config.sources = [.init(id: "a", paths: ["/x"])]
+        config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/x"])]
         config.collector.url = "ftp://nowhere"
         #expect { try config.validate() } throws: { "\($0)".contains("not an http(s) URL") }
         config.collector.url = "http://127.0.0.1:1"

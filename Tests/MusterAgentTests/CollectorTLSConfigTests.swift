@@ -28,7 +28,7 @@ import Testing
         config.collector.url = url
         config.collector.token = "t"
         config.collector.caFile = caFile
-        config.sources = [.init(id: "a", paths: ["/x"])]
+        config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/x"])]
         return config
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MusterLoadBalancer
 import MusterWire
 import Testing
 
@@ -86,13 +87,13 @@ import Testing
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString).yaml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        let config = try AgentConfig.load(path: path)
+        let config = try AgentConfig.load(path: path, components: .musterAgent)
         #expect(config.membership?.journal == "/var/lib/muster-agent/events.jsonl")
         #expect(config.membership?.reconcileIntervalMilliseconds == 5000)
         #expect(config.inventory?.scandir == "/run/service")
         #expect(config.inventory?.role == "web")
         #expect(config.inventory?.tags == ["zone": "a"])
-        #expect(config.effectiveSources.last == .init(id: "events", paths: ["/var/lib/muster-agent/events.jsonl"], format: .plain))
+        #expect(config.effectiveSources.last as? AgentConfig.FileSourceConfig == .init(id: "events", paths: ["/var/lib/muster-agent/events.jsonl"], format: .plain))
         #expect(config.loadBalancer?.masterSocket == "/run/haproxy/master.sock")
         #expect(config.loadBalancer?.render.runtimeSocket == "/run/haproxy/admin.sock")
         #expect(config.loadBalancer?.render.logTarget == "127.0.0.1:514")
@@ -109,7 +110,7 @@ import Testing
     @Test func aFileSourceCannotTakeTheJournalsID() {
         var config = AgentConfig()
         config.collector.token = "t"
-        config.sources = [.init(id: "events", paths: ["/tmp/x"])]
+        config.sources = [AgentConfig.FileSourceConfig(id: "events", paths: ["/tmp/x"])]
         #expect(throws: AgentConfigError.self) { try config.validate() }
     }
 }

@@ -228,7 +228,7 @@ private func parse(_ text: String, at time: Int64 = received) -> SyslogMessage {
                 buffer_messages: 1000
             """)
         try config.validate()
-        #expect(config.sources.isEmpty)
+        #expect(config.fileSources.isEmpty)
         #expect(
             config.syslogSources == [
                 .init(

@@ -293,8 +293,10 @@ final class ScratchDirectory {
         let second = drain(tailer)
         // Read whole, not from the old file's checkpoint, and under a name of its own.
         #expect(second.map(\.message) == [String(header.dropLast())] + numbered("b", 0..<3).split(separator: "\n").map(String.init))
-        #expect(second[0].offset == 0)
-        #expect(second[0].position.name != first[0].position.name, "inode reused: \(reused)")
+        // `#require`, not `second[0]`: an empty read must fail the test, not crash the test run.
+        let secondFirst = try #require(second.first, "nothing read from the new file (inode reused: \(reused))")
+        #expect(secondFirst.offset == 0)
+        #expect(secondFirst.position.name != first[0].position.name, "inode reused: \(reused)")
     }
 
     @Test func aRestartedTailerResumesACopyFromTheCheckpoint() throws {
@@ -535,8 +537,8 @@ final class ScratchDirectory {
             """
         try yaml.write(toFile: dir.path + "/agent.yaml", atomically: true, encoding: .utf8)
         let config = try AgentConfig.load(path: dir.path + "/agent.yaml")
-        #expect(config.sources[0].multiline == MultilineSettings(start: #"^\d{4}-"#, timeoutMilliseconds: 500, maxLines: 50))
-        #expect(config.sources[0].maxOrphanOpenMilliseconds == 2000)
+        #expect(config.fileSources[0].multiline == MultilineSettings(start: #"^\d{4}-"#, timeoutMilliseconds: 500, maxLines: 50))
+        #expect(config.fileSources[0].maxOrphanOpenMilliseconds == 2000)
         try (yaml.replacingOccurrences(of: #"'^\d{4}-'"#, with: #"'^(\d{4}'"#)).write(
             toFile: dir.path + "/bad.yaml", atomically: true, encoding: .utf8)
         do {

@@ -4,7 +4,7 @@ import MusterWire
 
 /// The agent's settings: a YAML file (documented in agent/agent.example.yaml), then
 /// environment variables, then flags, each overriding the one before.
-public struct AgentConfig: Sendable, Equatable {
+public struct AgentConfig: Sendable {
     /// The node's name as it appears in every record; defaults to the host name.
     public var node: String = ProcessInfo.processInfo.hostName
     /// Identifies this agent in origin coordinates; defaults to the node name. Keep it
@@ -20,79 +20,44 @@ public struct AgentConfig: Sendable, Equatable {
     public var http = HTTPConfig()
     /// How long a SIGTERM may spend spooling what was read and sending what is spooled.
     public var shutdownGraceMilliseconds: Int = 5000
-    public var sources: [FileSourceConfig] = []
-    /// Syslog listeners (`type: syslog` under `sources`), e.g. for HAProxy's `log` lines.
-    public var syslogSources: [SyslogSourceConfig] = []
-    /// Serf membership (handler journal + reconciliation); off unless configured.
-    public var membership: MembershipConfig?
-    /// What this node is, reported at start and on change; off unless configured.
-    public var inventory: InventoryConfig?
+    /// The `sources:` entries, in the file's order, each the configuration of its type.
+    public var sources: [any SourceConfig] = []
+    /// The registered components whose section the file has (`membership`, `inventory`,
+    /// `lb`), in the order of registration.
+    public var components: [any ComponentConfig] = []
 
     public var effectiveAgentID: String { agentID ?? node }
 
-    /// The event journal Serf's handler and the agent append to, when either feature is on.
+    /// The event journal the components append to, when any of them does.
     public var journalPath: String? {
-        guard membership != nil || inventory != nil || loadBalancer != nil else { return nil }
-        return membership?.journal ?? stateDirectory + "/events.jsonl"
+        guard components.contains(where: \.writesEventJournal) else { return nil }
+        return components.lazy.compactMap(\.eventJournalPath).first ?? stateDirectory + "/events.jsonl"
     }
 
     /// The configured sources plus the event journal, which is shipped like any file.
-    public var effectiveSources: [FileSourceConfig] {
+    public var effectiveSources: [any SourceConfig] {
         guard let journalPath else { return sources }
-        return sources + [FileSourceConfig(id: JournalEntry.sourceID, paths: [journalPath], format: .plain)]
+        return sources + [EventJournal(path: journalPath).sourceConfig]
     }
 
-    public struct MembershipConfig: Sendable, Equatable {
-        /// Where `muster-agent serf-event` appends (give the handler the same path with --journal).
-        /// Default: `<state_dir>/events.jsonl`.
-        public var journal: String?
-        /// Serf's RPC address for `serf members`.
-        public var serfRPC: String = "127.0.0.1:7373"
-        public var reconcileIntervalMilliseconds: Int = 5000
-
-        public init() {}
+    /// The component `Config` when the file has its section.
+    public func component<Config: ComponentConfig>(_: Config.Type) -> Config? {
+        components.lazy.compactMap { $0 as? Config }.first
     }
 
-    /// The LB controller (on the load balancer's node only); off unless configured.
-    public var loadBalancer: LoadBalancerConfig?
-
-    public struct LoadBalancerConfig: Sendable, Equatable {
-        public var template: String = "/etc/muster/haproxy.cfg.mustache"
-        /// The live configuration HAProxy runs (`-f`); replaced only by a validated file.
-        public var config: String = "/etc/haproxy/haproxy.cfg"
-        public var haproxy: String = "haproxy"
-        public var masterSocket: String = "/run/haproxy/master.sock"
-        public var backend: String = "nodes"
-        /// Members with this Serf role that are alive become the backend's servers.
-        public var backendRole: String = "web"
-        public var render = ConfigRenderer.Settings()
-        /// A burst of changes makes one apply: wait until nothing changed for `quiet`, but at
-        /// most `maxWait` after the first change (consul-template's `wait min:max`).
-        public var quietMilliseconds: Int = 300
-        public var maxWaitMilliseconds: Int = 2000
-        /// How long a removed server may keep its connections before they are cut.
-        public var drainTimeoutMilliseconds: Int = 5000
-        /// How often HAProxy's `show stat` is sampled into the history; 0 turns it off.
-        public var statsIntervalMilliseconds: Int = 10_000
-        /// Loopback backends are refused by default: on the backend port, 127.0.0.1 can be
-        /// HAProxy's own frontend. A cluster that really runs on one host (a development
-        /// machine, a test) turns this on.
-        public var allowLoopbackBackends: Bool = false
-
-        public init() {}
+    /// Sets (or, with nil, removes) the component `Config`.
+    public mutating func setComponent<Config: ComponentConfig>(_ component: Config?, as _: Config.Type = Config.self) {
+        let index = components.firstIndex { $0 is Config }
+        switch (component, index) {
+        case (let component?, let index?): components[index] = component
+        case (let component?, nil): components.append(component)
+        case (nil, let index?): components.remove(at: index)
+        case (nil, nil): break
+        }
     }
 
-    public struct InventoryConfig: Sendable, Equatable {
-        /// The s6 scan directory whose services are reported.
-        public var scandir: String?
-        public var intervalMilliseconds: Int = 10_000
-        public var role: String = ""
-        public var tags: [String: String] = [:]
-        /// Image name and version, e.g. `muster/webapp:1.2` (env MUSTER_IMAGE).
-        public var image: String?
-
-        public init() {}
-    }
+    /// The top-level keys the agent itself reads; the components' sections come besides.
+    static let coreKeys = ConfigFile.CoreKey.allCases.map(\.rawValue)
 
     public struct Collector: Sendable, Equatable {
         public var url: String = "http://127.0.0.1:8088"
@@ -148,53 +113,14 @@ public struct AgentConfig: Sendable, Equatable {
         public var maxMilliseconds: Int = 30_000
     }
 
-    public struct FileSourceConfig: Sendable, Equatable {
-        public var id: String
-        public var paths: [String]
-        public var format: LineFormat = .auto
-        /// Lines parsed into structured fields as they are read (none: the message only).
-        public var parse: LineParser?
-        /// Joins lines into records (stack traces); off unless configured.
-        public var multiline: MultilineSettings?
-        /// How long a renamed or deleted file is kept open at most, even while still written to.
-        public var maxOrphanOpenMilliseconds: Int = 60_000
-
-        public init(
-            id: String, paths: [String], format: LineFormat = .auto, parse: LineParser? = nil,
-            multiline: MultilineSettings? = nil, maxOrphanOpenMilliseconds: Int = 60_000
-        ) {
-            self.id = id
-            self.paths = paths
-            self.format = format
-            self.parse = parse
-            self.multiline = multiline
-            self.maxOrphanOpenMilliseconds = maxOrphanOpenMilliseconds
-        }
-    }
-
-    public struct SyslogSourceConfig: Sendable, Equatable {
-        public var id: String
-        /// `udp://HOST:PORT` and/or `unix:///absolute/path` (see `SyslogListenAddress`).
-        public var listen: [String]
-        /// Applied to each message's MSG part (the header becomes fields of its own).
-        public var parse: LineParser?
-        /// Messages held in memory for the batcher; when full, the socket is not read.
-        public var bufferMessages: Int = 50_000
-
-        public init(id: String, listen: [String], parse: LineParser? = nil, bufferMessages: Int = 50_000) {
-            self.id = id
-            self.listen = listen
-            self.parse = parse
-            self.bufferMessages = bufferMessages
-        }
-    }
-
     public init() {}
 
-    public static func load(path: String) throws(AgentConfigError) -> AgentConfig {
+    /// Loads the file at `path`, with the sources and sections `components` registers.
+    public static func load(path: String, components: AgentComponents = .standard) throws(AgentConfigError) -> AgentConfig {
         let file: ConfigFile
         do {
-            file = try YAMLConfigFile.decode(ConfigFile.self, fromFileAt: path)
+            file = try YAMLConfigFile.decode(
+                ConfigFile.self, fromFileAt: path, userInfo: [AgentComponents.userInfoKey: components])
         } catch {
             switch error {
             case .unreadable(let detail): throw .invalid("cannot read \(path): \(detail)")
@@ -220,26 +146,15 @@ public struct AgentConfig: Sendable, Equatable {
         guard collector.token?.isEmpty == false else {
             throw .invalid("no collector token: set collector.token or collector.token_file, MUSTER_TOKEN, or --token")
         }
-        guard !effectiveSources.isEmpty || !syslogSources.isEmpty else {
+        guard !effectiveSources.isEmpty else {
             throw .invalid("no sources configured: add one under 'sources' or pass --file ID=GLOB")
         }
-        var ids = Set<String>()
-        for source in sources where source.id == JournalEntry.sourceID {
-            throw .invalid("source id '\(source.id)' is reserved for the event journal (see 'membership')")
-        }
-        for source in sources where source.id == NoticeWriter.sourceID {
-            throw .invalid("source id '\(source.id)' is reserved for the agent's own notices")
-        }
-        if let lb = loadBalancer, !MemberValidation.isValidName(lb.backend) {
-            throw .invalid("lb.backend '\(lb.backend)' is not a valid proxy name")
-        }
+        for component in components { try component.validate() }
+        var claims = SourceClaims()
         for source in sources {
-            guard !source.id.isEmpty else { throw .invalid("a source has an empty id") }
-            guard ids.insert(source.id).inserted else { throw .invalid("source id '\(source.id)' is used twice") }
-            guard !source.paths.isEmpty else { throw .invalid("source '\(source.id)' has no paths") }
-            try source.multiline?.validate(source: source.id)
+            try claims.claim(id: source.id, label: type(of: source).label)
+            try source.validate(claims: &claims)
         }
-        try validateSyslogSources(ids: &ids)
         do {
             try checkRanges()
         } catch {
@@ -248,7 +163,7 @@ public struct AgentConfig: Sendable, Equatable {
     }
 
     /// A day, the longest interval or timeout any setting takes, in milliseconds.
-    static let dayMilliseconds = 86_400_000
+    public static let dayMilliseconds = 86_400_000
 
     /// Every numeric setting against the values the agent can use: outside them a duration or
     /// a size overflows the arithmetic it feeds, or quietly does nothing useful.
@@ -266,25 +181,8 @@ public struct AgentConfig: Sendable, Equatable {
         try YAMLConfigFile.check(
             spool.maxBytes, in: spool.segmentBytes...(1 << 50), key: "spool.max_bytes", note: "at least spool.segment_bytes")
         try YAMLConfigFile.check(shutdownGraceMilliseconds, in: 0...3_600_000, key: "shutdown_grace_ms")
-        if let membership {
-            try YAMLConfigFile.check(membership.reconcileIntervalMilliseconds, in: 1...day, key: "membership.reconcile_interval_ms")
-        }
-        if let inventory { try YAMLConfigFile.check(inventory.intervalMilliseconds, in: 1...day, key: "inventory.interval_ms") }
-        if let lb = loadBalancer {
-            for (key, port) in [("lb.http_port", lb.render.httpPort), ("lb.stats_port", lb.render.statsPort), ("lb.backend_port", lb.render.backendPort)] {
-                try YAMLConfigFile.check(port, in: 1...65535, key: key)
-            }
-            try YAMLConfigFile.check(lb.quietMilliseconds, in: 0...day, key: "lb.quiet_ms")
-            try YAMLConfigFile.check(lb.maxWaitMilliseconds, in: lb.quietMilliseconds...day, key: "lb.max_wait_ms", note: "at least lb.quiet_ms")
-            try YAMLConfigFile.check(lb.drainTimeoutMilliseconds, in: 0...day, key: "lb.drain_timeout_ms")
-            try YAMLConfigFile.check(lb.statsIntervalMilliseconds, in: 0...day, key: "lb.stats_interval_ms", note: "0 turns sampling off")
-        }
-        for source in sources {
-            try YAMLConfigFile.check(source.maxOrphanOpenMilliseconds, in: 1...day, key: "source '\(source.id)': max_orphan_open_ms")
-        }
-        for source in syslogSources {
-            try YAMLConfigFile.check(source.bufferMessages, in: 1...10_000_000, key: "syslog source '\(source.id)': buffer_messages")
-        }
+        for component in components { try component.checkRanges() }
+        for source in sources { try source.checkRanges() }
     }
 }
 
@@ -295,7 +193,8 @@ public enum AgentConfigError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The YAML file's shape; every key optional so that defaults stay in `AgentConfig`.
+/// The YAML file's shape; every key optional so that defaults stay in `AgentConfig`. Sources and
+/// sections are decoded by the types `AgentComponents` registers.
 private struct ConfigFile: Decodable {
     struct Collector: Decodable {
         var url: String?
@@ -321,56 +220,9 @@ private struct ConfigFile: Decodable {
     struct HTTP: Decodable {
         var listen: String?
     }
-    struct Membership: Decodable {
-        var journal: String?
-        var serf_rpc: String?
-        var reconcile_interval_ms: Int?
-    }
-    struct Inventory: Decodable {
-        var scandir: String?
-        var interval_ms: Int?
-        var role: String?
-        var tags: [String: String]?
-        var image: String?
-    }
-    struct LoadBalancer: Decodable {
-        var template: String?
-        var config: String?
-        var haproxy: String?
-        var master_socket: String?
-        var runtime_socket: String?
-        var backend: String?
-        var backend_role: String?
-        var backend_port: Int?
-        var http_port: Int?
-        var stats_port: Int?
-        var bind_address: String?
-        var log_target: String?
-        var quiet_ms: Int?
-        var max_wait_ms: Int?
-        var drain_timeout_ms: Int?
-        var stats_interval_ms: Int?
-        var allow_loopback_backends: Bool?
-    }
-    /// A file source's `multiline:` section.
-    struct Multiline: Decodable {
-        var start: String
-        var timeout_ms: Int?
-        var max_lines: Int?
-        var max_bytes: Int?
-    }
-    struct Source: Decodable {
-        var id: String
-        var type: String?
-        /// `type: file` only.
-        var paths: [String]?
-        var format: LineFormat?
-        var parse: String?
-        var multiline: Multiline?
-        var max_orphan_open_ms: Int?
-        /// `type: syslog` only.
-        var listen: [String]?
-        var buffer_messages: Int?
+    /// The top-level keys of the agent itself, in the order they are decoded.
+    enum CoreKey: String, CaseIterable {
+        case node, agent_id, collector, state_dir, batch, retry, spool, http, shutdown_grace_ms, sources
     }
     var node: String?
     var agent_id: String?
@@ -381,10 +233,28 @@ private struct ConfigFile: Decodable {
     var spool: Spool?
     var http: HTTP?
     var shutdown_grace_ms: Int?
-    var sources: [Source]?
-    var membership: Membership?
-    var inventory: Inventory?
-    var lb: LoadBalancer?
+    var sources: [AgentComponents.RawSource]?
+    var sections: [(AgentComponents.Section, any Sendable)]
+    let components: AgentComponents
+
+    init(from decoder: any Decoder) throws {
+        components = AgentComponents.from(decoder)
+        let container = try decoder.container(keyedBy: ConfigKey.self)
+        func decode<Value: Decodable>(_ key: CoreKey) throws -> Value? {
+            try container.decodeIfPresent(Value.self, forKey: ConfigKey(key.rawValue))
+        }
+        node = try decode(.node)
+        agent_id = try decode(.agent_id)
+        collector = try decode(.collector)
+        state_dir = try decode(.state_dir)
+        batch = try decode(.batch)
+        retry = try decode(.retry)
+        spool = try decode(.spool)
+        http = try decode(.http)
+        shutdown_grace_ms = try decode(.shutdown_grace_ms)
+        sources = try decode(.sources)
+        sections = try components.decodeSections(from: container)
+    }
 
     func resolved(relativeTo directory: String) throws(AgentConfigError) -> AgentConfig {
         var config = AgentConfig()
@@ -422,85 +292,8 @@ private struct ConfigFile: Decodable {
         }
         if let listen = http?.listen { config.http.listen = try AgentConfig.ListenAddress(listen) }
         if let value = shutdown_grace_ms { config.shutdownGraceMilliseconds = value }
-        if let membership {
-            var resolved = AgentConfig.MembershipConfig()
-            resolved.journal = membership.journal
-            if let value = membership.serf_rpc { resolved.serfRPC = value }
-            if let value = membership.reconcile_interval_ms { resolved.reconcileIntervalMilliseconds = value }
-            config.membership = resolved
-        }
-        if let inventory {
-            var resolved = AgentConfig.InventoryConfig()
-            resolved.scandir = inventory.scandir
-            if let value = inventory.interval_ms { resolved.intervalMilliseconds = value }
-            if let value = inventory.role { resolved.role = value }
-            if let value = inventory.tags { resolved.tags = value }
-            resolved.image = inventory.image
-            config.inventory = resolved
-        }
-        if let lb {
-            var resolved = AgentConfig.LoadBalancerConfig()
-            func path(_ value: String?) -> String? { value.map { YAMLConfigFile.path($0, relativeTo: directory) } }
-            if let value = path(lb.template) { resolved.template = value }
-            if let value = path(lb.config) { resolved.config = value }
-            if let value = lb.haproxy { resolved.haproxy = value }
-            if let value = path(lb.master_socket) { resolved.masterSocket = value }
-            if let value = path(lb.runtime_socket) { resolved.render.runtimeSocket = value }
-            if let value = lb.backend { resolved.backend = value }
-            if let value = lb.backend_role { resolved.backendRole = value }
-            if let value = lb.backend_port { resolved.render.backendPort = value }
-            if let value = lb.http_port { resolved.render.httpPort = value }
-            if let value = lb.stats_port { resolved.render.statsPort = value }
-            if let value = lb.bind_address { resolved.render.bindAddress = value }
-            resolved.render.logTarget = lb.log_target
-            if let value = lb.quiet_ms { resolved.quietMilliseconds = value }
-            if let value = lb.max_wait_ms { resolved.maxWaitMilliseconds = value }
-            if let value = lb.drain_timeout_ms { resolved.drainTimeoutMilliseconds = value }
-            if let value = lb.stats_interval_ms { resolved.statsIntervalMilliseconds = value }
-            if let value = lb.allow_loopback_backends { resolved.allowLoopbackBackends = value }
-            config.loadBalancer = resolved
-        }
-        for source in sources ?? [] {
-            var parser: LineParser?
-            if let name = source.parse {
-                guard let known = LineParser(rawValue: name) else {
-                    throw .invalid(
-                        "source '\(source.id)': unknown parse '\(name)' (known: \(LineParser.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                parser = known
-            }
-            switch source.type ?? "file" {
-            case "file":
-                guard let paths = source.paths else { throw .invalid("source '\(source.id)': type file needs paths: [...]") }
-                guard source.listen == nil, source.buffer_messages == nil else {
-                    throw .invalid("source '\(source.id)': listen and buffer_messages are for type: syslog; a file source takes paths")
-                }
-                var file = AgentConfig.FileSourceConfig(id: source.id, paths: paths, format: source.format ?? .auto, parse: parser)
-                if let multiline = source.multiline {
-                    var settings = MultilineSettings(start: multiline.start)
-                    if let value = multiline.timeout_ms { settings.timeoutMilliseconds = value }
-                    if let value = multiline.max_lines { settings.maxLines = value }
-                    if let value = multiline.max_bytes { settings.maxBytes = value }
-                    // A bad pattern is reported now, naming the source, not when the first line arrives.
-                    try settings.validate(source: source.id)
-                    file.multiline = settings
-                }
-                if let value = source.max_orphan_open_ms { file.maxOrphanOpenMilliseconds = value }
-                config.sources.append(file)
-            case "syslog":
-                guard let listen = source.listen else {
-                    throw .invalid("source '\(source.id)': type syslog needs listen: [udp://HOST:PORT, unix:///path]")
-                }
-                guard source.paths == nil, source.format == nil, source.multiline == nil, source.max_orphan_open_ms == nil else {
-                    throw .invalid("source '\(source.id)': paths, format, multiline and max_orphan_open_ms are for type: file; a syslog source takes listen")
-                }
-                var syslog = AgentConfig.SyslogSourceConfig(id: source.id, listen: listen, parse: parser)
-                if let value = source.buffer_messages { syslog.bufferMessages = value }
-                config.syslogSources.append(syslog)
-            case let other:
-                throw .invalid("source '\(source.id)': unknown type '\(other)' (known: file, syslog)")
-            }
-        }
+        for (section, value) in sections { config.components.append(try section.resolve(value, directory)) }
+        for source in sources ?? [] { config.sources.append(try components.resolve(source, relativeTo: directory)) }
         return config
     }
 }

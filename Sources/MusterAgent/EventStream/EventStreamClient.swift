@@ -21,7 +21,7 @@ public struct StreamEvent: Sendable, Equatable {
 public struct EventStreamClient: Sendable {
     public let baseURL: String
     let token: String
-    let client: HTTPClient
+    public let client: HTTPClient
     /// How long connecting and receiving the response head may take. The stream itself has
     /// no deadline, and AsyncHTTPClient keeps retrying a refused connection until the
     /// request's deadline, so without this bound a dead collector would never be noticed.

@@ -35,8 +35,8 @@ struct SerfReconciler: Sendable {
 }
 
 /// `serf members -format json`, read into `Member`s sorted by name.
-enum SerfMembers {
-    static func fetch(rpcAddress: String) async throws -> [Member] {
+public enum SerfMembers {
+    public static func fetch(rpcAddress: String) async throws -> [Member] {
         let output = try await Command("serf", ["members", "-format", "json", "-rpc-addr", rpcAddress]).run()
         guard output.status == 0 else {
             // Serf prints its connection errors on stdout.

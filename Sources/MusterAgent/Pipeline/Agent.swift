@@ -7,32 +7,39 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// The agent's pipeline: tailers → batcher → compressor → spool → shipper.
+/// The agent's pipeline: sources → batcher → compressor → spool → shipper, and the
+/// components (membership, inventory, the LB controller) running beside it.
 ///
 /// The batcher reads and encodes the next batch while the compressor deflates the one before
 /// (zlib is most of the agent's CPU, so this puts the second core to work). Each compressed
-/// batch is appended to the disk spool and fsynced; only then do the file checkpoints move
-/// past its lines. The shipper takes spooled batches oldest first, up to `maxBatchesInFlight`
+/// batch is appended to the disk spool and fsynced; only then do the checkpoints move past
+/// its records. The shipper takes spooled batches oldest first, up to `maxBatchesInFlight`
 /// at once, and a batch leaves the spool when the collector acknowledged it. While the
 /// collector is away the agent keeps reading into the spool; when the spool is full it stops
 /// reading, and the unread lines wait in their files. Memory stays bounded by a handful of
 /// batches whatever the collector does.
+///
+/// Sources and components come from the configuration as `SourceConfig` and
+/// `ComponentConfig` values (see `AgentComponents`); nothing here knows their kinds.
 public final class Agent: Service, Sendable {
     public let config: AgentConfig
     public let metrics = AgentMetrics()
     public let status = AgentStatus()
-    private let logger: Logger
-    private let client: HTTPClient
+    let logger: Logger
+    let client: HTTPClient
     private let checkpointPath: String
     /// Set when a graceful shutdown begins: the batcher stops reading.
-    private let stopping = Mutex(false)
+    let stopping = Mutex(false)
     /// Batches handed on by the batcher and not yet in the spool.
-    private let batchesOnTheirWay = Mutex(0)
+    let batchesOnTheirWay = Mutex(0)
     /// The agent's own notices (spool full, damage found) are records too, from source
     /// `agent`; this run's generation keeps their origin coordinates unique.
     private let notices: NoticeWriter
-    /// Bound at init, so that a taken port stops the agent at start with a clear message.
-    private let syslogSources: [SyslogSource]
+    /// Built at init, so that a source that cannot have what it needs (a taken port) stops
+    /// the agent at start with a clear message; the batcher takes them when it starts.
+    private let sources: SourceHandOff
+    /// Filled in from the checkpoints when the pipeline starts, for the sources to resume.
+    private let resumePositions = ResumePositions()
 
     public init(config: AgentConfig, logger: Logger) throws {
         try config.validate()
@@ -40,28 +47,31 @@ public final class Agent: Service, Sendable {
         self.logger = logger
         self.checkpointPath = config.stateDirectory + "/checkpoints.json"
         try Self.prepareStateDirectory(config.stateDirectory)
+        let runGeneration = SourceContext.newRunGeneration()
         self.notices = NoticeWriter(
-            node: config.node, agent: config.effectiveAgentID, compressionLevel: config.batch.compressionLevel)
-        let syslogSources = config.syslogSources.map {
-            SyslogSource(config: $0, agentID: config.effectiveAgentID, logger: logger)
-        }
-        for (index, source) in syslogSources.enumerated() {
+            node: config.node, agent: config.effectiveAgentID, generation: runGeneration,
+            compressionLevel: config.batch.compressionLevel)
+        let context = SourceContext(
+            agentID: config.effectiveAgentID, stateDirectory: config.stateDirectory, logger: logger,
+            runGeneration: runGeneration, positions: resumePositions)
+        var built: [any LogSource] = []
+        for source in config.effectiveSources {
             do {
-                try source.start()
+                built.append(try source.makeSource(context))
             } catch {
-                for started in syslogSources[..<index] { started.stop() }
+                for started in built { started.stop() }
                 throw AgentConfigError.invalid("\(error)")
             }
         }
-        self.syslogSources = syslogSources
         // Made last: an HTTPClient must be shut down before it goes, so nothing may throw
         // between making it and `run`.
         do {
             self.client = try CollectorClient.make(for: config.collector)
         } catch {
-            for source in syslogSources { source.stop() }
+            for source in built { source.stop() }
             throw error
         }
+        self.sources = SourceHandOff(built)
     }
 
     /// Creates the state directory and proves the agent can write there, so that a directory
@@ -102,11 +112,12 @@ public final class Agent: Service, Sendable {
             (spool, recovery) = try Spool.open(
                 config.spool.settings(stateDirectory: config.stateDirectory), checkpointed: checkpoints.spooledThrough)
         } catch {
-            // Stopping here, the client and the sockets must go with the agent.
-            for source in syslogSources { source.stop() }
+            // Stopping here, the client and the sources' sockets must go with the agent.
+            for source in sources.take() { source.stop() }
             try? await client.shutdown()
             throw error
         }
+        resumePositions.load(checkpoints)
         if let setAside {
             logger.error(
                 "checkpoint file was corrupt; moved aside, files will be read again from their start (the collector drops what it already has)",
@@ -129,12 +140,7 @@ public final class Agent: Service, Sendable {
         let failed = await withGracefulShutdownHandler {
             await withTaskGroup(of: Finished.self, returning: Bool.self) { group in
                 group.addTask {
-                    let tailers = self.config.effectiveSources.map { source in
-                        (FileTailer(source: source, stateDirectory: self.config.stateDirectory, logger: self.logger) {
-                            checkpoints.position(of: $0, source: source.id)
-                        }, source.parse)
-                    }
-                    await self.batchLoop(tailers: tailers, syslog: self.syslogSources, spool: spool, into: encoded)
+                    await self.batchLoop(sources: self.sources.take(), spool: spool, into: encoded)
                     return .pipeline
                 }
                 group.addTask {
@@ -162,36 +168,15 @@ public final class Agent: Service, Sendable {
                         return .observer
                     }
                 }
-                // Observers append to the journal, which the pipeline ships like any file.
-                if let journalPath = self.config.journalPath {
-                    let journal = EventJournal(path: journalPath)
-                    if let membership = self.config.membership {
-                        let reconciler = SerfReconciler(
-                            rpcAddress: membership.serfRPC, interval: .milliseconds(membership.reconcileIntervalMilliseconds),
-                            journal: journal, observer: self.config.node, logger: self.logger)
-                        group.addTask {
-                            await reconciler.run()
-                            return .observer
-                        }
-                    }
-                    if let lb = self.config.loadBalancer {
-                        let controller = LBController(
-                            config: lb, node: self.config.node, journal: journal,
-                            stream: EventStreamClient(
-                                baseURL: self.config.collector.url, token: self.config.collector.token ?? "", client: self.client),
-                            serfRPC: self.config.membership?.serfRPC, stateDirectory: self.config.stateDirectory,
-                            logger: self.logger)
-                        group.addTask {
-                            await controller.run()
-                            return .observer
-                        }
-                    }
-                    if let inventory = self.config.inventory {
-                        let reporter = InventoryReporter(config: inventory, node: self.config.node, journal: journal, logger: self.logger)
-                        group.addTask {
-                            await reporter.run()
-                            return .observer
-                        }
+                // Components run beside the pipeline; what they append to the journal, the
+                // pipeline ships like any file.
+                let context = ComponentContext(
+                    config: self.config, journal: self.config.journalPath.map(EventJournal.init(path:)), client: self.client,
+                    logger: self.logger)
+                for component in self.config.components {
+                    group.addTask {
+                        await component.run(context)
+                        return .observer
                     }
                 }
                 group.addTask {
@@ -228,7 +213,7 @@ public final class Agent: Service, Sendable {
         logger.info("agent stopped")
     }
 
-    private var isStopping: Bool { stopping.withLock { $0 } }
+    var isStopping: Bool { stopping.withLock { $0 } }
 
     /// Logs what the spool held from the previous run, and turns damage into notices for the
     /// collector (lines lost must be visible where people look for lines).
@@ -267,104 +252,6 @@ public final class Agent: Service, Sendable {
         } catch {
             logger.error("cannot encode a notice for the collector: \(error)")
             return []
-        }
-    }
-
-    // MARK: Batching
-
-    /// Each tailer comes with the parser its source's lines go through (none: message only);
-    /// syslog sources parse their messages as they are read.
-    private func batchLoop(
-        tailers: [(FileTailer, LineParser?)], syslog: [SyslogSource], spool: Spool, into channel: AsyncChannel<EncodedBatch>
-    ) async {
-        let maxAge = Duration.milliseconds(config.batch.maxAgeMilliseconds)
-        let scanInterval = Duration.seconds(1)
-        let idleSleep = Duration.milliseconds(100)
-        var builder = BatchBuilder(node: config.node, agent: config.effectiveAgentID)
-        var lastScan = ContinuousClock.now - scanInterval
-        var opened: ContinuousClock.Instant?
-        var syslogCounters = Dictionary(uniqueKeysWithValues: syslog.map { ($0.sourceID, SyslogCounters()) })
-        var isFull: Bool { builder.count >= config.batch.maxRecords || builder.bytes >= config.batch.maxBytes }
-
-        func flush() async {
-            guard builder.count > 0 else { return }
-            batchesOnTheirWay.withLock { $0 += 1 }
-            metrics.linesRead.increment(by: Int64(builder.count))
-            await channel.send(builder.close())
-            opened = nil
-        }
-
-        /// Everything a syslog source buffered, into batches. Its lines have no file to be read
-        /// again from, so their origin is this run plus the source's sequence number.
-        func drain(_ source: SyslogSource) async -> Int {
-            var total = 0
-            while true {
-                let budget = max(64 << 10, config.batch.maxBytes - builder.bytes)
-                let count = source.read(budget: budget) { line in
-                    builder.append(line, source: source.sourceID, generation: notices.generation)
-                }
-                total += count
-                if builder.count > 0, opened == nil { opened = .now }
-                if isFull { await flush() }
-                if count == 0 { return total }
-            }
-        }
-
-        while !isStopping, !Task.isCancelled {
-            if ContinuousClock.now - lastScan >= scanInterval {
-                for (tailer, _) in tailers { tailer.scan() }
-                publishSourceMetrics(tailers: tailers.map(\.0), syslog: syslog, counters: &syslogCounters)
-                lastScan = ContinuousClock.now
-            }
-            var readBytes = 0
-            for (tailer, parser) in tailers {
-                while builder.count < config.batch.maxRecords, builder.bytes < config.batch.maxBytes {
-                    let budget = max(64 << 10, config.batch.maxBytes - builder.bytes)
-                    let count = tailer.read(budget: budget) { line in builder.append(line, source: tailer.sourceID, parser: parser) }
-                    readBytes += count
-                    if count == 0 { break }
-                }
-                if builder.count > 0, opened == nil { opened = .now }
-                if isFull { await flush() }
-            }
-            for source in syslog { readBytes += await drain(source) }
-            metrics.bytesRead.increment(by: Int64(readBytes))
-            if let opened, ContinuousClock.now - opened >= maxAge {
-                await flush()
-            } else if readBytes == 0, builder.count > 0, batchesOnTheirWay.withLock({ $0 == 0 }), !spool.hasUnsent {
-                // Caught up with the files, and the spool and shipper keep up: waiting for the
-                // batch to fill would only add latency. While the collector is away, batches
-                // wait for `max_age_ms`, so the spool does not fill with tiny entries.
-                await flush()
-            }
-            if readBytes == 0 {
-                try? await Task.sleep(for: idleSleep)
-            }
-        }
-        // Shutting down: what was read goes to the spool now; what was not stays in the files.
-        // Datagrams have nowhere to wait: stop receiving, then take what was received.
-        for source in syslog {
-            source.stop()
-            _ = await drain(source)
-        }
-        await flush()
-        channel.finish()
-    }
-
-    private func publishSourceMetrics(
-        tailers: [FileTailer], syslog: [SyslogSource], counters: inout [String: SyslogCounters]
-    ) {
-        metrics.filesOpen.set(Double(tailers.reduce(0) { $0 + $1.trackedPaths.count }))
-        metrics.orphanedFilesOpen.set(Double(tailers.reduce(0) { $0 + $1.orphanedOpen }))
-        metrics.setLag(tailers.reduce(into: [:]) { lag, tailer in lag.merge(tailer.lagBytes) { max($0, $1) } })
-        for source in syslog {
-            let now = source.counters
-            let before = counters[source.sourceID] ?? SyslogCounters()
-            metrics.syslogReceived.increment(by: Int64(now.received - before.received))
-            metrics.syslogMalformed.increment(by: Int64(now.malformed - before.malformed))
-            metrics.syslogUnreadableTimes.increment(by: Int64(now.unreadableTimes - before.unreadableTimes))
-            metrics.syslogKernelDrops.increment(by: Int64(now.kernelDrops - before.kernelDrops))
-            counters[source.sourceID] = now
         }
     }
 
@@ -589,54 +476,5 @@ public enum AgentError: Error, CustomStringConvertible {
 
     public var description: String {
         "a batch could not be compressed (zlib out of memory?); the agent stopped, and its unspooled lines are read again at the next start"
-    }
-}
-
-/// Accumulates lines into one batch and remembers how far each file got.
-struct BatchBuilder {
-    let node: String
-    let agent: String
-    private var encoder = BatchEncoder()
-    private var positions: [CheckpointStore.Key: FilePosition] = [:]
-    /// The position after the last line, kept aside until a line from another file comes:
-    /// lines arrive in runs per file, so most lines cost a comparison instead of a hash.
-    private var latest: FilePosition?
-
-    init(node: String, agent: String) {
-        self.node = node
-        self.agent = agent
-    }
-
-    var count: Int { encoder.count }
-    var bytes: Int { encoder.bytes.count }
-
-    mutating func append(_ line: TailedLine, source: String, parser: LineParser? = nil) {
-        encoder.append(
-            time: line.time, node: node,
-            origin: Origin(agent: agent, source: source, generation: line.position.name, offset: line.offset),
-            message: line.message, fields: parser?.fields(line.message) ?? [:])
-        if let latest, latest.identity == line.identity, latest.truncations == line.position.truncations, latest.source == source {
-            self.latest!.offset = line.endOffset
-        } else {
-            if let latest { positions[CheckpointStore.Key(latest)] = latest }
-            latest = FilePosition(
-                identity: line.identity, source: source, truncations: line.position.truncations, offset: line.endOffset)
-        }
-    }
-
-    mutating func append(_ line: SyslogLine, source: String, generation: String) {
-        encoder.append(
-            time: line.time, node: node,
-            origin: Origin(agent: agent, source: source, generation: generation, offset: line.sequence),
-            message: line.message, fields: line.fields)
-    }
-
-    mutating func close() -> EncodedBatch {
-        if let latest { positions[CheckpointStore.Key(latest)] = latest }
-        latest = nil
-        let batch = EncodedBatch(ndjson: encoder.bytes, records: encoder.count, positions: Array(positions.values))
-        encoder = BatchEncoder(capacity: encoder.bytes.count)
-        positions = [:]
-        return batch
     }
 }

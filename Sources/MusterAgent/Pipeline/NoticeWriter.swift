@@ -16,10 +16,11 @@ final class NoticeWriter: Sendable {
     private let compressionLevel: Int
     private let sequence = Mutex<Int64>(0)
 
-    init(node: String, agent: String, compressionLevel: Int) {
+    /// `generation`: this run's (see `SourceContext.runGeneration`).
+    init(node: String, agent: String, generation: String, compressionLevel: Int) {
         self.node = node
         self.agent = agent
-        self.generation = "run-" + String(Timestamp.now(), radix: 16)
+        self.generation = generation
         self.compressionLevel = compressionLevel
     }
 

@@ -60,6 +60,9 @@ public struct SyslogCounters: Sendable, Equatable {
 public final class SyslogSource: Sendable {
     public let sourceID: String
     public let config: AgentConfig.SyslogSourceConfig
+    /// The generation of the lines' origin: datagrams cannot be read again, so their place is
+    /// this run of the agent and their `sequence`.
+    public let runGeneration: String
     private let agentID: String
     private let logger: Logger
     private let state = Mutex(State())
@@ -82,6 +85,8 @@ public final class SyslogSource: Sendable {
         var bufferedBytes = 0
         var nextSequence: Int64 = 0
         var counters = SyslogCounters()
+        /// `counters` as last added to the agent's metrics.
+        var published = SyslogCounters()
         var paused = false
         var stopping = false
         var running: Running?
@@ -98,9 +103,13 @@ public final class SyslogSource: Sendable {
         var finished: DispatchSemaphore
     }
 
-    public init(config: AgentConfig.SyslogSourceConfig, agentID: String, logger: Logger) {
+    public init(
+        config: AgentConfig.SyslogSourceConfig, agentID: String, logger: Logger,
+        runGeneration: String = SourceContext.newRunGeneration()
+    ) {
         self.sourceID = config.id
         self.config = config
+        self.runGeneration = runGeneration
         self.agentID = agentID
         var logger = logger
         logger[metadataKey: "source"] = "\(config.id)"
@@ -325,6 +334,14 @@ public final class SyslogSource: Sendable {
                     metadata: ["dropped": "\(newDrops)", "dropped_total": "\(counters.kernelDrops)"])
             }
             received.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The counters' growth since the last call.
+    func countersSinceLastReport() -> (now: SyslogCounters, before: SyslogCounters) {
+        state.withLock { state in
+            defer { state.published = state.counters }
+            return (state.counters, state.published)
         }
     }
 

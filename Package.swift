@@ -54,11 +54,18 @@ let package = Package(
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Mustache", package: "swift-mustache"),
-            .product(name: "Crypto", package: "swift-crypto"),
             // The agent's own /metrics and /healthz.
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        // The LB controller: HAProxy's configuration from the cluster's membership. A component
+        // of the agent that `muster-agent` registers; only it links Mustache and Crypto.
+        .target(name: "MusterLoadBalancer", dependencies: [
+            "MusterAgent", "MusterWire", "MusterConfigFile",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Mustache", package: "swift-mustache"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "MusterCollector", dependencies: [
             "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterConfigFile",
@@ -69,11 +76,10 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // logq's library: presentation over MusterStore's protocols; MusterStoreSQLite only
+        // for `StoreLocation`, the one place logq chooses its backend.
         .target(name: "LogQuery", dependencies: [
             "MusterWire", "MusterStore", "MusterStoreSQLite",
-            .product(name: "GRDB", package: "GRDB.swift"),
-            // `logq sql` sets its own authorizer through the SQLite C API.
-            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             // `logq mark` is the one command that talks to the collector instead of the file.
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -90,7 +96,7 @@ let package = Package(
             "DemoWebapp", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "muster-agent", dependencies: [
-            "MusterAgent", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "MusterAgent", "MusterLoadBalancer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "muster-collector", dependencies: [
             "MusterCollector", .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -106,7 +112,7 @@ let package = Package(
         // arbitrary bytes; `muster-fuzz` runs them under libFuzzer in the fuzz build
         // (scripts/fuzz) and replays the committed corpus in the normal one.
         .target(name: "MusterFuzzTargets", dependencies: [
-            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterAgent", "MusterCollector", "LogQuery",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterAgent", "MusterLoadBalancer", "MusterCollector", "LogQuery",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/Targets"),
@@ -114,7 +120,12 @@ let package = Package(
         .testTarget(name: "FuzzCorpusTests", dependencies: ["MusterFuzzTargets"]),
         .testTarget(name: "MusterWireTests", dependencies: ["MusterWire"]),
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore", "MusterStoreSQLite"]),
-        .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterConfigFile"]),
+        // The store contract's guarantees, written once against the protocols; every backend
+        // listed in StoreBackends.swift runs all of them.
+        .testTarget(name: "MusterStoreConformanceTests", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterWire"]),
+        // The config file as `muster-agent` reads it includes the LB controller's `lb:` section.
+        .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterLoadBalancer", "MusterConfigFile"]),
+        .testTarget(name: "MusterLoadBalancerTests", dependencies: ["MusterLoadBalancer", "MusterAgent", "MusterWire"]),
         .testTarget(name: "MusterCollectorTests", dependencies: [
             "MusterCollector", "MusterStore", "MusterStoreSQLite",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -841,7 +841,7 @@ struct HistoryGenerator {
         let done = t + ms(Double(duration))
         let config = ConfigApply(
             version: configVersion, sha256: SHA256.hex(text), text: text, diff: diff, trigger: trigger, method: method,
-            durationMilliseconds: duration, outcome: "applied", message: nil, servers: servers.map(\.name))
+            durationMilliseconds: duration, outcome: .applied, message: nil, servers: servers.map(\.name))
         journal(ha, JournalEntry(t: done, event: .config, observer: ha.name, config: config))
         agentLog(
             ha, done,

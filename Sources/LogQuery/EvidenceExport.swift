@@ -1,7 +1,5 @@
 import Foundation
-import GRDB
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 
 /// `logq export --out DIR`: the evidence people used to collect by hand (`docker logs` per
@@ -28,10 +26,10 @@ import MusterWire
 /// balancers) goes through `SafeFileNames`. A file that cannot be written is a failure of its
 /// own: the export goes on with the others and `index.log`, and the result lists it.
 public struct EvidenceExport {
-    public let database: LogDatabase
+    public let store: any HistoryStore
 
-    public init(database: LogDatabase) {
-        self.database = database
+    public init(store: any HistoryStore) {
+        self.store = store
     }
 
     /// A stretch of history: [since, until), either end open.
@@ -59,7 +57,7 @@ public struct EvidenceExport {
 
     /// The tasks the marks define (all of them, or those named), oldest first.
     public func tasks(named names: [String] = []) throws(QueryError) -> [Task] {
-        var tasks = try ClusterHistory(database: database).tasks().map { task in
+        var tasks = try ClusterHistory(store: store).tasks().map { task in
             Task(name: task.mark.name, since: task.since, until: task.until, note: task.mark.note)
         }
         if tasks.isEmpty { tasks = [Task(name: "all", since: nil, until: nil, note: "the whole history (no marks)")] }
@@ -73,6 +71,16 @@ public struct EvidenceExport {
     public struct Result: Sendable, Equatable {
         public var summaries: [Summary]
         public var failures: [QueryError]
+
+        /// What `logq export --out directory` prints: each task folder written, with its counts.
+        public func table(directory: String) -> Table {
+            var table = Table(columns: ["task", "nodes", "lines", "changes", "configs"])
+            table.rows = summaries.map { summary in
+                [.text("\(directory)/\(summary.folder)"), .text(summary.nodes.joined(separator: ",")), .integer(Int64(summary.lines)),
+                 .integer(Int64(summary.changes)), .integer(Int64(summary.configs))]
+            }
+            return table
+        }
     }
 
     /// Throws when nothing can be exported (unknown task, DIR unusable, the store unreadable);
@@ -153,7 +161,7 @@ public struct EvidenceExport {
             failures.note(.cannotWrite(path: folder.path, detail: "\(error.localizedDescription)"))
             return nil
         }
-        let history = ClusterHistory(database: database)
+        let history = ClusterHistory(store: store)
         let end = task.until ?? Int64.max
         func write(_ lines: [String], to file: URL, newline: Bool = true) {
             failures.attempt { () throws(QueryError) in try self.write(lines, to: file, newline: newline) }
@@ -164,7 +172,7 @@ public struct EvidenceExport {
             to: folder.appendingPathComponent("mark.json"))
 
         // Each node's lines: one pass over the task in time order, each line to its node's file.
-        let search = LogSearch(database: database)
+        let search = LogSearch(store: store)
         var filter = LogFilter()
         filter.since = task.since
         filter.until = task.until
@@ -199,13 +207,9 @@ public struct EvidenceExport {
         // Membership, events, configurations.
         let changes = try history.changes(since: task.since, until: task.until)
         write(ClusterHistory.timeline(changes).render(.text), to: folder.appendingPathComponent("membership.log"))
-        let events = try database.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT id, t, kind, body FROM events WHERE t >= ? AND t < ? ORDER BY t, id",
-                arguments: [task.since ?? Int64.min, end])
-        }
+        let events = try QueryError.asking { () throws(StoreError) in try store.events(since: task.since, until: task.until) }
         var eventTable = Table(columns: ["time", "id", "kind", "body"])
-        eventTable.rows = events.map { [.text(Timestamp.format($0["t"])), .integer($0["id"]), .text($0["kind"]), .json($0["body"])] }
+        eventTable.rows = events.map { [.text(Timestamp.format($0.t)), .integer($0.id), .text($0.kind), .json($0.body)] }
         write(eventTable.render(.text), to: folder.appendingPathComponent("events.log"))
 
         let configs = try history.configRecords(since: task.since, until: task.until, withText: true)
@@ -233,7 +237,7 @@ public struct EvidenceExport {
         // Each node's inventory at the task's end (its last instant, not the next task's
         // first): nodes with lines, and members at the end or changed during the task.
         let last = task.until.map { $0 - 1 } ?? end
-        let members = try database.read { db in try ClusterLedger.members(at: last, in: db).map(\.member) }
+        let members = try QueryError.asking { () throws(StoreError) in try store.members(at: last).map(\.member) }
         for node in Set(nodes).union(members).union(changes.map(\.member)).sorted() {
             if let body = try history.inventory(of: node, at: last) {
                 write([body], to: folder.appendingPathComponent("inspect").appendingPathComponent("\(files.name(for: node)).json"))

@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import MusterStore
 import MusterWire
 
 /// `logq hist`: lines (or error lines, `ErrorRule`) per interval per node.
@@ -35,37 +35,19 @@ public struct Histogram: Sendable, Equatable {
     /// `since` the histogram starts at the first line, without `until` it ends at the last
     /// line (or at `now` when `since` was given).
     public static func build(
-        database: LogDatabase, interval: Int64, since: Int64?, until: Int64?, nodes: [String] = [], errorsOnly: Bool = false,
+        store: any AggregateReader, interval: Int64, since: Int64?, until: Int64?, nodes: [String] = [], errorsOnly: Bool = false,
         now: Int64 = Timestamp.now()
     ) throws(QueryError) -> Histogram {
-        var filter = LogFilter()
-        filter.nodes = nodes
-        try LogSearch(database: database).validate(filter)
         // Times from the command line are in the supported range already, a caller's need not
-        // be; stored times are clamped into it in the query. So every bucket lies in the range,
+        // be; stored times are clamped into it by the store. So every bucket lies in the range,
         // and the arithmetic below (differences, a bucket plus an interval) cannot overflow.
         let since = since.map(Timestamp.clamped)
         let until = until.map(Timestamp.clamped)
         // An open end with --since is now: lines stamped later (a clock far ahead) are left
         // out rather than stretching the histogram to them.
         let end = until ?? (since != nil ? Timestamp.clamped(now) + 1 : nil)
-        var conditions = SQLConditions()
-        conditions.isIn("s.node", nodes)
-        conditions.timeRange("l.t", since: since, until: end)
-        if errorsOnly { conditions.add(ErrorRule.sqlCall) }
-        let (lowest, highest) = (Timestamp.supportedRange.lowerBound, Timestamp.supportedRange.upperBound)
-        let sql = """
-            SELECT (min(max(l.t, \(lowest)), \(highest)) / \(interval)) * \(interval) AS bucket, s.node, count(*)
-            FROM logs l JOIN streams s ON s.id = l.stream
-            \(conditions.whereClause) GROUP BY bucket, s.node ORDER BY bucket, s.node
-            """
-        let arguments = conditions.arguments
-        let rows = try database.read { db in
-            if errorsOnly { db.add(function: ErrorRule.function) }
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map {
-                (bucket: $0[0] as Int64, node: $0[1] as String, count: $0[2] as Int64)
-            }
-        }
+        let request = LineCountRequest(interval: interval, nodes: nodes, since: since, until: end, errorsOnly: errorsOnly)
+        let rows = try QueryError.asking { () throws(StoreError) in try store.lineCounts(request) }
         let names = nodes.isEmpty ? Array(Set(rows.map(\.node))).sorted() : nodes
         var histogram = Histogram(interval: interval, nodes: names, buckets: [], errorsOnly: errorsOnly)
         guard let first = since.map({ $0 - Self.modulo($0, interval) }) ?? rows.first?.bucket,

@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 import NIOCore
 import NIOSSL
@@ -14,6 +13,16 @@ public struct RecordedMark: Sendable, Equatable, Decodable {
     public var time: String
     public var note: String
     public var event: Int64
+
+    /// What `logq mark` prints: one JSON object, or a sentence (text and CSV alike).
+    public func line(_ format: OutputFormat) -> String {
+        switch format {
+        case .json:
+            "{\"id\":\(id),\"name\":\(JSONText.quoted(name)),\"time\":\(JSONText.quoted(time)),\"t\":\(t),\"event\":\(event)}"
+        default:
+            DisplayText.escapingControls("marked \(name) at \(time) (event \(event))", keepingLineFeeds: false)
+        }
+    }
 }
 
 /// `logq mark`: marks go through the collector, the store's only writer, so they take their
@@ -30,6 +39,23 @@ public struct MarkClient: Sendable {
         self.collectorURL = collectorURL.hasSuffix("/") ? String(collectorURL.dropLast()) : collectorURL
         self.token = token
         self.caFile = caFile
+    }
+
+    /// The ingest token: what `file` holds, trimmed (`--token-file`, MUSTER_TOKEN_FILE), else
+    /// `fallback` (MUSTER_TOKEN).
+    public static func token(file: String?, fallback: String?) throws(QueryError) -> String {
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw .badArgument("cannot read the token file \(file)")
+            }
+            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty else { throw .badArgument("the token file \(file) is empty") }
+            return token
+        }
+        guard let fallback, !fallback.isEmpty else {
+            throw .badArgument("no token: set --token-file, MUSTER_TOKEN_FILE or MUSTER_TOKEN")
+        }
+        return fallback
     }
 
     public func mark(name: String, note: String) async throws(QueryError) -> RecordedMark {

@@ -1,4 +1,5 @@
 import Foundation
+import MusterStore
 import MusterWire
 
 /// How logq prints rows: one place for text, JSON lines and CSV.

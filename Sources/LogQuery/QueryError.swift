@@ -1,3 +1,5 @@
+import MusterStore
+
 /// Everything logq can refuse, each with a one-line message and an exit code.
 public enum QueryError: Error, CustomStringConvertible, Equatable {
     case databaseMissing(String)
@@ -29,6 +31,8 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
     case timedOut(seconds: Double)
     /// `logq export`: this many files could not be written (each was reported); the rest were.
     case exportIncomplete(directory: String, failed: Int)
+    /// The store's backend does not offer what the command needs (a SQL console, say).
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -68,6 +72,8 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
             "the statement ran longer than \(Self.seconds(seconds)) and was stopped (raise --timeout, or 0 for no limit)"
         case .exportIncomplete(let directory, let failed):
             "export to \(directory) incomplete: \(failed) file\(failed == 1 ? "" : "s") could not be written (listed above); the others were"
+        case .unsupported(let detail):
+            "this store does not offer \(detail)"
         }
     }
 
@@ -79,18 +85,50 @@ public enum QueryError: Error, CustomStringConvertible, Equatable {
     /// 66 (EX_NOINPUT) for a missing database, 65 (EX_DATAERR) for bad input (arguments,
     /// times, SQL), 74 for I/O, 69 (EX_UNAVAILABLE) when the collector cannot be reached, 77
     /// (EX_NOPERM) for a bad token, 73 (EX_CANTCREAT) when an export cannot be written (or only
-    /// partly), 75 (EX_TEMPFAIL) when a statement hit `--timeout` (it may finish with more time).
+    /// partly), 75 (EX_TEMPFAIL) when a statement hit `--timeout` (it may finish with more time),
+    /// 69 (EX_UNAVAILABLE) too when the store's backend lacks what the command needs.
     public var exitCode: Int32 {
         switch self {
         case .databaseMissing: 66
         case .databaseUnreadable: 74
-        case .collectorUnavailable: 69
+        case .collectorUnavailable, .unsupported: 69
         case .collectorRefused(let status, _): status == 401 ? 77 : 65
         case .cannotWrite, .exportIncomplete: 73
         case .timedOut: 75
         case .badTime, .unknownNode, .unknownSource, .badRegex, .badArgument, .readOnly, .badSQL, .unknownQuery,
             .missingParameter, .unknownParameter, .badQueryFile:
             65
+        }
+    }
+}
+
+extension QueryError {
+    /// A store's refusal in logq's words, with logq's exit codes: the same whatever the backend.
+    public init(_ error: StoreError) {
+        switch error {
+        case .missing(let location): self = .databaseMissing(location)
+        case .unreadable(let location, let detail): self = .databaseUnreadable(path: location, detail: detail)
+        case .unwritable(let location, let detail): self = .cannotWrite(path: location, detail: detail)
+        case .unknownNode(let name, let known): self = .unknownNode(name, known: known)
+        case .unknownSource(let name, let known): self = .unknownSource(name, known: known)
+        case .invalidPattern(let pattern, let detail): self = .badRegex(pattern, detail)
+        case .nothingToMatch(let text):
+            self = .badArgument("--match '\(text)' has no letters or digits to search for; use --grep for punctuation")
+        case .readOnly(let detail): self = .readOnly(detail)
+        case .invalidStatement(let message): self = .badSQL(message)
+        case .timedOut(let seconds): self = .timedOut(seconds: seconds)
+        case .timeLimitOutOfRange(let seconds, let longest):
+            self = .badArgument("--timeout must be between 0 (no limit) and \(Int(longest)) seconds, not \(seconds)")
+        case .unsupported(let detail): self = .unsupported(detail)
+        }
+    }
+
+    /// Runs a call to the store, its refusal in logq's words.
+    static func asking<T>(_ store: () throws(StoreError) -> T) throws(QueryError) -> T {
+        do {
+            return try store()
+        } catch {
+            throw QueryError(error)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MusterStore
 import MusterWire
 
 /// A query kept as a file, `queries/NAME.sql`, run by `logq run NAME [--param key=value]…`.
@@ -20,7 +21,8 @@ public struct SavedQuery: Sendable, Equatable {
     public var name: String
     public var description: String
     public var parameters: [Parameter]
-    public var sql: String
+    /// The whole file: the statement, its header comments included.
+    public var statement: String
 
     public struct Parameter: Sendable, Equatable {
         public var name: String
@@ -64,7 +66,7 @@ public struct SavedQuery: Sendable, Equatable {
         self.name = name
         self.description = description
         self.parameters = parameters
-        sql = text
+        statement = text
     }
 
     /// `at  time  [optional]  The instant …`

@@ -1,67 +1,11 @@
 import Foundation
-import GRDB
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 
-/// `logq stats`: what the store holds and how it is doing.
-public struct StoreStats: Sendable, Equatable {
-    public struct Source: Sendable, Equatable {
-        public var node: String
-        public var source: String
-        public var lines: Int64
-        /// Bytes of the stored messages (UTF-8).
-        public var bytes: Int64
-        public var first: Int64
-        public var last: Int64
-    }
-
-    public var sources: [Source]
-    /// Lines with a time in the last minute and in the last hour before `now`.
-    public var linesLastMinute: Int64
-    public var linesLastHour: Int64
-    /// Rows stored and not yet in the search index (`meta.search_indexed_through`).
-    public var notIndexed: Int64
-    public var indexedThrough: Int64
-    /// `page_count * page_size`, and the WAL file beside it (0 when there is none).
-    public var databaseBytes: Int64
-    public var walBytes: Int64
-    /// What retention pruned (0 and nil until it first runs).
-    public var prunedLogRows: Int64
-    public var prunedHistoryRows: Int64
-    public var prunedLogsBefore: Int64?
-    public var lastPruneAt: Int64?
-
-    public var lines: Int64 { sources.reduce(0) { $0 + $1.lines } }
-    public var bytes: Int64 { sources.reduce(0) { $0 + $1.bytes } }
-    public var ratePerSecondLastMinute: Double { Double(linesLastMinute) / 60 }
-    public var ratePerSecondLastHour: Double { Double(linesLastHour) / 3_600 }
-
-    public static func read(_ database: LogDatabase, now: Int64 = Timestamp.now()) throws(QueryError) -> StoreStats {
-        // A clock far off (or a caller's `now`) must not overflow "the last minute".
-        let now = Timestamp.clamped(now)
-        let walBytes = (try? FileManager.default.attributesOfItem(atPath: database.path + "-wal")[.size] as? Int64) ?? 0
-        return try database.read { db in
-            let sources = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT s.node, s.source, count(*), sum(length(CAST(l.msg AS BLOB))), min(l.t), max(l.t)
-                    FROM logs l JOIN streams s ON s.id = l.stream GROUP BY s.node, s.source ORDER BY s.node, s.source
-                    """
-            ).map { Source(node: $0[0], source: $0[1], lines: $0[2], bytes: $0[3] ?? 0, first: $0[4], last: $0[5]) }
-            func count(since: Int64) throws -> Int64 {
-                try Int64.fetchOne(db, sql: "SELECT count(*) FROM logs WHERE t >= ? AND t <= ?", arguments: [since, now]) ?? 0
-            }
-            let indexedThrough = try SearchIndexer.indexedThrough(db)
-            let pages = try Int64.fetchOne(db, sql: "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size") ?? 0
-            return StoreStats(
-                sources: sources, linesLastMinute: try count(since: now - 60 * Timestamp.nanosPerSecond),
-                linesLastHour: try count(since: now - 3_600 * Timestamp.nanosPerSecond),
-                notIndexed: try Int64.fetchOne(db, sql: "SELECT count(*) FROM logs WHERE id > ?", arguments: [indexedThrough]) ?? 0,
-                indexedThrough: indexedThrough, databaseBytes: pages, walBytes: walBytes,
-                prunedLogRows: try db.meta(MetaKey.prunedLogRows) ?? 0, prunedHistoryRows: try db.meta(MetaKey.prunedHistoryRows) ?? 0,
-                prunedLogsBefore: try db.meta(MetaKey.prunedLogsBefore), lastPruneAt: try db.meta(MetaKey.lastPruneAt))
-        }
+/// `logq stats`: the store's numbers (`StoreStats`, from `AggregateReader.stats`) as tables.
+extension StoreStats {
+    public static func read(_ store: any AggregateReader, now: Int64 = Timestamp.now()) throws(QueryError) -> StoreStats {
+        try QueryError.asking { () throws(StoreError) in try store.stats(now: now) }
     }
 
     /// Lines and bytes per node and source.

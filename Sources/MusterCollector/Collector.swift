@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Hummingbird
 // HTTPServerBuilder and HTTP1Channel, the types HummingbirdTLS wraps, live here.
 import HummingbirdCore
@@ -14,7 +13,7 @@ import ServiceLifecycle
 public struct Collector {
     public let config: CollectorConfig
     public let metrics = CollectorMetrics()
-    let database: DatabasePool
+    let store: any CollectorStore
     let writer: IngestWriter
     let retention: RetentionPolicy
     let logger: Logger
@@ -23,7 +22,9 @@ public struct Collector {
     /// Shared by every ingest request: memory is bounded across requests, not per request.
     let inflatedBytes: InflatedBytesBudget
 
-    public init(config: CollectorConfig, logger: Logger) throws {
+    /// Builds a collector over the store `config.database` names (see `openStore`), or over
+    /// `store` when one is given.
+    public init(config: CollectorConfig, logger: Logger, store: (any CollectorStore)? = nil) async throws {
         guard !config.tokens.isEmpty else { throw CollectorError.noToken }
         // Here as well as in the command, so that no way of starting a collector skips it.
         try config.validate()
@@ -41,17 +42,22 @@ public struct Collector {
         } else {
             server = http1
         }
+        let store = try store ?? Self.openStore(config)
+        self.store = store
+        writer = try await IngestWriter(store: store, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords)
+    }
+
+    /// The one place the collector chooses its backend: the embedded SQLite file at
+    /// `config.database`.
+    static func openStore(_ config: CollectorConfig) throws -> any CollectorStore {
+        let synchronous = try config.synchronousMode
         do {
-            database = try Schema.openForWriting(path: config.database, synchronous: try config.synchronousMode)
-        } catch let error as ConfigError {
-            throw error
+            return try SQLiteStore(
+                path: config.database, synchronous: synchronous,
+                ledger: ClusterLedger(snapshotSettle: .milliseconds(config.membership.snapshotSettleMilliseconds)))
         } catch {
             throw CollectorError.cannotOpenDatabase(path: config.database, detail: "\(error)")
         }
-        writer = try IngestWriter(
-            database: database, metrics: metrics, logger: logger,
-            ledger: ClusterLedger(snapshotSettle: .milliseconds(config.membership.snapshotSettleMilliseconds)),
-            maxWaitingRecords: config.limits.maxWaitingRecords)
     }
 
     /// The HTTP router, separate from `run` so tests can drive it in process.
@@ -61,7 +67,7 @@ public struct Collector {
             writer: writer, tokens: TokenSet(config.tokens), limits: config.limits,
             wireLimits: config.wireLimits, metrics: metrics, budget: inflatedBytes
         ).register(on: router)
-        EventRoutes(database: database, feed: writer.feed, tokens: TokenSet(config.tokens)).register(on: router)
+        EventRoutes(events: store, feed: writer.feed, tokens: TokenSet(config.tokens)).register(on: router)
         MarkRoutes(writer: writer, tokens: TokenSet(config.tokens), logger: logger).register(on: router)
         router.get("/healthz") { _, _ in
             Response(
@@ -82,10 +88,10 @@ public struct Collector {
         [
             writer,
             SearchIndexService(
-                database: database, writer: writer, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
+                store: store, writer: writer, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
                 chunkRows: config.searchIndex.chunkRows, metrics: metrics, logger: logger),
             RetentionService(
-                database: database, writer: writer, policy: retention, interval: .milliseconds(config.retention.intervalMilliseconds),
+                store: store, writer: writer, policy: retention, interval: .milliseconds(config.retention.intervalMilliseconds),
                 chunkRows: config.retention.chunkRows, logger: logger),
         ]
     }

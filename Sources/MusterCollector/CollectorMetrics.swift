@@ -1,5 +1,4 @@
 import MusterStore
-import MusterStoreSQLite
 import Prometheus
 
 /// The collector's Prometheus metrics, served at `GET /metrics`.

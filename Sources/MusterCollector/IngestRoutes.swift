@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 import NIOCore
 

@@ -1,7 +1,5 @@
-import GRDB
 import Logging
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 import ServiceLifecycle
 import Synchronization
@@ -24,7 +22,7 @@ public final class IngestWriter: Service, Sendable {
         var closed = false
     }
 
-    private let database: DatabasePool
+    private let store: any IngestStore
     private let queue = Mutex(Queue())
     /// True while a group of batches is being written.
     private let writing = Mutex(false)
@@ -32,7 +30,6 @@ public final class IngestWriter: Service, Sendable {
     private let wakeUpContinuation: AsyncStream<Void>.Continuation
     private let metrics: CollectorMetrics
     private let logger: Logger
-    private let ledger: ClusterLedger
     /// Told after each commit that appended stream events.
     let feed: EventFeed
     /// Upper bound on records per transaction, so one commit never grows without limit.
@@ -42,12 +39,11 @@ public final class IngestWriter: Service, Sendable {
     private let maxWaitingRecords: Int
 
     init(
-        database: DatabasePool, metrics: CollectorMetrics, logger: Logger, ledger: ClusterLedger = ClusterLedger(),
+        store: any IngestStore & EventLog, metrics: CollectorMetrics, logger: Logger,
         maxRecordsPerTransaction: Int = 200_000, maxWaitingRecords: Int = 1_000_000
-    ) throws {
-        self.database = database
-        self.ledger = ledger
-        feed = EventFeed(latest: try database.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM events") ?? 0 })
+    ) async throws {
+        self.store = store
+        feed = EventFeed(latest: try await store.latestEventID())
         self.metrics = metrics
         self.logger = logger
         self.maxRecordsPerTransaction = maxRecordsPerTransaction
@@ -76,12 +72,10 @@ public final class IngestWriter: Service, Sendable {
     }
 
     /// Records a mark at the collector's clock and announces it. Marks are rare and tiny, so
-    /// they take GRDB's write queue directly instead of joining a group commit; the queue
-    /// still serialises them with ingest, so event ids follow commit order.
+    /// they go to the store directly instead of joining a group commit; the store still
+    /// serialises them with ingest, so event ids follow commit order.
     public func recordMark(name: String, note: String) async throws -> Mark {
-        let mark = try await database.write { db in
-            try Mark.record(name: name, note: note, at: Timestamp.now(), in: db)
-        }
+        let mark = try await store.recordMark(name: name, note: note, at: Timestamp.now())
         feed.advance(to: mark.event)
         return mark
     }
@@ -126,20 +120,11 @@ public final class IngestWriter: Service, Sendable {
             defer { writing.withLock { $0 = false } }
             let started = ContinuousClock.now
             do {
-                let batches = group.map(\.records)
-                let ledger = self.ledger
-                let (results, newestEvent) = try await database.write { db in
-                    var entries: [JournalEntry] = []
-                    let results = try LogWriter.insert(batches, into: db) { batch, record in
-                        if let entry = group[batch].journal[record] { entries.append(entry) }
-                    }
-                    guard try ledger.apply(entries, in: db) > 0 else { return (results, nil as Int64?) }
-                    return (results, try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM events"))
-                }
+                let committed = try await store.commit(group.map { IngestBatch(records: $0.records, journal: $0.journal) })
                 // Only now is the event committed, and visible to the stream's readers.
-                if let newestEvent { feed.advance(to: newestEvent) }
-                metrics.recordCommit(results: results, duration: ContinuousClock.now - started)
-                for (pending, result) in zip(group, results) { pending.continuation.resume(returning: result) }
+                if let newestEvent = committed.newestEvent { feed.advance(to: newestEvent) }
+                metrics.recordCommit(results: committed.counts, duration: ContinuousClock.now - started)
+                for (pending, result) in zip(group, committed.counts) { pending.continuation.resume(returning: result) }
             } catch {
                 logger.error("commit failed", metadata: ["error": "\(error)", "batches": "\(group.count)"])
                 metrics.commitFailures.increment()

@@ -1,14 +1,12 @@
-import GRDB
 import Logging
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 import ServiceLifecycle
 
-/// Runs `Retention` every `interval`, a chunk per transaction, sharing the writer as
+/// Prunes what `policy` no longer keeps every `interval`, a chunk per transaction, sharing the writer as
 /// `BehindIngest` says (at most half of it while batches wait).
 struct RetentionService: Service {
-    let database: DatabasePool
+    let store: any StoreMaintenance
     let writer: IngestWriter
     let policy: RetentionPolicy
     let interval: Duration
@@ -24,13 +22,11 @@ struct RetentionService: Service {
         }
         let share = BehindIngest(writer: writer, busyShare: 0.5)
         await BehindIngest.every(interval, logger: logger, failure: "retention failed") {
-            var total = Retention.Progress()
+            var total = PruneProgress()
             var trimming = false
             try await share.repeatChunks {
                 let continuing = trimming
-                let progress = try await database.write { db in
-                    try Retention.pruneChunk(policy, now: Timestamp.now(), maxRows: chunkRows, trimming: continuing, in: db)
-                }
+                let progress = try await store.pruneChunk(policy, now: Timestamp.now(), maxRows: chunkRows, trimming: continuing)
                 trimming = progress.more
                 total.logRows += progress.logRows
                 total.historyRows += progress.historyRows

@@ -1,15 +1,13 @@
-import GRDB
 import Logging
 import MusterStore
-import MusterStoreSQLite
 import ServiceLifecycle
 
-/// Fills the full-text index behind ingest (see `SearchIndexer`), sharing the writer as
+/// Fills the search index behind ingest (`StoreMaintenance.indexNextChunk`), sharing the writer as
 /// `BehindIngest` says: under a load the writer can carry it keeps within a chunk or two of
 /// ingest; during a burst it falls behind, and `logq --match` checks the unindexed rows
 /// directly, so answers stay complete.
 struct SearchIndexService: Service {
-    let database: DatabasePool
+    let store: any StoreMaintenance
     let writer: IngestWriter
     /// Fraction of the writer's time the indexer may use while ingest is busy.
     let busyShare = 0.25
@@ -22,7 +20,7 @@ struct SearchIndexService: Service {
         let share = BehindIngest(writer: writer, busyShare: busyShare)
         await BehindIngest.every(interval, logger: logger, failure: "search indexing failed") {
             try await share.repeatChunks {
-                let progress = try await database.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: chunkRows) }
+                let progress = try await store.indexNextChunk(maxRows: chunkRows)
                 metrics.searchIndexPending.set(progress.pending)
                 metrics.searchIndexed.increment(by: Int64(progress.indexed))
                 return progress.pending > 0

@@ -4,15 +4,7 @@ import MusterWire
 
 /// Prunes in chunks, each its own short transaction, so ingest waits at most one chunk.
 public enum Retention {
-    /// One chunk's work.
-    public struct Progress: Sendable, Equatable {
-        public var logRows = 0
-        public var historyRows = 0
-        /// True when this chunk did not finish what the policy asks: call again.
-        public var more = false
-
-        public init() {}
-    }
+    public typealias Progress = PruneProgress
 
     /// Bytes of the database's pages in use (not the file's length: deleted rows leave free
     /// pages that SQLite reuses).

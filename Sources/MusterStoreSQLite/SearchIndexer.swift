@@ -1,4 +1,5 @@
 import GRDB
+import MusterStore
 
 /// Fills the full-text index behind ingest, in chunks.
 ///
@@ -7,18 +8,11 @@ import GRDB
 /// FTS5 with the `unicode61` tokenizer and `detail=none` (which words, not where): on the
 /// benchmark's HAProxy lines, chunked indexing ran at ~176k rows/s that way, against ~108k
 /// with positions and ~24k with the trigram tokenizer (Benchmarks/README.md). Phrases are
-/// checked on the candidate rows by `LogSearch`, so positions are not needed. Readers stay
-/// complete in between: `LogSearch` answers the indexed part from FTS and scans only the
+/// checked on the candidate rows by `LineSearch`, so positions are not needed. Readers stay
+/// complete in between: `LineSearch` answers the indexed part from FTS and scans only the
 /// rows past `search_indexed_through`.
 public enum SearchIndexer {
-    public struct Progress: Sendable, Equatable {
-        /// Rows indexed by this call.
-        public var indexed: Int
-        /// Highest `logs.id` covered after this call.
-        public var indexedThrough: Int64
-        /// Rows stored but not yet indexed after this call.
-        public var pending: Int64
-    }
+    public typealias Progress = SearchIndexProgress
 
     /// Indexes up to `maxRows` rows past the high-water mark, in the caller's transaction.
     public static func indexNextChunk(in db: Database, maxRows: Int) throws -> Progress {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LogQuery
+import MusterStore
 import MusterWire
 
 @main
@@ -34,14 +35,14 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The collector's SQLite file (env MUSTER_DB; default ./muster.sqlite).")
     var db: String?
 
-    var path: String {
-        db ?? ProcessInfo.processInfo.environment["MUSTER_DB"] ?? "muster.sqlite"
+    var location: StoreLocation {
+        StoreLocation(path: db ?? ProcessInfo.processInfo.environment["MUSTER_DB"] ?? "muster.sqlite")
     }
 
     /// Runs a cluster-history query with the current time; a `QueryError` is printed as one
     /// line and becomes the exit code.
     func withHistory(_ body: (ClusterHistory, _ now: Int64) throws(QueryError) -> Void) throws {
-        try reportingErrors { () throws(QueryError) in try body(ClusterHistory(database: try LogDatabase(path: path)), Timestamp.now()) }
+        try reportingErrors { () throws(QueryError) in try body(ClusterHistory(store: try location.openHistory()), Timestamp.now()) }
     }
 }
 
@@ -114,41 +115,9 @@ struct Logs: ParsableCommand {
         filter.match = match
         filter.limit = limit
         filter.tail = tail
-        let search = LogSearch(database: try LogDatabase(path: store.path))
-        let format = output.format
-        let colors = output.colors
-        for note in try search.notes(filter) { FileHandle.standardError.write(Data("logq: note: \(note)\n".utf8)) }
-        let startID = try search.newestID()
+        let printer = LogPrinter(search: LogSearch(store: try store.location.openHistory()), format: output.format, colors: output.colors)
         var out = BufferedOutput()
-        if let header = format.header() { out.write(header) }
-        if let context {
-            let items = try search.linesWithContext(filter, context: context)
-            let width = items.reduce(0) { if case .line(let line, _) = $1 { max($0, DisplayText.escapingControls(line.node, keepingLineFeeds: false).count) } else { $0 } }
-            for item in items {
-                switch item {
-                case .separator: if format == .text { out.write("--") }
-                case .line(let line, let match): out.write(format.render(line, nodeWidth: width, colors: colors, context: !match))
-                }
-            }
-            return out.flush()
-        }
-        let lines = try search.lines(filter)
-        let width = lines.reduce(0) { max($0, DisplayText.escapingControls($1.node, keepingLineFeeds: false).count) }
-        for line in lines { out.write(format.render(line, nodeWidth: width, colors: colors)) }
-        out.flush()
-        guard follow else { return }
-        // Follow: new rows in arrival order, starting after what existed when we began.
-        var lastID = max(startID, lines.last?.id ?? 0)
-        filter.limit = nil
-        filter.tail = nil
-        while true {
-            filter.afterID = lastID
-            let fresh = try search.lines(filter)
-            for line in fresh { out.write(format.render(line, nodeWidth: width, colors: colors)) }
-            out.flush()
-            lastID = fresh.last?.id ?? lastID
-            if fresh.isEmpty { usleep(250_000) }
-        }
+        try printer.print(filter, context: context, follow: follow, to: &out)
     }
 }
 
@@ -297,30 +266,5 @@ struct Configs: ParsableCommand {
                 printLines([diff.isEmpty ? "(versions \(from) and \(to) are identical)" : DisplayText.escapingControls(diff, keepingLineFeeds: true)])
             }
         }
-    }
-}
-
-/// Line-buffered stdout that writes in large chunks: printing a million lines one `print` at
-/// a time costs more than querying them.
-struct BufferedOutput {
-    private var buffer: [UInt8] = []
-
-    mutating func write(_ line: String) {
-        buffer.append(contentsOf: line.utf8)
-        buffer.append(UInt8(ascii: "\n"))
-        if buffer.count >= 1 << 16 { flush() }
-    }
-
-    mutating func flush() {
-        guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Foundation.write(1, bytes.baseAddress! + offset, bytes.count - offset)
-                if written <= 0 { Foundation.exit(written == 0 ? 0 : 141) }  // reader went away (e.g. `| head`)
-                offset += written
-            }
-        }
-        buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
 import LogQuery
-import MusterStore
-import MusterStoreSQLite
-import MusterWire
 
 struct MarkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,33 +38,13 @@ struct MarkCommand: AsyncParsableCommand {
             guard let url = collectorURL ?? environment["MUSTER_COLLECTOR_URL"] else {
                 throw QueryError.badArgument("no collector: set --collector-url or MUSTER_COLLECTOR_URL (e.g. eval \"$(images/cluster env)\")")
             }
-            let token = try Self.token(file: tokenFile ?? environment["MUSTER_TOKEN_FILE"], fallback: environment["MUSTER_TOKEN"])
+            let token = try MarkClient.token(file: tokenFile ?? environment["MUSTER_TOKEN_FILE"], fallback: environment["MUSTER_TOKEN"])
             let ca = (caFile ?? environment["MUSTER_CA_FILE"]).flatMap { $0.isEmpty ? nil : $0 }
             let mark = try await MarkClient(collectorURL: url, token: token, caFile: ca).mark(name: name, note: note)
-            switch format {
-            case .json:
-                print("{\"id\":\(mark.id),\"name\":\(JSONText.quoted(mark.name)),\"time\":\(JSONText.quoted(mark.time)),\"t\":\(mark.t),\"event\":\(mark.event)}")
-            default:
-                print(DisplayText.escapingControls("marked \(mark.name) at \(mark.time) (event \(mark.event))", keepingLineFeeds: false))
-            }
+            print(mark.line(format))
         } catch let error as QueryError {
             throw fail(error)
         }
-    }
-
-    static func token(file: String?, fallback: String?) throws(QueryError) -> String {
-        if let file {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw .badArgument("cannot read the token file \(file)")
-            }
-            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !token.isEmpty else { throw .badArgument("the token file \(file) is empty") }
-            return token
-        }
-        guard let fallback, !fallback.isEmpty else {
-            throw .badArgument("no token: set --token-file, MUSTER_TOKEN_FILE or MUSTER_TOKEN")
-        }
-        return fallback
     }
 }
 
@@ -105,13 +82,8 @@ struct Export: ParsableCommand {
 
     func run() throws {
         try store.withHistory { history, _ throws(QueryError) in
-            let result = try EvidenceExport(database: history.database).export(to: out, tasks: mark)
-            var table = Table(columns: ["task", "nodes", "lines", "changes", "configs"])
-            table.rows = result.summaries.map { summary in
-                [.text("\(out)/\(summary.folder)"), .text(summary.nodes.joined(separator: ",")), .integer(Int64(summary.lines)),
-                 .integer(Int64(summary.changes)), .integer(Int64(summary.configs))]
-            }
-            printLines(table.render(.text))
+            let result = try EvidenceExport(store: history.store).export(to: out, tasks: mark)
+            printLines(result.table(directory: out).render(.text))
             // Each file that failed on its own line, then the summary that sets the exit code.
             for failure in result.failures { _ = fail(failure) }
             if !result.failures.isEmpty { throw .exportIncomplete(directory: out, failed: result.failures.count) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LogQuery
+import MusterStore
 import MusterWire
 
 extension NodeColors.Mode: ExpressibleByArgument {}
@@ -43,45 +44,6 @@ func reportingErrors(_ body: () throws(QueryError) -> Void) throws {
     }
 }
 
-/// Prints lines to stdout in one go.
-func printLines(_ lines: [String]) {
-    var output = BufferedOutput()
-    for line in lines { output.write(line) }
-    output.flush()
-}
-
-/// Prints a table that arrives in chunks: JSON and CSV as they come, text once all rows are
-/// there (its columns are as wide as their widest cell).
-struct ChunkedTablePrinter {
-    let format: OutputFormat
-    let colors: NodeColors?
-    private var output = BufferedOutput()
-    private var collected: Table?
-    private var started = false
-
-    init(format: OutputFormat, colors: NodeColors?) {
-        self.format = format
-        self.colors = colors
-    }
-
-    mutating func add(_ chunk: Table) {
-        switch format {
-        case .text:
-            if collected == nil { collected = Table(columns: chunk.columns) }
-            collected!.rows += chunk.rows
-        case .json, .csv:
-            // CSV's header comes with the first chunk only.
-            for line in chunk.render(format).dropFirst(format == .csv && started ? 1 : 0) { output.write(line) }
-            started = true
-        }
-    }
-
-    mutating func finish() {
-        if let collected { for line in collected.render(.text, colors: colors) { output.write(line) } }
-        output.flush()
-    }
-}
-
 /// `--timeout`, for the commands that run the user's SQL.
 struct SQLLimitOptions: ParsableArguments {
     @Option(
@@ -89,19 +51,16 @@ struct SQLLimitOptions: ParsableArguments {
         help: "Stop a statement after this many seconds of work (0: no limit); exit 75 when stopped.")
     var timeout: Double = 5
 
-    func open(_ store: StoreOptions) throws(QueryError) -> ReadOnlySQL {
-        try ReadOnlySQL(path: store.path, timeout: timeout)
+    func open(_ store: StoreOptions) throws(QueryError) -> SQLSession {
+        try store.location.openSQLConsole(timeout: timeout)
     }
 }
 
 struct Sql: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sql",
-        abstract: "Run one SQL statement on the store, read-only (SELECT, WITH, VALUES, EXPLAIN or a reading PRAGMA).",
-        discussion: """
-            Tables: streams (node, source), logs (t in ns, msg, fields JSON, stream, off), logs_fts, meta, events, \
-            membership, inventory, configs, marks (Sources/MusterStore/Schema.swift). Extra functions: rfc3339(ns) prints \
-            a time as logq does; is_error(source, msg, json_extract(fields, '$.status')) is the error rule of 'logq hist --errors'. \
+        abstract: StoreLocation.sqlSummary,
+        discussion: StoreLocation.sqlReference + " " + """
             Text and CSV show control characters in values as \\xNN, and a CSV text cell starting with =, +, -, @, tab or \
             carriage return (not a plain number like -5) gets a leading ' so spreadsheets do not run it; JSON has the exact values. \
             A statement still running after --timeout seconds of work is stopped: exit 75.
@@ -118,9 +77,9 @@ struct Sql: ParsableCommand {
 
     func run() throws {
         try reportingErrors { () throws(QueryError) in
-            let sql = try limits.open(store)
+            let console = try limits.open(store)
             var printer = ChunkedTablePrinter(format: output.format, colors: output.colors)
-            try sql.query(statement) { printer.add($0) }
+            try console.query(statement) { printer.add($0) }
             printer.finish()
         }
     }
@@ -165,9 +124,9 @@ struct Run: ParsableCommand {
             guard let name else { throw .badArgument("name a query to run ('logq run --list' shows them)") }
             let query = try library.query(named: name)
             let values = try query.bindings(try param.map(SavedQuery.parseParameter), now: Timestamp.now())
-            let sql = try limits.open(store)
+            let console = try limits.open(store)
             var printer = ChunkedTablePrinter(format: output.format, colors: output.colors)
-            try sql.query(query.sql, parameters: values) { printer.add($0) }
+            try console.query(query.statement, parameters: values) { printer.add($0) }
             printer.finish()
         }
     }
@@ -204,7 +163,7 @@ struct Hist: ParsableCommand {
             let now = Timestamp.now()
             let (since, until) = try range.range(now: now)
             let histogram = try Histogram.build(
-                database: try LogDatabase(path: store.path), interval: interval, since: since, until: until, nodes: node,
+                store: try store.location.openHistory(), interval: interval, since: since, until: until, nodes: node,
                 errorsOnly: errors, now: now)
             printLines(output.format == .text ? histogram.textLines(colors: output.colors) : histogram.table().render(output.format))
         }
@@ -222,7 +181,7 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         try reportingErrors { () throws(QueryError) in
-            let stats = try StoreStats.read(try LogDatabase(path: store.path))
+            let stats = try StoreStats.read(try store.location.openHistory())
             guard output.format == .text else { return printTable(stats.table(), output) }
             printLines(stats.sourceTable().render(.text, colors: output.colors) + [""] + stats.summaryTable(readable: true).render(.text))
         }

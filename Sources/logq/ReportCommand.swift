@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import LogQuery
-import MusterWire
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,11 +27,8 @@ struct Report: ParsableCommand {
         try store.withHistory { history, now throws(QueryError) in
             let (since, until) = try range.range(now: now)
             let scope = ReportScope(since: since, until: until, mark: mark)
-            let summary = try ClusterReport(database: history.database).write(scope, to: out)
-            print(
-                "wrote \(out): \(Timestamp.format(summary.start)) to \(Timestamp.format(summary.end)), \(summary.changes) changes, "
-                    + "\(summary.configs) config versions, \(summary.marks) marks, \(summary.samples) HAProxy samples "
-                    + "(\(summary.servers) servers), \(summary.bytes) bytes")
+            let summary = try ClusterReport(store: history.store).write(scope, to: out)
+            print(summary.line(path: out))
         }
     }
 }

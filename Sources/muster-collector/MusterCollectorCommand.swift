@@ -71,7 +71,7 @@ struct MusterCollectorCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let collector: Collector
         do {
-            collector = try Collector(config: settings, logger: logger)
+            collector = try await Collector(config: settings, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("muster-collector: \(error)\n".utf8))
             throw ExitCode(2)

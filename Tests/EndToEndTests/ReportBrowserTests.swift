@@ -80,7 +80,7 @@ import Testing
                     version: version, sha256: String(repeating: "a", count: 64), text: servers.joined(separator: "\n"),
                     diff: "--- previous\n+++ new\n@@\n\(event == .memberJoin ? "+" : "-")    server \(name) 10.1.0.\(step % 8 + 1):80\n",
                     trigger: ["\(name) \(event == .memberJoin ? "joined" : "left")"], method: version == 1 ? "reload" : "runtime",
-                    durationMilliseconds: 40, outcome: "applied", message: nil, servers: servers)))
+                    durationMilliseconds: 40, outcome: .applied, message: nil, servers: servers)))
         }
         // Each sample adds sessions to the servers whose member is up at that second.
         let changes = entries.filter { $0.member != nil }

@@ -17,11 +17,11 @@ import Testing
         func event(_ kind: JournalEvent, _ name: String, _ t: Int64) -> JournalEntry {
             JournalEntry(t: t, event: kind, observer: "ha", member: Member(name: name, address: "10.0.0.\(name.dropFirst())", role: "web", tags: ["role": "web"]))
         }
-        try pool.write { db in
+        _ = try pool.write { db in
             try ClusterLedger().apply(
                 [event(.memberJoin, "s1", 1_000), event(.memberJoin, "s2", 2_000), event(.memberLeave, "s1", 3_000)], in: db)
         }
-        history = ClusterHistory(database: try LogDatabase(path: path))
+        history = ClusterHistory(store: try SQLiteHistoryReader(path: path))
     }
 
     @Test func membersAtAnInstantInEveryFormat() throws {

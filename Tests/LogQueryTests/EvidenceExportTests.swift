@@ -34,7 +34,7 @@ import Testing
             _ = try Mark.record(name: "task-1", note: "s2 leaves", at: 2_000, in: db)
             _ = try ClusterLedger().apply([member(.memberLeave, "s2", 2_100)], in: db)
         }
-        export = EvidenceExport(database: try LogDatabase(path: path))
+        export = EvidenceExport(store: try SQLiteHistoryReader(path: path))
     }
 
     func read(_ relative: String) -> String? {

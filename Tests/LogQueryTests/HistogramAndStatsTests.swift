@@ -22,7 +22,7 @@ import Testing
         _ by: String = "1m", since: Int64? = nil, until: Int64? = nil, nodes: [String] = [], errors: Bool = false
     ) throws -> Histogram {
         try Histogram.build(
-            database: try store.database(), interval: try Histogram.parseInterval(by), since: since, until: until, nodes: nodes,
+            store: try store.reader(), interval: try Histogram.parseInterval(by), since: since, until: until, nodes: nodes,
             errorsOnly: errors, now: QueryStoreFixture.at(200))
     }
 
@@ -86,7 +86,7 @@ import Testing
     }
 
     func stats() throws -> StoreStats {
-        try StoreStats.read(try store.database(), now: QueryStoreFixture.at(3_600))
+        try StoreStats.read(try store.reader(), now: QueryStoreFixture.at(3_600))
     }
 
     @Test func linesAndBytesPerNodeAndSource() throws {

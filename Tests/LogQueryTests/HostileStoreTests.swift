@@ -27,25 +27,25 @@ import Testing
     /// Before: with `--since 1h` the line at Int64.max fell in a bucket past the last one
     /// (index out of range); without a range the span of the two extremes overflowed.
     @Test func histogramCountsInRangeAndRefusesAHugeSpanClearly() throws {
-        let database = try store.database()
-        let recent = try Histogram.build(database: database, interval: minute, since: now - 60 * minute, until: nil, now: now)
+        let database = try store.reader()
+        let recent = try Histogram.build(store: database, interval: minute, since: now - 60 * minute, until: nil, now: now)
         #expect(recent.buckets.count == 61)
         #expect(recent.buckets.map(\.total).reduce(0, +) == 2, "the far-future line is after now, left out")
-        #expect(throws: QueryError.self) { try Histogram.build(database: database, interval: minute, since: nil, until: nil, now: now) }
+        #expect(throws: QueryError.self) { try Histogram.build(store: database, interval: minute, since: nil, until: nil, now: now) }
         do {
-            _ = try Histogram.build(database: database, interval: minute, since: nil, until: nil, now: now)
+            _ = try Histogram.build(store: database, interval: minute, since: nil, until: nil, now: now)
         } catch {
             #expect(error.description.contains("intervals of 1m; choose a longer --by"))
             #expect(error.exitCode == 65)
         }
         // Weeks of 1000: the extremes count at the ends of the supported range.
-        let whole = try Histogram.build(database: database, interval: try Histogram.parseInterval("1000w"), since: nil, until: nil, now: now)
+        let whole = try Histogram.build(store: database, interval: try Histogram.parseInterval("1000w"), since: nil, until: nil, now: now)
         #expect(whole.buckets.first?.start == Timestamp.supportedRange.lowerBound)
         #expect(whole.buckets.map(\.total).reduce(0, +) == 4)
         #expect(whole.buckets.last?.total == 1)
         // A caller's own extreme bounds are clamped, not overflowed.
         let clamped = try Histogram.build(
-            database: database, interval: try Histogram.parseInterval("1000w"), since: Int64.min, until: Int64.max, now: Int64.max)
+            store: database, interval: try Histogram.parseInterval("1000w"), since: Int64.min, until: Int64.max, now: Int64.max)
         #expect(clamped.buckets.map(\.total).reduce(0, +) == 2, "[1970, the range's last instant): not before 1970, not at Int64.max")
     }
 
@@ -62,7 +62,7 @@ import Testing
     /// Before: `end - start` of the data's extremes overflowed (ReportData.range), and the time
     /// axis stepped past Int64.max (ReportCharts' tick loop).
     @Test func reportCoversTheSupportedRange() throws {
-        let report = ClusterReport(database: try store.database())
+        let report = ClusterReport(store: try store.reader())
         let whole = try report.render(ReportScope())
         #expect(whole.html.contains("data-member=\"s9\""))
         #expect(whole.html.contains("data-member=\"s8\""))
@@ -75,14 +75,14 @@ import Testing
     @Test func marksAtTheEndsOfTimeMakeTasksThatReportAndExport() throws {
         try store.storedAsIs(mark: "first", at: Int64.min)
         try store.storedAsIs(mark: "last", at: Int64.max)
-        let database = try store.database()
-        let tasks = try ClusterHistory(database: database).tasks()
+        let database = try store.reader()
+        let tasks = try ClusterHistory(store: database).tasks()
         #expect(tasks.map(\.since) == [Timestamp.supportedRange.lowerBound, Timestamp.supportedRange.upperBound])
         for mark in ["first", "last"] {
-            _ = try ClusterReport(database: database).render(ReportScope(mark: mark))
+            _ = try ClusterReport(store: database).render(ReportScope(mark: mark))
         }
         let out = store.directory + "/export"
-        let result = try EvidenceExport(database: database).export(to: out)
+        let result = try EvidenceExport(store: database).export(to: out)
         #expect(result.failures.isEmpty)
         #expect(result.summaries.map(\.folder) == ["first", "last"])
     }
@@ -101,12 +101,12 @@ import Testing
         try store.lines(
             "ha", source: JournalEntry.sourceID,
             [(1, sample(Int64.min, Int.min)), (2, sample(t, Int.min)), (3, sample(t + 1, Int.max)), (4, sample(t + 2, 0)), (5, sample(Int64.max, Int.max))])
-        let page = try ClusterReport(database: try store.database()).render(ReportScope())
+        let page = try ClusterReport(store: try store.reader()).render(ReportScope())
         #expect(page.html.contains("data-server=\"nodes/s1\""))
     }
 
     @Test func statsWithAClockAtTheEndOfTime() throws {
-        let stats = try StoreStats.read(try store.database(), now: Int64.max)
+        let stats = try StoreStats.read(try store.reader(), now: Int64.max)
         #expect(stats.lines == 4)
         #expect(stats.sourceTable().render(.text).count == 2)
     }
@@ -145,7 +145,7 @@ import Testing
         try store.storedAsIs(config: 1, node: "lb/one", at: QueryStoreFixture.at(3))
         try store.storedAsIs(config: 1, node: long, at: QueryStoreFixture.at(4))
         let out = store.directory + "/export"
-        let result = try EvidenceExport(database: try store.database()).export(to: out)
+        let result = try EvidenceExport(store: try store.reader()).export(to: out)
         #expect(result.failures.isEmpty)
         let files = try FileManager.default.subpathsOfDirectory(atPath: out + "/all").sorted()
         let cut = SafeFileNames.sanitised(long)
@@ -173,7 +173,7 @@ import Testing
             out += "/" + String(repeating: "d", count: min(200, max(1, room)))
         }
         #expect(out.utf8.count + "/all/membership.log".utf8.count < pathMax)
-        let result = try EvidenceExport(database: try store.database()).export(to: out)
+        let result = try EvidenceExport(store: try store.reader()).export(to: out)
         #expect(result.failures.count == 1)
         #expect(result.failures.first?.exitCode == 73)
         #expect(result.failures.first?.description.contains(node) == true)
@@ -241,7 +241,7 @@ import Testing
 
     @Test func aRecursiveCTEStopsWithinTheTimeout() throws {
         let store = try QueryStoreFixture()
-        let sql = try ReadOnlySQL(path: store.path, timeout: 0.5)
+        let sql = try StoreLocation(path: store.path).openSQLConsole(timeout: 0.5)
         let started = ContinuousClock.now
         #expect(throws: QueryError.timedOut(seconds: 0.5)) { try sql.table(Self.forever) }
         #expect(ContinuousClock.now - started < .seconds(5))
@@ -253,7 +253,7 @@ import Testing
 
     @Test func rowsHandedOverSlowlyDoNotCount() throws {
         let store = try QueryStoreFixture()
-        let sql = try ReadOnlySQL(path: store.path, timeout: 0.2)
+        let sql = try StoreLocation(path: store.path).openSQLConsole(timeout: 0.2)
         var rows = 0
         try sql.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 4) SELECT x FROM c", chunkRows: 1) { _ in
             rows += 1
@@ -265,6 +265,6 @@ import Testing
     @Test(arguments: [-1.0, .infinity, .nan, 1e12])
     func aTimeoutOutOfRangeIsRefused(seconds: Double) throws {
         let store = try QueryStoreFixture()
-        #expect(throws: QueryError.self) { try ReadOnlySQL(path: store.path, timeout: seconds) }
+        #expect(throws: QueryError.self) { try StoreLocation(path: store.path).openSQLConsole(timeout: seconds) }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 import MusterStore
-import MusterStoreSQLite
+@testable import MusterStoreSQLite
 import MusterWire
 import Testing
 
@@ -34,7 +34,7 @@ import Testing
     func search(_ configure: (inout LogFilter) -> Void) throws -> [LogLine] {
         var filter = LogFilter()
         configure(&filter)
-        let search = LogSearch(database: try LogDatabase(path: path))
+        let search = LogSearch(store: try SQLiteHistoryReader(path: path))
         return try search.lines(filter)
     }
 
@@ -51,14 +51,14 @@ import Testing
     /// A word on many lines with --limit/--tail walks the lines in time order instead of
     /// sorting every indexed candidate; both ways give the same lines.
     @Test func aCommonWordWithALimitGivesTheSameLinesAsTheIndex() throws {
-        let count = LogSearch.commonCandidates + 5_000
+        let count = LineSearch.commonCandidates + 5_000
         try store(node: "s1", (0..<count).map { i in (Int64(i), i % 7 == 0 ? "GET /healthz 200 \(i)" : "GET /healthz/x \(i) healthy") })
         try indexAll()
         let all = try search { $0.match = "get /healthz 200" }
         #expect(all.count == (count + 6) / 7)
-        let database = try LogDatabase(path: path)
-        #expect(try database.read { db in try LogSearch.isCommon(try TextMatch("healthz"), db) })
-        #expect(try database.read { db in try !LogSearch.isCommon(try TextMatch("nothing-here"), db) })
+        let database = try SQLiteHistoryReader(path: path)
+        #expect(try database.read { db in try LineSearch.isCommon(try TextMatch("healthz"), db) })
+        #expect(try database.read { db in try !LineSearch.isCommon(try TextMatch("nothing-here"), db) })
         #expect(try search { $0.match = "get /healthz 200"; $0.limit = 100 }.map(\.id) == all.prefix(100).map(\.id))
         #expect(try search { $0.match = "get /healthz 200"; $0.tail = 50 }.map(\.id) == all.suffix(50).map(\.id))
         #expect(try search { $0.match = "get /healthz 200"; $0.limit = 10; $0.since = 7_000 }.first?.time == 7_000)
@@ -67,7 +67,7 @@ import Testing
     /// A common word whose lines all come late (or, for --tail, early): the walk gives up after
     /// `walkRows` rows and the index answers the rest, with the same lines.
     @Test func aCommonWordFarFromWhereTheWalkStartsIsFoundThroughTheIndex() throws {
-        let quiet = LogSearch.walkRows + 10_000, loud = LogSearch.commonCandidates + 1_000
+        let quiet = LineSearch.walkRows + 10_000, loud = LineSearch.commonCandidates + 1_000
         try store(node: "s1", (0..<(quiet + loud + quiet)).map { i in
             (Int64(i), i >= quiet && i < quiet + loud ? "late burst \(i)" : "nothing to see \(i)")
         })
@@ -113,15 +113,15 @@ import Testing
         #expect(throws: QueryError.unknownNode("s9", known: ["s1"])) { try search { $0.nodes = ["s9"] } }
         #expect(throws: QueryError.unknownSource("nope", known: ["webapp"])) { try search { $0.sources = ["nope"] } }
         #expect(throws: QueryError.databaseMissing("/nonexistent/muster.sqlite")) {
-            try LogDatabase(path: "/nonexistent/muster.sqlite")
+            try StoreLocation(path: "/nonexistent/muster.sqlite").openHistory()
         }
     }
 
     @Test func theConnectionCannotWrite() throws {
         try store(node: "s1", [(1, "x")])
-        let database = try LogDatabase(path: path)
+        let database = try SQLiteHistoryReader(path: path)
         #expect(throws: QueryError.self) {
-            try database.read { db in try db.execute(sql: "DELETE FROM logs") }
+            try QueryError.asking { () throws(StoreError) in try database.read { db in try db.execute(sql: "DELETE FROM logs") } }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MusterStore
 import Testing
 
 @testable import LogQuery

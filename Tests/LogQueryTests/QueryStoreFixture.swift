@@ -71,7 +71,7 @@ struct QueryStoreFixture {
     func config(_ seconds: Int64, version: Int, method: String, milliseconds: Int, servers: [String]) throws {
         let apply = ConfigApply(
             version: version, sha256: String(repeating: "\(version)", count: 64), text: "# version \(version)\n", diff: "",
-            trigger: ["test"], method: method, durationMilliseconds: milliseconds, outcome: "applied", message: nil, servers: servers)
+            trigger: ["test"], method: method, durationMilliseconds: milliseconds, outcome: .applied, message: nil, servers: servers)
         _ = try pool.write { db in
             try ClusterLedger().apply([JournalEntry(t: Self.at(seconds), event: .config, observer: "ha", config: apply)], in: db)
         }
@@ -126,6 +126,6 @@ struct QueryStoreFixture {
         _ = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 1_000_000) }
     }
 
-    func sql() throws -> ReadOnlySQL { try ReadOnlySQL(path: path) }
-    func database() throws -> LogDatabase { try LogDatabase(path: path) }
+    func sql() throws -> SQLSession { try StoreLocation(path: path).openSQLConsole() }
+    func reader() throws -> SQLiteHistoryReader { try SQLiteHistoryReader(path: path) }
 }

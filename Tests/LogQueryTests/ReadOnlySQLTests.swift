@@ -115,9 +115,9 @@ import Testing
     }
 
     @Test func refusesWhatIsNotAStore() throws {
-        #expect(throws: QueryError.databaseMissing("/nonexistent/x.sqlite")) { try ReadOnlySQL(path: "/nonexistent/x.sqlite") }
+        #expect(throws: QueryError.databaseMissing("/nonexistent/x.sqlite")) { try StoreLocation(path: "/nonexistent/x.sqlite").openSQLConsole() }
         let other = store.directory + "/plain.sqlite"
         _ = FileManager.default.createFile(atPath: other, contents: Data())
-        #expect(throws: QueryError.self) { try ReadOnlySQL(path: other) }
+        #expect(throws: QueryError.self) { try StoreLocation(path: other).openSQLConsole() }
     }
 }

@@ -28,7 +28,7 @@ import Testing
         func config(_ version: Int, _ method: String, trigger: String, diff: String, at seconds: Int64) -> JournalEntry {
             let apply = ConfigApply(
                 version: version, sha256: String(repeating: "\(version)", count: 64), text: "backend nodes\n", diff: diff,
-                trigger: [trigger], method: method, durationMilliseconds: 12, outcome: "applied", message: nil, servers: ["s1", "s2"])
+                trigger: [trigger], method: method, durationMilliseconds: 12, outcome: .applied, message: nil, servers: ["s1", "s2"])
             return JournalEntry(t: t0 + seconds * second, event: .config, observer: "ha", config: apply)
         }
         // Samples every 2 s: s1 takes 20 sessions per sample, s2 10 (10/s and 5/s); HAProxy
@@ -74,7 +74,7 @@ import Testing
             _ = try Mark.record(name: "task-2", note: "", at: t0 + 20 * second, in: db)
             try ClusterLedger().apply([change(.memberFailed, "s1", "10.0.0.1", at: 22), change(.memberJoin, "s2", "10.0.0.2", at: 25)], in: db)
         }
-        report = ClusterReport(database: try LogDatabase(path: directory + "/store.sqlite"))
+        report = ClusterReport(store: try SQLiteHistoryReader(path: directory + "/store.sqlite"))
     }
 
     func html(_ scope: ReportScope = ReportScope()) throws -> String { try report.render(scope).html }
@@ -141,7 +141,7 @@ import Testing
 
     @Test func sameStoreAndArgumentsGiveTheSamePage() throws {
         let first = try html()
-        let again = try ClusterReport(database: try LogDatabase(path: directory + "/store.sqlite")).render(ReportScope()).html
+        let again = try ClusterReport(store: try SQLiteHistoryReader(path: directory + "/store.sqlite")).render(ReportScope()).html
         #expect(first == again)
         #expect(try html(ReportScope(mark: "task-0")) == (try html(ReportScope(mark: "task-0"))))
         let out = directory + "/report.html"
@@ -151,8 +151,9 @@ import Testing
     }
 
     @Test func requestRatesComeFromCounterDifferences() throws {
-        let pool = try DatabaseQueue(path: directory + "/store.sqlite")
-        let (series, samples) = try pool.read { db in try ReportData.rates(since: Self.t0, until: Self.t0 + 31 * Self.second, in: db) }
+        let reader = try SQLiteHistoryReader(path: directory + "/store.sqlite")
+        let found = try reader.haproxySamples(since: Self.t0, until: Self.t0 + 31 * Self.second)
+        let (series, samples) = (ReportData.rates(found), found.count)
         #expect(samples == 16)
         #expect(series.map(\.label) == ["nodes/s1", "nodes/s2", "nodes/s3"])
         #expect(series[0].intervals.count == 15)
@@ -161,9 +162,8 @@ import Testing
         #expect(series[2].intervals.count == 13)
         #expect(series[2].intervals.allSatisfy { $0.rate == 2 }, "\(series[2].intervals.map(\.rate))")
         // Bounded by time: the samples at 4, 6 and 8 s make two intervals.
-        let (part, partSamples) = try pool.read { db in
-            try ReportData.rates(since: Self.t0 + 4 * Self.second, until: Self.t0 + 9 * Self.second, in: db)
-        }
+        let foundInPart = try reader.haproxySamples(since: Self.t0 + 4 * Self.second, until: Self.t0 + 9 * Self.second)
+        let (part, partSamples) = (ReportData.rates(foundInPart), foundInPart.count)
         #expect(partSamples == 3 && part[0].intervals.count == 2)
         #expect(try html().contains("<b>nodes/s1</b>&nbsp;<span class=\"muted\">mean 10/s, peak 10/s</span>"))
     }

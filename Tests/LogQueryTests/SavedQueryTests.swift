@@ -33,7 +33,7 @@ import Testing
 
     func run(_ name: String, _ parameters: [(String, String)] = [], in library: QueryLibrary? = nil) throws -> Table {
         let query = try (library ?? self.library).query(named: name)
-        return try store.sql().table(query.sql, parameters: try query.bindings(parameters, now: QueryStoreFixture.at(100)))
+        return try store.sql().table(query.statement, parameters: try query.bindings(parameters, now: QueryStoreFixture.at(100)))
     }
 
     /// The QueryError `body` throws, if it throws one.
@@ -149,7 +149,7 @@ import Testing
 
     func run(_ name: String, _ parameters: [(String, String)] = []) throws -> Table {
         let query = try library.query(named: name)
-        return try store.sql().table(query.sql, parameters: try query.bindings(parameters, now: QueryStoreFixture.at(100)))
+        return try store.sql().table(query.statement, parameters: try query.bindings(parameters, now: QueryStoreFixture.at(100)))
     }
 
     func time(_ seconds: Int64) -> Table.Value { .text(Timestamp.format(QueryStoreFixture.at(seconds))) }
@@ -232,7 +232,7 @@ import Testing
 
     /// `logq hist --errors` and the saved query count the same lines.
     @Test func histogramOfErrorsAgreesWithTheQuery() throws {
-        let histogram = try Histogram.build(database: try store.database(), interval: 60 * Timestamp.nanosPerSecond, since: nil, until: nil, errorsOnly: true)
+        let histogram = try Histogram.build(store: try store.reader(), interval: 60 * Timestamp.nanosPerSecond, since: nil, until: nil, errorsOnly: true)
         let nonZero = histogram.table().rows.filter { $0[2] != .integer(0) }
         #expect(nonZero == (try run("errors-per-minute")).rows)
     }

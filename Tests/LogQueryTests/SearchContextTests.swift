@@ -20,7 +20,7 @@ import Testing
         var filter = LogFilter()
         filter.grep = "hit"
         filter.nodes = nodes
-        return try LogSearch(database: try store.database()).linesWithContext(filter, context: lines).map { item in
+        return try LogSearch(store: try store.reader()).linesWithContext(filter, context: lines).map { item in
             switch item {
             case .separator: "--"
             case .line(let line, let match): String(line.message.prefix(2)) + (match ? "*" : "")
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func notesSayWhenEveryRowIsRead() throws {
-        let search = LogSearch(database: try store.database())
+        let search = LogSearch(store: try store.reader())
         var grep = LogFilter()
         grep.grep = "hit"
         #expect(try search.notes(grep).count == 1)

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import MusterStore
 import MusterWire
 import NIOCore
 import Synchronization
@@ -33,18 +34,18 @@ import Testing
     /// One live consumer: follows the stream with its kinds, hangs up after every `reconnectEvery`
     /// events (when set) and resumes from its last id, until it has seen `last` or time is up.
     struct Consumer: Sendable {
-        var kinds: [String]
+        var kinds: [EventKind]
         var reconnectEvery: Int?
 
         func run(
-            database: DatabasePool, feed: EventFeed, stored: StoredEvents, deadline: ContinuousClock.Instant
+            events: any EventLog, feed: EventFeed, stored: StoredEvents, deadline: ContinuousClock.Instant
         ) async throws -> (ids: [Int64], connections: Int) {
             var seen: [Int64] = []
             var connections = 0
             var text = ""
             while ContinuousClock.now < deadline {
                 let done: () -> Bool = {
-                    guard let expected = stored.ids(kinds: kinds) else { return false }
+                    guard let expected = stored.ids(kinds: kinds.map(\.rawValue)) else { return false }
                     return (seen.last ?? 0) >= (expected.last ?? 0)
                 }
                 if done() { break }
@@ -53,7 +54,7 @@ import Testing
                 var thisConnection = 0
                 let query = EventRoutes.Query(cursor: seen.last ?? 0, kinds: kinds, follow: true)
                 do {
-                    try await EventRoutes.follow(query, database: database, feed: feed, heartbeat: .milliseconds(100)) { buffer in
+                    try await EventRoutes.follow(query, events: events, feed: feed, heartbeat: .milliseconds(100)) { buffer in
                         text += String(buffer: buffer)
                         while let end = text.range(of: "\n\n") {
                             let frame = text[..<end.lowerBound]
@@ -96,19 +97,19 @@ import Testing
     }
 
     @Test func everyLiveConsumerSeesEveryEventOnceAndInOrderWhileManyWritersCommit() async throws {
-        let collector = try Collector(config: base.config, logger: Logger(label: "test"))
-        let database = collector.database
+        let collector = try await Collector(config: base.config, logger: Logger(label: "test"))
+        let store = collector.store
         let feed = collector.writer.feed
         let writers = 8
         let batchesPerWriter = 60
         let consumers = [
             Consumer(kinds: [], reconnectEvery: nil),
             Consumer(kinds: [], reconnectEvery: 37),
-            Consumer(kinds: ["membership"], reconnectEvery: nil),
-            Consumer(kinds: ["membership"], reconnectEvery: 5),
-            Consumer(kinds: ["user"], reconnectEvery: nil),
-            Consumer(kinds: ["mark", "membership"], reconnectEvery: 3),
-            Consumer(kinds: ["mark"], reconnectEvery: nil),
+            Consumer(kinds: [.membership], reconnectEvery: nil),
+            Consumer(kinds: [.membership], reconnectEvery: 5),
+            Consumer(kinds: [.user], reconnectEvery: nil),
+            Consumer(kinds: [.mark, .membership], reconnectEvery: 3),
+            Consumer(kinds: [.mark], reconnectEvery: nil),
         ]
         let stored = StoredEvents()
         let deadline = ContinuousClock.now + .seconds(25)
@@ -116,7 +117,7 @@ import Testing
             try await withThrowingTaskGroup(of: (Int, [Int64], Int)?.self) { group in
                 for (index, consumer) in consumers.enumerated() {
                     group.addTask {
-                        let (ids, connections) = try await consumer.run(database: database, feed: feed, stored: stored, deadline: deadline)
+                        let (ids, connections) = try await consumer.run(events: store, feed: feed, stored: stored, deadline: deadline)
                         return (index, ids, connections)
                     }
                 }
@@ -142,7 +143,7 @@ import Testing
                     try await writing.waitForAll()
                 }
                 stored.set(
-                    try await database.read { db in
+                    try await DatabaseQueue(path: base.config.database).read { db in
                         try Row.fetchAll(db, sql: "SELECT id, kind FROM events ORDER BY id").map { (id: $0["id"], kind: $0["kind"]) }
                     })
                 var results: [Int: ([Int64], Int)] = [:]
@@ -151,7 +152,7 @@ import Testing
                 }
                 #expect((stored.ids(kinds: []) ?? []).count > 1_000)
                 for (index, consumer) in consumers.enumerated() {
-                    let expected = stored.ids(kinds: consumer.kinds) ?? []
+                    let expected = stored.ids(kinds: consumer.kinds.map(\.rawValue)) ?? []
                     let (seen, connections) = results[index] ?? ([], 0)
                     let missing = Set(expected).subtracting(seen).sorted()
                     #expect(

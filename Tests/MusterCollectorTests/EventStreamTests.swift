@@ -35,7 +35,7 @@ import Testing
     }
 
     func withCollector(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let collector = try Collector(config: config, logger: Logger(label: "test"))
+        let collector = try await Collector(config: config, logger: Logger(label: "test"))
         try await collector.application().test(.router, body)
     }
 

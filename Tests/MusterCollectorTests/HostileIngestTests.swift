@@ -121,7 +121,7 @@ import Testing
         config.retention.logsMaxAgeHours = 0
         config.retention.historyMaxAgeHours = 0
         config.retention.maxDatabaseMegabytes = 0
-        let collector = try Collector(config: config, logger: Logger(label: "test"))
+        let collector = try await Collector(config: config, logger: Logger(label: "test"))
         #expect(!(try config.retention.policy).isEnabled)
         try await collector.application().test(.live) { client in
             let status = try await client.execute(
@@ -154,7 +154,7 @@ import Testing
     }
 
     func withCollector(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let collector = try Collector(config: config, logger: Logger(label: "test"))
+        let collector = try await Collector(config: config, logger: Logger(label: "test"))
         try await collector.application().test(.router, body)
     }
 }

@@ -43,7 +43,7 @@ import Testing
     }
 
     func withCollector(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let collector = try Collector(config: config, logger: Logger(label: "test"))
+        let collector = try await Collector(config: config, logger: Logger(label: "test"))
         try await collector.application().test(.router, body)
     }
 
@@ -139,10 +139,10 @@ import Testing
         }
     }
 
-    @Test func refusesToStartWithoutAToken() {
+    @Test func refusesToStartWithoutAToken() async {
         var open = config
         open.tokens = []
-        #expect(throws: CollectorError.self) { try Collector(config: open, logger: Logger(label: "test")) }
+        await #expect(throws: CollectorError.self) { try await Collector(config: open, logger: Logger(label: "test")) }
     }
 }
 
@@ -157,8 +157,8 @@ import Testing
     /// and the agent retries) instead of holding every concurrent request in memory.
     @Test func refusesWhenTooMuchIsWaitingAndAfterStopping() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-writer-\(UUID().uuidString).sqlite").path
-        let database = try MusterStoreSQLite.Schema.openForWriting(path: path, synchronous: .normal)
-        let writer = try IngestWriter(database: database, metrics: CollectorMetrics(), logger: Logger(label: "test"), maxWaitingRecords: 100)
+        let store = try SQLiteStore(path: path, synchronous: .normal)
+        let writer = try await IngestWriter(store: store, metrics: CollectorMetrics(), logger: Logger(label: "test"), maxWaitingRecords: 100)
         let first = Task { try await writer.submit(records(80, from: 0)) }
         while !writer.isBusy { await Task.yield() }
         await #expect(throws: IngestWriterError.self) { try await writer.submit(records(80, from: 100)) }

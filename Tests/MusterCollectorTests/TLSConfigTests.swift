@@ -95,15 +95,15 @@ import Testing
     }
 
     /// `Collector` checks the files before it opens (and creates) the database.
-    @Test func theCollectorRefusesToStartWithBrokenTLS() throws {
+    @Test func theCollectorRefusesToStartWithBrokenTLS() async throws {
         var config = CollectorConfig()
         config.tokens = ["t"]
         config.database = directory + "/store.sqlite"
         config.tls = .init(certFile: directory + "/missing.pem", keyFile: directory + "/missing.key")
-        #expect(throws: ConfigError.self) { try Collector(config: config, logger: Logger(label: "test")) }
+        await #expect(throws: ConfigError.self) { try await Collector(config: config, logger: Logger(label: "test")) }
         #expect(!FileManager.default.fileExists(atPath: config.database))
         let files = try makeFiles()
         config.tls = .init(certFile: files.cert, keyFile: files.key)
-        _ = try Collector(config: config, logger: Logger(label: "test"))
+        _ = try await Collector(config: config, logger: Logger(label: "test"))
     }
 }

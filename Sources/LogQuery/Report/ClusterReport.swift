@@ -1,4 +1,5 @@
 import Foundation
+import MusterStore
 import MusterWire
 
 /// `logq report --out FILE`: one self-contained HTML page of a stretch of the cluster's
@@ -11,10 +12,10 @@ import MusterWire
 /// that came from agents, and holds nothing but stored data, so the same store and arguments
 /// give the same file.
 public struct ClusterReport {
-    public let database: LogDatabase
+    public let store: any HistoryStore
 
-    public init(database: LogDatabase) {
-        self.database = database
+    public init(store: any HistoryStore) {
+        self.store = store
     }
 
     /// What a report holds, for the command's one-line answer.
@@ -27,6 +28,12 @@ public struct ClusterReport {
         public var samples: Int
         public var servers: Int
         public var bytes: Int
+
+        /// What `logq report --out path` prints once the page is written.
+        public func line(path: String) -> String {
+            "wrote \(path): \(Timestamp.format(start)) to \(Timestamp.format(end)), \(changes) changes, "
+                + "\(configs) config versions, \(marks) marks, \(samples) HAProxy samples (\(servers) servers), \(bytes) bytes"
+        }
     }
 
     /// The page for `scope`, and what it holds.
@@ -37,7 +44,7 @@ public struct ClusterReport {
         if let since = scope.since, let until = scope.until, since >= until {
             throw .badArgument("--since (\(Timestamp.format(since))) must be before --until (\(Timestamp.format(until)))")
         }
-        let data = try ReportData.load(database, scope: scope)
+        let data = try ReportData.load(store, scope: scope)
         let html = ReportPage(data: data).html()
         let summary = Summary(
             start: data.range.start, end: data.range.end, changes: data.changes.count, configs: data.configs.count,

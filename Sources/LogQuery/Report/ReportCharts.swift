@@ -1,6 +1,5 @@
 import Foundation
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 
 /// The report's inline SVG: a time axis shared by the charts, the membership timeline and the
@@ -27,7 +26,7 @@ enum ReportChart {
 
     /// Config lines: Runtime API changes, reloads, and anything that was not applied.
     static func color(ofConfig config: ConfigRecord) -> String {
-        guard config.outcome == "applied" else { return "#e03131" }
+        guard config.outcome == .applied else { return "#e03131" }
         switch config.method {
         case "runtime": return "#0c8599"
         case "reload": return "#e8590c"
@@ -231,7 +230,7 @@ struct TimelineChart {
                 return Guide(
                     t: config.t,
                     attributes: "class=\"config-line\" data-node=\"\(ReportText.escape(config.node))\" data-version=\"\(config.version)\" "
-                        + "data-method=\"\(ReportText.escape(config.method))\" data-outcome=\"\(ReportText.escape(config.outcome))\"",
+                        + "data-method=\"\(ReportText.escape(config.method))\" data-outcome=\"\(ReportText.escape(config.outcome.rawValue))\"",
                     title: configTitle(config),
                     label: severalBalancers ? "\(ReportText.truncated(config.node, 10)) v\(config.version)" : "v\(config.version)",
                     labelAttributes: "class=\"config-label\" fill=\"\(color)\"", labelSize: 10,

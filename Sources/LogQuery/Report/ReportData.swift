@@ -1,13 +1,10 @@
 import Foundation
-import GRDB
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 
-/// Everything one report shows, read from the store in a handful of indexed queries: the
-/// membership changes, configuration versions and marks of the range (each through its `t`
-/// index), the HAProxy samples (through the journal's streams, see `samples`), and the node
-/// table at the end.
+/// Everything one report shows, read from the store in a handful of calls: the membership
+/// changes, configuration versions and marks of the range, the HAProxy samples
+/// (`AggregateReader.haproxySamples`), and the node table at the end.
 struct ReportData {
     /// The chosen range: [since, until) when given, otherwise the range the data covers.
     var range: ReportRange
@@ -54,8 +51,8 @@ struct RateInterval: Equatable {
 }
 
 extension ReportData {
-    static func load(_ database: LogDatabase, scope: ReportScope) throws(QueryError) -> ReportData {
-        let history = ClusterHistory(database: database)
+    static func load(_ store: any HistoryStore, scope: ReportScope) throws(QueryError) -> ReportData {
+        let history = ClusterHistory(store: store)
         let allTasks = try history.tasks()
         // Every time below is in the supported range (a caller's scope is clamped, the tasks'
         // are, and so are the data's extremes), so ranges, `since - 1` and the charts' spans
@@ -69,35 +66,29 @@ extension ReportData {
             (since, until) = (task.since, task.until)
         }
         let (lowerBound, upperBound) = (since, until)
-        let range = try database.read { db in try Self.range(since: lowerBound, until: upperBound, mark: scope.mark, in: db) }
+        let range = try QueryError.asking { () throws(StoreError) in
+            try Self.range(since: lowerBound, until: upperBound, mark: scope.mark, in: store)
+        }
         let end = range.queryUntil
         let lower = since ?? Int64.min
         let initial = try since.map { since throws(QueryError) in
-            try database.read { db in try ClusterLedger.members(at: since - 1, in: db) }
+            try QueryError.asking { () throws(StoreError) in try store.members(at: since - 1) }
         } ?? []
-        let (rates, sampleCount) = try database.read { db in try Self.rates(since: lower, until: end, in: db) }
+        let samples = try QueryError.asking { () throws(StoreError) in try store.haproxySamples(since: lower, until: end) }
+        let rates = Self.rates(samples)
         let tasks = allTasks.filter { $0.since >= lower && $0.since < end }
         return ReportData(
             range: range, initial: initial, changes: try history.changes(since: since, until: until),
             configs: try history.configRecords(since: since, until: until), tasks: tasks, marks: tasks.map(\.mark), rates: rates,
-            sampleCount: sampleCount,
+            sampleCount: samples.count,
             // The node table shows the state at the end of the range: just before `until`, or
             // at the last instant the data covers.
             nodes: try history.nodes(at: range.until.map { $0 - 1 } ?? range.end))
     }
 
     /// The axes' range: the given ends, and the data's first and last instants for open ones
-    /// (each a min/max over an indexed column, so no scan). At least one second wide.
-    static func range(since: Int64?, until: Int64?, mark: String?, in db: Database) throws -> ReportRange {
-        func extreme(_ function: String) throws -> Int64? {
-            var values: [Int64] = []
-            for table in ["logs", "membership", "configs", "marks"] where try db.tableExists(table) {
-                if let value = try Int64.fetchOne(db, sql: "SELECT \(function)(t) FROM \(table)") {
-                    values.append(Timestamp.clamped(value))
-                }
-            }
-            return function == "min" ? values.min() : values.max()
-        }
+    /// (`AggregateReader.firstInstant`, `lastInstant`). At least one second wide.
+    static func range(since: Int64?, until: Int64?, mark: String?, in store: any AggregateReader) throws(StoreError) -> ReportRange {
         let second = Timestamp.nanosPerSecond
         var start: Int64
         var end: Int64
@@ -107,13 +98,13 @@ extension ReportData {
             end = until
         case let (since?, nil):
             start = since
-            end = max(try extreme("max") ?? since, since)
+            end = max(try store.lastInstant() ?? since, since)
         case let (nil, until?):
             end = until
-            start = min(try extreme("min") ?? until - second, until - second)
+            start = min(try store.firstInstant() ?? until - second, until - second)
         case (nil, nil):
-            start = try extreme("min") ?? 0
-            end = try extreme("max") ?? start
+            start = try store.firstInstant() ?? 0
+            end = try store.lastInstant() ?? start
         }
         if end - start < second {
             if until == nil { end = start + second } else { start = end - second }
@@ -121,34 +112,15 @@ extension ReportData {
         return ReportRange(start: start, end: end, since: since, until: until, mark: mark)
     }
 
-    /// Requests per second per server from the `haproxy-stats` samples in [since, until).
+    /// Requests per second per server from the event journal's `haproxy-stats` samples, in time
+    /// order (`AggregateReader.haproxySamples`).
     ///
-    /// The samples are lines of the event journal (source `events`). The query reaches them
-    /// through `UNIQUE(stream, off)` for the few journal streams and keeps those in the time
-    /// range, so its cost is the journal's size, never the millions of ordinary log lines
-    /// around them (walking `logs_t` over the range would visit every one of those). A sample's
-    /// counters are cumulative: the rate between two samples of the same load balancer is the
-    /// difference from the server's counter when last seen (in the previous sample, or before
-    /// it was left out of the configuration) over the time between the samples. A counter that
+    /// A sample's counters are cumulative: the rate between two samples of the same load
+    /// balancer is the difference from the server's counter when last seen (in the previous
+    /// sample, or before it was left out of the configuration) over the time between the samples. A counter that
     /// went down was reset (a reload, or the server deleted and added again), and a server never
     /// seen before starts from 0: then its value is what was counted since.
-    static func rates(since: Int64, until: Int64, in db: Database) throws -> ([RateSeries], Int) {
-        let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT l.t, l.msg FROM logs AS l
-                WHERE l.stream IN (SELECT id FROM streams WHERE source = ?)
-                  AND l.t >= ? AND l.t < ? AND l.msg LIKE '%"haproxy-stats"%'
-                ORDER BY l.t, l.id
-                """,
-            arguments: [JournalEntry.sourceID, since, until])
-        var samples: [JournalEntry] = []
-        for row in rows {
-            let message: String = row["msg"]
-            // A sample with no rows is an observation too (no server listed), so it stays.
-            guard let entry = try? JournalEntry.decode(line: message), entry.event == .haproxyStats, entry.stats != nil else { continue }
-            samples.append(entry)
-        }
+    static func rates(_ samples: [JournalEntry]) -> [RateSeries] {
         let observers = Set(samples.map(\.observer))
         var series: [String: RateSeries] = [:]
         var previous: [String: Int64] = [:]
@@ -175,7 +147,7 @@ extension ReportData {
         let ordered = series.values.sorted { a, b in
             a.isTotal != b.isTotal ? !a.isTotal : ReportText.naturalOrder(a.label, b.label)
         }
-        return (ordered, samples.count)
+        return ordered
     }
 }
 

@@ -1,6 +1,5 @@
 import Foundation
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 
 /// The report as one HTML document: inline CSS, inline SVG, no script, nothing fetched.
@@ -177,7 +176,7 @@ struct ReportPage {
     }
 
     private func outcome(_ config: ConfigRecord) -> String {
-        "<span class=\"outcome \(config.outcome == "applied" ? "ok" : "bad")\">\(e(config.outcome))</span>"
+        "<span class=\"outcome \(config.outcome == .applied ? "ok" : "bad")\">\(e(config.outcome.rawValue))</span>"
     }
 
     private func configAnchor(_ config: ConfigRecord) -> String {

@@ -1,8 +1,6 @@
 import Foundation
-import GRDB
 import Hummingbird
 import MusterStore
-import MusterStoreSQLite
 import NIOCore
 
 /// `GET /v1/events?since=CURSOR[&kind=membership,inventory][&follow=false]`: the event
@@ -10,10 +8,10 @@ import NIOCore
 ///
 /// Each event's SSE `id` is its row id in `events`, so a client that reconnects with its
 /// last id (`since`, or the standard `Last-Event-ID` header) gets exactly what followed it.
-/// Events are always read from SQLite, in pages, at the consumer's pace: a consumer far
+/// Events are always read from the store, in pages, at the consumer's pace: a consumer far
 /// behind is caught up from disk and a slow one only slows itself.
 struct EventRoutes {
-    let database: DatabasePool
+    let events: any EventLog
     let feed: EventFeed
     let tokens: TokenSet
     /// A comment line is sent when nothing happened for this long, so proxies and clients
@@ -27,7 +25,7 @@ struct EventRoutes {
 
     struct Query: Sendable {
         var cursor: Int64
-        var kinds: [String]
+        var kinds: [EventKind]
         var follow: Bool
     }
 
@@ -40,14 +38,16 @@ struct EventRoutes {
                 status: .badRequest, code: "invalid_cursor",
                 message: "since (or Last-Event-ID) must be an event id, a whole number >= 0; got '\(cursorText)'")
         }
-        var kinds: [String] = []
+        var kinds: [EventKind] = []
         if let list = parameters["kind"] {
-            kinds = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            let known = EventKind.allCases.map(\.rawValue)
-            if let unknown = kinds.first(where: { !known.contains($0) }) {
-                throw APIError(
-                    status: .badRequest, code: "unknown_kind",
-                    message: "unknown event kind '\(unknown)' (known: \(known.joined(separator: ", ")))")
+            for name in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let kind = EventKind(rawValue: name) else {
+                    let known = EventKind.allCases.map(\.rawValue)
+                    throw APIError(
+                        status: .badRequest, code: "unknown_kind",
+                        message: "unknown event kind '\(name)' (known: \(known.joined(separator: ", ")))")
+                }
+                kinds.append(kind)
             }
         }
         let followText = parameters["follow"].map(String.init) ?? "true"
@@ -60,11 +60,11 @@ struct EventRoutes {
     private func stream(_ request: Request) throws -> Response {
         guard tokens.accepts(authorization: request.headers[.authorization]) else { throw APIError.unauthorized }
         let query = try Self.parse(request)
-        let database = self.database
+        let events = self.events
         let feed = self.feed
         let heartbeat = self.heartbeat
         let body = ResponseBody { writer in
-            try await Self.follow(query, database: database, feed: feed, heartbeat: heartbeat) { try await writer.write($0) }
+            try await Self.follow(query, events: events, feed: feed, heartbeat: heartbeat) { try await writer.write($0) }
             try await writer.finish(nil)
         }
         var headers = HTTPFields()
@@ -76,7 +76,7 @@ struct EventRoutes {
     /// Sends the stream for `query` to `send` until it is caught up (without `follow`), the
     /// feed closes at shutdown, or `send` throws (the consumer hung up).
     static func follow(
-        _ query: Query, database: DatabasePool, feed: EventFeed, heartbeat: Duration,
+        _ query: Query, events: any EventLog, feed: EventFeed, heartbeat: Duration,
         send: (ByteBuffer) async throws -> Void
     ) async throws {
         var cursor = query.cursor
@@ -84,43 +84,20 @@ struct EventRoutes {
         while !feed.isClosed {
             // Everything up to `horizon` is committed; read it page by page.
             let horizon = feed.latest
-            let after = cursor
-            let page = try await database.read { db in
-                try Self.page(after: after, through: horizon, kinds: query.kinds, in: db)
-            }
+            let page = try await events.events(after: cursor, through: horizon, kinds: query.kinds, limit: Self.pageSize)
             if !page.events.isEmpty {
                 var buffer = ByteBuffer()
                 for event in page.events {
-                    buffer.writeString("id: \(event.id)\nevent: \(event.kind)\ndata: \(event.body)\n\n")
+                    buffer.writeString("id: \(event.id)\nevent: \(event.kind.rawValue)\ndata: \(event.body)\n\n")
                 }
                 try await send(buffer)
             }
             cursor = page.scannedThrough
-            if page.events.count == Self.pageSize { continue }
+            // A full page stopped short of the horizon: read on before waiting.
+            if page.scannedThrough < horizon { continue }
             if !query.follow { break }
             await feed.wait(after: cursor, timeout: heartbeat)
             if feed.latest <= cursor, !feed.isClosed { try await send(ByteBuffer(string: ": keepalive\n\n")) }
         }
-    }
-
-    struct Page {
-        var events: [(id: Int64, kind: String, body: String)]
-        /// The cursor to continue from: the last event sent, or `horizon` when the page was
-        /// not full (so events of other kinds are not read again).
-        var scannedThrough: Int64
-    }
-
-    static func page(after cursor: Int64, through horizon: Int64, kinds: [String], in db: Database) throws -> Page {
-        var sql = "SELECT id, kind, body FROM events WHERE id > ? AND id <= ?"
-        var arguments: StatementArguments = [cursor, horizon]
-        if !kinds.isEmpty {
-            sql += " AND kind IN (\(Array(repeating: "?", count: kinds.count).joined(separator: ",")))"
-            for kind in kinds { _ = arguments.append(contentsOf: [kind]) }
-        }
-        sql += " ORDER BY id LIMIT \(pageSize)"
-        let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
-        let events = rows.map { (id: $0["id"] as Int64, kind: $0["kind"] as String, body: $0["body"] as String) }
-        let through = events.count == pageSize ? events.last!.id : max(cursor, horizon)
-        return Page(events: events, scannedThrough: through)
     }
 }

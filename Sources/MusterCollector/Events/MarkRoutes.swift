@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import Logging
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 import NIOCore
 

@@ -3,29 +3,22 @@ import Foundation
 /// What `--match TEXT` means: the words of TEXT, in that order and next to each other,
 /// compared without regard to case or diacritics, where a word is a run of letters and digits.
 ///
-/// This mirrors SQLite's `unicode61` tokenizer, which builds the index: the index finds the
-/// rows holding all the words, and `matches` settles the order (and decides on its own for
-/// rows the index does not cover yet), so both parts of a search agree.
+/// This is the meaning every backend gives `LogFilter.match`. It mirrors SQLite's `unicode61`
+/// tokenizer, which builds the SQLite backend's index: the index finds the rows holding all
+/// the words, and `matches` settles the order (and decides on its own for rows the index does
+/// not cover yet), so both parts of a search agree.
 public struct TextMatch: Sendable {
     public let text: String
-    /// The query's words as the user wrote them, for the FTS5 query (FTS5 folds them itself).
+    /// The query's words as the user wrote them, for an index query (an index folds them itself).
     public let words: [String]
     private let folded: [String]
 
-    public init(_ text: String) throws(QueryError) {
+    /// Throws `StoreError.nothingToMatch` when `text` holds no word.
+    public init(_ text: String) throws(StoreError) {
         self.text = text
         words = Self.words(in: text)
-        guard !words.isEmpty else {
-            throw .badArgument(
-                "--match '\(text)' has no letters or digits to search for; use --grep for punctuation")
-        }
+        guard !words.isEmpty else { throw .nothingToMatch(text) }
         folded = words.map(Self.fold)
-    }
-
-    /// The FTS5 query: every word must be present (`detail=none` indexes cannot answer
-    /// phrases; `matches` checks the order).
-    public var ftsQuery: String {
-        words.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: " AND ")
     }
 
     public func matches(_ message: String) -> Bool {

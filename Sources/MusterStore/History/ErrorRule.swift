@@ -1,10 +1,10 @@
-import GRDB
 import MusterWire
 
 /// What counts as an error line, for `logq hist --errors` and `queries/errors-per-minute.sql`
-/// (through the SQL function `is_error(source, message, status)`), defined once here.
+/// (through the SQL function `is_error(source, message, status)`), defined once here for every
+/// backend.
 ///
-/// - A line with a parsed HTTP status (`logs.fields` `$.status`, HAProxy's httplog) is an
+/// - A line with a parsed HTTP status (its `status` field, from HAProxy's httplog) is an
 ///   error when the status is 5xx, whatever its text says (a request for `/error` is not one).
 /// - Any other line is an error when it says `error`, `fail`, `fatal`, `panic`, `exception`,
 ///   `critical`, `[err]`, `[alert]` or `[emerg]` (any case), or carries an HTTP 5xx status
@@ -34,13 +34,4 @@ public enum ErrorRule {
         }
         return false
     }
-
-    /// `is_error(source, message, status)` for a GRDB connection.
-    static let function = DatabaseFunction("is_error", argumentCount: 3, pure: true) { values in
-        let status = Int64.fromDatabaseValue(values[2]) ?? String.fromDatabaseValue(values[2]).flatMap { Int64($0) }
-        return matches(source: String.fromDatabaseValue(values[0]), message: String.fromDatabaseValue(values[1]) ?? "", status: status)
-    }
-
-    /// The SQL that calls it on `logs l JOIN streams s`.
-    static let sqlCall = "is_error(s.source, l.msg, json_extract(l.fields, '$.status'))"
 }

@@ -1,17 +1,10 @@
 import Foundation
 import GRDBSQLite
 import MusterStore
-import MusterStoreSQLite
 import MusterWire
 
-/// A value bound to a named parameter of a statement (`:at`, `:node`).
-public enum SQLParameter: Sendable, Equatable {
-    case integer(Int64)
-    case text(String)
-    case null
-}
-
-/// `logq sql` and `logq run`: one statement of the user's SQL on a connection that cannot write.
+/// The embedded backend's `SQLConsole` (`logq sql`, `logq run`): one statement of the user's
+/// SQL at a time on a connection of its own that cannot write.
 ///
 /// Three locks, each enough on its own: the file is opened `SQLITE_OPEN_READONLY`, the
 /// connection has `PRAGMA query_only`, and an authorizer refuses at compile time everything
@@ -24,9 +17,9 @@ public enum SQLParameter: Sendable, Equatable {
 ///
 /// A statement may run for at most `timeout` seconds of SQLite's own work (a recursive CTE
 /// can run forever): SQLite's progress handler checks the time every `Watchdog.period`
-/// virtual-machine steps and interrupts the statement, which ends in `QueryError.timedOut`.
+/// virtual-machine steps and interrupts the statement, which ends in `StoreError.timedOut`.
 /// Time spent handing rows to the caller (printing, a slow pipe) does not count.
-public final class ReadOnlySQL {
+public final class SQLiteConsole: SQLConsole {
     public let path: String
     /// Seconds; 0 means no limit.
     public let timeout: Double
@@ -34,17 +27,18 @@ public final class ReadOnlySQL {
     private let authorizer = Authorizer()
     private let watchdog: Watchdog
 
-    public init(path: String, timeout: Double = 0) throws(QueryError) {
-        guard timeout.isFinite, timeout >= 0, timeout <= Watchdog.longestTimeout else {
-            throw .badArgument("--timeout must be between 0 (no limit) and \(Int(Watchdog.longestTimeout)) seconds, not \(timeout)")
+    /// Opens the store at `path`; `timeout` is in seconds, 0 (no limit) to `longestTimeout`.
+    public init(path: String, timeout: Double = 0) throws(StoreError) {
+        guard timeout.isFinite, timeout >= 0, timeout <= Self.longestTimeout else {
+            throw .timeLimitOutOfRange(timeout, longest: Self.longestTimeout)
         }
-        guard FileManager.default.fileExists(atPath: path) else { throw .databaseMissing(path) }
+        guard FileManager.default.fileExists(atPath: path) else { throw .missing(location: path) }
         var connection: OpaquePointer?
         let opened = sqlite3_open_v2(path, &connection, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nil)
         guard opened == SQLITE_OK, let connection else {
             let detail = connection.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close_v2(connection)
-            throw .databaseUnreadable(path: path, detail: detail)
+            throw .unreadable(location: path, detail: detail)
         }
         self.path = path
         self.timeout = timeout
@@ -60,37 +54,40 @@ public final class ReadOnlySQL {
         sqlite3_exec(handle, "PRAGMA query_only = ON", nil, nil, nil)
         Self.addFunctions(to: handle)
         sqlite3_set_authorizer(handle, authorize, Unmanaged.passUnretained(authorizer).toOpaque())
-        let isStore = try table("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('logs', 'streams')")
-        guard isStore.rows.first?.first == .integer(2) else {
-            throw .databaseUnreadable(path: path, detail: "not a muster database (no logs table)")
+        var isStore = false
+        try query("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('logs', 'streams')") { chunk in
+            isStore = isStore || chunk.rows.first?.first == .integer(2)
         }
+        guard isStore else { throw .unreadable(location: path, detail: "not a muster database (no logs table)") }
     }
+
+    /// A day: longer is surely a typo, and keeps the limit in nanoseconds far from overflowing.
+    public static let longestTimeout = 86_400.0
+
+    /// What `logq sql` says in its help: the statements this console runs, the tables and the
+    /// functions it has, which only this backend knows.
+    public static let summary = "Run one SQL statement on the store, read-only (SELECT, WITH, VALUES, EXPLAIN or a reading PRAGMA)."
+    public static let reference = """
+        Tables: streams (node, source), logs (t in ns, msg, fields JSON, stream, off), logs_fts, meta, events, \
+        membership, inventory, configs, marks (Sources/MusterStoreSQLite/Schema.swift). Extra functions: rfc3339(ns) prints \
+        a time as logq does; is_error(source, msg, json_extract(fields, '$.status')) is the error rule of 'logq hist --errors'.
+        """
 
     deinit {
         sqlite3_close_v2(handle)
     }
 
-    /// The whole result as one table.
-    public func table(_ sql: String, parameters: [String: SQLParameter] = [:]) throws(QueryError) -> Table {
-        var result = Table(columns: [])
-        try query(sql, parameters: parameters) { chunk in
-            result.columns = chunk.columns
-            result.rows += chunk.rows
-        }
-        return result
-    }
-
-    /// Runs one statement and hands its rows over in tables of up to `chunkRows` rows (at least
+    /// Runs one statement and hands its rows over in chunks of up to `chunkRows` rows (at least
     /// one call, with the columns, even when there are no rows), so printing a large result as
     /// JSON or CSV holds one chunk at a time.
     public func query(
-        _ sql: String, parameters: [String: SQLParameter] = [:], chunkRows: Int = 10_000, _ body: (Table) throws(QueryError) -> Void
-    ) throws(QueryError) {
+        _ sql: String, parameters: [String: SQLParameter] = [:], chunkRows: Int = 10_000, _ body: (SQLRows) -> Void
+    ) throws(StoreError) {
         let statement = try prepare(sql)
         defer { sqlite3_finalize(statement) }
         try bind(parameters, to: statement)
         let columnCount = sqlite3_column_count(statement)
-        var chunk = Table(columns: (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) })
+        var chunk = SQLRows(columns: (0..<columnCount).map { String(cString: sqlite3_column_name(statement, $0)) })
         var delivered = false
         watchdog.reset()
         while true {
@@ -100,17 +97,17 @@ public final class ReadOnlySQL {
             guard code == SQLITE_ROW else { throw failure(code) }
             chunk.rows.append((0..<columnCount).map { Self.value(statement, $0) })
             if chunk.rows.count >= chunkRows {
-                try body(chunk)
+                body(chunk)
                 delivered = true
                 chunk.rows.removeAll(keepingCapacity: true)
             }
         }
-        if !chunk.rows.isEmpty || !delivered { try body(chunk) }
+        if !chunk.rows.isEmpty || !delivered { body(chunk) }
     }
 
     // MARK: Compiling
 
-    private func prepare(_ sql: String) throws(QueryError) -> OpaquePointer {
+    private func prepare(_ sql: String) throws(StoreError) -> OpaquePointer {
         authorizer.reset()
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?
@@ -122,10 +119,10 @@ public final class ReadOnlySQL {
             sqlite3_finalize(statement)
             throw failure(code)
         }
-        guard let statement else { throw .badSQL("no SQL statement given") }
+        guard let statement else { throw .invalidStatement("no SQL statement given") }
         if containsStatement(rest) {
             sqlite3_finalize(statement)
-            throw .badSQL("give one statement at a time (found more after the first ';')")
+            throw .invalidStatement("give one statement at a time (found more after the first ';')")
         }
         // Whatever the authorizer has no action code for (VACUUM INTO writes a new file).
         guard sqlite3_stmt_readonly(statement) != 0 else {
@@ -145,15 +142,15 @@ public final class ReadOnlySQL {
         return code != SQLITE_OK || statement != nil
     }
 
-    private func bind(_ parameters: [String: SQLParameter], to statement: OpaquePointer) throws(QueryError) {
+    private func bind(_ parameters: [String: SQLParameter], to statement: OpaquePointer) throws(StoreError) {
         let count = sqlite3_bind_parameter_count(statement)
         guard count > 0 else { return }
         for index in 1...count {
             guard let cName = sqlite3_bind_parameter_name(statement, index) else {
-                throw .badSQL("use named parameters (:name), not '?'")
+                throw .invalidStatement("use named parameters (:name), not '?'")
             }
             let name = String(String(cString: cName).dropFirst())
-            guard let value = parameters[name] else { throw .badSQL("no value for parameter :\(name)") }
+            guard let value = parameters[name] else { throw .invalidStatement("no value for parameter :\(name)") }
             switch value {
             case .integer(let number): sqlite3_bind_int64(statement, index, number)
             case .text(let text): sqlite3_bind_text(statement, index, text, -1, Self.transient)
@@ -162,16 +159,16 @@ public final class ReadOnlySQL {
         }
     }
 
-    private func failure(_ code: Int32) -> QueryError {
+    private func failure(_ code: Int32) -> StoreError {
         if let denied = authorizer.refusal {
             return .readOnly("\(denied) is not allowed \(Self.allowed)")
         }
         let message = String(cString: sqlite3_errmsg(handle))
         if code & 0xff == SQLITE_READONLY { return .readOnly(message) }
-        return .badSQL(message)
+        return .invalidStatement(message)
     }
 
-    private static func value(_ statement: OpaquePointer, _ column: Int32) -> Table.Value {
+    private static func value(_ statement: OpaquePointer, _ column: Int32) -> SQLValue {
         switch sqlite3_column_type(statement, column) {
         case SQLITE_INTEGER: .integer(sqlite3_column_int64(statement, column))
         case SQLITE_FLOAT: .real(sqlite3_column_double(statement, column))
@@ -202,7 +199,7 @@ public final class ReadOnlySQL {
         let flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC
         sqlite3_create_function_v2(handle, "rfc3339", 1, flags, nil, { context, _, values in
             guard let values, sqlite3_value_type(values[0]) != SQLITE_NULL else { return sqlite3_result_null(context) }
-            sqlite3_result_text(context, Timestamp.format(sqlite3_value_int64(values[0])), -1, ReadOnlySQL.transient)
+            sqlite3_result_text(context, Timestamp.format(sqlite3_value_int64(values[0])), -1, SQLiteConsole.transient)
         }, nil, nil, nil)
         sqlite3_create_function_v2(handle, "is_error", 3, flags, nil, { context, _, values in
             guard let values else { return sqlite3_result_int(context, 0) }
@@ -222,8 +219,6 @@ public final class ReadOnlySQL {
 private final class Watchdog {
     /// Virtual-machine steps between two looks at the clock: about a millisecond's work at most.
     static let period: Int32 = 10_000
-    /// A day: longer is surely a typo, and keeps `limit` far from overflowing.
-    static let longestTimeout = 86_400.0
 
     /// Nanoseconds; 0 means no limit.
     let limit: UInt64

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""logq on a day of a 20-node cluster: 10,000,000 lines, 1,000 membership changes (issue 7).
+"""logq on a day of a 20-node cluster: 10,000,000 lines, 1,000 membership changes.
 
     Benchmarks/logq_bench.py                 # build, generate once (cached), 7 timed runs each
     RUNS=3 Benchmarks/logq_bench.py --only members,timeline
@@ -412,7 +412,7 @@ def write_results(args, db, history, facts, results, table, summary, generate, t
     size = os.path.getsize(db)
     gib = size / 2**30
     commands = "\n".join(" ".join(row["argv"]).replace(facts["bin"] + "/", "") for row in results)
-    text = f"""# logq on a day of a 20-node cluster (issue 7)
+    text = f"""# logq on a day of a 20-node cluster
 
 `Benchmarks/logq_bench.py --runs {args.runs}`, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.
 Each command runs once as a warm-up (its output is checked; "first run") and {args.runs} more

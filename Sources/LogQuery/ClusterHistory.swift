@@ -57,11 +57,8 @@ public struct ClusterHistory {
         var table = Table(columns: ["name", "address", "role", "state", "since", "services", "image"])
         for name in names {
             let member = byName[name]
-            let inventory = inventories[name]
-            let services = inventory.map { inventory in
-                "\(inventory.services.filter(\.up).count)/\(inventory.services.count) up"
-                    + (inventory.services.isEmpty ? "" : " (" + inventory.services.map { "\($0.name)\($0.up ? "" : " down")" }.joined(separator: ", ") + ")")
-            }
+            let reported = inventories[name]
+            let inventory = reported?.inventory
             table.rows.append([
                 .text(name),
                 .text(member?.address ?? inventory?.addresses.first ?? ""),
@@ -69,11 +66,26 @@ public struct ClusterHistory {
                 // A node that reports an inventory but is not in Serf (the collector's own node).
                 .text(member?.status.rawValue ?? "not in serf"),
                 member.map { .text(Timestamp.format($0.t)) } ?? .null,
-                services.map { .text($0) } ?? .null,
+                reported.map { .text(Self.services($0, member: member)) } ?? .null,
                 inventory?.image.map { .text($0) } ?? .null,
             ])
         }
         return table
+    }
+
+    /// The services column: the node's last report, unless the node left or failed after it.
+    /// A node that is gone cannot report again, so its last inventory ("3/3 up") would read as
+    /// live: its services are then down (it left) or unknown (it failed), with the last report
+    /// kept beside. An inventory newer than the departure (Serf stopped, the node still up)
+    /// is shown as it is.
+    static func services(_ reported: ReportedInventory, member: MembershipChange?) -> String {
+        let services = reported.inventory.services
+        let summary =
+            "\(services.filter(\.up).count)/\(services.count) up"
+            + (services.isEmpty ? "" : " (" + services.map { "\($0.name)\($0.up ? "" : " down")" }.joined(separator: ", ") + ")")
+        guard let member, member.status != .alive, member.t >= reported.t else { return summary }
+        let state = member.status == .left ? "down" : "unknown"
+        return "\(state) (\(member.status.rawValue) at \(Timestamp.format(member.t)); last report \(summary) at \(Timestamp.format(reported.t)))"
     }
 
     /// Each node's latest inventory at `instant` as JSON (the `docker inspect` of a node).

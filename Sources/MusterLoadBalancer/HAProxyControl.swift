@@ -42,7 +42,7 @@ public struct HAProxyControl: Sendable {
     }
 
     /// Runtime API: a command that changes something. HAProxy answers in prose without a
-    /// status, so success is what docs/haproxy-runtime.md recorded: the given confirmation,
+    /// status, so success is what docs/notes/haproxy-runtime.md recorded: the given confirmation,
     /// or an empty answer; anything else is HAProxy's error message.
     public func runtime(_ command: String, success: String? = nil) async throws(LoadBalancerError) {
         let answer = try await query(command).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -52,7 +52,7 @@ public struct HAProxyControl: Sendable {
 
     /// Adds a server as the rendered configuration describes it, waits (bounded) for its
     /// first health check to pass, then lets traffic in. The order matters (see
-    /// docs/haproxy-runtime.md): enabled before its check, it would be in rotation unchecked.
+    /// docs/notes/haproxy-runtime.md): enabled before its check, it would be in rotation unchecked.
     /// `healthy`, when given, answers whether the server already passes the same check
     /// HAProxy will make (the controller probes it directly): HAProxy's own first check
     /// comes up to one `inter` later, which is most of a join's latency otherwise.

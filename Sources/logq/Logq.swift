@@ -10,6 +10,26 @@ struct Logq: AsyncParsableCommand {
         commandName: "logq",
         abstract: "Query the cluster's history stored by muster-collector.",
         discussion: """
+            Examples:
+              # errors a node served in the last 10 minutes
+              logq logs --since 10m --node s1 --grep ' 5[0-9][0-9] '
+              # a phrase on every node, with context
+              logq logs --match 'deadlock detected' -C 3
+              # follow HAProxy's request log
+              logq logs -f --source haproxy
+              # who was in the cluster at 14:05 today
+              logq members --at 14:05
+              # joins, leaves and failures of the last hour
+              logq timeline --since 1h
+              # every HAProxy configuration applied
+              logq configs
+              # one task's logs, membership and configs as files
+              logq export --out evidence --mark task-6
+              # the whole history on one page
+              logq report --out report.html
+              # the saved queries
+              logq run --list
+
             Times: now, 10m, -1h, '10m ago', 1h30m, today, yesterday, 14:05, 2026-11-21, RFC 3339 (as printed), \
             @<unix seconds>; from 1970-01-01 through 2261-12-31 UTC. Stored times outside that range are counted \
             at its nearer end by hist and report.
@@ -21,7 +41,7 @@ struct Logq: AsyncParsableCommand {
 
             Exit codes: 0 done; 64 a command line logq cannot parse (an unknown option, a missing value, \
             a number that is not one); 65 bad input (argument values, times, SQL, unknown names); 66 no database; \
-            69 collector unreachable; 73 a file not written (export goes on with the others); 74 the store \
+            69 collector unreachable, or a command this store does not offer; 73 a file not written (export goes on with the others); 74 the store \
             unreadable; 75 a statement stopped by --timeout; 77 token refused.
             """,
         subcommands: [

@@ -7,7 +7,7 @@ import Testing
 
 /// Faults that break log shippers, on the real binaries: kill -9 of either side, a collector
 /// that goes away, a spool too small for the backlog, and state files damaged between runs.
-/// Each test prints its figures (README's reliability section quotes them).
+/// Each test prints its figures (docs/reliability.md quotes them).
 @Suite(.serialized) final class FaultInjectionTests {
     @Test func killingEachSideTenTimesLosesNothingAndDuplicatesNothing() throws {
         let pipeline = try LoopbackPipeline("kill9")

@@ -95,6 +95,13 @@ import Testing
                 let log = read("\(out)/\(task)/\(node).log") ?? ""
                 #expect(!log.isEmpty, "\(task): \(node) was a member but \(task)/\(node).log is missing or empty")
             }
+            // A node that left or was killed cannot report again: nodes.log shows its services
+            // as down or unknown beside its last report, never as if they still ran.
+            for line in (read("\(out)/\(task)/nodes.log") ?? "").split(separator: "\n") {
+                let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard columns.count > 4, ["left", "failed"].contains(columns[3]), line.contains(" up (") else { continue }
+                #expect(line.contains("last report"), "\(task)/nodes.log: \(line)")
+            }
             // Each member's inventory at the end of the task.
             for node in alive.sorted() {
                 #expect(FileManager.default.fileExists(atPath: "\(out)/\(task)/inspect/\(node).json"), "\(task)/inspect/\(node).json")

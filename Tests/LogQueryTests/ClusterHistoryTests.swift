@@ -52,3 +52,43 @@ import Testing
         #expect(try history.timeline(since: nil, until: nil, members: ["s1"]).rows.count == 2)
     }
 }
+
+/// `logq nodes` (and each `nodes.log` of an export): a node that left or failed after its last
+/// inventory cannot report again, so its services read as down or unknown, not as they were.
+@Suite struct NodeServicesTests {
+    @Test func aNodeGoneSinceItsLastReportShowsItsServicesDownOrUnknown() throws {
+        let store = try QueryStoreFixture()
+        let at = QueryStoreFixture.at
+        func inventory(_ node: String, at seconds: Int64, up: Bool = true) -> JournalEntry {
+            JournalEntry(
+                t: at(seconds), event: .inventory, observer: node,
+                inventory: Inventory(
+                    node: node, hostname: node, addresses: ["10.0.0.\(node.dropFirst())"], role: "web", tags: [:], image: "muster/webapp:1",
+                    agentVersion: "test",
+                    services: [ServiceState(name: "demo-webapp", up: up, pid: 7, since: nil, wantedUp: true),
+                               ServiceState(name: "serf", up: true, pid: 8, since: nil, wantedUp: true)]))
+        }
+        try store.membership([(0, .memberJoin, "s1"), (0, .memberJoin, "s2"), (0, .memberJoin, "s3")])
+        _ = try store.pool.write { db in
+            try ClusterLedger().apply([inventory("s1", at: 5), inventory("s2", at: 5), inventory("s3", at: 5)], in: db)
+        }
+        try store.membership([(20, .memberLeave, "s1"), (30, .memberFailed, "s2"), (40, .memberLeave, "s3")])
+        // s3's Serf left, but the node is still up and reports again.
+        _ = try store.pool.write { db in try ClusterLedger().apply([inventory("s3", at: 45, up: false)], in: db) }
+
+        let history = ClusterHistory(store: try store.reader())
+        let services = { (seconds: Int64) throws -> [String] in
+            try history.nodes(at: at(seconds)).rows.map { row in
+                if case .text(let text) = row[5] { return text }
+                return "-"
+            }
+        }
+        let live = "2/2 up (demo-webapp, serf)"
+        #expect(try services(10) == [live, live, live])
+        #expect(try services(50) == [
+            "down (left at \(Timestamp.format(at(20))); last report \(live) at \(Timestamp.format(at(5))))",
+            "unknown (failed at \(Timestamp.format(at(30))); last report \(live) at \(Timestamp.format(at(5))))",
+            "1/2 up (demo-webapp down, serf)",
+        ])
+    }
+}

@@ -51,11 +51,24 @@ public struct ClusterNodes: Sendable, Equatable {
     /// Every member's latest change (reaped members left out), by name.
     public var members: [MembershipChange]
     /// Each node's latest inventory, by node; an inventory that cannot be decoded is left out.
-    public var inventories: [String: Inventory]
+    public var inventories: [String: ReportedInventory]
 
-    public init(members: [MembershipChange], inventories: [String: Inventory]) {
+    public init(members: [MembershipChange], inventories: [String: ReportedInventory]) {
         self.members = members
         self.inventories = inventories
+    }
+}
+
+/// A node's inventory and when the node reported it: a node that left or failed since then
+/// cannot report again, so its last inventory describes the node as it was, not as it is.
+public struct ReportedInventory: Sendable, Equatable {
+    /// When it was reported, nanoseconds since the epoch.
+    public var t: Int64
+    public var inventory: Inventory
+
+    public init(t: Int64, inventory: Inventory) {
+        self.t = t
+        self.inventory = inventory
     }
 }
 

@@ -25,15 +25,16 @@ extension SQLiteHistoryReader: ClusterHistoryReader {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT node, body FROM inventory AS i
+                    SELECT node, t, body FROM inventory AS i
                     WHERE i.id = (SELECT id FROM inventory WHERE node = i.node AND t <= ? ORDER BY t DESC, id DESC LIMIT 1)
                     """,
                 arguments: [t])
-            var inventories: [String: Inventory] = [:]
+            var inventories: [String: ReportedInventory] = [:]
             for row in rows {
                 let body: String = row["body"]
                 if let inventory = try? JSONDecoder().decode(Inventory.self, from: Data(body.utf8)) {
-                    inventories[row["node"]] = inventory
+                    // Stored rows are outside input too: clamp before anyone computes with it.
+                    inventories[row["node"]] = ReportedInventory(t: Timestamp.clamped(row["t"]), inventory: inventory)
                 }
             }
             return ClusterNodes(members: members, inventories: inventories)

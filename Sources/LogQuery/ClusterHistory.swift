@@ -73,17 +73,16 @@ public struct ClusterHistory {
         return table
     }
 
-    /// The services column: the node's last report, unless the node left or failed after it.
-    /// A node that is gone cannot report again, so its last inventory ("3/3 up") would read as
-    /// live: its services are then down (it left) or unknown (it failed), with the last report
-    /// kept beside. An inventory newer than the departure (Serf stopped, the node still up)
-    /// is shown as it is.
+    /// The services column: the node's last report while it is a member. A node that left or
+    /// failed reports no more, and its last report would read as live ("3/3 up": a node that
+    /// stops gracefully leaves Serf first and reports once more on its way down), so its
+    /// services are then down (it left) or unknown (it failed), with the last report beside.
     static func services(_ reported: ReportedInventory, member: MembershipChange?) -> String {
         let services = reported.inventory.services
         let summary =
             "\(services.filter(\.up).count)/\(services.count) up"
             + (services.isEmpty ? "" : " (" + services.map { "\($0.name)\($0.up ? "" : " down")" }.joined(separator: ", ") + ")")
-        guard let member, member.status != .alive, member.t >= reported.t else { return summary }
+        guard let member, member.status != .alive else { return summary }
         let state = member.status == .left ? "down" : "unknown"
         return "\(state) (\(member.status.rawValue) at \(Timestamp.format(member.t)); last report \(summary) at \(Timestamp.format(reported.t)))"
     }

@@ -73,7 +73,7 @@ import Testing
             try ClusterLedger().apply([inventory("s1", at: 5), inventory("s2", at: 5), inventory("s3", at: 5)], in: db)
         }
         try store.membership([(20, .memberLeave, "s1"), (30, .memberFailed, "s2"), (40, .memberLeave, "s3")])
-        // s3's Serf left, but the node is still up and reports again.
+        // s3 stops gracefully: it leaves Serf first and reports once more on its way down.
         _ = try store.pool.write { db in try ClusterLedger().apply([inventory("s3", at: 45, up: false)], in: db) }
 
         let history = ClusterHistory(store: try store.reader())
@@ -88,7 +88,10 @@ import Testing
         #expect(try services(50) == [
             "down (left at \(Timestamp.format(at(20))); last report \(live) at \(Timestamp.format(at(5))))",
             "unknown (failed at \(Timestamp.format(at(30))); last report \(live) at \(Timestamp.format(at(5))))",
-            "1/2 up (demo-webapp down, serf)",
+            "down (left at \(Timestamp.format(at(40))); last report 1/2 up (demo-webapp down, serf) at \(Timestamp.format(at(45))))",
         ])
+        // Back in the cluster, it is what it reports again.
+        try store.membership([(60, .memberJoin, "s3")])
+        #expect(try services(70)[2] == "1/2 up (demo-webapp down, serf)")
     }
 }

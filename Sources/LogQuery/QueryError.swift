@@ -108,7 +108,6 @@ extension QueryError {
         switch error {
         case .missing(let location): self = .databaseMissing(location)
         case .unreadable(let location, let detail): self = .databaseUnreadable(path: location, detail: detail)
-        case .unwritable(let location, let detail): self = .cannotWrite(path: location, detail: detail)
         case .unknownNode(let name, let known): self = .unknownNode(name, known: known)
         case .unknownSource(let name, let known): self = .unknownSource(name, known: known)
         case .invalidPattern(let pattern, let detail): self = .badRegex(pattern, detail)

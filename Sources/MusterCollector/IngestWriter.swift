@@ -9,9 +9,7 @@ import Synchronization
 /// each request. An acknowledgement therefore always means "committed".
 public final class IngestWriter: Service, Sendable {
     private struct Pending: Sendable {
-        var records: [LogRecord]
-        /// The batch's event-journal lines, already decoded, by record index.
-        var journal: [Int: JournalEntry]
+        var batch: IngestBatch
         var continuation: CheckedContinuation<IngestCounts, Error>
     }
 
@@ -59,7 +57,7 @@ public final class IngestWriter: Service, Sendable {
                 if queue.closed { return .stopped }
                 // One batch is always let in, however large, so a big batch cannot starve.
                 if queue.records > 0, queue.records + records.count > maxWaitingRecords { return .overloaded }
-                queue.pending.append(Pending(records: records, journal: journal, continuation: continuation))
+                queue.pending.append(Pending(batch: IngestBatch(records: records, journal: journal), continuation: continuation))
                 queue.records += records.count
                 return nil
             }
@@ -105,9 +103,9 @@ public final class IngestWriter: Service, Sendable {
                 var taken = 0
                 var count = 0
                 while taken < queue.pending.count,
-                    count == 0 || count + queue.pending[taken].records.count <= maxRecordsPerTransaction
+                    count == 0 || count + queue.pending[taken].batch.records.count <= maxRecordsPerTransaction
                 {
-                    count += queue.pending[taken].records.count
+                    count += queue.pending[taken].batch.records.count
                     taken += 1
                 }
                 let group = Array(queue.pending.prefix(taken))
@@ -120,7 +118,7 @@ public final class IngestWriter: Service, Sendable {
             defer { writing.withLock { $0 = false } }
             let started = ContinuousClock.now
             do {
-                let committed = try await store.commit(group.map { IngestBatch(records: $0.records, journal: $0.journal) })
+                let committed = try await store.commit(group.map(\.batch))
                 // Only now is the event committed, and visible to the stream's readers.
                 if let newestEvent = committed.newestEvent { feed.advance(to: newestEvent) }
                 metrics.recordCommit(results: committed.counts, duration: ContinuousClock.now - started)

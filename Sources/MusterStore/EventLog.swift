@@ -1,13 +1,18 @@
-/// One event of the stream, as stored.
+/// One event of the stream, as stored: what the stream sends and an export lists.
 public struct StoredEvent: Sendable, Equatable {
     /// The event's place in the stream: ids only grow, in commit order.
     public var id: Int64
-    public var kind: EventKind
+    /// When it happened, nanoseconds since the epoch.
+    public var t: Int64
+    /// The kind as stored: an `EventKind` raw value in every store this version writes, passed
+    /// on as it is otherwise (a newer collector's kind reaches consumers that know it).
+    public var kind: String
     /// The body as JSON, exactly as it was appended (see `MusterWire`'s event bodies).
     public var body: String
 
-    public init(id: Int64, kind: EventKind, body: String) {
+    public init(id: Int64, t: Int64, kind: String, body: String) {
         self.id = id
+        self.t = t
         self.kind = kind
         self.body = body
     }
@@ -45,4 +50,14 @@ public protocol EventLog: Sendable {
     /// Up to `limit` events with `cursor < id <= horizon` of the given kinds (all kinds when
     /// empty), oldest first.
     func events(after cursor: Int64, through horizon: Int64, kinds: [EventKind], limit: Int) async throws -> EventPage
+}
+
+extension EventPage {
+    /// The page of `events`, read after `cursor` up to `horizon` with at most `limit` of them:
+    /// a full page continues from its last event, any other from the horizon. The one rule,
+    /// so every backend pages alike.
+    public init(events: [StoredEvent], after cursor: Int64, through horizon: Int64, limit: Int) {
+        let through = events.count == limit ? (events.last?.id ?? cursor) : max(cursor, horizon)
+        self.init(events: events, scannedThrough: through)
+    }
 }

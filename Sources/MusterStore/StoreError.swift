@@ -7,9 +7,6 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     /// Something is at `location` but cannot be read as a store: not a Muster store, damaged,
     /// locked, no permission. `detail` is the backend's reason.
     case unreadable(location: String, detail: String)
-    /// A write did not happen, and nothing of it is stored: the disk is full, the file is
-    /// read-only, the store is damaged. `detail` is the backend's reason.
-    case unwritable(location: String, detail: String)
     /// A search named a node (or a source) that no stored line has; `known` are the names that
     /// are stored, sorted. A typo is an error, not an empty answer.
     case unknownNode(String, known: [String])
@@ -36,8 +33,6 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "no store at \(location)"
         case .unreadable(let location, let detail):
             "cannot read the store at \(location): \(detail)"
-        case .unwritable(let location, let detail):
-            "cannot write the store at \(location): \(detail)"
         case .unknownNode(let name, let known):
             "unknown node '\(name)' (known: \(Self.list(known)))"
         case .unknownSource(let name, let known):

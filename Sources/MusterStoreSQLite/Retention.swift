@@ -4,8 +4,6 @@ import MusterWire
 
 /// Prunes in chunks, each its own short transaction, so ingest waits at most one chunk.
 public enum Retention {
-    public typealias Progress = PruneProgress
-
     /// Bytes of the database's pages in use (not the file's length: deleted rows leave free
     /// pages that SQLite reuses).
     public static func usedBytes(_ db: Database) throws -> Int64 {
@@ -22,8 +20,8 @@ public enum Retention {
     /// `sizeTarget` of it, so it does not run again at every batch that crosses the limit.
     public static func pruneChunk(
         _ policy: RetentionPolicy, now: Int64, maxRows: Int, trimming: Bool = false, in db: Database
-    ) throws -> Progress {
-        var progress = Progress()
+    ) throws -> PruneProgress {
+        var progress = PruneProgress()
         var logCutoff: Int64? = policy.logsMaxAge.map { now - $0 }
         let sizeThreshold = policy.maxDatabaseBytes.map { trimming ? Int64(Double($0) * policy.sizeTarget) : $0 }
         if let threshold = sizeThreshold, try usedBytes(db) > threshold,
@@ -103,7 +101,7 @@ public enum Retention {
         return deleted
     }
 
-    private static func record(_ progress: Progress, logCutoff: Int64?, now: Int64, in db: Database) throws {
+    private static func record(_ progress: PruneProgress, logCutoff: Int64?, now: Int64, in db: Database) throws {
         try db.setMeta(MetaKey.lastPruneAt, now)
         if progress.logRows > 0 {
             try db.setMeta(MetaKey.prunedLogRows, (try db.meta(MetaKey.prunedLogRows) ?? 0) + Int64(progress.logRows))

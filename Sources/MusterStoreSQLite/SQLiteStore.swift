@@ -55,23 +55,12 @@ public final class SQLiteStore: CollectorStore {
     }
 
     static func events(after cursor: Int64, through horizon: Int64, kinds: [EventKind], limit: Int, in db: Database) throws -> EventPage {
-        var sql = "SELECT id, kind, body FROM events WHERE id > ? AND id <= ?"
-        var arguments: StatementArguments = [cursor, horizon]
-        if !kinds.isEmpty {
-            sql += " AND kind IN (\(Array(repeating: "?", count: kinds.count).joined(separator: ",")))"
-            arguments += StatementArguments(kinds.map(\.rawValue))
-        }
-        sql += " ORDER BY id LIMIT ?"
-        let rows = try Row.fetchAll(db, sql: sql, arguments: arguments + [limit])
-        // A kind this version does not know (a newer collector wrote it) is skipped; the page is
-        // still judged full by the rows read, so the cursor moves past it.
-        let events = rows.compactMap { row -> StoredEvent? in
-            guard let kind = EventKind(rawValue: row["kind"]) else { return nil }
-            return StoredEvent(id: row["id"], kind: kind, body: row["body"])
-        }
-        let lastRead: Int64? = rows.last?["id"]
-        let through = rows.count == limit ? (lastRead ?? cursor) : max(cursor, horizon)
-        return EventPage(events: events, scannedThrough: through)
+        var conditions = SQLConditions()
+        conditions.add("id > ? AND id <= ?", [cursor, horizon])
+        conditions.isIn("kind", kinds.map(\.rawValue))
+        let sql = "SELECT id, t, kind, body FROM events \(conditions.whereClause) ORDER BY id LIMIT ?"
+        let events = try Row.fetchAll(db, sql: sql, arguments: conditions.arguments + [limit]).map(StoredEvent.init(row:))
+        return EventPage(events: events, after: cursor, through: horizon, limit: limit)
     }
 
     // MARK: StoreMaintenance
@@ -84,5 +73,12 @@ public final class SQLiteStore: CollectorStore {
         try await pool.write { db in
             try Retention.pruneChunk(policy, now: now, maxRows: maxRows, trimming: trimming, in: db)
         }
+    }
+}
+
+extension StoredEvent {
+    /// An `events` row.
+    init(row: Row) {
+        self.init(id: row["id"], t: row["t"], kind: row["kind"], body: row["body"])
     }
 }

@@ -12,13 +12,11 @@ import MusterStore
 /// complete in between: `LineSearch` answers the indexed part from FTS and scans only the
 /// rows past `search_indexed_through`.
 public enum SearchIndexer {
-    public typealias Progress = SearchIndexProgress
-
     /// Indexes up to `maxRows` rows past the high-water mark, in the caller's transaction.
-    public static func indexNextChunk(in db: Database, maxRows: Int) throws -> Progress {
+    public static func indexNextChunk(in db: Database, maxRows: Int) throws -> SearchIndexProgress {
         let from = try db.meta(MetaKey.searchIndexedThrough) ?? 0
         let maxID = try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0
-        guard maxID > from else { return Progress(indexed: 0, indexedThrough: from, pending: 0) }
+        guard maxID > from else { return SearchIndexProgress(indexed: 0, indexedThrough: from, pending: 0) }
         let through =
             try Int64.fetchOne(
                 db, sql: "SELECT max(id) FROM (SELECT id FROM logs WHERE id > ? ORDER BY id LIMIT ?)",
@@ -28,7 +26,7 @@ public enum SearchIndexer {
             arguments: [from, through])
         let indexed = db.changesCount
         try db.setMeta(MetaKey.searchIndexedThrough, through)
-        return Progress(indexed: indexed, indexedThrough: through, pending: maxID - through)
+        return SearchIndexProgress(indexed: indexed, indexedThrough: through, pending: maxID - through)
     }
 
     /// The highest `logs.id` the index covers.

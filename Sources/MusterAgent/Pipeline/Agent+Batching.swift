@@ -27,29 +27,22 @@ extension Agent {
             opened = nil
         }
 
-        /// Reads `source` while the batch has room; what is left waits for the next round.
-        func takeTurn(_ source: any LogSource) async -> Int {
-            var total = 0
-            while !isFull {
-                let count = source.read(budget: budget, into: &builder)
-                total += count
-                if count == 0 { break }
-            }
-            if builder.count > 0, opened == nil { opened = .now }
-            if isFull { await flush() }
-            return total
-        }
-
-        /// Everything `source` holds, into as many batches as it takes.
-        func drain(_ source: any LogSource) async -> Int {
+        /// Reads `source` into the batch: while the batch has room (its turn; what is left waits
+        /// for the next round), or everything it holds, into as many batches as it takes.
+        func read(_ source: any LogSource, all: Bool) async -> Int {
             var total = 0
             while true {
+                if isFull {
+                    guard all else { break }
+                    await flush()
+                }
                 let count = source.read(budget: budget, into: &builder)
                 total += count
                 if builder.count > 0, opened == nil { opened = .now }
-                if isFull { await flush() }
-                if count == 0 { return total }
+                if count == 0 { break }
             }
+            if isFull { await flush() }
+            return total
         }
 
         while !isStopping, !Task.isCancelled {
@@ -60,7 +53,7 @@ extension Agent {
             }
             var readBytes = 0
             for source in sources {
-                readBytes += source.inputWaits ? await takeTurn(source) : await drain(source)
+                readBytes += await read(source, all: !source.inputWaits)
             }
             metrics.bytesRead.increment(by: Int64(readBytes))
             if let opened, ContinuousClock.now - opened >= maxAge {
@@ -79,7 +72,7 @@ extension Agent {
         // Datagrams have nowhere to wait: stop receiving, then take what was received.
         for source in sources {
             source.stop()
-            if !source.inputWaits { _ = await drain(source) }
+            if !source.inputWaits { _ = await read(source, all: true) }
         }
         await flush()
         channel.finish()

@@ -88,7 +88,7 @@ struct EventRoutes {
             if !page.events.isEmpty {
                 var buffer = ByteBuffer()
                 for event in page.events {
-                    buffer.writeString("id: \(event.id)\nevent: \(event.kind.rawValue)\ndata: \(event.body)\n\n")
+                    buffer.writeString("id: \(event.id)\nevent: \(event.kind)\ndata: \(event.body)\n\n")
                 }
                 try await send(buffer)
             }

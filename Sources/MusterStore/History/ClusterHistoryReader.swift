@@ -72,23 +72,6 @@ public struct ReportedInventory: Sendable, Equatable {
     }
 }
 
-/// One event of the stream with its time, as an export lists it.
-public struct EventRecord: Sendable, Equatable {
-    public var id: Int64
-    public var t: Int64
-    /// The kind as stored (an `EventKind` raw value in every store this version writes).
-    public var kind: String
-    /// The body as JSON, exactly as it was appended.
-    public var body: String
-
-    public init(id: Int64, t: Int64, kind: String, body: String) {
-        self.id = id
-        self.t = t
-        self.kind = kind
-        self.body = body
-    }
-}
-
 /// A task: a mark's stretch of history, [mark.t, until).
 public struct MarkedTask: Sendable, Equatable {
     public var mark: Mark
@@ -158,7 +141,7 @@ public protocol ClusterHistoryReader: Sendable {
     func marks() throws(StoreError) -> [Mark]
 
     /// Every stream event in [since, until), in time order.
-    func events(since: Int64?, until: Int64?) throws(StoreError) -> [EventRecord]
+    func events(since: Int64?, until: Int64?) throws(StoreError) -> [StoredEvent]
 }
 
 extension ClusterHistoryReader {

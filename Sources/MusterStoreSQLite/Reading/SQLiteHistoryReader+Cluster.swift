@@ -79,12 +79,12 @@ extension SQLiteHistoryReader: ClusterHistoryReader {
     }
 
     /// An open end is the end of `Int64` (the same query either way).
-    public func events(since: Int64?, until: Int64?) throws(StoreError) -> [EventRecord] {
+    public func events(since: Int64?, until: Int64?) throws(StoreError) -> [StoredEvent] {
         try read { db in
             try Row.fetchAll(
                 db, sql: "SELECT id, t, kind, body FROM events WHERE t >= ? AND t < ? ORDER BY t, id",
                 arguments: [since ?? Int64.min, until ?? Int64.max]
-            ).map { EventRecord(id: $0["id"], t: $0["t"], kind: $0["kind"], body: $0["body"]) }
+            ).map(StoredEvent.init(row:))
         }
     }
 }

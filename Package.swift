@@ -54,6 +54,8 @@ let package = Package(
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            // Connection errors named in the shipper's log (NIOConnectionError, IOError).
+            .product(name: "NIOPosix", package: "swift-nio"),
             // The agent's own /metrics and /healthz.
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -97,6 +99,8 @@ let package = Package(
         ]),
         .executableTarget(name: "muster-agent", dependencies: [
             "MusterAgent", "MusterLoadBalancer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            // SIGHUP trapped from the start of run() (reload).
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "muster-collector", dependencies: [
             "MusterCollector", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -27,6 +27,6 @@ extension FuzzTarget {
     static let httplog = FuzzTarget(
         name: "httplog", maxLength: 1024, summary: "HAProxyHTTPLog (option httplog lines) and its fields"
     ) { input in
-        for parser in LineParser.allCases { _ = parser.fields(input.text) }
+        _ = LineParser.haproxyHTTPLog.parseLine(input.text)
     }
 }

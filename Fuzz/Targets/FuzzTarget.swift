@@ -15,7 +15,8 @@ public struct FuzzTarget: Sendable {
     public let run: @Sendable (UnsafeRawBufferPointer) -> Void
 
     public static let all: [FuzzTarget] = [
-        wireBatch, wireInflate, rfc3339, tai64n, syslog, httplog, journal, agentConfig, collectorConfig, logqTime,
+        wireBatch, wireInflate, rfc3339, tai64n, syslog, httplog, dockerJSON, cri, jsonLines, journal, agentConfig,
+        collectorConfig, logqTime,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

@@ -94,7 +94,7 @@ import Glibc
         ("retry: {initial: 5}\n", "unknown key 'initial' in retry (did you mean 'initial_ms'?)"),
         ("lb: {qiuet_ms: 5}\n", "unknown key 'qiuet_ms' in lb (did you mean 'quiet_ms'?)"),
         ("state_directory: /x\n", "unknown key 'state_directory' (did you mean 'state_dir'?)"),
-        ("wibble: 1\n", "unknown key 'wibble' (known: agent_id, batch, collector, http, inventory, lb, membership, node, retry, shutdown_grace_ms, sources, spool, state_dir)"),
+        ("wibble: 1\n", "unknown key 'wibble' (known: agent_id, batch, collector, files, http, inventory, lb, membership, node, retry, shutdown_grace_ms, sources, spool, state_dir)"),
     ])
     func anUnknownKeyIsAnErrorNamingTheNearestKnownOne(yaml: String, message: String) throws {
         let text = try #require(try problem(yaml))

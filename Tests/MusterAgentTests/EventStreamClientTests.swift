@@ -20,20 +20,8 @@ import Testing
         private let lock = NSLock()
 
         init(events: String) throws {
-            let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                    bind(listener, generic, length) == 0 && listen(listener, 1) == 0
-                        && getsockname(listener, generic, &length) == 0
-                }
-            }
-            guard bound else { throw POSIXError(.EADDRNOTAVAIL) }
-            port = Int(UInt16(bigEndian: address.sin_port))
+            let (listener, port) = try boundLoopbackSocket(listening: 1)
+            self.port = port
             self.listener = listener
             Thread.detachNewThread { [self] in
                 let accepted = accept(listener, nil, nil)

@@ -203,7 +203,7 @@ struct SourcesSection: ComponentConfig {
         #expect(try problem("sources: [{id: f, paths: [/x]}]\nwidget: {levl: 2}\n", components: components)?
             .hasSuffix("unknown key 'levl' in widget (did you mean 'level'?)") == true)
         #expect(try problem("sources: [{id: f, paths: [/x]}]\nwidget: {}\n", components: .musterAgent)?.hasSuffix(
-            "unknown key 'widget' (known: agent_id, batch, collector, http, inventory, lb, membership, node, retry, shutdown_grace_ms, sources, spool, state_dir)"
+            "unknown key 'widget' (known: agent_id, batch, collector, files, http, inventory, lb, membership, node, retry, shutdown_grace_ms, sources, spool, state_dir)"
         ) == true)
         #expect(throws: AgentComponents.Conflict(description: "config section 'sources' is one of the agent's own keys")) {
             try AgentComponents.standard.registering(SourcesSection.self)
@@ -365,7 +365,9 @@ struct SourcesSection: ComponentConfig {
         let received = Mutex<[EncodedBatch]>([])
         let batcher = Task {
             let source = CounterSource(id: "c", count: 10, generation: "run-1", arrivingAtStop: 3)
-            await agent.batchLoop(sources: [source], spool: spool, into: channel)
+            await agent.batchLoop(
+                sources: [RunningSource(config: CounterSourceConfig(id: "c", count: 10), source: source)], spool: spool,
+                into: channel)
             return (stops: source.stops, scans: source.scans)
         }
         let collector = Task {

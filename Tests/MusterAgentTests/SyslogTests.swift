@@ -254,7 +254,7 @@ private func parse(_ text: String, at time: Int64 = received) -> SyslogMessage {
         #expect(problem("  - {id: a, type: tcp, listen: [udp://1.2.3.4:5]}").contains("unknown type 'tcp' (known: file, syslog)"))
         #expect(problem("  - {id: a, type: syslog}").contains("type syslog needs listen"))
         #expect(problem("  - {id: a}").contains("type file needs paths"))
-        #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], paths: [/x]}").contains("paths, format, multiline and max_orphan_open_ms are for type: file"))
+        #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], paths: [/x]}").contains("paths, format, multiline, max_orphan_open_ms, max_line_bytes and overlong_lines are for type: file"))
         #expect(problem("  - {id: a, paths: [/x], listen: [udp://h:1]}").contains("listen and buffer_messages are for type: syslog"))
         #expect(problem("  - {id: a, type: syslog, listen: []}").contains("has no listen addresses"))
         #expect(problem("  - {id: a, type: syslog, listen: [udp://h:1], buffer_messages: 0}").contains("buffer_messages: must be between 1 and 10000000, not 0"))

@@ -102,6 +102,7 @@ public struct AgentComponents: Sendable {
         var id: String
         var type: String?
         var parse: String?
+        var messageKey: String?
         /// By registered type, in order; with whether the entry has any of that type's keys.
         var sections: [(section: any Sendable, present: Bool)]
 
@@ -111,6 +112,7 @@ public struct AgentComponents: Sendable {
             id = try container.decode(String.self, forKey: "id")
             type = try container.decodeIfPresent(String.self, forKey: "type")
             parse = try container.decodeIfPresent(String.self, forKey: "parse")
+            messageKey = try container.decodeIfPresent(String.self, forKey: "message_key")
             sections = try components.sources.map { type in
                 (try type.decode(decoder), type.keys.contains { container.contains(ConfigKey($0)) })
             }
@@ -127,11 +129,17 @@ public struct AgentComponents: Sendable {
             }
             parser = known
         }
+        if let key = raw.messageKey {
+            guard parser == .json else {
+                throw .invalid("source '\(raw.id)': message_key: names the message's key of parse: json; this source has \(raw.parse.map { "parse: \($0)" } ?? "no parse:")")
+            }
+            guard !key.isEmpty else { throw .invalid("source '\(raw.id)': message_key: is empty (leave it out for msg, message or log)") }
+        }
         let type = raw.type ?? AgentConfig.FileSourceConfig.type
         guard let index = sources.firstIndex(where: { $0.type == type }) else {
             throw .invalid("source '\(raw.id)': unknown type '\(type)' (known: \(sourceTypes.joined(separator: ", ")))")
         }
-        var entry = SourceEntry(id: raw.id, type: type, parse: parser)
+        var entry = SourceEntry(id: raw.id, type: type, parse: parser, messageKey: raw.messageKey)
         for (other, (_, present)) in zip(sources, raw.sections) where present && other.type != type {
             entry.strayKeys.append((other.type, other.keys))
         }

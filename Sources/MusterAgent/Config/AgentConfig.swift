@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MusterConfigFile
 import MusterWire
 
@@ -18,6 +19,8 @@ public struct AgentConfig: Sendable {
     public var spool = SpoolConfig()
     /// `/metrics` and `/healthz`; off unless an address is given.
     public var http = HTTPConfig()
+    /// How file sources follow their files: inotify or polling, descriptors held open.
+    public var files = FilesConfig()
     /// How long a SIGTERM may spend spooling what was read and sending what is spooled.
     public var shutdownGraceMilliseconds: Int = 5000
     /// The `sources:` entries, in the file's order, each the configuration of its type.
@@ -86,6 +89,25 @@ public struct AgentConfig: Sendable {
 
         public func settings(stateDirectory: String) -> Spool.Settings {
             Spool.Settings(directory: stateDirectory + "/spool", maxBytes: maxBytes, segmentBytes: segmentBytes)
+        }
+    }
+
+    public struct FilesConfig: Sendable, Equatable {
+        public var tailing = TailingSettings()
+        /// Files all file sources together hold open at most; nil: `DescriptorBudget.defaultLimit`.
+        public var maxOpen: Int?
+
+        /// The budget the file sources share, its limit lowered (with a log line) when the
+        /// configured one leaves too little of the process's descriptor limit for the rest.
+        public func descriptorBudget(logger: Logger) -> DescriptorBudget {
+            let processLimit = DescriptorBudget.processLimit()
+            let (limit, lowered) = DescriptorBudget.limit(configured: maxOpen, processLimit: processLimit)
+            if lowered {
+                logger.warning(
+                    "files.max_open is more than the process may open beside the agent's own descriptors; using \(limit)",
+                    metadata: ["max_open": "\(maxOpen ?? 0)", "process_limit": "\(processLimit)"])
+            }
+            return DescriptorBudget(limit: limit)
         }
     }
 
@@ -181,6 +203,7 @@ public struct AgentConfig: Sendable {
         try YAMLConfigFile.check(
             spool.maxBytes, in: spool.segmentBytes...(1 << 50), key: "spool.max_bytes", note: "at least spool.segment_bytes")
         try YAMLConfigFile.check(shutdownGraceMilliseconds, in: 0...3_600_000, key: "shutdown_grace_ms")
+        if let maxOpen = files.maxOpen { try YAMLConfigFile.check(maxOpen, in: 1...1_000_000, key: "files.max_open") }
         for component in components { try component.checkRanges() }
         for source in sources { try source.checkRanges() }
     }
@@ -220,9 +243,16 @@ private struct ConfigFile: Decodable {
     struct HTTP: Decodable {
         var listen: String?
     }
+    struct Files: Decodable {
+        var watch: TailingSettings.Watch?
+        var poll_interval_ms: Int?
+        var rescan_interval_ms: Int?
+        var close_idle_ms: Int?
+        var max_open: Int?
+    }
     /// The top-level keys of the agent itself, in the order they are decoded.
     enum CoreKey: String, CaseIterable {
-        case node, agent_id, collector, state_dir, batch, retry, spool, http, shutdown_grace_ms, sources
+        case node, agent_id, collector, state_dir, batch, retry, spool, http, files, shutdown_grace_ms, sources
     }
     var node: String?
     var agent_id: String?
@@ -232,6 +262,7 @@ private struct ConfigFile: Decodable {
     var retry: Retry?
     var spool: Spool?
     var http: HTTP?
+    var files: Files?
     var shutdown_grace_ms: Int?
     var sources: [AgentComponents.RawSource]?
     var sections: [(AgentComponents.Section, any Sendable)]
@@ -251,6 +282,7 @@ private struct ConfigFile: Decodable {
         retry = try decode(.retry)
         spool = try decode(.spool)
         http = try decode(.http)
+        files = try decode(.files)
         shutdown_grace_ms = try decode(.shutdown_grace_ms)
         sources = try decode(.sources)
         sections = try components.decodeSections(from: container)
@@ -292,6 +324,29 @@ private struct ConfigFile: Decodable {
         }
         if let listen = http?.listen { config.http.listen = try AgentConfig.ListenAddress(listen) }
         if let value = shutdown_grace_ms { config.shutdownGraceMilliseconds = value }
+        if let files {
+            // Checked here: the durations are made from them right away.
+            func milliseconds(_ value: Int?, _ key: String, _ range: ClosedRange<Int>) throws(AgentConfigError) -> Duration? {
+                guard let value else { return nil }
+                do {
+                    try YAMLConfigFile.check(value, in: range, key: "files.\(key)")
+                } catch {
+                    throw .invalid(error.description)
+                }
+                return .milliseconds(value)
+            }
+            if let value = files.watch { config.files.tailing.watch = value }
+            if let value = try milliseconds(files.poll_interval_ms, "poll_interval_ms", 10...3_600_000) {
+                config.files.tailing.pollInterval = value
+            }
+            if let value = try milliseconds(files.rescan_interval_ms, "rescan_interval_ms", 100...86_400_000) {
+                config.files.tailing.rescanInterval = value
+            }
+            if let value = try milliseconds(files.close_idle_ms, "close_idle_ms", 100...86_400_000) {
+                config.files.tailing.closeIdleAfter = value
+            }
+            config.files.maxOpen = files.max_open
+        }
         for (section, value) in sections { config.components.append(try section.resolve(value, directory)) }
         for source in sources ?? [] { config.sources.append(try components.resolve(source, relativeTo: directory)) }
         return config

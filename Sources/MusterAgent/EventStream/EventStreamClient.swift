@@ -43,19 +43,16 @@ public struct EventStreamClient: Sendable {
         self.silenceLimit = silenceLimit
     }
 
+    /// The response head within `limit`. AsyncHTTPClient's deadline bounds the request only
+    /// until its head arrives (the stream itself has none); a request still waiting for a
+    /// connection then fails with the last connection error, which says why.
     private func responseHead(_ request: HTTPClientRequest, within limit: Duration) async throws -> HTTPClientResponse {
-        let client = self.client
-        return try await withThrowingTaskGroup(of: HTTPClientResponse?.self) { group in
-            group.addTask { try await client.execute(request, timeout: .hours(24 * 365)) }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let response = first else {
-                throw EventStreamError.unreachable(baseURL: baseURL, after: limit)
-            }
-            return response
+        do {
+            return try await client.execute(request, deadline: .now() + .nanoseconds(limit.saturatingNanoseconds))
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            throw EventStreamError.unreachable(baseURL: baseURL, after: limit)
+        } catch where !Task.isCancelled {
+            throw EventStreamError.failed(baseURL: baseURL, reason: ConnectionFailure.describe(error: error, url: baseURL))
         }
     }
 
@@ -128,7 +125,11 @@ public struct EventStreamClient: Sendable {
 
 public enum EventStreamError: Error, CustomStringConvertible, Equatable {
     case refused(status: Int, body: String)
+    /// No response head within the limit: a connection still being attempted, or one that
+    /// did not answer.
     case unreachable(baseURL: String, after: Duration)
+    /// No response: the connection failed (within the limit, retried; see `ConnectionFailure`).
+    case failed(baseURL: String, reason: String)
     case silent(baseURL: String, after: Duration)
 
     public var description: String {
@@ -136,6 +137,7 @@ public enum EventStreamError: Error, CustomStringConvertible, Equatable {
         case .silent(let url, let limit):
             "the event stream from \(url) stayed silent for \(limit) (no event, no keepalive): the connection is taken for dead"
         case .unreachable(let url, let limit): "no answer from the collector at \(url) within \(limit)"
+        case .failed(let url, let reason): "cannot open the event stream from \(url): \(reason)"
         case .refused(let status, let body): "the collector refused the event stream (HTTP \(status)): \(body)"
         }
     }

@@ -19,13 +19,22 @@ public final class AgentMetrics: Sendable {
     let spoolFullEpisodes: Counter
     let spoolDamagedBytes: Counter
     let filesOpen: Gauge
+    let filesFollowed: Gauge
     let orphanedFilesOpen: Gauge
+    /// Lines longer than their source's `max_line_bytes`, split or truncated.
+    let overlongLines: Counter
     let syslogReceived: Counter
     let syslogMalformed: Counter
     let syslogUnreadableTimes: Counter
     /// Datagrams the kernel dropped because the agent did not read them in time (UDP and unix
     /// datagram senders cannot be paused).
     let syslogKernelDrops: Counter
+    /// `muster_agent_parse_failures_total{parser}`: lines a source's `parse:` could not read,
+    /// stored as they are.
+    private let parseFailureCounters: [LineParser: Counter]
+    /// `muster_agent_parse_unreadable_timestamps_total{parser}`: container log entries whose
+    /// runtime time could not be read, stored with their read time.
+    private let unreadableEntryTimeCounters: [LineParser: Counter]
     /// `muster_agent_file_lag_bytes{path}`: bytes written to a file and not read yet.
     private let lagGauges = Mutex<[String: Gauge]>([:])
 
@@ -52,7 +61,11 @@ public final class AgentMetrics: Sendable {
             descriptor: name("spool_full", "total", "Times the spool reached its limit and reading paused"))
         spoolDamagedBytes = registry.makeCounter(
             descriptor: name("spool_damaged", "bytes_total", "Damaged spool bytes found and skipped"))
-        filesOpen = registry.makeGauge(descriptor: name("files_open", "files", "Files being tailed"))
+        filesOpen = registry.makeGauge(descriptor: name("files_open", "files", "Files held open for tailing"))
+        filesFollowed = registry.makeGauge(
+            descriptor: name("files_followed", "files", "Files tailed, open or closed until they change"))
+        overlongLines = registry.makeCounter(
+            descriptor: name("overlong_lines", "total", "Lines longer than max_line_bytes, split into parts or truncated"))
         orphanedFilesOpen = registry.makeGauge(
             descriptor: name("orphaned_files_open", "files", "Renamed-away or deleted files still open to be read to their end"))
         syslogReceived = registry.makeCounter(descriptor: name("syslog_received", "total", "Syslog datagrams received"))
@@ -63,7 +76,27 @@ public final class AgentMetrics: Sendable {
                 "syslog_unreadable_timestamps", "total", "Syslog datagrams whose timestamp names no time kept; stored with their receive time"))
         syslogKernelDrops = registry.makeCounter(
             descriptor: name("syslog_kernel_drops", "total", "Syslog datagrams the kernel dropped before the agent read them"))
+        var parseFailureCounters: [LineParser: Counter] = [:]
+        var unreadableEntryTimeCounters: [LineParser: Counter] = [:]
+        for parser in LineParser.allCases {
+            parseFailureCounters[parser] = registry.makeCounter(
+                name: "muster_agent_parse_failures_total", labels: [("parser", parser.rawValue)],
+                help: "Lines a source's parser could not read, stored as they are")
+            if parser.joinsEntries {
+                unreadableEntryTimeCounters[parser] = registry.makeCounter(
+                    name: "muster_agent_parse_unreadable_timestamps_total", labels: [("parser", parser.rawValue)],
+                    help: "Container log entries without a readable runtime time, stored with their read time")
+            }
+        }
+        self.parseFailureCounters = parseFailureCounters
+        self.unreadableEntryTimeCounters = unreadableEntryTimeCounters
     }
+
+    /// Lines `parser` could not read.
+    func parseFailures(_ parser: LineParser) -> Counter { parseFailureCounters[parser]! }
+
+    /// Entries of a container log format (`parser`) whose runtime time could not be read.
+    func unreadableEntryTimes(_ parser: LineParser) -> Counter? { unreadableEntryTimeCounters[parser] }
 
     /// Publishes each tailed file's lag; files no longer tailed disappear from the output.
     func setLag(_ lagByPath: [String: Int64]) {

@@ -1,18 +1,5 @@
 import MusterWire
 
-/// Structured fields a source's lines are parsed into (`parse:` of a file source).
-public enum LineParser: String, Sendable, Codable, CaseIterable {
-    /// HAProxy's `option httplog` lines (see `HAProxyHTTPLog`).
-    case haproxyHTTPLog = "haproxy-httplog"
-
-    /// The fields of `message`, or none when it is not such a line (it is stored as it is).
-    public func fields(_ message: String) -> [String: FieldValue] {
-        switch self {
-        case .haproxyHTTPLog: HAProxyHTTPLog(message)?.fields ?? [:]
-        }
-    }
-}
-
 /// One line of HAProxy's default HTTP log format (`option httplog`):
 ///
 /// ```

@@ -38,8 +38,14 @@ public final class Agent: Service, Sendable {
     /// Built at init, so that a source that cannot have what it needs (a taken port) stops
     /// the agent at start with a clear message; the batcher takes them when it starts.
     private let sources: SourceHandOff
-    /// Filled in from the checkpoints when the pipeline starts, for the sources to resume.
-    private let resumePositions = ResumePositions()
+    /// The sources a reload asks for (the latest reload's), until the batcher applies them.
+    let pendingSources = Mutex<[any SourceConfig]?>(nil)
+    /// What the sources were built with at start; a reload builds with it too (one descriptor
+    /// budget for all file sources), in a run generation of its own.
+    let sourceContext: SourceContext
+    /// The checkpoints: loaded when the pipeline starts, moved by the spool loop, read by the
+    /// sources to resume (also those a reload builds).
+    let resumePositions = ResumePositions()
 
     public init(config: AgentConfig, logger: Logger) throws {
         try config.validate()
@@ -53,13 +59,15 @@ public final class Agent: Service, Sendable {
             compressionLevel: config.batch.compressionLevel)
         let context = SourceContext(
             agentID: config.effectiveAgentID, stateDirectory: config.stateDirectory, logger: logger,
-            runGeneration: runGeneration, positions: resumePositions)
-        var built: [any LogSource] = []
+            runGeneration: runGeneration, positions: resumePositions, tailing: config.files.tailing,
+            descriptors: config.files.descriptorBudget(logger: logger))
+        self.sourceContext = context
+        var built: [RunningSource] = []
         for source in config.effectiveSources {
             do {
-                built.append(try source.makeSource(context))
+                built.append(RunningSource(config: source, source: try source.makeSource(context)))
             } catch {
-                for started in built { started.stop() }
+                for started in built { started.source.stop() }
                 throw AgentConfigError.invalid("\(error)")
             }
         }
@@ -68,7 +76,7 @@ public final class Agent: Service, Sendable {
         do {
             self.client = try CollectorClient.make(for: config.collector)
         } catch {
-            for source in built { source.stop() }
+            for started in built { started.source.stop() }
             throw error
         }
         self.sources = SourceHandOff(built)
@@ -113,7 +121,7 @@ public final class Agent: Service, Sendable {
                 config.spool.settings(stateDirectory: config.stateDirectory), checkpointed: checkpoints.spooledThrough)
         } catch {
             // Stopping here, the client and the sources' sockets must go with the agent.
-            for source in sources.take() { source.stop() }
+            for started in sources.take() { started.source.stop() }
             try? await client.shutdown()
             throw error
         }
@@ -147,7 +155,7 @@ public final class Agent: Service, Sendable {
                     await self.compressLoop(from: encoded, into: compressed) ? .pipeline : .failed
                 }
                 group.addTask {
-                    await self.spoolLoop(from: compressed, into: spool, checkpoints: checkpoints, notices: startupNotices)
+                    await self.spoolLoop(from: compressed, into: spool, notices: startupNotices)
                     return .pipeline
                 }
                 group.addTask {
@@ -276,13 +284,13 @@ public final class Agent: Service, Sendable {
 
     // MARK: Spooling
 
-    /// Appends each batch to the spool, then moves the checkpoints past its lines. A crash
-    /// between the two only makes the agent read and spool those lines again; the collector
-    /// recognises them by their origin coordinates.
-    private func spoolLoop(
-        from channel: AsyncChannel<OutgoingBatch>, into spool: Spool, checkpoints: CheckpointStore, notices: [OutgoingBatch]
-    ) async {
-        var checkpoints = checkpoints
+    /// Appends each batch to the spool, then moves the checkpoints (kept in `resumePositions`,
+    /// where sources built later find them) past its lines, and only then counts the batch as
+    /// arrived: a batcher that waits for `batchesOnTheirWay` to reach 0 finds the checkpoints
+    /// past everything it handed on. A crash between the append and the next save only makes
+    /// the agent read and spool those lines again; the collector recognises them by their
+    /// origin coordinates.
+    private func spoolLoop(from channel: AsyncChannel<OutgoingBatch>, into spool: Spool, notices: [OutgoingBatch]) async {
         var dirty = false
         var lastSave = ContinuousClock.now
         let saveInterval = Duration.milliseconds(200)
@@ -290,17 +298,16 @@ public final class Agent: Service, Sendable {
         for await batch in channel {
             if spool.isFull, !(await waitForRoom(in: spool)) { break }
             guard let mark = await append(batch, to: spool) else { break }
+            resumePositions.advance(batch.positions, spooledThrough: mark)
             batchesOnTheirWay.withLock { $0 -= 1 }
-            for position in batch.positions { checkpoints.advance(position) }
-            checkpoints.spooledThrough = mark
             dirty = true
             if ContinuousClock.now - lastSave >= saveInterval {
-                save(checkpoints)
+                saveCheckpoints()
                 dirty = false
                 lastSave = .now
             }
         }
-        if dirty { save(checkpoints) }
+        if dirty { saveCheckpoints() }
         spool.finish()
     }
 
@@ -377,9 +384,9 @@ public final class Agent: Service, Sendable {
         return true
     }
 
-    private func save(_ checkpoints: CheckpointStore) {
+    private func saveCheckpoints() {
         do {
-            try checkpoints.save()
+            try resumePositions.current()?.save()
         } catch {
             // Not fatal: positions stay in memory and the next save retries; a crash before then
             // only makes the agent spool and send lines the collector already has.

@@ -124,12 +124,7 @@ public final class Shipper: Sendable {
                 return .retry("HTTP \(status): \(text.prefix(200))")
             }
         } catch {
-            let detail = "\(error)"
-            if detail.contains("CERTIFICATE_VERIFY_FAILED") {
-                return .retry(
-                    "the collector's certificate could not be verified against collector.ca_file (or the system trust store): \(detail)")
-            }
-            return .retry(detail)
+            return .retry(ConnectionFailure.describe(error: error, url: url))
         }
     }
 }

@@ -99,6 +99,8 @@ public struct ResumePoint: Hashable, Sendable {
 public struct SourceReport: Sendable, Equatable {
     /// Files open for reading.
     public var filesOpen = 0
+    /// Files followed, open or closed until they change.
+    public var filesFollowed = 0
     /// Files open although renamed away or deleted, to be read to their end.
     public var orphanedFilesOpen = 0
     /// Bytes written and not read yet, by path (the larger when two sources read one file).
@@ -119,27 +121,36 @@ public struct SourceContext: Sendable {
     public var runGeneration: String
     /// Where each input resumes, per the checkpoints.
     public var positions: ResumePositions
+    /// How file sources learn about changes.
+    public var tailing: TailingSettings
+    /// The files all file sources together may hold open; nil: no limit (tests).
+    public var descriptors: DescriptorBudget?
 
     public init(
         agentID: String, stateDirectory: String, logger: Logger, runGeneration: String,
-        positions: ResumePositions = ResumePositions()
+        positions: ResumePositions = ResumePositions(), tailing: TailingSettings = TailingSettings(),
+        descriptors: DescriptorBudget? = nil
     ) {
         self.agentID = agentID
         self.stateDirectory = stateDirectory
         self.logger = logger
         self.runGeneration = runGeneration
         self.positions = positions
+        self.tailing = tailing
+        self.descriptors = descriptors
     }
 
     /// `run-` and the current time in hex nanoseconds.
     public static func newRunGeneration() -> String { "run-" + String(Timestamp.now(), radix: 16) }
 }
 
-/// Where each file a source reads got to, as the checkpoint file said when the agent started.
+/// Where each file a source reads got to: the pipeline's checkpoints as they are now.
 ///
-/// Sources are built before the pipeline runs, the checkpoints are loaded when it starts: the
-/// pipeline fills this in once, before the first `scan`, and it does not change afterwards.
-/// Until then it knows no position (every file would be read from its start).
+/// Sources are built before the pipeline runs, the checkpoints are loaded when it starts: until
+/// then it knows no position (every file would be read from its start). From then on the spool
+/// loop keeps the checkpoints here and moves them as batches are spooled, so that a source built
+/// later (added or changed by a reload) resumes where its files got to, not where they were at
+/// start.
 public final class ResumePositions: Sendable {
     private let checkpoints = Mutex<CheckpointStore?>(nil)
 
@@ -148,6 +159,20 @@ public final class ResumePositions: Sendable {
     /// Called by the pipeline with the checkpoints it loaded.
     func load(_ store: CheckpointStore) {
         checkpoints.withLock { $0 = store }
+    }
+
+    /// Moves the checkpoints past a spooled batch's positions; `mark` is the end of its entry.
+    /// Called by the spool loop, once the entry is fsynced.
+    func advance(_ positions: [FilePosition], spooledThrough mark: Spool.Mark) {
+        checkpoints.withLock { store in
+            for position in positions { store?.advance(position) }
+            store?.spooledThrough = mark
+        }
+    }
+
+    /// The checkpoints as they are now, to be saved.
+    func current() -> CheckpointStore? {
+        checkpoints.withLock { $0 }
     }
 
     /// Where `source` got to in the file; nil: read it from its start.

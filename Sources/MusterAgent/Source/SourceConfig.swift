@@ -50,6 +50,8 @@ public struct SourceEntry: Sendable {
     public var type: String
     /// `parse:`: lines parsed into fields as they are read (none: the message only).
     public var parse: LineParser?
+    /// `message_key:` (only with `parse: json`): the key holding the message.
+    public var messageKey: String?
     /// The other types whose keys the entry has, with all their keys.
     var strayKeys: [(type: String, keys: [String])] = []
 

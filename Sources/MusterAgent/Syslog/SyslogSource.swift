@@ -230,7 +230,10 @@ public final class SyslogSource: Sendable {
             return bytes
         }
         for var line in taken {
-            line.fields.merge(parser.fields(line.message)) { header, _ in header }
+            if let parsed = parser.parseLine(line.message, messageKey: config.messageKey) {
+                line.message = parsed.message
+                line.fields.merge(parsed.fields) { header, _ in header }
+            }
             sink(line)
         }
         return bytes

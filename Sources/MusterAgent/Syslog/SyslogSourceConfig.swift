@@ -10,6 +10,8 @@ extension AgentConfig {
         public var listen: [String]
         /// Applied to each message's MSG part (the header becomes fields of its own).
         public var parse: LineParser?
+        /// `message_key:` of `parse: json`: the key holding the message (nil: `msg`, `message`, `log`).
+        public var messageKey: String?
         /// Messages held in memory for the batcher; when full, the socket is not read.
         public var bufferMessages: Int = 50_000
 
@@ -34,11 +36,16 @@ extension AgentConfig {
             }
             try entry.refuseKeysOfOtherTypes(takes: "listen")
             self.init(id: entry.id, listen: listen, parse: entry.parse)
+            messageKey = entry.messageKey
             if let value = section.buffer_messages { bufferMessages = value }
         }
 
         /// Listen addresses well-formed, and each bound by one source only.
         public func validate(claims: inout SourceClaims) throws(AgentConfigError) {
+            if let parse, parse.joinsEntries {
+                throw .invalid(
+                    "syslog source '\(id)': parse: \(parse.rawValue) is for file sources: it joins a container's partial entries, which follow each other in its log file, not in datagrams")
+            }
             guard !listen.isEmpty else {
                 throw .invalid("syslog source '\(id)' has no listen addresses (e.g. listen: [udp://127.0.0.1:5514])")
             }

@@ -37,25 +37,26 @@ extension FileTailer {
 
     // MARK: New files
 
-    func attach(_ path: String, now: ContinuousClock.Instant) {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
+    /// False when no descriptor was left for it (it is tried again at the next scan).
+    @discardableResult
+    func attach(_ path: String, now: ContinuousClock.Instant) -> Bool {
+        guard let descriptor = openCounted(path) else { return !filesWaitingForDescriptor }
         // A file without a complete first line has no identity yet and nothing to ship.
         guard let probe = FileIdentity.probe(descriptor: descriptor), let identity = probe.identity else {
-            close(descriptor)
-            return
+            closeCounted(descriptor)
+            return true
         }
         let key = InodeKey(device: probe.device, inode: probe.inode)
         guard files[key] == nil else {
             // Renamed between the scan's stat and this open; the next scan sorts it out.
-            close(descriptor)
-            return
+            closeCounted(descriptor)
+            return true
         }
         var file = OpenFile(path: path, descriptor: descriptor, key: key, identity: identity, lastDataAt: now)
         switch resolve(descriptor, identity: identity, size: probe.size, now: now) {
         case .wait:
-            close(descriptor)
-            return
+            closeCounted(descriptor)
+            return true
         case .join(let generation):
             file.generation = generation
             file.isOriginal = false
@@ -71,6 +72,8 @@ extension FileTailer {
                 stream.readOffset = restore.offset
                 stream.partial = []
                 stream.partialContinues = false
+                stream.piecesCut = 0
+                stream.skippedBytes = 0
                 startTrail(&stream.trail, descriptor: descriptor, size: probe.size, at: restore.offset, crc: restore.crc)
                 stream.restored = false
             }
@@ -90,7 +93,9 @@ extension FileTailer {
             file.nextTruncations = generation.truncations + 1
             files[key] = file
         }
+        if let generation = file.generation { markReadable(generation) }
         stateDirty = true
+        return true
     }
 
     private func recognisedCopy(_ path: String, of generation: FilePosition.Generation) {
@@ -164,7 +169,7 @@ extension FileTailer {
         _ descriptor: Int32, identity: FileIdentity, size: Int64, against stream: TailedStream,
         cached: (size: Int64, generation: FilePosition.Generation)?
     ) -> Verdict {
-        if let first = stream.carriers.first, let original = files[first], original.isOriginal {
+        if let first = stream.carriers.first, let original = files[first], original.isOriginal, original.isOpen {
             // The original is still open and holds every byte, so nothing is lost by waiting
             // until it is truncated or closed; deciding now could take a new file that merely
             // starts like it (a banner) for a copy.
@@ -208,7 +213,7 @@ extension FileTailer {
 
     /// A known original seen by the scan: truncated since it was last read?
     func checkOriginal(_ key: InodeKey) {
-        guard let file = files[key], file.isOriginal, let generation = file.generation, let stream = streams[generation],
+        guard let file = files[key], file.isOpen, file.isOriginal, let generation = file.generation, let stream = streams[generation],
             let probe = FileIdentity.probe(descriptor: file.descriptor)
         else { return }
         if probe.size < stream.readOffset || probe.identity?.fingerprint != file.identity?.fingerprint {
@@ -240,11 +245,11 @@ extension FileTailer {
 
     /// A truncated file that had no complete first line: does it have one now?
     func identify(_ key: InodeKey) {
-        guard let file = files[key], file.identity == nil else { return }
+        guard let file = files[key], file.identity == nil, file.isOpen else { return }
         if let probe = FileIdentity.probe(descriptor: file.descriptor), let identity = probe.identity {
             startGeneration(key, identity: identity)
         } else if file.orphanedAt != nil, ContinuousClock.now - file.lastDataAt >= orphanGrace {
-            close(file.descriptor)
+            closeCounted(file.descriptor)
             files[key] = nil
         }
     }
@@ -263,6 +268,7 @@ extension FileTailer {
         file.isOriginal = true
         file.nextTruncations = truncations + 1
         files[key] = file
+        markReadable(generation)
         stateDirty = true
     }
 
@@ -275,6 +281,7 @@ extension FileTailer {
         guard retired.count > Self.maxRetiredGenerations else { return }
         for stream in retired.sorted(by: { $0.lastActive > $1.lastActive }).dropFirst(Self.maxRetiredGenerations) {
             streams[stream.generation] = nil
+            readable.remove(stream.generation)
         }
         stateDirty = true
     }

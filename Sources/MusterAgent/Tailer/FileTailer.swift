@@ -16,6 +16,28 @@ public struct TailedLine: Sendable {
     public var endOffset: Int64
     public var time: Int64
     public var message: String
+    /// The path the file had when the line was read.
+    public var path = ""
+    /// Set on the pieces of a line longer than the source's `max_line_bytes`, nil otherwise.
+    public var piece: LinePiece? = nil
+}
+
+/// Which piece of an overlong line a record is.
+public enum LinePiece: Sendable, Equatable {
+    /// Piece `index` (from 1) of a line cut into pieces; `last` on its final piece, which tells
+    /// how many there were.
+    case part(index: Int, last: Bool)
+    /// The start of a line cut at the limit; the rest of the line was skipped.
+    case truncated(lineBytes: Int64)
+
+    /// The field it adds to the record: `line_part` (`2`, or `3/3` on the last piece) or
+    /// `truncated` (the line's full length in bytes).
+    public var field: (key: String, value: String) {
+        switch self {
+        case .part(let index, let last): ("line_part", last ? "\(index)/\(index)" : "\(index)")
+        case .truncated(let lineBytes): ("truncated", "\(lineBytes)")
+        }
+    }
 }
 
 /// How a source's lines are timestamped.
@@ -29,6 +51,29 @@ public enum LineFormat: String, Sendable, Codable {
     case auto
 }
 
+/// How a tailer learns about changes, and how many files it keeps open (`files:` in the
+/// agent's configuration).
+public struct TailingSettings: Sendable, Equatable {
+    public enum Watch: String, Sendable, Codable {
+        /// inotify where the system has it, polling where not.
+        case auto
+        /// Polling only (filesystems whose changes inotify does not see, like NFS written
+        /// from another machine).
+        case poll
+    }
+
+    public var watch: Watch = .auto
+    /// How often the patterns are expanded and every file looked at, when polling.
+    public var pollInterval: Duration = .seconds(1)
+    /// With inotify, a full look all the same this often: for what events cannot tell (a
+    /// directory the patterns reach below the watched ones).
+    public var rescanInterval: Duration = .seconds(10)
+    /// A file read to its end and quiet this long is closed until it changes.
+    public var closeIdleAfter: Duration = .seconds(60)
+
+    public init() {}
+}
+
 /// Follows the files matching a source's paths and globs and returns their new complete lines.
 ///
 /// Files are tracked by device and inode, not by name: when a path starts naming a new file
@@ -37,6 +82,11 @@ public enum LineFormat: String, Sendable, Codable {
 /// at the next scan. A file truncated in place starts a new generation. A new file whose
 /// bytes are those of a generation already read (a copytruncate copy) continues that
 /// generation: see `TailedStream`. Not thread-safe: one task scans and reads.
+///
+/// With inotify (see `FileWatcher`) only files that changed are read, and new files are found
+/// when they appear; without it every open file is read each round and the patterns are
+/// scanned every `pollInterval`. Files read to their end are closed when quiet or when the
+/// descriptor budget runs short, and opened again when they change: see `FileTailer+Descriptors`.
 public final class FileTailer {
     public let sourceID: String
     public let patterns: [String]
@@ -82,6 +132,29 @@ public final class FileTailer {
     private var readCursor: String?
     /// Where to start in a file seen for the first time since the agent started.
     let resumePosition: (FileIdentity) -> FilePosition?
+    /// What a line longer than `maxLineBytes` becomes.
+    let overlongLines: AgentConfig.OverlongLines
+    /// Lines cut into pieces or truncated (since start).
+    public internal(set) var overlongLinesSeen = 0
+
+    // Descriptors and change notification (FileTailer+Descriptors, FileWatcher).
+    let descriptors: DescriptorBudget?
+    let settings: TailingSettings
+    var closeIdleAfter: Duration { settings.closeIdleAfter }
+    let watcher: FileWatcher?
+    /// With a watcher: the generations that may have something to read (an event named their
+    /// file, or the last read found data). Without one every generation is read.
+    var readable = Set<FilePosition.Generation>()
+    /// Paths of the files followed, for the watcher's events.
+    var pathIndex: [String: InodeKey] = [:]
+    var lastFullScan: ContinuousClock.Instant?
+    /// An event asked for a full scan, or a file waited for a descriptor.
+    var scanWanted = true
+    var filesWaitingForDescriptor = false
+    var lastBudgetWarning: ContinuousClock.Instant?
+    /// Files closed while idle, and opened again (since start).
+    public internal(set) var closedForNow = 0
+    public internal(set) var reopenedFiles = 0
 
     /// - Parameters:
     ///   - multiline: joins lines into records; nil (the default) costs nothing per line.
@@ -91,7 +164,9 @@ public final class FileTailer {
         sourceID: String, patterns: [String], format: LineFormat, maxLineBytes: Int = 256 << 10,
         readChunkBytes: Int = 256 << 10, orphanGrace: Duration = .seconds(5), orphanMaxOpen: Duration = .seconds(60),
         multiline: MultilineSettings? = nil, statePath: String? = nil, copyDecisionDelay: Duration = .seconds(3),
-        logger: Logger? = nil, resumePosition: @escaping (FileIdentity) -> FilePosition?
+        overlongLines: AgentConfig.OverlongLines = .split, settings: TailingSettings = TailingSettings(),
+        descriptors: DescriptorBudget? = nil, logger: Logger? = nil,
+        resumePosition: @escaping (FileIdentity) -> FilePosition?
     ) {
         self.sourceID = sourceID
         self.patterns = patterns
@@ -102,6 +177,10 @@ public final class FileTailer {
         self.copyDecisionDelay = copyDecisionDelay
         self.readBuffer = [UInt8](repeating: 0, count: readChunkBytes)
         self.resumePosition = resumePosition
+        self.overlongLines = overlongLines
+        self.settings = settings
+        self.descriptors = descriptors
+        self.watcher = settings.watch == .auto ? FileWatcher(sourceID: sourceID, logger: logger) : nil
         self.statePath = statePath
         self.logger = logger
         self.archives = S6Archives(for: patterns)
@@ -120,22 +199,33 @@ public final class FileTailer {
 
     /// A tailer for a configured file source, keeping its state under `stateDirectory`.
     public convenience init(
-        source: AgentConfig.FileSourceConfig, stateDirectory: String, logger: Logger,
-        resumePosition: @escaping (FileIdentity) -> FilePosition?
+        source: AgentConfig.FileSourceConfig, stateDirectory: String, settings: TailingSettings = TailingSettings(),
+        descriptors: DescriptorBudget? = nil, logger: Logger, resumePosition: @escaping (FileIdentity) -> FilePosition?
     ) {
         self.init(
-            sourceID: source.id, patterns: source.paths, format: source.format,
+            sourceID: source.id, patterns: source.paths, format: source.format, maxLineBytes: source.maxLineBytes,
             orphanMaxOpen: .milliseconds(source.maxOrphanOpenMilliseconds), multiline: source.multiline,
-            statePath: TailerState.path(directory: stateDirectory, sourceID: source.id), logger: logger,
+            statePath: TailerState.path(directory: stateDirectory, sourceID: source.id),
+            overlongLines: source.overlongLines, settings: settings, descriptors: descriptors, logger: logger,
             resumePosition: resumePosition)
     }
 
     deinit {
         saveState(force: true)
-        for file in files.values { close(file.descriptor) }
+        for file in files.values { closeCounted(file.descriptor) }
     }
 
+    /// Paths of the files followed, open or closed for now.
     public var trackedPaths: [String] { files.values.map(\.path).sorted() }
+
+    /// Files followed, open or closed for now.
+    public var followedFiles: Int { files.count }
+
+    /// Files held open.
+    public var openFiles: Int { files.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) } }
+
+    /// Whether changes come from inotify for every directory the patterns need.
+    public var isWatching: Bool { watcher?.watchesAll ?? false }
 
     /// Files open although no pattern names them any more (renamed away or deleted).
     public var orphanedOpen: Int { files.values.reduce(0) { $0 + ($1.orphanedAt == nil ? 0 : 1) } }
@@ -145,7 +235,8 @@ public final class FileTailer {
         var lag: [String: Int64] = [:]
         for file in files.values {
             var info = stat()
-            guard fstat(file.descriptor, &info) == 0 else { continue }
+            // A file closed for now was read to its end; once it changes it is opened again.
+            guard file.isOpen, fstat(file.descriptor, &info) == 0 else { continue }
             let read = file.generation.flatMap { streams[$0]?.readOffset } ?? 0
             lag[file.path] = max(0, Int64(info.st_size) - read)
         }
@@ -154,9 +245,30 @@ public final class FileTailer {
 
     // MARK: Scanning
 
-    /// Looks for new files, rotated paths, truncations and files that went away.
+    /// Looks for new files, rotated paths, truncations and files that went away when that is
+    /// due (every `pollInterval` when polling; with inotify when an event asked for it or every
+    /// `rescanInterval`), and closes idle files. Called about once a second.
     public func scan() {
         let now = ContinuousClock.now
+        takeEvents()
+        if fullScanDue(now) { fullScan(now: now) }
+        for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
+        undecided = undecided.filter { now - $0.value.since < copyDecisionDelay * 10 }
+        closeIdleFiles(now: now)
+        forgetOldGenerations()
+        saveState(force: false)
+    }
+
+    func fullScanDue(_ now: ContinuousClock.Instant) -> Bool {
+        guard let lastFullScan else { return true }
+        if scanWanted || filesWaitingForDescriptor { return true }
+        return now - lastFullScan >= (isWatching ? settings.rescanInterval : settings.pollInterval)
+    }
+
+    private func fullScan(now: ContinuousClock.Instant) {
+        lastFullScan = now
+        scanWanted = false
+        filesWaitingForDescriptor = false
         var seen = Set<InodeKey>()
         var fresh: [String] = []
         let paths = expand(patterns)
@@ -169,27 +281,70 @@ public final class FileTailer {
             guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
             let key = InodeKey(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
             guard seen.insert(key).inserted else { continue }
-            if files[key] != nil {
+            if let file = files[key] {
                 files[key]!.path = path
-                if files[key]!.orphanedAt != nil {
+                if file.orphanedAt != nil {
                     files[key]!.orphanedAt = nil
                     files[key]!.closeAt = nil
                 }
-                checkOriginal(key)
+                if file.isOpen {
+                    checkOriginal(key)
+                } else if changedSinceClosed(file, info) {
+                    reopen(key, at: path)
+                }
             } else {
                 fresh.append(path)
             }
         }
         for key in files.keys where !seen.contains(key) && files[key]!.orphanedAt == nil {
+            guard files[key]!.isOpen else {
+                // Closed, read to its end, and no longer named: nothing more to read in it.
+                letGo(key)
+                continue
+            }
             files[key]!.orphanedAt = now
             files[key]!.lastDataAt = now
         }
         // Known files first (above): a truncation they show is seen before a copy is judged.
-        for path in fresh { attach(path, now: now) }
-        for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
-        undecided = undecided.filter { now - $0.value.since < copyDecisionDelay * 10 }
-        forgetOldGenerations()
-        saveState(force: false)
+        // With no descriptor left, the rest wait for the next scan.
+        for path in fresh where !filesWaitingForDescriptor { attach(path, now: now) }
+        // Not the orphans: the path they had may name a new file already, whose events must
+        // not be taken for theirs (it would wait unread for the next full scan).
+        pathIndex = Dictionary(
+            files.values.filter { $0.orphanedAt == nil }.map { ($0.path, $0.key) }, uniquingKeysWith: { first, _ in first })
+        watcher?.watch(FileWatcher.directories(for: patterns + archives.patterns, expand: expand))
+    }
+
+    /// With a watcher: takes its events, opens closed files that changed, and notes which
+    /// generations to read. Unknown paths (a new file) ask for a scan.
+    private func takeEvents() {
+        guard let watcher else { return }
+        let changes = watcher.drain()
+        if changes.rescan { scanWanted = true }
+        for path in changes.modified {
+            guard let key = pathIndex[path], let file = files[key] else {
+                // A file the patterns name that is not followed yet (it had no complete first
+                // line); others in the same directory (a log being compressed) are no news.
+                if matches(path) { scanWanted = true }
+                continue
+            }
+            if !file.isOpen {
+                if !reopen(key, at: path) { scanWanted = true }
+                continue
+            }
+            // Truncated since the last look? Then the new generation is what to read.
+            checkOriginal(key)
+            if let generation = files[key]?.generation { readable.insert(generation) }
+        }
+    }
+
+    private func matches(_ path: String) -> Bool {
+        (patterns + archives.patterns).contains { fnmatch($0, path, FNM_PATHNAME) == 0 }
+    }
+
+    /// Notes that `generation` may have bytes to read.
+    func markReadable(_ generation: FilePosition.Generation) {
+        if watcher != nil { readable.insert(generation) }
     }
 
     /// The s6-log archives to read next to the `current` files followed (see `S6Archives`).
@@ -234,8 +389,14 @@ public final class FileTailer {
     /// complete lines in it (joined into records when multiline is on), in file order for each file.
     public func read(budget: Int, into sink: (TailedLine) -> Void) -> Int {
         let now = ContinuousClock.now
-        for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
-        let order = streams.values.filter { !$0.carriers.isEmpty }
+        takeEvents()
+        // New files are looked for as soon as an event names one, but not more than ten times
+        // a second however many arrive.
+        if fullScanDue(now), lastFullScan.map({ now - $0 >= .milliseconds(100) }) ?? true { fullScan(now: now) }
+        for key in files.compactMap({ $0.value.identity == nil && $0.value.isOpen ? $0.key : nil }) { identify(key) }
+        let order = generationsToRead()
+            .compactMap { streams[$0] }
+            .filter { $0.carriers.contains { files[$0]?.isOpen == true } }
             .map { ($0.generation, files[$0.carriers[0]]?.path ?? "") }
             .sorted { $0.1 < $1.1 }
         let start = readCursor.flatMap { cursor in order.firstIndex { $0.1 > cursor } } ?? 0
@@ -261,6 +422,17 @@ public final class FileTailer {
         return total
     }
 
+    /// Every generation, or with inotify watching everything, those events or data showed may
+    /// have something new, and those of renamed or deleted files (no event names them).
+    private func generationsToRead() -> [FilePosition.Generation] {
+        guard watcher?.watchesAll == true else { return Array(streams.keys) }
+        var wanted = readable
+        for file in files.values where file.isOpen && file.orphanedAt != nil {
+            if let generation = file.generation { wanted.insert(generation) }
+        }
+        return Array(wanted)
+    }
+
     private func readStream(
         _ generation: FilePosition.Generation, budget: Int, now: ContinuousClock.Instant, sink: (TailedLine) -> Void
     ) -> Int {
@@ -270,7 +442,7 @@ public final class FileTailer {
         var finished: [(key: InodeKey, atLimit: Bool)] = []
         var count = 0
         for key in stream.carriers {
-            guard var file = files[key] else { continue }
+            guard var file = files[key], file.isOpen else { continue }
             if let orphanedAt = file.orphanedAt, file.closeAt == nil, now - orphanedAt >= orphanMaxOpen {
                 // The hard limit: whatever is in it now is read, then it is closed.
                 var info = stat()
@@ -291,7 +463,9 @@ public final class FileTailer {
                     continue
                 }
                 file.lastDataAt = now
+                file.atEnd = false
                 files[key] = file
+                stream.path = file.path
                 consume(count: got, into: &stream, now: now, sink: sink)
                 count = got
                 break
@@ -301,6 +475,10 @@ public final class FileTailer {
             {
                 truncated.append((key, probe.identity))
                 continue
+            }
+            if !file.atEnd {
+                file.atEnd = true
+                files[key] = file
             }
             if let closeAt = file.closeAt, stream.readOffset >= closeAt {
                 finished.append((key, true))
@@ -313,21 +491,26 @@ public final class FileTailer {
                 finished.append((key, false))
             }
         }
-        if count > 0 { stream.lastActive = now }
+        if count > 0 {
+            stream.lastActive = now
+        } else {
+            // Read to its end: with inotify it waits for an event naming its file.
+            readable.remove(generation)
+        }
         let gone = Set(truncated.map(\.0) + finished.map(\.key))
         stream.carriers.removeAll { gone.contains($0) }
         if stream.carriers.isEmpty {
             stream.lastActive = now
             // Closed for good (not truncated): nothing can follow a pending record any more.
             if truncated.isEmpty, let pending = stream.pending {
-                sink(record(pending, of: stream.generation))
+                sink(record(pending, of: stream.generation, path: stream.path))
                 stream.pending = nil
             }
         }
         streams[generation] = stream
         for (key, atLimit) in finished {
             guard let file = files.removeValue(forKey: key) else { continue }
-            close(file.descriptor)
+            closeCounted(file.descriptor)
             if atLimit {
                 orphansClosedAtLimit += 1
                 logger?.warning(
@@ -353,23 +536,26 @@ public final class FileTailer {
             var cursor = 0
             while cursor < count {
                 guard let newline = chunk[cursor...].firstIndex(of: UInt8(ascii: "\n")) else {
-                    stream.partial.append(contentsOf: chunk[cursor...])
+                    keepPartial(chunk[cursor...], in: &stream)
                     break
                 }
                 let end = chunkBase + Int64(newline) + 1
-                if stream.partial.isEmpty {
+                if stream.partial.isEmpty, stream.skippedBytes == 0 {
+                    let continuation = stream.partialContinues
+                    stream.partialContinues = false
                     emit(UnsafeBufferPointer(rebasing: chunk[cursor..<newline]), offset: chunkBase + Int64(cursor),
-                         end: end, time: time, continuation: false, now: now, stream: &stream, sink: sink)
+                         end: end, time: time, continuation: continuation, lineEnds: true, now: now, stream: &stream, sink: sink)
                 } else {
-                    stream.partial.append(contentsOf: chunk[cursor..<newline])
-                    let offset = end - Int64(stream.partial.count) - 1
+                    keepPartial(chunk[cursor..<newline], in: &stream)
+                    let offset = end - Int64(stream.partial.count) - stream.skippedBytes - 1
                     // Moved out: `emit` takes the whole stream inout.
                     var line = stream.partial
                     stream.partial = []
                     let continuation = stream.partialContinues
                     stream.partialContinues = false
                     line.withUnsafeBufferPointer {
-                        emit($0, offset: offset, end: end, time: time, continuation: continuation, now: now, stream: &stream, sink: sink)
+                        emit($0, offset: offset, end: end, time: time, continuation: continuation, lineEnds: true, now: now,
+                             stream: &stream, sink: sink)
                     }
                     line.removeAll(keepingCapacity: true)
                     stream.partial = line
@@ -378,29 +564,42 @@ public final class FileTailer {
             }
         }
         // A line longer than the limit is shipped in pieces rather than held without bound.
-        while stream.partial.count >= maxLineBytes {
+        while overlongLines == .split, stream.partial.count >= maxLineBytes {
             let offset = stream.readOffset - Int64(stream.partial.count)
             let piece = Array(stream.partial[0..<maxLineBytes])
             stream.partial.removeFirst(maxLineBytes)
             let continuation = stream.partialContinues
             stream.partialContinues = true
             piece.withUnsafeBufferPointer {
-                emit($0, offset: offset, end: offset + Int64(maxLineBytes), time: time, continuation: continuation, now: now,
-                     stream: &stream, sink: sink)
+                emit($0, offset: offset, end: offset + Int64(maxLineBytes), time: time, continuation: continuation,
+                     lineEnds: false, now: now, stream: &stream, sink: sink)
             }
         }
     }
 
-    /// Turns one line's bytes into records: strips a trailing CR, decodes an s6 label into the
-    /// time, and cuts a line longer than `maxLineBytes` into pieces, each with its own offset.
-    /// `continuation`: the rest of a line whose first pieces were already cut off (no label,
-    /// never the start of a multiline record).
+    /// Keeps the start of a line until its end arrives; when truncating, only the first
+    /// `maxLineBytes` of it, counting the rest.
+    private func keepPartial(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence, in stream: inout TailedStream) {
+        guard overlongLines == .truncate else {
+            stream.partial.append(contentsOf: bytes)
+            return
+        }
+        let room = max(0, maxLineBytes - stream.partial.count)
+        stream.partial.append(contentsOf: bytes.prefix(room))
+        stream.skippedBytes += Int64(max(0, bytes.count - room))
+    }
+
+    /// Turns one line's bytes (or, with `lineEnds` false, a piece cut off its start) into
+    /// records: strips a trailing CR, decodes an s6 label into the time, and cuts a line longer
+    /// than `maxLineBytes` into pieces, each with its own offset and its place among them, or
+    /// keeps its start marked `truncated`. `continuation`: the rest of a line whose first
+    /// pieces were already cut off (no label, never the start of a multiline record).
     private func emit(
-        _ line: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, time: Int64, continuation: Bool,
+        _ line: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, time: Int64, continuation: Bool, lineEnds: Bool,
         now: ContinuousClock.Instant, stream: inout TailedStream, sink: (TailedLine) -> Void
     ) {
         var body = line
-        if let last = body.last, last == UInt8(ascii: "\r") { body = UnsafeBufferPointer(rebasing: body.dropLast()) }
+        if lineEnds, let last = body.last, last == UInt8(ascii: "\r") { body = UnsafeBufferPointer(rebasing: body.dropLast()) }
         let bodyEnd = offset + Int64(body.count)
         var lineTime = time
         var pieceOffset = offset
@@ -409,41 +608,70 @@ public final class FileTailer {
             lineTime = labelled
             body = UnsafeBufferPointer(rebasing: body[(body.startIndex + TAI64N.labelLength + 1)...])
         }
+        if overlongLines == .truncate {
+            // `consume` keeps at most `maxLineBytes` of a line across reads; one read may hold more.
+            let lineBytes = end - offset - 1
+            guard stream.skippedBytes > 0 || body.count > maxLineBytes else {
+                deliver(body, offset: offset, end: end, time: lineTime, continuation: continuation, piece: nil, now: now,
+                        stream: &stream, sink: sink)
+                return
+            }
+            stream.skippedBytes = 0
+            overlongLinesSeen += 1
+            deliver(UnsafeBufferPointer(rebasing: body.prefix(maxLineBytes)), offset: offset, end: end, time: lineTime,
+                    continuation: continuation, piece: .truncated(lineBytes: lineBytes), now: now, stream: &stream, sink: sink)
+            return
+        }
         // Cut every `maxLineBytes` of the file's bytes, label included, exactly where `consume`
         // cuts a line that arrives over several reads: the pieces' offsets are their origin
         // coordinates, so they must not depend on how the reads fell.
         while bodyEnd - pieceOffset > Int64(maxLineBytes) {
             let pieceEnd = pieceOffset + Int64(maxLineBytes)
             let take = body.count - Int(bodyEnd - pieceEnd)
-            deliver(UnsafeBufferPointer(rebasing: body[0..<take]), offset: pieceOffset, end: pieceEnd,
-                    time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
+            stream.piecesCut += 1
+            deliver(UnsafeBufferPointer(rebasing: body[0..<take]), offset: pieceOffset, end: pieceEnd, time: lineTime,
+                    continuation: continuation, piece: .part(index: stream.piecesCut, last: false), now: now,
+                    stream: &stream, sink: sink)
             continuation = true
             pieceOffset = pieceEnd
             body = UnsafeBufferPointer(rebasing: body[take...])
         }
-        deliver(body, offset: pieceOffset, end: end, time: lineTime, continuation: continuation, now: now, stream: &stream, sink: sink)
+        var piece: LinePiece?
+        if lineEnds {
+            if stream.piecesCut > 0 {
+                piece = .part(index: stream.piecesCut + 1, last: true)
+                overlongLinesSeen += 1
+            }
+            stream.piecesCut = 0
+        } else {
+            stream.piecesCut += 1
+            piece = .part(index: stream.piecesCut, last: false)
+        }
+        deliver(body, offset: pieceOffset, end: end, time: lineTime, continuation: continuation, piece: piece, now: now,
+                stream: &stream, sink: sink)
     }
 
     private func deliver(
-        _ body: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, time: Int64, continuation: Bool,
+        _ body: UnsafeBufferPointer<UInt8>, offset: Int64, end: Int64, time: Int64, continuation: Bool, piece: LinePiece?,
         now: ContinuousClock.Instant, stream: inout TailedStream, sink: (TailedLine) -> Void
     ) {
         guard let joiner else {
             sink(TailedLine(
                 identity: stream.generation.identity, position: stream.generation, offset: offset, endOffset: end, time: time,
-                message: String(decoding: body, as: UTF8.self)))
+                message: String(decoding: body, as: UTF8.self), path: stream.path, piece: piece))
             return
         }
         let generation = stream.generation
+        let path = stream.path
         joiner.add(body, offset: offset, end: end, time: time, continuation: continuation, now: now, pending: &stream.pending) {
-            sink(record($0, of: generation))
+            sink(record($0, of: generation, path: path))
         }
     }
 
-    private func record(_ pending: PendingRecord, of generation: FilePosition.Generation) -> TailedLine {
+    private func record(_ pending: PendingRecord, of generation: FilePosition.Generation, path: String) -> TailedLine {
         TailedLine(
             identity: generation.identity, position: generation, offset: pending.offset, endOffset: pending.end,
-            time: pending.time, message: String(decoding: pending.bytes, as: UTF8.self))
+            time: pending.time, message: String(decoding: pending.bytes, as: UTF8.self), path: path)
     }
 
     /// Sends the multiline records whose file has been quiet for the timeout.
@@ -457,7 +685,7 @@ public final class FileTailer {
         for generation in expired {
             guard let pending = streams[generation]?.pending else { continue }
             streams[generation]!.pending = nil
-            sink(record(pending, of: generation))
+            sink(record(pending, of: generation, path: streams[generation]?.path ?? ""))
         }
     }
 

@@ -1,14 +1,22 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Which file a descriptor is, by device and inode alone: unique among the files the tailer
-/// holds open (an inode cannot be reused while a descriptor keeps it alive).
+/// holds open (an inode cannot be reused while a descriptor keeps it alive). A file closed for
+/// a while keeps its key; when opened again its bytes are checked, since by then the inode
+/// may be another file's.
 struct InodeKey: Hashable {
     var device: UInt64
     var inode: UInt64
 }
 
-/// One file the tailer holds open.
+/// One file the tailer follows: open, or closed for a while to stay within the descriptor
+/// budget (see `FileTailer+Descriptors`).
 struct OpenFile {
     var path: String
-    let descriptor: Int32
+    /// -1 while closed.
+    var descriptor: Int32
     let key: InodeKey
     /// Nil while a file truncated in place has no complete first line yet.
     var identity: FileIdentity?
@@ -26,6 +34,15 @@ struct OpenFile {
     var lastDataAt: ContinuousClock.Instant
     /// Set when an orphan has been open for the hard limit: it is read up to this size, then closed.
     var closeAt: Int64?
+    /// The last read found nothing new: closing it now loses nothing.
+    var atEnd = false
+    /// While closed: its size and modification time then. A scan that finds either changed
+    /// opens it again.
+    var closedWith: (size: Int64, modified: timespec)?
+    /// While closed: CRC of the bytes just before the read offset (see `FileTailer.tailCRC`).
+    var tailCRC: UInt32?
+
+    var isOpen: Bool { descriptor >= 0 }
 }
 
 /// One generation of a file's bytes as it is read: the unit records are numbered in.
@@ -38,10 +55,16 @@ struct TailedStream {
     let generation: FilePosition.Generation
     /// Next byte to read.
     var readOffset: Int64
+    /// The path of the file it was last read from.
+    var path = ""
     /// Bytes read past the last newline, waiting for the rest of their line.
     var partial: [UInt8] = []
     /// `partial` is the rest of a line whose first pieces were already cut off at the line limit.
     var partialContinues = false
+    /// Pieces of the current line already handed on (overlong lines, split).
+    var piecesCut = 0
+    /// Bytes of the current line skipped after its first `maxLineBytes` (overlong lines, truncated).
+    var skippedBytes: Int64 = 0
     var trail = ContentTrail()
     /// The multiline record being joined, if any.
     var pending: PendingRecord?

@@ -146,6 +146,8 @@ extension FileTailer {
     /// file's); its generation is kept for a copy that may still show up.
     func letGo(_ key: InodeKey) {
         guard let file = files.removeValue(forKey: key) else { return }
+        orphans.remove(key)
+        unidentified.remove(key)
         closeCounted(file.descriptor)
         if let generation = file.generation, streams[generation] != nil {
             streams[generation]!.carriers.removeAll { $0 == key }

@@ -232,6 +232,7 @@ extension FileTailer {
         guard var file = files[key] else { return }
         file.nextTruncations = max(file.nextTruncations, generation.truncations + 1)
         file.identity = nil
+        unidentified.insert(key)
         file.generation = nil
         file.isOriginal = true
         files[key] = file
@@ -243,6 +244,13 @@ extension FileTailer {
         if let newIdentity { startGeneration(key, identity: newIdentity) }
     }
 
+    /// The files truncated in place that had no complete first line: do they have one now?
+    func identifyTruncated() {
+        guard !unidentified.isEmpty else { return }
+        for key in unidentified { identify(key) }
+        unidentified = unidentified.filter { files[$0]?.identity == nil && files[$0] != nil }
+    }
+
     /// A truncated file that had no complete first line: does it have one now?
     func identify(_ key: InodeKey) {
         guard let file = files[key], file.identity == nil, file.isOpen else { return }
@@ -251,6 +259,7 @@ extension FileTailer {
         } else if file.orphanedAt != nil, ContinuousClock.now - file.lastDataAt >= orphanGrace {
             closeCounted(file.descriptor)
             files[key] = nil
+            orphans.remove(key)
         }
     }
 

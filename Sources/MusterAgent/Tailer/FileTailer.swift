@@ -147,6 +147,11 @@ public final class FileTailer {
     var readable = Set<FilePosition.Generation>()
     /// Paths of the files followed, for the watcher's events.
     var pathIndex: [String: InodeKey] = [:]
+    /// Files truncated in place with no first line yet, and files no pattern names any more:
+    /// looked at on every read, so kept apart rather than found among all the files each time
+    /// (with thousands of idle files, that search was most of the agent's idle CPU).
+    var unidentified = Set<InodeKey>()
+    var orphans = Set<InodeKey>()
     var lastFullScan: ContinuousClock.Instant?
     /// An event asked for a full scan, or a file waited for a descriptor.
     var scanWanted = true
@@ -252,7 +257,7 @@ public final class FileTailer {
         let now = ContinuousClock.now
         takeEvents()
         if fullScanDue(now) { fullScan(now: now) }
-        for key in files.compactMap({ $0.value.identity == nil ? $0.key : nil }) { identify(key) }
+        identifyTruncated()
         undecided = undecided.filter { now - $0.value.since < copyDecisionDelay * 10 }
         closeIdleFiles(now: now)
         forgetOldGenerations()
@@ -286,6 +291,7 @@ public final class FileTailer {
                 if file.orphanedAt != nil {
                     files[key]!.orphanedAt = nil
                     files[key]!.closeAt = nil
+                    orphans.remove(key)
                 }
                 if file.isOpen {
                     checkOriginal(key)
@@ -304,6 +310,7 @@ public final class FileTailer {
             }
             files[key]!.orphanedAt = now
             files[key]!.lastDataAt = now
+            orphans.insert(key)
         }
         // Known files first (above): a truncation they show is seen before a copy is judged.
         // With no descriptor left, the rest wait for the next scan.
@@ -393,7 +400,7 @@ public final class FileTailer {
         // New files are looked for as soon as an event names one, but not more than ten times
         // a second however many arrive.
         if fullScanDue(now), lastFullScan.map({ now - $0 >= .milliseconds(100) }) ?? true { fullScan(now: now) }
-        for key in files.compactMap({ $0.value.identity == nil && $0.value.isOpen ? $0.key : nil }) { identify(key) }
+        identifyTruncated()
         let order = generationsToRead()
             .compactMap { streams[$0] }
             .filter { $0.carriers.contains { files[$0]?.isOpen == true } }
@@ -427,8 +434,8 @@ public final class FileTailer {
     private func generationsToRead() -> [FilePosition.Generation] {
         guard watcher?.watchesAll == true else { return Array(streams.keys) }
         var wanted = readable
-        for file in files.values where file.isOpen && file.orphanedAt != nil {
-            if let generation = file.generation { wanted.insert(generation) }
+        for key in orphans {
+            if let file = files[key], file.isOpen, let generation = file.generation { wanted.insert(generation) }
         }
         return Array(wanted)
     }
@@ -510,6 +517,7 @@ public final class FileTailer {
         streams[generation] = stream
         for (key, atLimit) in finished {
             guard let file = files.removeValue(forKey: key) else { continue }
+            orphans.remove(key)
             closeCounted(file.descriptor)
             if atLimit {
                 orphansClosedAtLimit += 1

@@ -33,6 +33,7 @@ extension FileTailer {
             descriptors?.release()
             return nil
         }
+        openFiles += 1
         return descriptor
     }
 
@@ -40,6 +41,7 @@ extension FileTailer {
     func closeCounted(_ descriptor: Int32) {
         guard descriptor >= 0 else { return }
         close(descriptor)
+        openFiles -= 1
         descriptors?.release()
     }
 
@@ -70,6 +72,7 @@ extension FileTailer {
     /// Closes open files read to their end: those quiet for `closeIdleAfter`, and while the
     /// budget is contended, those quiet for a second. Called once per scan.
     func closeIdleFiles(now: ContinuousClock.Instant) {
+        guard openFiles > 0 else { return }
         let contended = filesWaitingForDescriptor || (descriptors?.isContended ?? false)
         for file in files.values where canClose(file) {
             let quiet = now - file.lastDataAt

@@ -227,17 +227,18 @@ public final class FileTailer {
     public var followedFiles: Int { files.count }
 
     /// Files held open.
-    public var openFiles: Int { files.values.reduce(0) { $0 + ($1.isOpen ? 1 : 0) } }
+    public internal(set) var openFiles = 0
 
     /// Whether changes come from inotify for every directory the patterns need.
     public var isWatching: Bool { watcher?.watchesAll ?? false }
 
     /// Files open although no pattern names them any more (renamed away or deleted).
-    public var orphanedOpen: Int { files.values.reduce(0) { $0 + ($1.orphanedAt == nil ? 0 : 1) } }
+    public var orphanedOpen: Int { orphans.count }
 
     /// Bytes not read yet, by path, for the files open (size − read offset).
     public var lagBytes: [String: Int64] {
         var lag: [String: Int64] = [:]
+        guard openFiles > 0 else { return lag }
         for file in files.values {
             var info = stat()
             // A file closed for now was read to its end; once it changes it is opened again.
@@ -260,7 +261,6 @@ public final class FileTailer {
         identifyTruncated()
         undecided = undecided.filter { now - $0.value.since < copyDecisionDelay * 10 }
         closeIdleFiles(now: now)
-        forgetOldGenerations()
         saveState(force: false)
     }
 
@@ -320,6 +320,7 @@ public final class FileTailer {
         pathIndex = Dictionary(
             files.values.filter { $0.orphanedAt == nil }.map { ($0.path, $0.key) }, uniquingKeysWith: { first, _ in first })
         watcher?.watch(FileWatcher.directories(for: patterns + archives.patterns, expand: expand))
+        forgetOldGenerations()
     }
 
     /// With a watcher: takes its events, opens closed files that changed, and notes which

@@ -235,16 +235,17 @@ public final class FileTailer {
     /// Files open although no pattern names them any more (renamed away or deleted).
     public var orphanedOpen: Int { orphans.count }
 
-    /// Bytes not read yet, by path, for the files open (size − read offset).
+    /// Bytes not read yet (size − read offset), by path, for the open files that have any: a
+    /// host agent follows thousands of files, most of them idle, and one series per idle file
+    /// would only say 0.
     public var lagBytes: [String: Int64] {
         var lag: [String: Int64] = [:]
         guard openFiles > 0 else { return lag }
-        for file in files.values {
+        for file in files.values where file.isOpen {
             var info = stat()
-            // A file closed for now was read to its end; once it changes it is opened again.
-            guard file.isOpen, fstat(file.descriptor, &info) == 0 else { continue }
-            let read = file.generation.flatMap { streams[$0]?.readOffset } ?? 0
-            lag[file.path] = max(0, Int64(info.st_size) - read)
+            guard fstat(file.descriptor, &info) == 0 else { continue }
+            let behind = Int64(info.st_size) - (file.generation.flatMap { streams[$0]?.readOffset } ?? 0)
+            if behind > 0 { lag[file.path] = behind }
         }
         return lag
     }

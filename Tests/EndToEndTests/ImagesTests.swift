@@ -544,6 +544,17 @@ enum ImageLint {
         }
     }
 
+    /// `down` removes the state directory, never the directory it sits in: by default that is
+    /// /var/tmp, which an earlier `down` removed whenever it was otherwise empty.
+    @Test func downLeavesTheStateDirectorysParentInPlace() throws {
+        let parent = FileManager.default.temporaryDirectory.appendingPathComponent("muster-down-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let environment = ["MUSTER_CLUSTER": "dp\(getpid() % 10000)", "MUSTER_CLUSTER_STATE": parent + "/state"]
+        _ = try Cluster.execute(repository + "/images/cluster", ["down"], environment: environment)
+        #expect(FileManager.default.fileExists(atPath: parent), "images/cluster down removed \(parent)")
+    }
+
     @Test func downRemovesEverythingAfterTheToolIsKilledMidAddAndItsStateIsGone() throws {
         let cluster = try Cluster(tag: "dk\(getpid() % 10000)", subnet: "10.84.\(getpid() % 200 + 20)")
         let (http, stats) = hostPorts()

@@ -26,8 +26,6 @@ final class Cluster {
         self.subnet = subnet
         // Under /var/tmp (a disk file system): the tests use chattr, which tmpfs lacks.
         state = "/var/tmp/muster-e2e-\(tag)-\(getpid())"
-        // A minimal system may have no /var/tmp at all; files beside the state go there too.
-        try FileManager.default.createDirectory(atPath: "/var/tmp", withIntermediateDirectories: true)
         // A crashed earlier run may have left this cluster behind.
         _ = try? run("down")
     }

@@ -39,10 +39,9 @@ public struct ContainerLogEntry: Sendable, Equatable {
         var stream: String?
         var timeText: String?
         var attrs: String?
-        let decoded: Bool = line.withContiguousUTF8 { bytes in
-            var scanner = JSONScanner(bytes)
+        let decoded: Bool = JSONScanner.scanning(line, brokenSurrogatePair: .replaced) { scanner in
             do {
-                try scanner.object { key, scanner throws(JSONScanner.Invalid) in
+                try scanner.wholeObject { key, scanner throws(JSONScanner.Failure) in
                     switch key {
                     case "log" where scanner.atString: log = try scanner.string()
                     case "stream" where scanner.atString: stream = try scanner.string()

@@ -22,14 +22,13 @@ public struct JSONLines: Sendable {
 
     /// The line's message and fields; nil when the line is not exactly one JSON object.
     public func parse(_ line: String) -> (message: String, fields: [String: FieldValue])? {
-        line.withContiguousUTF8 { bytes in
-            var scanner = JSONScanner(bytes)
+        JSONScanner.scanning(line, brokenSurrogatePair: .replaced) { scanner in
             var fields: [String: FieldValue] = [:]
             // The best message candidate so far, with its rank in `messageKeys`.
             var message: (rank: Int, key: String, value: FieldValue)?
             do {
-                try scanner.object { key, scanner throws(JSONScanner.Invalid) in
-                    guard let value = try scanner.value() else { return }
+                try scanner.wholeObject { key, scanner throws(JSONScanner.Failure) in
+                    guard let value = try scanner.anyFieldValue() else { return }
                     if let rank = messageKeys.firstIndex(of: key), rank <= message?.rank ?? Int.max {
                         // A candidate of a lower rank goes back among the fields.
                         if let previous = message, previous.rank != rank { fields[previous.key] = previous.value }

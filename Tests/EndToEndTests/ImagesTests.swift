@@ -116,6 +116,9 @@ enum ImageLint {
         return problems
     }
 
+    /// Where images/build puts what the `prebuilt` stage copies (absent from a checkout).
+    static let stagedByBuild = ".build-images/out"
+
     private static func sourceProblems(_ sources: [String], at: String, context: String, dockerignore: [String]) -> [String] {
         var problems: [String] = []
         var found = 0
@@ -129,6 +132,12 @@ enum ImageLint {
                 // A wildcard may match nothing (an optional file), as long as something is copied.
                 globs.append(raw)
                 found += matches(of: source, in: context).filter { !excluded($0, by: dockerignore) }.count
+            } else if source.hasPrefix(stagedByBuild) {
+                // images/build stages the host's binaries there just before it builds.
+                if excluded(source, by: dockerignore) {
+                    problems.append("\(at): COPY source '\(raw)' is left out of the build context by .dockerignore")
+                }
+                found += 1
             } else if !FileManager.default.fileExists(atPath: context + "/" + source) {
                 problems.append("\(at): COPY source '\(raw)' does not exist in the build context (\(context))")
             } else if excluded(source, by: dockerignore) {

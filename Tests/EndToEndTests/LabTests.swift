@@ -55,14 +55,46 @@ import Testing
 
     @Test func theLabRunsEndToEndAndItsEvidenceIsComplete() throws {
         let cluster = try Cluster(tag: "lab\(getpid() % 10000)", subnet: "10.81.\(getpid() % 200 + 20)")
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("lab-\(getpid())").path
+        try runTheLabAndCheckItsEvidence(on: cluster, httpPort: 20_000 + Int(getpid() % 20_000))
+    }
+
+    /// The same scenario and the same checks with one container per node: the four images
+    /// built by `images/build` (from this build's binaries: a release build would take the
+    /// test run's whole budget; under a tag of the test's own, removed at the end, so that
+    /// the machine's `latest` images stay as they were), started with images/compose.yaml's
+    /// settings, stopped with the engine's `stop` (Serf must leave) and killed with its
+    /// `kill` (Serf must fail).
+    @Test func theLabRunsInContainersFromTheBuiltImages() throws {
+        let cluster = try Cluster(tag: "ctr\(getpid() % 10000)", subnet: "10.82.\(getpid() % 200 + 20)", kind: .containers)
+        let tag = "e2e-test"
+        let conf = ["CONTAINERS_CONF": ProcessInfo.processInfo.environment["CONTAINERS_CONF"] ?? Cluster.repository + "/images/containers.conf"]
+        let images = ["base", "collector", "ha", "webapp"].map { "localhost/muster/\($0):\(tag)" }
+        defer { _ = try? Cluster.execute("/usr/bin/podman", ["rmi", "--force"] + images, environment: conf) }
+        let build = try Cluster.execute(
+            Cluster.repository + "/images/build", ["--binaries", Binaries.directory.path, "--tag", tag], environment: [:])
+        for image in images {
+            #expect(throws: Never.self, "images/build made no \(image):\n\(build)") {
+                try Cluster.execute("/usr/bin/podman", ["image", "exists", image], environment: conf)
+            }
+        }
+        try runTheLabAndCheckItsEvidence(
+            on: cluster, httpPort: 40_000 + Int(getpid() % 20_000), containers: true, environment: ["MUSTER_IMAGE_TAG": tag])
+        #expect(try Cluster.execute("/usr/bin/podman", ["ps", "-a", "-q", "--filter", "label=muster.cluster=\(cluster.name)"], environment: conf)
+            .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "images/lab --down left containers behind")
+    }
+
+    /// Runs `images/lab --short --down` on `cluster` and checks what it exported.
+    func runTheLabAndCheckItsEvidence(
+        on cluster: Cluster, httpPort: Int, containers: Bool = false, environment extra: [String: String] = [:]
+    ) throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("lab-\(cluster.name)-\(getpid())").path
         try? FileManager.default.removeItem(atPath: out)
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let httpPort = 20_000 + Int(getpid() % 20_000)
-        var environment = cluster.environment
+        var environment = cluster.environment.merging(extra) { $1 }
         environment["MUSTER_CLUSTER_PORTS"] = "\(httpPort):80 \(httpPort + 1):1936"
         let transcript = try Cluster.execute(
-            Cluster.repository + "/images/lab", ["--short", "--down", "--out", out], environment: environment)
+            Cluster.repository + "/images/lab", ["--short", "--down", "--out", out] + (containers ? ["--containers"] : []),
+            environment: environment)
 
         // Every task has its folder, in the order the lab marked them.
         let marks = try rows(try logq(cluster, "marks", "--format", "json"), as: MarkRow.self)

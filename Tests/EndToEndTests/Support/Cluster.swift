@@ -1,12 +1,21 @@
 import Foundation
 import Testing
 
-/// `images/cluster` driven from a test: the same tool users run, with a cluster name, subnet
-/// and state directory of the test's own, torn down (`down`) when the test ends.
+/// `images/cluster` (or, for `.containers`, `images/containers`) driven from a test: the same
+/// tool users run, with a cluster name, subnet and state directory of the test's own, torn
+/// down (`down`) when the test ends.
 final class Cluster {
+    /// What a node is: a network namespace, or a container from the images `images/build` makes.
+    enum Kind {
+        case namespaces, containers
+
+        var tool: String { self == .namespaces ? "images/cluster" : "images/containers" }
+    }
+
     let name: String
     let subnet: String
     let state: String
+    let kind: Kind
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -19,9 +28,24 @@ final class Cluster {
         }
     }
 
+    /// Fails the test with a clear message when this machine cannot run podman containers.
+    static func requireContainers() throws {
+        try #require(getuid() == 0, "the container tests need root (podman networks with fixed addresses); run the tests as root")
+        let podman = ["/usr/bin", "/usr/local/bin"].map { "\($0)/podman" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        let path = try #require(podman, "podman is missing; run scripts/install-deps")
+        let environment = ["CONTAINERS_CONF": ProcessInfo.processInfo.environment["CONTAINERS_CONF"] ?? repository + "/images/containers.conf"]
+        do {
+            _ = try execute(path, ["info", "--format", "{{.Host.OCIRuntime.Name}}"], environment: environment)
+        } catch {
+            Issue.record("podman cannot run on this machine (see images/containers.conf for the settings a constrained host needs): \(error)")
+            throw error
+        }
+    }
+
     /// `tag`: a short name unique to the test (cluster names are up to 8 characters).
-    init(tag: String, subnet: String) throws {
-        try Self.requireNamespaces()
+    init(tag: String, subnet: String, kind: Kind = .namespaces) throws {
+        self.kind = kind
+        if kind == .namespaces { try Self.requireNamespaces() } else { try Self.requireContainers() }
         name = tag
         self.subnet = subnet
         // Under /var/tmp (a disk file system): the tests use chattr, which tmpfs lacks.
@@ -45,21 +69,23 @@ final class Cluster {
         ]
     }
 
-    var database: String { state + "/nodes/collector/state/muster.sqlite" }
+    var database: String {
+        kind == .namespaces ? state + "/nodes/collector/state/muster.sqlite" : state + "/volumes/collector-data/muster.sqlite"
+    }
     func nodeDirectory(_ node: String) -> String { state + "/nodes/" + node }
     func journal(_ node: String) -> String { nodeDirectory(node) + "/state/events.jsonl" }
     func service(_ node: String, _ service: String) -> String { nodeDirectory(node) + "/service/" + service }
 
-    /// Runs `images/cluster ARGS…`; throws with its output when it fails.
+    /// Runs `images/cluster ARGS…` (or `images/containers`); throws with its output when it fails.
     @discardableResult
     func run(_ arguments: String...) throws -> String {
-        try Self.execute(Self.repository + "/images/cluster", arguments, environment: environment)
+        try Self.execute(Self.repository + "/" + kind.tool, arguments, environment: environment)
     }
 
-    /// A command inside a node's namespace, with the node's environment.
+    /// A command inside a node's namespace (with the node's environment) or container.
     @discardableResult
     func exec(_ node: String, _ command: String...) throws -> String {
-        try Self.execute(Self.repository + "/images/cluster", ["exec", node] + command, environment: environment)
+        try Self.execute(Self.repository + "/" + kind.tool, ["exec", node] + command, environment: environment)
     }
 
     /// Output goes to a file, not a pipe: processes the tool starts must not hold our pipe open.

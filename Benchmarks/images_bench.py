@@ -97,7 +97,8 @@ def image_size(reference):
 def sizes():
     """(what, bytes) rows: the Debian base, each image, and what muster/base adds to Debian."""
     rows = []
-    for debian in ["debian:bookworm-slim", "localhost/debian:bookworm-slim"]:
+    # images/build's own (debootstrapped) one first: a short name would resolve to it too.
+    for debian in ["localhost/debian:bookworm-slim", "docker.io/library/debian:bookworm-slim"]:
         if subprocess.run(["podman", "image", "exists", debian], env=ENVIRONMENT).returncode == 0:
             rows.append((f"{debian} (the base the images start from)", image_size(debian)))
             break

@@ -8,8 +8,12 @@ Stages, each repeated --reps times, in this order within a repetition (never con
 
   a-agent    muster-agent -> discard HTTP receiver (in this process)
   a-rsyslog  rsyslogd imfile -> omfwd TCP -> line-counting TCP listener (in this process)
+  a-fluentbit  Fluent Bit tail -> http (JSON lines, gzip) -> the same discard HTTP receiver
+             (../shared/peers/fluent-bit and its configuration; skipped when missing)
   b-pipeline muster-agent -> muster-collector -> SQLite (committed rows polled read-only)
   b-ceiling  muster-bench-insert: the same rows through MusterStore directly
+  b-plain    muster-bench-insert --plain: the same rows into a table with only the identity
+             constraint, WAL, synchronous=FULL, same chunk: SQLite's own pace (the true ceiling)
 
 Everything listens on 127.0.0.1 only. Every process is started by this script, stopped by its
 PID (SIGTERM, then SIGKILL after a timeout) and reaped with os.wait4, whose rusage gives its
@@ -50,10 +54,11 @@ def log(message):
     print(f"[{datetime.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def spawn(name, argv, workdir):
+def spawn(name, argv, workdir, environment=None):
     out = open(os.path.join(workdir, f"{name}.stdout"), "wb")
     err = open(os.path.join(workdir, f"{name}.stderr"), "wb")
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, close_fds=True)
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, close_fds=True,
+                               env=environment)
     out.close()
     err.close()
     LIVE[process.pid] = (name, process)
@@ -209,7 +214,7 @@ def discard_http_server(counter):
             body = self.rfile.read(length)
             try:
                 try:
-                    raw = zlib.decompress(body)
+                    raw = zlib.decompress(body, 47)  # zlib (the agent) or gzip (Fluent Bit)
                 except zlib.error:
                     raw = zlib.decompress(body, -15)  # raw deflate, also called "deflate"
             except zlib.error as error:
@@ -396,6 +401,39 @@ def stage_a_rsyslog(args, workdir):
     return result
 
 
+def stage_a_fluent_bit(args, workdir):
+    """Fluent Bit doing the agent's job of stage a-agent: tail the file from its start, JSON
+    lines over HTTP with gzip, to the same receiver (../shared/peers/fluent-bit-tail-http.conf,
+    unchanged). Its body is one {"date":…,"log":"…"} per line; the receiver counts lines."""
+    if not os.access(args.fluent_bit, os.X_OK):
+        return {"skipped": f"no Fluent Bit at {args.fluent_bit}"}
+    counter = Counter(args.lines)
+    server = discard_http_server(counter)
+    environment = dict(os.environ, FB_LOG=args.log, FB_DB=os.path.join(workdir, "fluent-bit.db"),
+                       FB_PORT=str(server.server_address[1]), FB_URI="/v1/ingest")
+    harness_cpu0 = process_cpu()
+    try:
+        started = time.monotonic()
+        fluent_bit = spawn("fluent-bit", [args.fluent_bit, "-c", args.fluent_bit_config], workdir, environment)
+        problem = wait_for(counter, fluent_bit, args.timeout)
+        time.sleep(0.2)
+        exited = stop(fluent_bit)
+    finally:
+        server.shutdown()
+        server.server_close()
+    harness_cpu = process_cpu() - harness_cpu0
+    result = {"lines": counter.lines, "expected": args.lines, "requests": counter.requests,
+              "wire_bytes": counter.wire_bytes, "fluent_bit_exit": exited.describe(),
+              "receiver_errors": counter.errors[:3], "receiver_cpu_s": round(harness_cpu, 3)}
+    if problem or counter.lines != args.lines or counter.errors:
+        result["error"] = problem or f"received {counter.lines} lines, expected {args.lines}"
+        result["fluent_bit_stderr"] = tail(os.path.join(workdir, "fluent-bit.stderr"))
+        return result
+    result.update(process_figures(exited, args.lines, counter.done_at - started))
+    result["wire_bytes_per_line"] = counter.wire_bytes / args.lines
+    return result
+
+
 def wait_for_file(path, process, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -508,12 +546,12 @@ def stage_b(args, workdir):
     return result
 
 
-def stage_b_ceiling(args, workdir):
+def stage_b_ceiling(args, workdir, plain=False):
     database = os.path.join(workdir, "ceiling.sqlite")
     started = time.monotonic()
     process = spawn("bench-insert", [os.path.join(args.bin_dir, "muster-bench-insert"), "--file", args.log,
                                      "--database", database, "--node", NODE, "--source", SOURCE,
-                                     "--chunk", str(args.ceiling_chunk)], workdir)
+                                     "--chunk", str(args.ceiling_chunk)] + (["--plain"] if plain else []), workdir)
     deadline = started + args.timeout
     exited = None
     while exited is None and time.monotonic() < deadline:
@@ -538,8 +576,10 @@ def stage_b_ceiling(args, workdir):
 STAGES = {
     "a-agent": stage_a_agent,
     "a-rsyslog": stage_a_rsyslog,
+    "a-fluentbit": stage_a_fluent_bit,
     "b-pipeline": stage_b,
     "b-ceiling": stage_b_ceiling,
+    "b-plain": lambda args, workdir: stage_b_ceiling(args, workdir, plain=True),
 }
 
 
@@ -573,6 +613,11 @@ ROWS = [
     ("a-rsyslog", "rss_mib", "(a) rsyslogd: peak RSS (MiB)", fmt1, "(peer)", None),
     ("a-rsyslog", "wire_bytes_per_line", "(a) rsyslogd: bytes/line on the wire (uncompressed)", fmt1, "(peer)",
      None),
+    ("a-fluentbit", "lines_per_s", "(a) Fluent Bit tail → http (gzip JSON lines): lines/s", fmt_int, "(peer)", None),
+    ("a-fluentbit", "cpu_s_per_m", "(a) Fluent Bit: CPU-s per 1M lines", fmt2, "(peer)", None),
+    ("a-fluentbit", "rss_mib", "(a) Fluent Bit: peak RSS (MiB)", fmt1, "(peer)", None),
+    ("a-fluentbit", "wire_bytes_per_line", "(a) Fluent Bit: compressed bytes/line on the wire", fmt1, "(peer)",
+     None),
     ("b-pipeline", "lines_per_s", "(b) agent → collector → SQLite: committed lines/s", fmt_int, "≥ 200,000",
      lambda v: v >= 200_000),
     ("b-pipeline", "index_lag_rows", "(b) search index lag at that moment (rows)", fmt_int, "—", None),
@@ -584,6 +629,20 @@ ROWS = [
      None),
     ("b-ceiling", "insert_lines_per_second", "(b) ceiling: insert transactions only, lines/s", fmt_int,
      "(ceiling)", None),
+    ("b-plain", "lines_per_second", "(b) plain SQLite table, identity constraint only: lines/s (read + insert)",
+     fmt_int, "(true ceiling)", None),
+    ("b-plain", "insert_lines_per_second", "(b) plain SQLite table: insert transactions only, lines/s", fmt_int,
+     "(true ceiling)", None),
+]
+
+# Ratios of medians, printed under the table: (numerator stage, key, denominator stage, key, label).
+RATIOS = [
+    ("a-agent", "lines_per_s", "a-rsyslog", "lines_per_s", "(a) muster-agent's rate / rsyslogd's"),
+    ("a-agent", "lines_per_s", "a-fluentbit", "lines_per_s", "(a) muster-agent's rate / Fluent Bit's"),
+    ("a-agent", "cpu_s_per_m", "a-fluentbit", "cpu_s_per_m", "(a) muster-agent's CPU per line / Fluent Bit's"),
+    ("a-agent", "rss_mib", "a-fluentbit", "rss_mib", "(a) muster-agent's peak RSS / Fluent Bit's"),
+    ("b-pipeline", "lines_per_s", "b-plain", "lines_per_second", "(b) agent → collector → SQLite / the plain table"),
+    ("b-ceiling", "lines_per_second", "b-plain", "lines_per_second", "(b) the store's insert path / the plain table"),
 ]
 
 
@@ -595,7 +654,7 @@ def render(results, reps, meta):
                  f"{meta['log_bytes'] / 1e6:.1f} MB, {meta['log_bytes'] / meta['lines']:.1f} bytes/line "
                  f"(generated, seed {meta['seed']})")
     lines.append(f"- Machine: {meta['cpus']} CPUs ({meta['cpu_model']}), {meta['kernel']}; loopback only")
-    lines.append(f"- Code: {meta['git']}; {meta['swift']}; {meta['rsyslog']}")
+    lines.append(f"- Code: {meta['git']}; {meta['swift']}; {meta['rsyslog']}; {meta['fluent_bit']}")
     lines.append(f"- Runs: {reps} per stage, stages one after another; median of the runs. CPU = user + system from "
                  "wait4 rusage; peak RSS = VmHWM just before SIGTERM (see README).")
     lines.append("")
@@ -609,7 +668,7 @@ def render(results, reps, meta):
         for run in runs:
             value = run.get(key) if "error" not in run else None
             if value is None:
-                cells.append("error" if "error" in run else "n/a")
+                cells.append("error" if "error" in run else "skipped" if "skipped" in run else "n/a")
             else:
                 cells.append(formatter(value))
                 values.append(value)
@@ -622,6 +681,20 @@ def render(results, reps, meta):
             median_text = "n/a"
             verdict = "" if check is None else "❌"
         lines.append("| " + " | ".join([label] + cells + [median_text, target, verdict]) + " |")
+    def median_of(stage, key):
+        values = [run.get(key) for run in results.get(stage, []) if "error" not in run and "skipped" not in run]
+        return statistics.median(values) if values and None not in values else None
+
+    ratio_lines = []
+    for top_stage, top_key, bottom_stage, bottom_key, label in RATIOS:
+        top, bottom = median_of(top_stage, top_key), median_of(bottom_stage, bottom_key)
+        if top is not None and bottom:
+            ratio_lines.append(f"- {label}: **{top / bottom:.2f}**")
+    if ratio_lines:
+        lines.append("")
+        lines.append("Ratios of the medians, same run:")
+        lines.append("")
+        lines.extend(ratio_lines)
     errors = [(stage, i + 1, run["error"]) for stage, runs in results.items() for i, run in enumerate(runs)
               if "error" in run]
     if errors:
@@ -655,6 +728,7 @@ def machine_meta(args):
     dirty = command_output(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"])
     swift = command_output(["swift", "--version"]).splitlines()
     rsyslog = command_output([args.rsyslogd, "-v"]).splitlines()
+    fluent_bit = command_output([args.fluent_bit, "--version"]).splitlines() if os.access(args.fluent_bit, os.X_OK) else []
     return {
         "when": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "log_name": os.path.basename(args.log), "lines": args.lines, "log_bytes": os.path.getsize(args.log),
@@ -663,6 +737,7 @@ def machine_meta(args):
         "git": f"commit {commit}" + (" + uncommitted changes" if dirty else ""),
         "swift": swift[0] if swift else "swift ?",
         "rsyslog": " ".join(rsyslog[0].split(" compiled")[0].split()) if rsyslog else "rsyslogd ?",
+        "fluent_bit": fluent_bit[0] if fluent_bit else "Fluent Bit not found",
     }
 
 
@@ -686,6 +761,10 @@ def main():
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds one stage may take")
     parser.add_argument("--ceiling-chunk", type=int, default=10_000, help="records per ceiling transaction")
     parser.add_argument("--rsyslogd", default="/usr/sbin/rsyslogd")
+    peers = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "peers")
+    parser.add_argument("--fluent-bit", default=os.path.join(peers, "fluent-bit"),
+                        help="the Fluent Bit binary (default ../shared/peers/fluent-bit; its stage is skipped when missing)")
+    parser.add_argument("--fluent-bit-config", default=os.path.join(peers, "fluent-bit-tail-http.conf"))
     parser.add_argument("--results", help="also write the table here (Markdown)")
     parser.add_argument("--json", help="also write every run's raw figures here")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dirs (for debugging)")

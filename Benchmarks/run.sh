@@ -5,8 +5,10 @@
 #
 # 1. builds the release binaries into .build-release (never the default .build),
 # 2. generates the HAProxy log once into Benchmarks/out/ (git-ignored),
-# 3. runs (a) agent → discard receiver, (a) rsyslogd peer, (b) agent → collector → SQLite and
-#    (b) the insert ceiling, each REPS times, and prints the table of medians and targets,
+# 3. runs (a) agent → discard receiver, (a) the rsyslogd and Fluent Bit peers (Fluent Bit from
+#    ../shared/peers, skipped when missing), (b) agent → collector → SQLite, (b) the store's
+#    insert path and (b) a plain SQLite table (the true ceiling), each REPS times, and prints
+#    the table of medians and targets with the ratios between them,
 #    also written to Benchmarks/results/latest.md (raw figures: Benchmarks/out/latest-runs.json).
 #
 # Environment: LINES (default 2000000), SEED (42), REPS (3), STAGES (all), TIMEOUT (240 s per stage).
@@ -19,7 +21,7 @@ cd "$repo"
 LINES="${LINES:-2000000}"
 SEED="${SEED:-42}"
 REPS="${REPS:-3}"
-STAGES="${STAGES:-a-agent,a-rsyslog,b-pipeline,b-ceiling}"
+STAGES="${STAGES:-a-agent,a-rsyslog,a-fluentbit,b-pipeline,b-ceiling,b-plain}"
 TIMEOUT="${TIMEOUT:-240}"
 scratch="$repo/.build-release"
 

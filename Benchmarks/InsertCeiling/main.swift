@@ -6,8 +6,14 @@
 // produces for a file source: node = agent = --node, source = --source, generation =
 // "<inode hex>-<fnv1a of first line hex>", offset = byte offset of the line, time = read time.
 //
+// With --plain, the same records go into a table with nothing but the identity constraint
+// (`UNIQUE (stream, off)`, a stream per agent, source and generation, as the store keeps
+// them), in WAL with the same synchronous mode, one transaction per chunk, one cached INSERT
+// per row: what SQLite itself does on this machine, the ceiling the store's own insert path
+// (without --plain) and the collector are read against.
+//
 // Usage: muster-bench-insert --file PATH --database PATH [--node N] [--source S]
-//                            [--chunk 10000] [--synchronous full|normal]
+//                            [--chunk 10000] [--synchronous full|normal] [--plain]
 // Prints one line of JSON with the figures (see Benchmarks/README.md).
 
 #if canImport(Glibc)
@@ -15,6 +21,7 @@ import Glibc
 #endif
 import Foundation
 import GRDB
+import GRDBSQLite
 import MusterStore
 import MusterStoreSQLite
 import MusterWire
@@ -26,6 +33,7 @@ struct Options {
     var source = "haproxy"
     var chunk = 10_000
     var synchronous = Schema.Synchronous.full
+    var plain = false
 }
 
 func fail(_ message: String) -> Never {
@@ -37,6 +45,10 @@ func parseOptions() -> Options {
     var options = Options()
     var arguments = CommandLine.arguments.dropFirst()
     while let flag = arguments.popFirst() {
+        if flag == "--plain" {
+            options.plain = true
+            continue
+        }
         guard let value = arguments.popFirst() else { fail("\(flag) needs a value") }
         switch flag {
         case "--file": options.file = value
@@ -51,7 +63,7 @@ func parseOptions() -> Options {
         }
     }
     guard !options.file.isEmpty, !options.database.isEmpty, options.chunk > 0 else {
-        fail("usage: muster-bench-insert --file PATH --database PATH [--node N] [--source S] [--chunk N]")
+        fail("usage: muster-bench-insert --file PATH --database PATH [--node N] [--source S] [--chunk N] [--plain]")
     }
     return options
 }
@@ -78,6 +90,77 @@ func generationName(descriptor: Int32) -> String {
     return String(UInt64(info.st_ino), radix: 16) + "-" + String(hash, radix: 16)
 }
 
+struct StreamKey: Hashable {
+    var agent: String
+    var source: String
+    var generation: String
+}
+
+/// The plain tables: a line's identity as the store keeps it (a stream per agent, source and
+/// generation; the line's offset in it) and its time and text; the identity constraint and
+/// nothing else: no time index, no fields, no search table.
+func openPlain(path: String, synchronous: Schema.Synchronous) throws -> DatabasePool {
+    var configuration = Configuration()
+    configuration.prepareDatabase { db in
+        try db.execute(sql: "PRAGMA synchronous = \(synchronous.rawValue)")
+    }
+    let pool = try DatabasePool(path: path, configuration: configuration)
+    try pool.write { db in
+        try db.execute(
+            sql: """
+                CREATE TABLE streams (
+                  id INTEGER PRIMARY KEY, agent TEXT NOT NULL, source TEXT NOT NULL, generation TEXT NOT NULL,
+                  UNIQUE (agent, source, generation));
+                CREATE TABLE logs (
+                  id INTEGER PRIMARY KEY, stream INTEGER NOT NULL, off INTEGER NOT NULL, t INTEGER NOT NULL,
+                  msg TEXT NOT NULL, UNIQUE (stream, off));
+                """)
+    }
+    return pool
+}
+
+/// Inserts with one cached statement per row; the count of rows the constraint let in.
+/// `streams` caches the stream ids (one per file generation, so almost always a hit).
+func insertPlain(_ records: [LogRecord], into db: Database, streams: inout [StreamKey: Int64]) throws -> Int {
+    let statement = try db.cachedStatement(sql: "INSERT OR IGNORE INTO logs (stream, off, t, msg) VALUES (?, ?, ?, ?)")
+    var inserted = 0
+    for record in records {
+        let key = StreamKey(agent: record.origin.agent, source: record.origin.source, generation: record.origin.generation)
+        let stream: Int64
+        if let known = streams[key] {
+            stream = known
+        } else {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO streams (agent, source, generation) VALUES (?, ?, ?)",
+                arguments: [key.agent, key.source, key.generation])
+            stream = try Int64.fetchOne(
+                db, sql: "SELECT id FROM streams WHERE agent = ? AND source = ? AND generation = ?",
+                arguments: [key.agent, key.source, key.generation])!
+            streams[key] = stream
+        }
+        // Bound through SQLite's C API without copying, as the store's writer does: the two
+        // differ in schema and work, not in how a row reaches SQLite.
+        let handle = statement.sqliteStatement
+        sqlite3_bind_int64(handle, 1, stream)
+        sqlite3_bind_int64(handle, 2, record.origin.offset)
+        sqlite3_bind_int64(handle, 3, record.time)
+        var message = record.message
+        let code: Int32 = message.withUTF8 { text in
+            // An empty message must stay text, not NULL: a non-null pointer for it.
+            text.withMemoryRebound(to: CChar.self) { characters in
+                withUnsafePointer(to: CChar(0)) { empty in
+                    _ = sqlite3_bind_text(handle, 4, characters.baseAddress ?? empty, Int32(characters.count), nil)
+                    return sqlite3_step(handle)
+                }
+            }
+        }
+        sqlite3_reset(handle)
+        guard code == SQLITE_DONE else { fail("insert failed: \(String(cString: sqlite3_errmsg(db.sqliteConnection)))") }
+        inserted += Int(sqlite3_changes(db.sqliteConnection))
+    }
+    return inserted
+}
+
 /// Everything lives in one function: top-level variables are main-actor state in Swift 6.
 func run() {
     let options = parseOptions()
@@ -86,7 +169,10 @@ func run() {
     let generation = generationName(descriptor: descriptor)
     let database: DatabasePool
     do {
-        database = try Schema.openForWriting(path: options.database, synchronous: options.synchronous)
+        database =
+            options.plain
+            ? try openPlain(path: options.database, synchronous: options.synchronous)
+            : try Schema.openForWriting(path: options.database, synchronous: options.synchronous)
     } catch {
         fail("cannot open database \(options.database): \(error)")
     }
@@ -100,6 +186,7 @@ func run() {
     var records: [LogRecord] = []
     records.reserveCapacity(options.chunk)
     var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    var streams: [StreamKey: Int64] = [:]
 
     /// One transaction per chunk, exactly as the collector's writer commits a group.
     func commit() {
@@ -107,8 +194,13 @@ func run() {
         let before = monotonicSeconds()
         do {
             let batch = records
-            let counts = try database.write { db in try LogWriter.insert([batch], into: db) }
-            if counts.first?.accepted != batch.count { fail("expected \(batch.count) new rows, got \(counts)") }
+            if options.plain {
+                let inserted = try database.write { db in try insertPlain(batch, into: db, streams: &streams) }
+                if inserted != batch.count { fail("expected \(batch.count) new rows, got \(inserted)") }
+            } else {
+                let counts = try database.write { db in try LogWriter.insert([batch], into: db) }
+                if counts.first?.accepted != batch.count { fail("expected \(batch.count) new rows, got \(counts)") }
+            }
         } catch {
             fail("insert failed: \(error)")
         }
@@ -167,7 +259,8 @@ func run() {
             + "\"seconds\":\(elapsed),\"insert_seconds\":\(insertSeconds),"
             + "\"lines_per_second\":\(Double(lines) / elapsed),"
             + "\"insert_lines_per_second\":\(Double(lines) / insertSeconds),"
-            + "\"synchronous\":\"\(options.synchronous.rawValue)\",\"chunk\":\(options.chunk)}")
+            + "\"synchronous\":\"\(options.synchronous.rawValue)\",\"chunk\":\(options.chunk),"
+            + "\"plain\":\(options.plain)}")
 }
 
 run()

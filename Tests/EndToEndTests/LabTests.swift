@@ -112,6 +112,11 @@ import Testing
         // the members alive at the task's start, and those that joined during it.
         let changes = try rows(try logq(cluster, "timeline", "--format", "json"), as: ChangeRow.self)
         let changeTimes = try changes.map { try time($0.time) }
+        // A stopped node left (s6 stops Serf with SIGINT: a graceful leave, whether
+        // `images/cluster stop` or `podman stop` asked); the killed one failed.
+        #expect(changes.contains { $0.member == "s3" && $0.change == "left" }, "s3's stop in task-5 was not a leave: \(changes)")
+        #expect(changes.last { $0.member == "s1" }?.change == "left", "s1's stop in task-6 was not a leave: \(changes)")
+        #expect(changes.last { $0.member == "s2" }?.change == "failed", "s2's kill in task-6 was not a failure: \(changes)")
         let times = try marks.map { try time($0.time) }
         for (number, task) in tasks.enumerated() {
             let (start, end) = (times[number], times[number + 1])

@@ -319,21 +319,29 @@ def idle_rss_mib(args, workdir, url):
     return rss
 
 
+def ship_to(server, counter, args, workdir, name, argv, environment=None):
+    """Runs one sender (`argv`, named `name`) until `counter` has every line, it dies or the
+    stage's timeout passes, then stops it and the receiver `server`. Returns (problem or None,
+    its exit, the monotonic start, the harness's own CPU seconds meanwhile)."""
+    harness_cpu0 = process_cpu()
+    try:
+        started = time.monotonic()
+        sender = spawn(name, argv, workdir, environment)
+        problem = wait_for(counter, sender, args.timeout)
+        time.sleep(0.2)  # any straggler batch (there should be none) is counted too
+        exited = stop(sender)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return problem, exited, started, process_cpu() - harness_cpu0
+
+
 def stage_a_agent(args, workdir):
     counter = Counter(args.lines)
     server = discard_http_server(counter)
     port = server.server_address[1]
-    harness_cpu0 = process_cpu()
-    try:
-        started = time.monotonic()
-        agent = spawn("agent-a", agent_argv(args, workdir, f"http://127.0.0.1:{port}"), workdir)
-        problem = wait_for(counter, agent, args.timeout)
-        time.sleep(0.2)  # any straggler batch (there should be none) is counted too
-        exited = stop(agent)
-    finally:
-        server.shutdown()
-        server.server_close()
-    harness_cpu = process_cpu() - harness_cpu0
+    problem, exited, started, harness_cpu = ship_to(
+        server, counter, args, workdir, "agent-a", agent_argv(args, workdir, f"http://127.0.0.1:{port}"))
     result = {
         "lines": counter.lines, "expected": args.lines, "requests": counter.requests,
         "wire_bytes": counter.wire_bytes, "ndjson_bytes": counter.raw_bytes,
@@ -378,18 +386,9 @@ def stage_a_rsyslog(args, workdir):
     conf = os.path.join(workdir, "rsyslog.conf")
     with open(conf, "w") as handle:
         handle.write(RSYSLOG_CONF.format(work=work, log=args.log, port=port))
-    harness_cpu0 = process_cpu()
-    try:
-        started = time.monotonic()
-        rsyslogd = spawn("rsyslogd", [args.rsyslogd, "-n", "-f", conf, "-i", os.path.join(workdir, "rsyslogd.pid")],
-                         workdir)
-        problem = wait_for(counter, rsyslogd, args.timeout)
-        time.sleep(0.2)
-        exited = stop(rsyslogd)
-    finally:
-        server.shutdown()
-        server.server_close()
-    harness_cpu = process_cpu() - harness_cpu0
+    problem, exited, started, harness_cpu = ship_to(
+        server, counter, args, workdir, "rsyslogd",
+        [args.rsyslogd, "-n", "-f", conf, "-i", os.path.join(workdir, "rsyslogd.pid")])
     result = {"lines": counter.lines, "expected": args.lines, "wire_bytes": counter.wire_bytes,
               "rsyslogd_exit": exited.describe(), "receiver_cpu_s": round(harness_cpu, 3)}
     if problem or counter.lines != args.lines:
@@ -411,17 +410,8 @@ def stage_a_fluent_bit(args, workdir):
     server = discard_http_server(counter)
     environment = dict(os.environ, FB_LOG=args.log, FB_DB=os.path.join(workdir, "fluent-bit.db"),
                        FB_PORT=str(server.server_address[1]), FB_URI="/v1/ingest")
-    harness_cpu0 = process_cpu()
-    try:
-        started = time.monotonic()
-        fluent_bit = spawn("fluent-bit", [args.fluent_bit, "-c", args.fluent_bit_config], workdir, environment)
-        problem = wait_for(counter, fluent_bit, args.timeout)
-        time.sleep(0.2)
-        exited = stop(fluent_bit)
-    finally:
-        server.shutdown()
-        server.server_close()
-    harness_cpu = process_cpu() - harness_cpu0
+    problem, exited, started, harness_cpu = ship_to(
+        server, counter, args, workdir, "fluent-bit", [args.fluent_bit, "-c", args.fluent_bit_config], environment)
     result = {"lines": counter.lines, "expected": args.lines, "requests": counter.requests,
               "wire_bytes": counter.wire_bytes, "fluent_bit_exit": exited.describe(),
               "receiver_errors": counter.errors[:3], "receiver_cpu_s": round(harness_cpu, 3)}

@@ -350,6 +350,49 @@ enum ImageLint {
         }
     }
 
+    /// images/containers starts each node with its Compose service's settings through
+    /// images/compose-run: every setting the file gives is passed on, the host ports are the
+    /// ones asked for, and a variable the file requires is an error that names it.
+    @Test func composeRunPassesOnEachServicesComposeSettings() throws {
+        let tool = repository + "/images/compose-run"
+        let volumes = FileManager.default.temporaryDirectory.appendingPathComponent("compose-run-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: volumes) }
+        func options(_ arguments: String...) throws -> [String] {
+            try Cluster.execute(tool, arguments, environment: ["MUSTER_TOKEN": "t0ken"]).split(separator: "\n").map(String.init)
+        }
+
+        let collector = try options("collector", "--volume-root", volumes)
+        for option in ["--env=MUSTER_TOKEN=t0ken", "--env=MUSTER_NODE=collector", "--hostname=collector",
+                       "--volume=\(volumes)/collector-data:/var/lib/muster-collector", "--stop-timeout=20",
+                       "--restart=unless-stopped"] {
+            #expect(collector.contains(option), "collector: \(option) missing from \(collector)")
+        }
+        #expect(collector.last == "muster/collector:latest", "the image comes last: \(collector)")
+        #expect(FileManager.default.fileExists(atPath: volumes + "/collector-data"), "the named volume's folder was not made")
+
+        let ha = try options("ha", "--ports", "18080:80 18081:1936", "--bind", "127.0.0.1")
+        #expect(ha.filter { $0.hasPrefix("--publish=") } == ["--publish=127.0.0.1:18080:80", "--publish=127.0.0.1:18081:1936"], "\(ha)")
+        #expect(try options("ha").filter { $0.hasPrefix("--publish=") } == ["--publish=80:80", "--publish=1936:1936"])
+        #expect(try options("ha", "--ports", "").filter { $0.hasPrefix("--publish=") }.isEmpty)
+
+        let web = try options("webapp")
+        #expect(web.contains("--env=MUSTER_SERF_JOIN=ha") && web.last == "muster/webapp:latest", "\(web)")
+        #expect(!web.contains { $0.hasPrefix("--hostname=") || $0.hasPrefix("--publish=") }, "a scaled web node has no fixed name or port: \(web)")
+
+        do {
+            _ = try Cluster.execute(tool, ["ha"], environment: ["MUSTER_TOKEN": ""])
+            Issue.record("compose-run started ha without MUSTER_TOKEN")
+        } catch {
+            #expect("\(error)".contains("MUSTER_TOKEN is not set"), "\(error)")
+        }
+        do {
+            _ = try Cluster.execute(tool, ["nosuch"], environment: ["MUSTER_TOKEN": "t0ken"])
+            Issue.record("compose-run accepted a service the file does not have")
+        } catch {
+            #expect("\(error)".contains("has no service 'nosuch'"), "\(error)")
+        }
+    }
+
     @Test func theLintFindsWhatIsWrong() throws {
         let bad = """
             # syntax=docker/dockerfile:1

@@ -1,7 +1,8 @@
 # images/cluster-common.sh: what images/cluster (namespaces) and images/containers share:
 # the clock and bounded waits, the state's cluster.env, address and host-port checks, the
 # lock. Sourced, not run. The sourcing script defines `die` (its own prefix) and sets C,
-# STATE, LOCK, CLUSTER_ENV and TOOL (its name, for messages) before calling these.
+# STATE, LOCK, CLUSTER_ENV, TOOL (its name, for messages), DEFAULT_PORTS and DEFAULT_BIND
+# before calling these.
 
 # Milliseconds since the epoch (EPOCHREALTIME's decimal point depends on the locale).
 now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; printf '%s' $((t / 1000)); }

@@ -25,6 +25,9 @@ case $engine_name in
     ;;
   docker)
     BASE_REPOSITORY=muster/base
+    # The legacy builder (the default before Docker 23) builds every stage of a Dockerfile,
+    # the unused one for the binaries too; BuildKit, like podman, builds only what is needed.
+    export DOCKER_BUILDKIT=1
     ;;
   *)
     printf 'error: MUSTER_ENGINE must be podman or docker, got %s\n' "$engine_name" >&2

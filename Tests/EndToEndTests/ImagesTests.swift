@@ -391,6 +391,27 @@ enum ImageLint {
         } catch {
             #expect("\(error)".contains("has no service 'nosuch'"), "\(error)")
         }
+        do {
+            _ = try Cluster.execute(tool, ["ha", "--ports", "18082:8080"], environment: ["MUSTER_TOKEN": "t0ken"])
+            Issue.record("compose-run published a port the service does not publish")
+        } catch {
+            #expect("\(error)".contains("does not publish container port(s) 8080"), "\(error)")
+        }
+        // Every service of the file, base too: a setting compose-run does not know is an
+        // error, so one added to compose.yaml cannot be dropped on the way to the engine.
+        for service in ["base", "collector", "ha", "webapp"] {
+            #expect(throws: Never.self, "compose-run \(service)") { _ = try options(service, "--volume-root", volumes) }
+        }
+        let unknown = volumes + "/compose.yaml"
+        try FileManager.default.createDirectory(atPath: volumes, withIntermediateDirectories: true)
+        try (try read("images/compose.yaml")).replacingOccurrences(of: "  ha:\n", with: "  ha:\n    init: true\n")
+            .write(toFile: unknown, atomically: true, encoding: .utf8)
+        do {
+            _ = try Cluster.execute(tool, ["ha", "--file", unknown], environment: ["MUSTER_TOKEN": "t0ken"])
+            Issue.record("compose-run dropped a setting it does not pass on (init)")
+        } catch {
+            #expect("\(error)".contains("does not pass on: init"), "\(error)")
+        }
     }
 
     @Test func theLintFindsWhatIsWrong() throws {

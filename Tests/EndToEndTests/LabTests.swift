@@ -66,20 +66,20 @@ import Testing
     /// `kill` (Serf must fail).
     @Test func theLabRunsInContainersFromTheBuiltImages() throws {
         let cluster = try Cluster(tag: "ctr\(getpid() % 10000)", subnet: "10.82.\(getpid() % 200 + 20)", kind: .containers)
-        let tag = "e2e-test"
-        let conf = ["CONTAINERS_CONF": ProcessInfo.processInfo.environment["CONTAINERS_CONF"] ?? Cluster.repository + "/images/containers.conf"]
+        let tag = "e2e-\(getpid())"
+        let (podman, conf) = try Cluster.podman()
         let images = ["base", "collector", "ha", "webapp"].map { "localhost/muster/\($0):\(tag)" }
-        defer { _ = try? Cluster.execute("/usr/bin/podman", ["rmi", "--force"] + images, environment: conf) }
+        defer { _ = try? Cluster.execute(podman, ["rmi", "--force"] + images, environment: conf) }
         let build = try Cluster.execute(
             Cluster.repository + "/images/build", ["--binaries", Binaries.directory.path, "--tag", tag], environment: [:])
         for image in images {
             #expect(throws: Never.self, "images/build made no \(image):\n\(build)") {
-                try Cluster.execute("/usr/bin/podman", ["image", "exists", image], environment: conf)
+                try Cluster.execute(podman, ["image", "exists", image], environment: conf)
             }
         }
         try runTheLabAndCheckItsEvidence(
             on: cluster, httpPort: 40_000 + Int(getpid() % 20_000), containers: true, environment: ["MUSTER_IMAGE_TAG": tag])
-        #expect(try Cluster.execute("/usr/bin/podman", ["ps", "-a", "-q", "--filter", "label=muster.cluster=\(cluster.name)"], environment: conf)
+        #expect(try Cluster.execute(podman, ["ps", "-a", "-q", "--filter", "label=muster.cluster=\(cluster.name)"], environment: conf)
             .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "images/lab --down left containers behind")
     }
 

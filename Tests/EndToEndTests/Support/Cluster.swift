@@ -28,12 +28,18 @@ final class Cluster {
         }
     }
 
+    /// The podman the container tests drive, and the settings images/build and
+    /// images/containers give it.
+    static func podman() throws -> (path: String, environment: [String: String]) {
+        let found = ["/usr/bin", "/usr/local/bin"].map { "\($0)/podman" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        let path = try #require(found, "podman is missing; run scripts/install-deps")
+        return (path, ["CONTAINERS_CONF": ProcessInfo.processInfo.environment["CONTAINERS_CONF"] ?? repository + "/images/containers.conf"])
+    }
+
     /// Fails the test with a clear message when this machine cannot run podman containers.
     static func requireContainers() throws {
         try #require(getuid() == 0, "the container tests need root (podman networks with fixed addresses); run the tests as root")
-        let podman = ["/usr/bin", "/usr/local/bin"].map { "\($0)/podman" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-        let path = try #require(podman, "podman is missing; run scripts/install-deps")
-        let environment = ["CONTAINERS_CONF": ProcessInfo.processInfo.environment["CONTAINERS_CONF"] ?? repository + "/images/containers.conf"]
+        let (path, environment) = try podman()
         do {
             _ = try execute(path, ["info", "--format", "{{.Host.OCIRuntime.Name}}"], environment: environment)
         } catch {

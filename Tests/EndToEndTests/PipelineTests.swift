@@ -120,6 +120,11 @@ extension PipelineTests {
             try Binaries.path("logq"), ["logs", "--db", database, "--tail", "2", "-f"],
             logPath: directory + "/follow.out")
         defer { follower.stop() }
+        // The new lines only after logq has printed its tail: appended earlier, they can be
+        // stored before logq's first query (the agent reads an append within ~0.1 s), and then
+        // belong to the tail instead of arriving while it follows.
+        let started = waitUntil(timeout: 30) { follower.log().split(separator: "\n").count >= 2 }
+        #expect(started, "logq printed no tail:\n\(follower.log())")
         try append(Self.lines("f", 10..<15), to: "app.log")
         let seen = waitUntil(timeout: 30) { follower.log().split(separator: "\n").count >= 7 }
         #expect(seen, "follow output:\n\(follower.log())")

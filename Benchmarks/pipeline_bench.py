@@ -319,10 +319,11 @@ def idle_rss_mib(args, workdir, url):
     return rss
 
 
-def ship_to(server, counter, args, workdir, name, argv, environment=None):
-    """Runs one sender (`argv`, named `name`) until `counter` has every line, it dies or the
-    stage's timeout passes, then stops it and the receiver `server`. Returns (problem or None,
-    its exit, the monotonic start, the harness's own CPU seconds meanwhile)."""
+def ship_to(server, counter, args, workdir, name, label, argv, environment=None):
+    """Runs one sender (`argv`, its files named `name`) until `counter` has every line, it dies
+    or the stage's timeout passes, then stops it and the receiver `server`. Returns the stage's
+    result (keys `{label}_exit`, and on failure `error` and `{label}_stderr`; on success the
+    process's figures and the bytes per line on the wire) and the monotonic start."""
     harness_cpu0 = process_cpu()
     try:
         started = time.monotonic()
@@ -333,29 +334,29 @@ def ship_to(server, counter, args, workdir, name, argv, environment=None):
     finally:
         server.shutdown()
         server.server_close()
-    return problem, exited, started, process_cpu() - harness_cpu0
+    result = {"lines": counter.lines, "expected": args.lines, "requests": counter.requests,
+              "wire_bytes": counter.wire_bytes, f"{label}_exit": exited.describe(),
+              "receiver_errors": counter.errors[:3], "receiver_cpu_s": round(process_cpu() - harness_cpu0, 3)}
+    if problem or counter.lines != args.lines or counter.errors:
+        result["error"] = problem or f"received {counter.lines} lines, expected {args.lines}"
+        result[f"{label}_stderr"] = tail(os.path.join(workdir, f"{name}.stderr"))
+        return result, started
+    result.update(process_figures(exited, args.lines, counter.done_at - started))
+    result["wire_bytes_per_line"] = counter.wire_bytes / args.lines
+    return result, started
 
 
 def stage_a_agent(args, workdir):
     counter = Counter(args.lines)
     server = discard_http_server(counter)
     port = server.server_address[1]
-    problem, exited, started, harness_cpu = ship_to(
-        server, counter, args, workdir, "agent-a", agent_argv(args, workdir, f"http://127.0.0.1:{port}"))
-    result = {
-        "lines": counter.lines, "expected": args.lines, "requests": counter.requests,
-        "wire_bytes": counter.wire_bytes, "ndjson_bytes": counter.raw_bytes,
-        "agent_exit": exited.describe(), "receiver_errors": counter.errors[:3],
-        "receiver_cpu_s": round(harness_cpu, 3),
-    }
-    if problem or counter.lines != args.lines or counter.errors:
-        result["error"] = problem or f"received {counter.lines} lines, expected {args.lines}"
-        result["agent_stderr"] = tail(os.path.join(workdir, "agent-a.stderr"))
+    result, started = ship_to(
+        server, counter, args, workdir, "agent-a", "agent", agent_argv(args, workdir, f"http://127.0.0.1:{port}"))
+    result["ndjson_bytes"] = counter.raw_bytes
+    if "error" in result:
         return result
     result["idle_rss_mib"] = idle_rss_mib(args, workdir, "http://127.0.0.1:9")
-    result.update(process_figures(exited, args.lines, counter.done_at - started))
     result.update({
-        "wire_bytes_per_line": counter.wire_bytes / args.lines,
         "ndjson_bytes_per_line": counter.raw_bytes / args.lines,
         # The last, partial batch leaves once the agent has caught up with the file (or at
         # batch.max_age_ms): this is how long after the previous batch it arrived.
@@ -386,17 +387,8 @@ def stage_a_rsyslog(args, workdir):
     conf = os.path.join(workdir, "rsyslog.conf")
     with open(conf, "w") as handle:
         handle.write(RSYSLOG_CONF.format(work=work, log=args.log, port=port))
-    problem, exited, started, harness_cpu = ship_to(
-        server, counter, args, workdir, "rsyslogd",
-        [args.rsyslogd, "-n", "-f", conf, "-i", os.path.join(workdir, "rsyslogd.pid")])
-    result = {"lines": counter.lines, "expected": args.lines, "wire_bytes": counter.wire_bytes,
-              "rsyslogd_exit": exited.describe(), "receiver_cpu_s": round(harness_cpu, 3)}
-    if problem or counter.lines != args.lines:
-        result["error"] = problem or f"received {counter.lines} lines, expected {args.lines}"
-        result["rsyslogd_stderr"] = tail(os.path.join(workdir, "rsyslogd.stderr"))
-        return result
-    result.update(process_figures(exited, args.lines, counter.done_at - started))
-    result["wire_bytes_per_line"] = counter.wire_bytes / args.lines
+    result, _ = ship_to(server, counter, args, workdir, "rsyslogd", "rsyslogd",
+                        [args.rsyslogd, "-n", "-f", conf, "-i", os.path.join(workdir, "rsyslogd.pid")])
     return result
 
 
@@ -410,17 +402,8 @@ def stage_a_fluent_bit(args, workdir):
     server = discard_http_server(counter)
     environment = dict(os.environ, FB_LOG=args.log, FB_DB=os.path.join(workdir, "fluent-bit.db"),
                        FB_PORT=str(server.server_address[1]), FB_URI="/v1/ingest")
-    problem, exited, started, harness_cpu = ship_to(
-        server, counter, args, workdir, "fluent-bit", [args.fluent_bit, "-c", args.fluent_bit_config], environment)
-    result = {"lines": counter.lines, "expected": args.lines, "requests": counter.requests,
-              "wire_bytes": counter.wire_bytes, "fluent_bit_exit": exited.describe(),
-              "receiver_errors": counter.errors[:3], "receiver_cpu_s": round(harness_cpu, 3)}
-    if problem or counter.lines != args.lines or counter.errors:
-        result["error"] = problem or f"received {counter.lines} lines, expected {args.lines}"
-        result["fluent_bit_stderr"] = tail(os.path.join(workdir, "fluent-bit.stderr"))
-        return result
-    result.update(process_figures(exited, args.lines, counter.done_at - started))
-    result["wire_bytes_per_line"] = counter.wire_bytes / args.lines
+    result, _ = ship_to(server, counter, args, workdir, "fluent-bit", "fluent_bit",
+                        [args.fluent_bit, "-c", args.fluent_bit_config], environment)
     return result
 
 

@@ -1,14 +1,17 @@
 # images/cluster-common.sh: what images/cluster (namespaces) and images/containers share:
 # the clock and bounded waits, the state's cluster.env, address and host-port checks, the
 # lock. Sourced, not run. The sourcing script defines `die` (its own prefix) and sets C,
-# STATE, LOCK, CLUSTER_ENV, TOOL (its name, for messages), DEFAULT_PORTS and DEFAULT_BIND
-# before calling these.
+# STATE, LOCK, CLUSTER_ENV, TOOL (its name, for messages), DEFAULT_SUBNET, DEFAULT_PORTS,
+# DEFAULT_BIND, COLLECTOR_PORT, HA_OCTET, TOKEN_FILE and DB before calling these.
 
 # Milliseconds since the epoch (EPOCHREALTIME's decimal point depends on the locale).
 now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; printf '%s' $((t / 1000)); }
 
 # MILLISECONDS as "S.T s".
 elapsed_text() { printf '%d.%d s' $(($1 / 1000)) $(($1 % 1000 / 100)); }
+
+# The time since START (milliseconds from now_ms) as "S.T s".
+elapsed_since() { elapsed_text $(($(now_ms) - $1)); }
 
 # wait_until SECONDS CMD...: run CMD until it succeeds (status 0) or SECONDS have passed
 # (status 1). Polls every 50 ms for the first second, then every 200 ms. WAITED is set to the
@@ -49,6 +52,40 @@ recorded() {
   else
     printf '%s' "$2"
   fi
+}
+
+# Setting NAME as `up` recorded it in cluster.env, which the environment may only repeat
+# (a cluster keeps its subnet, engine, ...); before `up`, the environment's, else DEFAULT.
+# Sets REPLY.
+recorded_setting() {
+  local name=$1 default=$2 used
+  used=$(recorded "$name" "")
+  if [[ -n $used && -n ${!name:-} && ${!name} != "$used" ]]; then
+    die "cluster $C was started with $name=$used (in $CLUSTER_ENV), not ${!name}"
+  fi
+  REPLY=${used:-${!name:-$default}}
+}
+
+# The subnet (recorded_setting MUSTER_CLUSTER_SUBNET, DEFAULT_SUBNET when none) and the
+# addresses that follow from it: SUBNET, COLLECTOR_URL, HA_ADDRESS.
+load_subnet() {
+  recorded_setting MUSTER_CLUSTER_SUBNET "$DEFAULT_SUBNET"
+  SUBNET=$REPLY
+  valid_octets 3 "$SUBNET" || die "MUSTER_CLUSTER_SUBNET must be the first three octets of a /24, e.g. $DEFAULT_SUBNET; got '$SUBNET'"
+  COLLECTOR_URL="http://${SUBNET}.2:${COLLECTOR_PORT}"
+  HA_ADDRESS="${SUBNET}.${HA_OCTET}"
+}
+
+# What `env` prints: the cluster's settings and paths, then the host-port URLs (url_lines,
+# the sourcing script's own).
+env_lines() {
+  echo "MUSTER_CLUSTER=$C"
+  echo "MUSTER_CLUSTER_SUBNET=$SUBNET"
+  echo "MUSTER_CLUSTER_STATE=$STATE"
+  echo "MUSTER_COLLECTOR_URL=$COLLECTOR_URL"
+  echo "MUSTER_TOKEN_FILE=$TOKEN_FILE"
+  echo "MUSTER_DB=$DB"
+  url_lines
 }
 
 # The host ports to ha: MUSTER_CLUSTER_PORTS / MUSTER_CLUSTER_BIND when set (even empty),

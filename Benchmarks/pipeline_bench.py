@@ -421,6 +421,26 @@ def wait_for_file(path, process, timeout):
     return None
 
 
+def attach_search_index(connection, database):
+    """Attaches the store's search index (the file beside it) as `search`, once it exists;
+    call it outside a transaction. Stores before the index had a file of their own have none."""
+    index = database + "-search"
+    attached = {row[1] for row in connection.execute("PRAGMA database_list")}
+    if "search" not in attached and os.path.exists(index):
+        connection.execute(f"ATTACH DATABASE 'file:{index}?mode=ro' AS search")
+
+
+def search_indexed_through(connection):
+    """The highest logs.id the search index covers: its own file's state when attached
+    (`attach_search_index`), else the store's meta row (the layout before that file)."""
+    attached = {row[1] for row in connection.execute("PRAGMA database_list")}
+    if "search" in attached:
+        row = connection.execute("SELECT value FROM search.search_state WHERE key = 'indexed_through'").fetchone()
+    else:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'search_indexed_through'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def stage_b(args, workdir):
     database = os.path.join(workdir, "pipeline.sqlite")
     port_file = os.path.join(workdir, "collector.port")
@@ -451,14 +471,13 @@ def stage_b(args, workdir):
         # the target before max(id) does: the moment detected is the one a count(*) poll gives.
         while time.monotonic() < deadline:
             poll_started = time.monotonic()
+            attach_search_index(connection, database)
             connection.execute("BEGIN")
             max_id = connection.execute("SELECT max(id) FROM logs").fetchone()[0] or 0
             count = None
             if max_id >= args.lines:
                 count = connection.execute("SELECT count(*) FROM logs").fetchone()[0]
-                indexed = connection.execute(
-                    "SELECT value FROM meta WHERE key = 'search_indexed_through'").fetchone()
-                indexed = int(indexed[0]) if indexed else 0
+                indexed = search_indexed_through(connection)
             connection.execute("COMMIT")
             poll_cost += time.monotonic() - poll_started
             polls += 1
@@ -477,14 +496,15 @@ def stage_b(args, workdir):
             result["error"] = f"timed out after {args.timeout:.0f}s ({max_id} rows)"
             return result
         seconds = committed_at - started
-        # Search index: poll until search_indexed_through covers max(id).
+        # Search index: poll until it covers max(id).
         indexed_at = None
         while time.monotonic() < committed_at + args.timeout:
+            attach_search_index(connection, database)
             connection.execute("BEGIN")
             max_id = connection.execute("SELECT max(id) FROM logs").fetchone()[0] or 0
-            row = connection.execute("SELECT value FROM meta WHERE key = 'search_indexed_through'").fetchone()
+            indexed = search_indexed_through(connection)
             connection.execute("COMMIT")
-            if row and int(row[0]) >= max_id:
+            if indexed >= max_id:
                 indexed_at = time.monotonic()
                 break
             time.sleep(POLL_SECONDS)

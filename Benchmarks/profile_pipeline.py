@@ -9,7 +9,7 @@ agent      muster-agent ships the benchmark log to the discard receiver of stage
            (pipeline_bench's, in this process); recorded until every line has arrived.
 collector  muster-collector under perf, the agent (not recorded) shipping the log to it;
            recorded until every line is committed and the search index has caught up
-           (meta.search_indexed_through, polled read-only).
+           (its indexed_through, polled read-only).
 
 Sampling is `cpu-clock` (-F 999 for the agent, 499 for the collector): this machine has no
 hardware counters. Processes are stopped by PID; the temp dir goes at the end. The results
@@ -26,8 +26,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pipeline_bench import (Counter, agent_argv, count_lines, discard_http_server, exited_early, log, spawn,  # noqa: E402
-                            stop, stop_all)
+from pipeline_bench import (Counter, agent_argv, attach_search_index, count_lines, discard_http_server,  # noqa: E402
+                            exited_early, log, search_indexed_through, spawn, stop, stop_all)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,13 +84,14 @@ def profile_collector(args, workdir):
         try:
             connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
             try:
+                attach_search_index(connection, database)
                 newest = connection.execute("SELECT max(id) FROM logs").fetchone()[0] or 0
-                indexed = connection.execute("SELECT value FROM meta WHERE key = 'search_indexed_through'").fetchone()
+                indexed = search_indexed_through(connection)
             finally:
                 connection.close()
         except sqlite3.Error:
             continue
-        if newest >= args.lines and indexed and int(indexed[0]) >= newest:
+        if newest >= args.lines and indexed >= newest:
             break
     log(f"committed and indexed after {time.monotonic() - started:.1f} s")
     stop(agent)

@@ -13,8 +13,8 @@
 //     snapshot after it, the LB controller journals a `config` per render, each node its
 //     `inventory` at start, `ha` its `haproxy-stats` every 10 s, user events (deploys);
 //   - marks `task-0`…`task-K` through `Mark.record`, one every `lines / marks` stored lines;
-//   - the full-text index built to completion afterwards by `SearchIndexer.indexNextChunk`,
-//     10,000 rows per transaction, as the collector's `SearchIndexService` does by default.
+//   - the full-text index (its own file, `SearchIndex`) built to completion afterwards, in the
+//     chunks the collector's `SearchIndexService` uses by default (`--index-chunk`).
 //
 // The lines: HAProxy `option httplog` (log stdout format raw) on `ha` for every request; the
 // web app's request line on the server that answered it; HAProxy's `httpchk GET /healthz`
@@ -53,13 +53,13 @@ struct Options: Equatable {
     var hours = 24.0
     var seed: UInt64 = 42
     var chunk = 50_000
-    var indexChunk = 10_000
+    var indexChunk = 100_000
     var fresh = false
     var dryRun = false
 }
 
 /// Bumped whenever the generated data changes, so a cached database is not reused by mistake.
-let generatorVersion = 1
+let generatorVersion = 2  // 2: the search index in a file of its own
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("muster-bench-history: \(message)\n".utf8))
@@ -977,9 +977,10 @@ func reusable(_ options: Options) -> Summary? {
         var configuration = Configuration()
         configuration.readonly = true
         let queue = try DatabaseQueue(path: options.database, configuration: configuration)
-        let (count, indexed, maxID, changes) = try queue.read { db in
+        let indexed = try SearchIndex(storePath: options.database).progress().indexedThrough
+        let (count, maxID, changes) = try queue.read { db in
             (
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") ?? 0, try SearchIndexer.indexedThrough(db),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") ?? 0,
                 try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0,
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM membership") ?? 0
             )
@@ -1127,9 +1128,11 @@ func run() {
     // The full-text index, to completion, in the collector's chunks.
     note("\(stored) lines stored in \(Int(insertSeconds)) s; building the search index")
     let indexBegan = monotonicSeconds()
+    let searchIndex: SearchIndex
     do {
+        searchIndex = try SearchIndex(storePath: options.database)
         while true {
-            let progress = try database.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: options.indexChunk) }
+            let progress = try searchIndex.indexNextChunk(maxRows: options.indexChunk)
             if progress.pending == 0 { break }
         }
         try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
@@ -1151,7 +1154,7 @@ func run() {
                 stream_rows: try Int.fetchOne(db, sql: "SELECT count(*) FROM streams") ?? 0,
                 journal_lines: journalLines,
                 first_time: Timestamp.format(firstTime), last_time: Timestamp.format(lastTime), rare_word: rareWord,
-                rare_word_lines: try Int.fetchOne(db, sql: "SELECT count(*) FROM logs_fts WHERE logs_fts MATCH ?", arguments: [rareWord]) ?? 0,
+                rare_word_lines: try searchIndex.count(matching: "\"\(rareWord)\""),
                 insert_seconds: insertSeconds, index_seconds: indexSeconds, total_seconds: monotonicSeconds() - began,
                 database_bytes: fileSize(options.database), synchronous: Schema.Synchronous.normal.rawValue, chunk: options.chunk,
                 index_chunk: options.indexChunk,

@@ -1,7 +1,7 @@
 import Logging
 import ServiceLifecycle
 
-/// How background work (the search indexer, retention) shares the store's single writer with
+/// How background work (retention) shares the store's single writer with
 /// ingest, which comes first.
 ///
 /// The work goes in chunks, each its own short transaction, so ingest waits behind at most one.

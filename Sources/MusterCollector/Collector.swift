@@ -88,7 +88,7 @@ public struct Collector {
         [
             writer,
             SearchIndexService(
-                store: store, writer: writer, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
+                store: store, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
                 chunkRows: config.searchIndex.chunkRows, metrics: metrics, logger: logger),
             RetentionService(
                 store: store, writer: writer, policy: retention, interval: .milliseconds(config.retention.intervalMilliseconds),

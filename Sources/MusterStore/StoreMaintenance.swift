@@ -32,6 +32,8 @@ public struct PruneProgress: Sendable, Equatable {
 ///
 /// Each call is one short unit of work that a concurrent `IngestStore.commit` waits for at
 /// most once, so the caller (the collector) decides how much of the store's time it gets.
+/// A backend may index without holding up `commit` at all (the SQLite store does: its index
+/// has a writer of its own).
 ///
 /// Guarantees every backend gives:
 ///

@@ -48,25 +48,18 @@ public enum Retention {
         return progress
     }
 
-    /// Deletes the oldest log rows before `cutoff`, and their search-index entries.
+    /// Deletes the oldest log rows before `cutoff`. (The search index drops its entries for them
+    /// a partition at a time, once a partition's rows are all gone: `SearchIndex`.)
     static func pruneLogs(before cutoff: Int64, maxRows: Int, in db: Database) throws -> Int {
-        let indexedThrough = try SearchIndexer.indexedThrough(db)
         // The row with the highest id always stays: `logs.id` is not AUTOINCREMENT, so with it
         // gone SQLite would hand its id (and lower ones) out again, at or below the search
         // index's high-water mark, and those new rows would never be indexed.
-        let rows = try Row.fetchAll(
-            db, sql: "SELECT id, msg FROM logs WHERE t < ? AND id < (SELECT max(id) FROM logs) ORDER BY t LIMIT ?",
+        let ids = try Int64.fetchAll(
+            db, sql: "SELECT id FROM logs WHERE t < ? AND id < (SELECT max(id) FROM logs) ORDER BY t LIMIT ?",
             arguments: [cutoff, maxRows])
-        guard !rows.isEmpty else { return 0 }
-        // An external-content FTS5 index forgets a row only when told its indexed text.
-        let forget = try db.cachedStatement(sql: "INSERT INTO logs_fts(logs_fts, rowid, msg) VALUES ('delete', ?, ?)")
         let delete = try db.cachedStatement(sql: "DELETE FROM logs WHERE id = ?")
-        for row in rows {
-            let id: Int64 = row["id"]
-            if id <= indexedThrough { try forget.execute(arguments: [id, row["msg"] as String]) }
-            try delete.execute(arguments: [id])
-        }
-        return rows.count
+        for id in ids { try delete.execute(arguments: [id]) }
+        return ids.count
     }
 
     /// Deletes history rows before `cutoff` except each subject's latest one.

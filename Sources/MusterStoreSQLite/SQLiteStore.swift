@@ -7,10 +7,12 @@ import MusterWire
 /// GRDB's `DatabasePool` gives the protocols' guarantees: writes are serialised on one writer
 /// connection, each `commit` is one transaction (so lines, ledger changes and stream events are
 /// durable together), and reads run on their own connections against the last committed state
-/// without blocking the writer.
+/// without blocking the writer. The word index is a file of its own with its own writer
+/// (`SearchIndex`), so indexing runs beside ingest instead of between its transactions.
 public final class SQLiteStore: CollectorStore {
     public let path: String
     let pool: DatabasePool
+    let searchIndex: SearchIndex
     private let ledger: ClusterLedger
 
     /// Opens (creating and migrating when needed) the store at `path`. `synchronous` is
@@ -20,6 +22,7 @@ public final class SQLiteStore: CollectorStore {
         self.path = path
         self.ledger = ledger
         pool = try Schema.openForWriting(path: path, synchronous: synchronous)
+        searchIndex = try SearchIndex(storePath: path)
     }
 
     // MARK: IngestStore
@@ -66,7 +69,7 @@ public final class SQLiteStore: CollectorStore {
     // MARK: StoreMaintenance
 
     public func indexNextChunk(maxRows: Int) async throws -> SearchIndexProgress {
-        try await pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: maxRows) }
+        try await searchIndex.indexNextChunk(maxRows: maxRows)
     }
 
     public func pruneChunk(_ policy: RetentionPolicy, now: Int64, maxRows: Int, trimming: Bool) async throws -> PruneProgress {

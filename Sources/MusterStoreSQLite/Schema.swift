@@ -6,9 +6,8 @@ import GRDB
 /// - `streams`: one row per (agent, source, generation); `logs` rows point at it, so the
 ///   per-line deduplication key is two integers, not three strings.
 /// - `logs`: one row per record; `UNIQUE(stream, off)` makes a resent record a no-op.
-/// - `logs_fts`: an external-content FTS5 index over `logs.msg` (unicode61 words, no
-///   positions), filled behind ingest by `SearchIndexer` (see there for why).
-/// - `meta`: small key/value state, such as how far the search index has got.
+/// - `meta`: small key/value state, such as retention's progress and the store's random id.
+///   The word index of `logs.msg` is a file of its own beside this one (`SearchIndex`).
 /// - `events`: the collector's event stream (`GET /v1/events`); `id` is the stream cursor,
 ///   AUTOINCREMENT so an id is never reused even after the newest row is deleted.
 /// - `membership`: the canonical membership, one row per change of a member (see
@@ -120,6 +119,16 @@ public enum Schema {
                     CREATE INDEX marks_t ON marks(t);
                     """)
         }
+        migrator.registerMigration("v5-search-index-file") { db in
+            // The word index moved to a file of its own (`SearchIndex`), tied to this store by
+            // `store_id`; the collector indexes the rows already stored again there.
+            try db.execute(
+                sql: """
+                    DROP TABLE IF EXISTS logs_fts;
+                    DELETE FROM meta WHERE key = 'search_indexed_through';
+                    INSERT INTO meta(key, value) VALUES ('\(MetaKey.storeID)', random());
+                    """)
+        }
         return migrator
     }
 
@@ -145,8 +154,8 @@ public enum Schema {
 
 /// Keys of the `meta` table.
 public enum MetaKey {
-    /// The highest `logs.id` that the search index covers.
-    public static let searchIndexedThrough = "search_indexed_through"
+    /// A random id given to the store when it is created; its search index carries it too.
+    public static let storeID = "store_id"
     /// Retention (`RetentionPolicy`): log rows pruned so far, in total.
     public static let prunedLogRows = "pruned_log_rows"
     /// Retention: history rows (membership, inventory, configs, events) pruned so far.

@@ -28,7 +28,7 @@ import Testing
     }
 
     func indexAll() throws {
-        _ = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 1_000_000) }
+        _ = try SearchIndex(storePath: path).indexNextChunk(maxRows: 1_000_000)
     }
 
     func search(_ configure: (inout LogFilter) -> Void) throws -> [LogLine] {

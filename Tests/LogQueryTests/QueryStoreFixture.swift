@@ -123,7 +123,7 @@ struct QueryStoreFixture {
     }
 
     func indexAll() throws {
-        _ = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 1_000_000) }
+        _ = try SearchIndex(storePath: path).indexNextChunk(maxRows: 1_000_000)
     }
 
     func sql() throws -> SQLSession { try StoreLocation(path: path).openSQLConsole() }

@@ -75,7 +75,7 @@ import Testing
         let sql = try store.sql()
         #expect(try sql.table("WITH x AS (SELECT 2 AS a) SELECT a FROM x").rows == [[.integer(2)]])
         #expect(try sql.table("VALUES (1, 'a')").rows == [[.integer(1), .text("a")]])
-        #expect(try sql.table("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'GET'").rows == [[.integer(2)]])
+        #expect(try sql.table("SELECT count(*) FROM search.logs_fts_0 WHERE logs_fts_0 MATCH 'GET'").rows == [[.integer(2)]])
         #expect(try sql.table("PRAGMA table_info(logs)").rows.count == 6)
         #expect(try sql.table("SELECT name FROM pragma_table_info('streams') WHERE pk = 1").rows == [[.text("id")]])
         #expect(try sql.table("PRAGMA page_count").rows.count == 1)

@@ -7,10 +7,11 @@ import Testing
 @testable import MusterStoreSQLite
 
 @Suite struct StoreTests {
+    let path: String
     let pool: DatabasePool
 
     init() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-store-\(UUID().uuidString).sqlite").path
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-store-\(UUID().uuidString).sqlite").path
         pool = try Schema.openForWriting(path: path, synchronous: .normal)
     }
 
@@ -43,17 +44,15 @@ import Testing
 
     @Test func theSearchIndexCatchesUpInChunks() throws {
         _ = try pool.write { db in try LogWriter.insert([records(0..<250)], into: db) }
-        let first = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
+        let index = try SearchIndex(storePath: path)
+        let first = try index.indexNextChunk(maxRows: 100)
         #expect(first.indexed == 100 && first.pending == 150)
-        _ = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
-        let last = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
+        _ = try index.indexNextChunk(maxRows: 100)
+        let last = try index.indexNextChunk(maxRows: 100)
         #expect(last.indexed == 50 && last.pending == 0)
-        let none = try pool.write { db in try SearchIndexer.indexNextChunk(in: db, maxRows: 100) }
+        let none = try index.indexNextChunk(maxRows: 100)
         #expect(none.indexed == 0)
-        let hits = try pool.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'line AND 24'")
-        }
-        #expect(hits == 1)  // words, not substrings: "line 24" only
+        #expect(try index.count(matching: "line AND 24") == 1)  // words, not substrings: "line 24" only
     }
 }
 

@@ -25,6 +25,8 @@ public final class SQLiteConsole: SQLConsole {
     public let timeout: Double
     private let handle: OpaquePointer
     private let authorizer = Authorizer()
+    /// What `search_indexed_through()` answers: read once, when the console opens.
+    private let searchIndex = SearchIndexState()
     private let watchdog: Watchdog
 
     /// Opens the store at `path`; `timeout` is in seconds, 0 (no limit) to `longestTimeout`.
@@ -51,8 +53,9 @@ public final class SQLiteConsole: SQLConsole {
             }, Unmanaged.passUnretained(watchdog).toOpaque())
         }
         sqlite3_busy_timeout(handle, 5_000)
+        searchIndex.indexedThrough = Self.attachSearchIndex(to: handle, storePath: path)
         sqlite3_exec(handle, "PRAGMA query_only = ON", nil, nil, nil)
-        Self.addFunctions(to: handle)
+        Self.addFunctions(to: handle, searchIndex: searchIndex)
         sqlite3_set_authorizer(handle, authorize, Unmanaged.passUnretained(authorizer).toOpaque())
         var isStore = false
         try query("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('logs', 'streams')") { chunk in
@@ -68,13 +71,42 @@ public final class SQLiteConsole: SQLConsole {
     /// functions it has, which only this backend knows.
     public static let summary = "Run one SQL statement on the store, read-only (SELECT, WITH, VALUES, EXPLAIN or a reading PRAGMA)."
     public static let reference = """
-        Tables: streams (node, source), logs (t in ns, msg, fields JSON, stream, off), logs_fts, meta, events, \
-        membership, inventory, configs, marks (Sources/MusterStoreSQLite/Schema.swift). Extra functions: rfc3339(ns) prints \
-        a time as logq does; is_error(source, msg, json_extract(fields, '$.status')) is the error rule of 'logq hist --errors'.
+        Tables: streams (node, source), logs (t in ns, msg, fields JSON, stream, off), meta, events, \
+        membership, inventory, configs, marks (Sources/MusterStoreSQLite/Schema.swift); the word index, when the store has \
+        one, as search.logs_fts_N (FTS5, one per million rows by id: logs.id >> 20 = N; search.partitions lists them; \
+        e.g. SELECT rowid FROM search.logs_fts_0 WHERE logs_fts_0 MATCH 'GET'). Extra functions: rfc3339(ns) prints \
+        a time as logq does; is_error(source, msg, json_extract(fields, '$.status')) is the error rule of 'logq hist --errors'; \
+        search_indexed_through() is the highest logs.id the word index covers (0: none).
         """
 
     deinit {
         sqlite3_close_v2(handle)
+    }
+
+    /// The store's word index as `search` (read-only, as the connection is), before the
+    /// authorizer that refuses ATTACH is installed; returns how far it covers the store (0 for
+    /// a store without one, or with one made for another store).
+    private static func attachSearchIndex(to handle: OpaquePointer, storePath: String) -> Int64 {
+        let indexPath = SearchIndex.path(forStore: storePath)
+        guard FileManager.default.fileExists(atPath: indexPath),
+            step(handle, "ATTACH DATABASE ? AS \(SearchIndex.schemaName)", binding: indexPath) == SQLITE_DONE
+        else { return 0 }
+        var through: Int64 = 0
+        _ = step(handle, SearchIndex.coveredThroughQuery) { through = sqlite3_column_int64($0, 0) }
+        return through
+    }
+
+    /// Runs `sql` with one text parameter (when given), hands its first row to `row`.
+    private static func step(
+        _ handle: OpaquePointer, _ sql: String, binding text: String? = nil, row: (OpaquePointer) -> Void = { _ in }
+    ) -> Int32 {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else { return SQLITE_ERROR }
+        defer { sqlite3_finalize(statement) }
+        if let text { sqlite3_bind_text(statement, 1, text, -1, SQLiteConsole.transient) }
+        let code = sqlite3_step(statement)
+        if code == SQLITE_ROW { row(statement) }
+        return code
     }
 
     /// Runs one statement and hands its rows over in chunks of up to `chunkRows` rows (at least
@@ -195,8 +227,13 @@ public final class SQLiteConsole: SQLConsole {
 
     // MARK: Functions
 
-    private static func addFunctions(to handle: OpaquePointer) {
+    private static func addFunctions(to handle: OpaquePointer, searchIndex: SearchIndexState) {
         let flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC
+        sqlite3_create_function_v2(handle, "search_indexed_through", 0, flags, Unmanaged.passUnretained(searchIndex).toOpaque(), {
+            context, _, _ in
+            guard let state = sqlite3_user_data(context) else { return sqlite3_result_int64(context, 0) }
+            sqlite3_result_int64(context, Unmanaged<SearchIndexState>.fromOpaque(state).takeUnretainedValue().indexedThrough)
+        }, nil, nil, nil)
         sqlite3_create_function_v2(handle, "rfc3339", 1, flags, nil, { context, _, values in
             guard let values, sqlite3_value_type(values[0]) != SQLITE_NULL else { return sqlite3_result_null(context) }
             sqlite3_result_text(context, Timestamp.format(sqlite3_value_int64(values[0])), -1, SQLiteConsole.transient)
@@ -344,4 +381,9 @@ private func actionName(_ action: Int32) -> String {
     case SQLITE_ANALYZE: "ANALYZE"
     default: "this statement (SQLite action \(action))"
     }
+}
+
+/// How far the store's word index goes, as the console found it when it opened.
+private final class SearchIndexState {
+    var indexedThrough: Int64 = 0
 }

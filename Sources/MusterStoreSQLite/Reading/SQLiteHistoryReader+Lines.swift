@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import MusterStore
 
-/// Searching the lines: `logs` joined to `streams`, `logs_fts` for `match`, SQL functions of
+/// Searching the lines: `logs` joined to `streams`, the search index for `match`, SQL functions of
 /// the connection for what SQL cannot say (`muster_grep`, `muster_match`).
 extension SQLiteHistoryReader: LogReader {
     public func scan(_ filter: LogFilter, _ body: (LogLine) -> Void) throws(StoreError) {
@@ -39,7 +39,7 @@ extension SQLiteHistoryReader: LogReader {
     /// millions of rows behind is where counting would take longest).
     public func searchIndexBacklog() throws(StoreError) -> Int64 {
         try read { db in
-            (try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0) - max(try SearchIndexer.indexedThrough(db), 0)
+            (try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0) - max(try SearchIndex.coverage(db).indexedThrough, 0)
         }
     }
 
@@ -164,10 +164,11 @@ struct LineSearch {
             // Indexed rows: the index narrows to rows holding every word, muster_match checks
             // their order. Rows past the index's high-water mark (the last few seconds of
             // ingest) are checked directly, so a search never misses a stored line.
-            let indexedThrough = try SearchIndexer.indexedThrough(db)
+            let coverage = try SearchIndex.coverage(db)
+            let indexedThrough = coverage.indexedThrough
+            let indexed = coverage.rowIDs(matching: match.ftsQuery)
             conditions.add(
-                "l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? UNION ALL SELECT id FROM logs WHERE id > ?)",
-                [match.ftsQuery, indexedThrough])
+                "l.id IN (\(indexed.sql) UNION ALL SELECT id FROM logs WHERE id > ?)", indexed.arguments + [indexedThrough])
             // One word: for an indexed row the index's answer is the rule itself (the same
             // unicode61 words), so only newer rows are checked; this check is most of a
             // search's time when the word is on tens of thousands of lines.
@@ -200,9 +201,9 @@ struct LineSearch {
 
     /// True when the index holds at least `commonCandidates` rows with every word.
     static func isCommon(_ match: TextMatch, _ db: Database) throws -> Bool {
+        let indexed = try SearchIndex.coverage(db).rowIDs(matching: match.ftsQuery)
         let candidates = try Int.fetchOne(
-            db, sql: "SELECT count(*) FROM (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ? LIMIT ?)",
-            arguments: [match.ftsQuery, commonCandidates]) ?? 0
+            db, sql: "SELECT count(*) FROM (\(indexed.sql) LIMIT ?)", arguments: StatementArguments(indexed.arguments + [commonCandidates])) ?? 0
         return candidates >= commonCandidates
     }
 }

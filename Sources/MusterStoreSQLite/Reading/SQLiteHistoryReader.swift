@@ -5,7 +5,8 @@ import MusterStore
 /// The history in the collector's SQLite file, read-only: the embedded backend's `LogReader`,
 /// `ClusterHistoryReader` and `AggregateReader` (one concern an extension each).
 ///
-/// The file is opened read-only and with `PRAGMA query_only`, so nothing a reader does can
+/// The file is opened read-only and with `PRAGMA query_only` (its search index, when it has
+/// one, attached the same way as `search`), so nothing a reader does can
 /// change the store. Each call is one read transaction on a WAL file: it sees the commits
 /// that had returned when it began and none made while it runs, and never blocks the
 /// collector (WAL readers don't).
@@ -40,6 +41,7 @@ public struct SQLiteHistoryReader: Sendable {
     /// through; any other failure is the store being unreadable.
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
+            try queue.inDatabase { db in try SearchIndex.attachIfPresent(to: db, storePath: path) }
             return try queue.read(body)
         } catch let error as StoreError {
             throw error

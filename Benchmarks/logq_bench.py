@@ -217,12 +217,14 @@ def main():
     names = [name for name, _ in marks]
     next_mark = names[names.index(task) + 1] if names.index(task) + 1 < len(names) else None
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as store:
+        store.execute(f"ATTACH DATABASE 'file:{db}-search?mode=ro' AS search")
         since = mark_time[task]
         until = mark_time[next_mark] if next_mark else 2**63 - 1
         task_lines = store.execute(
             "SELECT count(*) FROM logs l JOIN streams s ON s.id = l.stream WHERE l.t >= ? AND l.t < ? AND s.source != 'events'",
             (since, until)).fetchone()[0]
-        common = store.execute("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'healthz'").fetchone()[0]
+        sql, arguments = indexed_rows(store, "healthz")
+        common = store.execute(f"SELECT count(*) FROM ({sql})", arguments).fetchone()[0]
         late_word, late_count, late_time = late_common_word(store)
         members_at = store.execute(
             "SELECT count(*) FROM membership m WHERE m.id = (SELECT id FROM membership WHERE member = m.member AND t <= ? "
@@ -352,22 +354,35 @@ def main():
     return 1 if failures else 0
 
 
+def indexed_rows(store, query):
+    """SQL and arguments selecting the indexed rows that hold every word of an FTS5 query: one
+    MATCH per partition of the store's search index (attached as `search`)."""
+    partitions = [n for (n,) in store.execute("SELECT n FROM search.partitions ORDER BY n")]
+    sql = " UNION ALL ".join(f"SELECT rowid FROM search.logs_fts_{n} WHERE logs_fts_{n} MATCH ?" for n in partitions)
+    return sql or "SELECT NULL WHERE 0", (query,) * len(partitions)
+
+
 def late_common_word(store):
     """A word on many lines that all come late in the day: the static-asset name (8 hex digits,
     new with every hourly deploy) on at least 20,000 lines whose first line is the latest.
     Walking the lines in time order finds it only at the end."""
     import re
-    store.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, 'logs_fts', 'row')")
+    documents = {}
+    for (n,) in store.execute("SELECT n FROM search.partitions ORDER BY n").fetchall():
+        store.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab_{n} USING fts5vocab(search, 'logs_fts_{n}', 'row')")
+        for term, count in store.execute(f"SELECT term, doc FROM temp.vocab_{n}"):
+            documents[term] = documents.get(term, 0) + count
     best = None
-    for term, count in store.execute("SELECT term, doc FROM temp.vocab WHERE doc >= 20000"):
-        if re.fullmatch(r"[0-9a-f]{8}", term) and not term.isdigit():
-            first = store.execute("SELECT min(rowid) FROM logs_fts WHERE logs_fts MATCH ?", (f'"{term}"',)).fetchone()[0]
+    for term, count in documents.items():
+        if count >= 20000 and re.fullmatch(r"[0-9a-f]{8}", term) and not term.isdigit():
+            sql, arguments = indexed_rows(store, f'"{term}"')
+            first = store.execute(f"SELECT min(rowid) FROM ({sql})", arguments).fetchone()[0]
             if best is None or first > best[2]:
                 best = (term, count, first)
     if best is None:
         return "healthz", 0, rfc3339(0)
-    first_time = store.execute("SELECT min(l.t) FROM logs l WHERE l.id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH ?)",
-                               (f'"{best[0]}"',)).fetchone()[0]
+    sql, arguments = indexed_rows(store, f'"{best[0]}"')
+    first_time = store.execute(f"SELECT min(l.t) FROM logs l WHERE l.id IN ({sql})", arguments).fetchone()[0]
     return best[0], best[1], rfc3339(first_time)
 
 

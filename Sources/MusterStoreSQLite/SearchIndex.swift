@@ -56,6 +56,7 @@ public final class SearchIndex: Sendable {
         self.storePath = storePath
         var configuration = Configuration()
         configuration.label = "muster-search-index"
+        configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA main.synchronous = NORMAL")
             try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [storePath])
@@ -68,7 +69,11 @@ public final class SearchIndex: Sendable {
             try db.execute(sql: Self.tables(in: "main"))
             let store = try Int64.fetchOne(db, sql: "SELECT value FROM store.meta WHERE key = ?", arguments: [MetaKey.storeID])
             guard let store else { throw StoreError.unreadable(location: storePath, detail: "the store has no store_id: not migrated") }
-            if try Self.state(StateKey.storeID, db) != store {
+            // Another store's index, or one ahead of this store (the store restored from a
+            // backup, or its last commits lost with the machine while the index kept them): ids
+            // at and below its mark would be handed out again and never indexed.
+            let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM store.logs") ?? 0
+            if try Self.state(StateKey.storeID, db) != store || (Self.state(StateKey.indexedThrough, db) ?? 0) > newest {
                 for n in try Int64.fetchAll(db, sql: "SELECT n FROM partitions") { try Self.drop(partition: n, db) }
                 try db.execute(sql: "DELETE FROM search_state")
                 try Self.setState(StateKey.storeID, store, db)
@@ -130,7 +135,10 @@ public final class SearchIndex: Sendable {
                 db, sql: "SELECT max(id) FROM (SELECT id FROM store.logs WHERE id > ? ORDER BY id LIMIT ?)",
                 arguments: [from, max(1, maxRows)]) ?? from
         var indexed = 0
-        var partition = (from + 1) >> partitionBits
+        // From the first row past the mark: after a rebuild of a long-lived store, the ids
+        // below its oldest row are no partitions' business.
+        let firstNew = try Int64.fetchOne(db, sql: "SELECT min(id) FROM store.logs WHERE id > ?", arguments: [from]) ?? (from + 1)
+        var partition = firstNew >> partitionBits
         while partition <= through >> partitionBits {
             try create(partition: partition, db)
             let first = max(from + 1, partition << partitionBits)
@@ -145,12 +153,17 @@ public final class SearchIndex: Sendable {
         return SearchIndexProgress(indexed: indexed, indexedThrough: through, pending: maxID - through)
     }
 
-    /// A partition whose highest id is below the oldest row left holds only pruned rows. (The
-    /// store always keeps its newest row, so `logs` is never emptied by retention.)
+    /// A partition below the store's newest row (no new row can land in it) without a row left
+    /// in its id range holds only pruned rows. Checked per partition, not against the oldest
+    /// row: retention prunes by time, and one old id with a late timestamp must not keep every
+    /// partition after it. (The store always keeps its newest row.)
     private static func dropPrunedPartitions(_ db: Database) throws {
-        guard let oldest = try Int64.fetchOne(db, sql: "SELECT min(id) FROM store.logs") else { return }
-        for n in try Int64.fetchAll(db, sql: "SELECT n FROM partitions WHERE n < ?", arguments: [oldest >> partitionBits]) {
-            try drop(partition: n, db)
+        guard let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM store.logs") else { return }
+        for n in try Int64.fetchAll(db, sql: "SELECT n FROM partitions WHERE n < ?", arguments: [newest >> partitionBits]) {
+            let empty = try !Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM store.logs WHERE id >= ? AND id < ?)",
+                arguments: [n << partitionBits, (n + 1) << partitionBits])!
+            if empty { try drop(partition: n, db) }
         }
     }
 
@@ -194,15 +207,22 @@ public final class SearchIndex: Sendable {
         }
     }
 
-    /// The coverage of the index attached to a reader's connection (`attach`): none when no
-    /// index is attached or it was made for another store.
-    static func coverage(_ db: Database) throws -> Coverage {
-        guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pragma_database_list WHERE name = ?)", arguments: [schemaName])!,
-            try db.tableExists("search_state", in: schemaName),
-            let through = try Int64.fetchOne(db, sql: coveredThroughQuery), through > 0
-        else { return .none }
-        return Coverage(
-            indexedThrough: through, partitions: try Int64.fetchAll(db, sql: "SELECT n FROM \(schemaName).partitions ORDER BY n"))
+    /// The coverage of the index attached to a reader's connection (`attachIfPresent`): none
+    /// when no index is attached, it was made for another store, or it cannot be read (a
+    /// damaged or half-copied file): the index is derived data, and searches then read the lines.
+    static func coverage(_ db: Database) -> Coverage {
+        do {
+            // sqlite_schema itself, not GRDB's schema cache: the collector may have created the
+            // tables after this reader attached the file.
+            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pragma_database_list WHERE name = ?)", arguments: [schemaName])!,
+                try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(schemaName).sqlite_schema WHERE name = 'search_state')")!,
+                let through = try Int64.fetchOne(db, sql: coveredThroughQuery), through > 0
+            else { return .none }
+            return Coverage(
+                indexedThrough: through, partitions: try Int64.fetchAll(db, sql: "SELECT n FROM \(schemaName).partitions ORDER BY n"))
+        } catch {
+            return .none
+        }
     }
 
     /// Attaches the index of the store at `storePath` to a reader's connection as `search`

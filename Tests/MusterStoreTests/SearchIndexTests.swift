@@ -74,6 +74,21 @@ import Testing
         #expect(try index.count(matching: "old") == 0)
     }
 
+    @Test func anIndexAheadOfItsStoreIsRebuilt() throws {
+        try insert(0..<50, word: "lost", into: pool)
+        _ = try SearchIndex(storePath: path).indexNextChunk(maxRows: 1_000)
+        // The store as a backup from before its last 20 rows (or after losing them with the
+        // machine): the ids 31...50 will be handed out again, to other lines.
+        try pool.write { db in try db.execute(sql: "DELETE FROM logs WHERE id > 30") }
+        // The collector opens the index before it takes any batch.
+        let reopened = try SearchIndex(storePath: path)
+        #expect(try reopened.progress().indexedThrough == 0)
+        try insert(30..<50, word: "again", into: pool, from: 5_000)
+        while try reopened.indexNextChunk(maxRows: 1_000).pending > 0 {}
+        #expect(try offsets(matching: "lost", in: path) == Array(0..<30))
+        #expect(try offsets(matching: "again", in: path) == Array(30..<50))
+    }
+
     @Test func anIndexMadeForAnotherStoreIsIgnoredAndRebuilt() throws {
         try insert(0..<50, word: "first", into: pool)
         _ = try SearchIndex(storePath: path).indexNextChunk(maxRows: 1_000)

@@ -44,7 +44,7 @@ extension SQLiteHistoryReader: AggregateReader {
             func count(since: Int64) throws -> Int64 {
                 try Int64.fetchOne(db, sql: "SELECT count(*) FROM logs WHERE t >= ? AND t <= ?", arguments: [since, now]) ?? 0
             }
-            let indexedThrough = try SearchIndex.coverage(db).indexedThrough
+            let indexedThrough = SearchIndex.coverage(db).indexedThrough
             let pages = try Int64.fetchOne(db, sql: "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size") ?? 0
             return StoreStats(
                 sources: sources, linesLastMinute: try count(since: now - 60 * Timestamp.nanosPerSecond),

@@ -39,7 +39,7 @@ extension SQLiteHistoryReader: LogReader {
     /// millions of rows behind is where counting would take longest).
     public func searchIndexBacklog() throws(StoreError) -> Int64 {
         try read { db in
-            (try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0) - max(try SearchIndex.coverage(db).indexedThrough, 0)
+            (try Int64.fetchOne(db, sql: "SELECT max(id) FROM logs") ?? 0) - max(SearchIndex.coverage(db).indexedThrough, 0)
         }
     }
 
@@ -164,7 +164,7 @@ struct LineSearch {
             // Indexed rows: the index narrows to rows holding every word, muster_match checks
             // their order. Rows past the index's high-water mark (the last few seconds of
             // ingest) are checked directly, so a search never misses a stored line.
-            let coverage = try SearchIndex.coverage(db)
+            let coverage = SearchIndex.coverage(db)
             let indexedThrough = coverage.indexedThrough
             let indexed = coverage.rowIDs(matching: match.ftsQuery)
             conditions.add(
@@ -201,7 +201,7 @@ struct LineSearch {
 
     /// True when the index holds at least `commonCandidates` rows with every word.
     static func isCommon(_ match: TextMatch, _ db: Database) throws -> Bool {
-        let indexed = try SearchIndex.coverage(db).rowIDs(matching: match.ftsQuery)
+        let indexed = SearchIndex.coverage(db).rowIDs(matching: match.ftsQuery)
         let candidates = try Int.fetchOne(
             db, sql: "SELECT count(*) FROM (\(indexed.sql) LIMIT ?)", arguments: StatementArguments(indexed.arguments + [commonCandidates])) ?? 0
         return candidates >= commonCandidates

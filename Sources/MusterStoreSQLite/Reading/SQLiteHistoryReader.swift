@@ -41,7 +41,8 @@ public struct SQLiteHistoryReader: Sendable {
     /// through; any other failure is the store being unreadable.
     func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do {
-            try queue.inDatabase { db in try SearchIndex.attachIfPresent(to: db, storePath: path) }
+            // Best effort: a store is read without its index when that cannot be attached.
+            try? queue.inDatabase { db in try SearchIndex.attachIfPresent(to: db, storePath: path) }
             return try queue.read(body)
         } catch let error as StoreError {
             throw error

@@ -11,6 +11,9 @@ Stages, each repeated --reps times, in this order within a repetition (never con
   a-fluentbit  Fluent Bit tail -> http (JSON lines, gzip) -> the same discard HTTP receiver
              (../shared/peers/fluent-bit and its configuration; skipped when missing)
   b-pipeline muster-agent -> muster-collector -> SQLite (committed rows polled read-only)
+  b-collector  the agent's requests for the same file, recorded once (untimed), replayed to
+             muster-collector by three senders in this process: the collector with both cores
+             and no agent beside it, against the same ceilings
   b-ceiling  muster-bench-insert: the same rows through MusterStore directly
   b-plain    muster-bench-insert --plain: the same rows into a table with only the identity
              constraint, WAL, synchronous=FULL, same chunk: SQLite's own pace (the true ceiling)
@@ -22,6 +25,7 @@ CPU time and peak RSS. Temporary directories are removed at the end, also on fai
 
 import argparse
 import datetime
+import http.client
 import http.server
 import json
 import os
@@ -198,7 +202,9 @@ class Counter:
                 self.done.set()
 
 
-def discard_http_server(counter):
+def discard_http_server(counter, keep=None):
+    """Inflates and counts each POST's lines and answers as the collector does; with `keep`, a
+    list, also appends each request's (path, headers, body) to it."""
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # TCP_NODELAY, and each answer goes out in one write: otherwise a small second segment
@@ -221,6 +227,8 @@ def discard_http_server(counter):
                 counter.errors.append(f"inflate: {error}")
                 self.answer(400, b'{"error":"bad body"}')
                 return
+            if keep is not None:
+                keep.append((self.path, {name: self.headers[name] for name in REPLAYED_HEADERS}, body))
             lines = raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)
             # Counted before answering: the end of the measurement is the moment the last
             # line has arrived and been inflated.
@@ -441,7 +449,72 @@ def search_indexed_through(connection):
     return int(row[0]) if row else 0
 
 
-def stage_b(args, workdir):
+REPLAYED_HEADERS = ("Authorization", "Content-Type", "Content-Encoding")
+
+
+def captured_batches(args, workdir):
+    """The agent's requests for the whole log, recorded once per benchmark run (untimed) from a
+    discard receiver: what stage b-collector replays."""
+    if getattr(args, "captured", None) is None:
+        counter = Counter(args.lines)
+        kept = []
+        server = discard_http_server(counter, keep=kept)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result, _ = ship_to(server, counter, args, workdir, "agent-capture", "agent",
+                            agent_argv(args, workdir, url, state="capture-state"))
+        if "error" in result:
+            raise RuntimeError(f"recording the agent's batches: {result['error']}")
+        args.captured = kept
+    return args.captured
+
+
+class Replay:
+    """Sends recorded requests to the collector from `senders` threads, each on its own
+    keep-alive connection, taking the next request when its last one was answered (the agent
+    keeps three in flight); a 503 (the writer's queue is full) is sent again shortly after."""
+
+    def __init__(self, batches, port, senders=3):
+        self.batches = batches
+        self.port = port
+        self.next = 0
+        self.lock = threading.Lock()
+        self.errors = []
+        self.threads = [threading.Thread(target=self.send, daemon=True) for _ in range(senders)]
+        for thread in self.threads:
+            thread.start()
+
+    def take(self):
+        with self.lock:
+            if self.next >= len(self.batches) or self.errors:
+                return None
+            self.next += 1
+            return self.batches[self.next - 1]
+
+    def send(self):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            while (batch := self.take()) is not None:
+                path, headers, body = batch
+                while True:
+                    connection.request("POST", path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    response.read()
+                    if response.status != 503:
+                        break
+                    time.sleep(0.05)
+                if response.status != 200:
+                    self.errors.append(f"HTTP {response.status} for a recorded batch")
+        except (OSError, http.client.HTTPException) as error:
+            self.errors.append(f"replay: {error}")
+        finally:
+            connection.close()
+
+
+def stage_b_collector(args, workdir):
+    return stage_b(args, workdir, replay=captured_batches(args, workdir))
+
+
+def stage_b(args, workdir, replay=None):
     database = os.path.join(workdir, "pipeline.sqlite")
     port_file = os.path.join(workdir, "collector.port")
     collector = spawn("collector", [os.path.join(args.bin_dir, "muster-collector"), "--database", database,
@@ -457,7 +530,10 @@ def stage_b(args, workdir):
             result["collector_stderr"] = tail(os.path.join(workdir, "collector.stderr"))
             return result
         started = time.monotonic()
-        agent = spawn("agent-b", agent_argv(args, workdir, f"http://127.0.0.1:{port}"), workdir)
+        if replay is None:
+            agent = spawn("agent-b", agent_argv(args, workdir, f"http://127.0.0.1:{port}"), workdir)
+        else:
+            sender = Replay(replay, int(port))
         connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None,
                                      check_same_thread=False)
         deadline = started + args.timeout
@@ -487,10 +563,13 @@ def stage_b(args, workdir):
                 result["rows_committed"] = count
                 break
             for process in (collector, agent):
-                early = exited_early(process)
+                early = exited_early(process) if process is not None else None
                 if early is not None:
                     result["error"] = f"{early.name} exited early ({early.describe()})"
                     return result
+            if replay is not None and sender.errors:
+                result["error"] = sender.errors[0]
+                return result
             time.sleep(POLL_SECONDS)
         if committed_at is None:
             result["error"] = f"timed out after {args.timeout:.0f}s ({max_id} rows)"
@@ -533,7 +612,8 @@ def stage_b(args, workdir):
             result["collector_stderr"] = tail(os.path.join(workdir, "collector.stderr"))
     try:
         result["database_mib"] = sum(
-            os.path.getsize(p) for p in (database, database + "-wal") if os.path.exists(p)) / (1 << 20)
+            os.path.getsize(p) for p in (database, database + "-wal", database + "-search", database + "-search-wal")
+            if os.path.exists(p)) / (1 << 20)
     except OSError:
         pass
     return result
@@ -571,6 +651,7 @@ STAGES = {
     "a-rsyslog": stage_a_rsyslog,
     "a-fluentbit": stage_a_fluent_bit,
     "b-pipeline": stage_b,
+    "b-collector": stage_b_collector,
     "b-ceiling": stage_b_ceiling,
     "b-plain": lambda args, workdir: stage_b_ceiling(args, workdir, plain=True),
 }
@@ -618,6 +699,13 @@ ROWS = [
     ("b-pipeline", "collector_cpu_s_per_m", "(b) muster-collector: CPU-s per 1M lines", fmt2, "—", None),
     ("b-pipeline", "collector_rss_mib", "(b) muster-collector: peak RSS (MiB)", fmt1, "—", None),
     ("b-pipeline", "agent_cpu_s_per_m", "(b) muster-agent: CPU-s per 1M lines", fmt2, "—", None),
+    ("b-collector", "lines_per_s", "(b) collector alone, the agent's batches replayed: committed lines/s", fmt_int,
+     "≥ 0.9 × plain", None),
+    ("b-collector", "index_catchup_s", "(b) collector alone: search index catch-up after that (s)", fmt1, "≤ 5",
+     lambda v: v <= 5),
+    ("b-collector", "collector_cpu_s_per_m", "(b) collector alone: CPU-s per 1M lines (ingest + index)", fmt2, "≤ 8",
+     lambda v: v <= 8),
+    ("b-collector", "collector_rss_mib", "(b) collector alone: peak RSS (MiB)", fmt1, "—", None),
     ("b-ceiling", "lines_per_second", "(b) ceiling: muster-bench-insert lines/s (read + insert)", fmt_int, "(ceiling)",
      None),
     ("b-ceiling", "insert_lines_per_second", "(b) ceiling: insert transactions only, lines/s", fmt_int,
@@ -635,6 +723,8 @@ RATIOS = [
     ("a-agent", "cpu_s_per_m", "a-fluentbit", "cpu_s_per_m", "(a) muster-agent's CPU per line / Fluent Bit's"),
     ("a-agent", "rss_mib", "a-fluentbit", "rss_mib", "(a) muster-agent's peak RSS / Fluent Bit's"),
     ("b-pipeline", "lines_per_s", "b-plain", "lines_per_second", "(b) agent → collector → SQLite / the plain table"),
+    ("b-collector", "lines_per_s", "b-plain", "lines_per_second",
+     "(b) the collector alone (replayed batches) / the plain table"),
     ("b-ceiling", "lines_per_second", "b-plain", "lines_per_second", "(b) the store's insert path / the plain table"),
 ]
 

@@ -6,8 +6,9 @@
 # 1. builds the release binaries into .build-release (never the default .build),
 # 2. generates the HAProxy log once into Benchmarks/out/ (git-ignored),
 # 3. runs (a) agent → discard receiver, (a) the rsyslogd and Fluent Bit peers (Fluent Bit from
-#    ../shared/peers, skipped when missing), (b) agent → collector → SQLite, (b) the store's
-#    insert path and (b) a plain SQLite table (the true ceiling), each REPS times, and prints
+#    ../shared/peers, skipped when missing), (b) agent → collector → SQLite, (b) the collector
+#    alone (the agent's batches replayed), (b) the store's insert path and (b) a plain SQLite
+#    table (the true ceiling), each REPS times, and prints
 #    the table of medians and targets with the ratios between them,
 #    also written to Benchmarks/results/latest.md (raw figures: Benchmarks/out/latest-runs.json).
 #
@@ -21,7 +22,7 @@ cd "$repo"
 LINES="${LINES:-2000000}"
 SEED="${SEED:-42}"
 REPS="${REPS:-3}"
-STAGES="${STAGES:-a-agent,a-rsyslog,a-fluentbit,b-pipeline,b-ceiling,b-plain}"
+STAGES="${STAGES:-a-agent,a-rsyslog,a-fluentbit,b-pipeline,b-collector,b-ceiling,b-plain}"
 TIMEOUT="${TIMEOUT:-240}"
 scratch="$repo/.build-release"
 

@@ -426,6 +426,8 @@ def summary_line(results):
 def write_results(args, db, history, facts, results, table, summary, generate, task, at):
     size = os.path.getsize(db)
     gib = size / 2**30
+    index_path = db + "-search"
+    index_size = os.path.getsize(index_path) if os.path.exists(index_path) else 0
     commands = "\n".join(" ".join(row["argv"]).replace(facts["bin"] + "/", "") for row in results)
     text = f"""# logq on a day of a 20-node cluster
 
@@ -457,7 +459,7 @@ of the timed runs); peak RSS is GNU time's `%M` from one more, untimed run.
 | streams | {history["stream_rows"]:,} (files rotate every ~1 MB like `s6-log s1000000`) |
 | rare word | `{history["rare_word"]}` in {history["rare_word_lines"]} lines |
 | marks | task-0 … task-{history["marks"] - 1}, one every {history["lines"] // history["marks"]:,} stored lines; `export` and `report --mark` use {task}, `members --at` task-5's time ({at}) |
-| database | {db}, {gib:.2f} GiB ({size:,} bytes), WAL, written with `synchronous=NORMAL` |
+| database | {db}, {gib:.2f} GiB ({size:,} bytes), and its search index `-search`, {index_size / 2**30:.2f} GiB; WAL, written with `synchronous=NORMAL` |
 | SQLite | {history["sqlite_version"]} (the system library GRDB links; Python's sqlite3: {facts["python_sqlite"]}) |
 
 ## The machine

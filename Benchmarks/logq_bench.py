@@ -22,6 +22,7 @@ import argparse, datetime, json, os, platform, shutil, sqlite3, statistics, subp
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import clusterlib  # noqa: E402  (the release build, shared with the cluster benchmarks)
+from storelib import attach_search_index, indexed_rows  # noqa: E402
 
 REPO = clusterlib.REPO
 WORK = "/var/tmp/muster-bench-logq"
@@ -217,7 +218,7 @@ def main():
     names = [name for name, _ in marks]
     next_mark = names[names.index(task) + 1] if names.index(task) + 1 < len(names) else None
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as store:
-        store.execute(f"ATTACH DATABASE 'file:{db}-search?mode=ro' AS search")
+        attach_search_index(store, db)
         since = mark_time[task]
         until = mark_time[next_mark] if next_mark else 2**63 - 1
         task_lines = store.execute(
@@ -354,27 +355,21 @@ def main():
     return 1 if failures else 0
 
 
-def indexed_rows(store, query):
-    """SQL and arguments selecting the indexed rows that hold every word of an FTS5 query: one
-    MATCH per partition of the store's search index (attached as `search`)."""
-    partitions = [n for (n,) in store.execute("SELECT n FROM search.partitions ORDER BY n")]
-    sql = " UNION ALL ".join(f"SELECT rowid FROM search.logs_fts_{n} WHERE logs_fts_{n} MATCH ?" for n in partitions)
-    return sql or "SELECT NULL WHERE 0", (query,) * len(partitions)
-
-
 def late_common_word(store):
     """A word on many lines that all come late in the day: the static-asset name (8 hex digits,
     new with every hourly deploy) on at least 20,000 lines whose first line is the latest.
     Walking the lines in time order finds it only at the end."""
     import re
-    documents = {}
-    for (n,) in store.execute("SELECT n FROM search.partitions ORDER BY n").fetchall():
+    partitions = [n for (n,) in store.execute("SELECT n FROM search.partitions ORDER BY n")]
+    for n in partitions:
         store.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab_{n} USING fts5vocab(search, 'logs_fts_{n}', 'row')")
-        for term, count in store.execute(f"SELECT term, doc FROM temp.vocab_{n}"):
-            documents[term] = documents.get(term, 0) + count
+    # Summed over the partitions in SQL: only 8-character terms, the shape of an asset name.
+    every_partition = " UNION ALL ".join(f"SELECT term, doc FROM temp.vocab_{n} WHERE length(term) = 8" for n in partitions)
+    candidates = store.execute(
+        f"SELECT term, sum(doc) FROM ({every_partition}) GROUP BY term HAVING sum(doc) >= 20000").fetchall() if partitions else []
     best = None
-    for term, count in documents.items():
-        if count >= 20000 and re.fullmatch(r"[0-9a-f]{8}", term) and not term.isdigit():
+    for term, count in candidates:
+        if re.fullmatch(r"[0-9a-f]{8}", term) and not term.isdigit():
             sql, arguments = indexed_rows(store, f'"{term}"')
             first = store.execute(f"SELECT min(rowid) FROM ({sql})", arguments).fetchone()[0]
             if best is None or first > best[2]:

@@ -3,13 +3,16 @@
 
     python3 Benchmarks/profile_pipeline.py agent --out /tmp/agent.perf
     python3 Benchmarks/profile_pipeline.py collector --out /tmp/collector.perf
+    python3 Benchmarks/profile_pipeline.py collector --replay --out /tmp/collector-alone.perf
     perf report -i /tmp/agent.perf --no-children --sort dso -g none
 
 agent      muster-agent ships the benchmark log to the discard receiver of stage (a)
            (pipeline_bench's, in this process); recorded until every line has arrived.
 collector  muster-collector under perf, the agent (not recorded) shipping the log to it;
            recorded until every line is committed and the search index has caught up
-           (its indexed_through, polled read-only).
+           (its indexed_through, polled read-only). With --replay, the agent's requests are
+           recorded first (untimed) and replayed by threads of this process instead
+           (pipeline_bench's b-collector): the collector alone on both cores.
 
 Sampling is `cpu-clock` (-F 999 for the agent, 499 for the collector): this machine has no
 hardware counters. Processes are stopped by PID; the temp dir goes at the end. The results
@@ -26,8 +29,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pipeline_bench import (Counter, agent_argv, attach_search_index, count_lines, discard_http_server,  # noqa: E402
-                            exited_early, log, search_indexed_through, spawn, stop, stop_all)
+from pipeline_bench import (Counter, Replay, agent_argv, captured_batches, count_lines,  # noqa: E402
+                            discard_http_server, exited_early, log, spawn, stop, stop_all)
+from storelib import attach_search_index, search_indexed_through  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,12 +79,18 @@ def profile_collector(args, workdir):
         time.sleep(0.05)
     port = open(port_file).read().strip()
     started = time.monotonic()
-    agent = spawn("agent", agent_argv(args, workdir, f"http://127.0.0.1:{port}"), workdir)
+    agent = None
+    if args.replay:
+        replay = Replay(args.captured, int(port))
+    else:
+        agent = spawn("agent", agent_argv(args, workdir, f"http://127.0.0.1:{port}"), workdir)
     deadline = started + args.timeout
     while True:
         time.sleep(0.5)
         if time.monotonic() > deadline:
             sys.exit(f"profile_pipeline: not committed and indexed after {args.timeout:.0f} s")
+        if args.replay and replay.errors:
+            sys.exit(f"profile_pipeline: {replay.errors[0]}")
         try:
             connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
             try:
@@ -94,7 +104,8 @@ def profile_collector(args, workdir):
         if newest >= args.lines and indexed >= newest:
             break
     log(f"committed and indexed after {time.monotonic() - started:.1f} s")
-    stop(agent)
+    if agent is not None:
+        stop(agent)
     end_recording(recorder)
 
 
@@ -105,6 +116,9 @@ def main():
     parser.add_argument("--bin-dir", default=os.path.join(REPO, ".build-release", "release"))
     parser.add_argument("--log", default=os.path.join(REPO, "Benchmarks", "out", "haproxy-2000000-s42.log"))
     parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--replay", action="store_true",
+                        help="collector: feed it the agent's requests recorded beforehand (untimed), as pipeline_bench's "
+                             "b-collector stage does, instead of a running agent")
     args = parser.parse_args()
     if shutil.which("perf") is None:
         sys.exit("profile_pipeline: perf is not installed (Debian: linux-perf)")
@@ -114,6 +128,10 @@ def main():
     args.lines = count_lines(args.log)
     workdir = tempfile.mkdtemp(prefix="muster-profile-", dir=os.path.dirname(args.log))
     try:
+        if args.replay:
+            args.captured, problem = captured_batches(args, workdir)
+            if problem:
+                sys.exit(f"profile_pipeline: {problem}")
         (profile_agent if args.subject == "agent" else profile_collector)(args, workdir)
     finally:
         stop_all()

@@ -18,11 +18,12 @@ Layouts, from the one before the index had its own file to the one the collector
 """
 import argparse
 import os
-import resource
 import sqlite3
 import statistics
 import tempfile
 import time
+
+from pipeline_bench import process_cpu
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,11 +46,6 @@ def build_store(path, log, rows):
             store.execute("INSERT INTO logs (stream, off, t, msg) VALUES (1, ?, ?, ?)", (offset, offset, line.rstrip("\n")))
     store.execute("COMMIT")
     store.close()
-
-
-def cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def index_once(store_path, scratch, rows, own_file, columnsize, chunk, hashsize):
@@ -78,12 +74,12 @@ def index_once(store_path, scratch, rows, own_file, columnsize, chunk, hashsize)
         source = "logs"
     if hashsize:
         db.execute(f"INSERT INTO fts(fts, rank) VALUES ('hashsize', {hashsize})")
-    started, cpu = time.monotonic(), cpu_seconds()
+    started, cpu = time.monotonic(), process_cpu()
     for low in range(0, rows, chunk):
         db.execute("BEGIN")
         db.execute(f"INSERT INTO fts(rowid, msg) SELECT id, msg FROM {source} WHERE id > ? AND id <= ?", (low, low + chunk))
         db.execute("COMMIT")
-    seconds, cpu = time.monotonic() - started, cpu_seconds() - cpu
+    seconds, cpu = time.monotonic() - started, process_cpu() - cpu
     hits = db.execute("SELECT count(*) FROM fts WHERE fts MATCH 'GET AND 503'").fetchone()[0]
     db.close()
     return rows / seconds, cpu / rows * 1e6, hits
@@ -102,10 +98,13 @@ def main():
         build_store(store, args.log, args.rows)
         print(f"SQLite {sqlite3.sqlite_version}, {args.rows:,} rows, {args.reps} runs per layout, medians")
         print(f"{'layout':14} {'rows/s':>10} {'CPU-s/1M':>9}  runs (CPU-s/1M)")
+        expected_hits = None
         for name, layout in LAYOUTS:
             runs = [index_once(store, scratch, args.rows, **layout) for _ in range(args.reps)]
-            if len({hits for _, _, hits in runs}) != 1:
-                raise SystemExit(f"{name}: the layouts disagree on the matches")
+            hits = {hits for _, _, hits in runs}
+            expected_hits = expected_hits if expected_hits is not None else hits
+            if len(hits) != 1 or hits != expected_hits:
+                raise SystemExit(f"{name}: the index finds {sorted(hits)} lines for 'GET AND 503', the first layout {sorted(expected_hits)}")
             rate = statistics.median(r for r, _, _ in runs)
             cpu = statistics.median(c for _, c, _ in runs)
             print(f"{name:14} {rate:10,.0f} {cpu:9.2f}  {' '.join(f'{c:.2f}' for _, c, _ in runs)}")

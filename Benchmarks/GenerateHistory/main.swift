@@ -1014,7 +1014,7 @@ func run() {
 
     var database: DatabasePool?
     if !options.dryRun {
-        for suffix in ["", "-wal", "-shm", ".json"] { unlink(options.database + suffix) }
+        for suffix in ["", "-wal", "-shm", ".json", "-search", "-search-wal", "-search-shm"] { unlink(options.database + suffix) }
         do {
             // NORMAL, not FULL: a benchmark fixture need not survive power loss, and the file
             // format is the same either way.

@@ -30,10 +30,11 @@ public struct PruneProgress: Sendable, Equatable {
 
 /// The work a store does behind ingest, in chunks the caller schedules.
 ///
-/// Each call is one short unit of work that a concurrent `IngestStore.commit` waits for at
-/// most once, so the caller (the collector) decides how much of the store's time it gets.
-/// A backend may index without holding up `commit` at all (the SQLite store does: its index
-/// has a writer of its own).
+/// Each call is one short unit of work. `pruneChunk` may hold up a concurrent
+/// `IngestStore.commit` for at most one chunk, so the caller (the collector) decides how much
+/// of the store's time pruning gets. `indexNextChunk` must not hold up `commit` at all: the
+/// collector calls it back to back while rows are waiting (the SQLite store's index has a
+/// writer of its own).
 ///
 /// Guarantees every backend gives:
 ///

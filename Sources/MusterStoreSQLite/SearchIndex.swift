@@ -214,7 +214,7 @@ public final class SearchIndex: Sendable {
         do {
             // sqlite_schema itself, not GRDB's schema cache: the collector may have created the
             // tables after this reader attached the file.
-            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pragma_database_list WHERE name = ?)", arguments: [schemaName])!,
+            guard try isAttached(db),
                 try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(schemaName).sqlite_schema WHERE name = 'search_state')")!,
                 let through = try Int64.fetchOne(db, sql: coveredThroughQuery), through > 0
             else { return .none }
@@ -231,9 +231,7 @@ public final class SearchIndex: Sendable {
     /// Call it outside a transaction.
     static func attachIfPresent(to db: Database, storePath: String) throws {
         let path = path(forStore: storePath)
-        guard FileManager.default.fileExists(atPath: path),
-            try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pragma_database_list WHERE name = ?)", arguments: [schemaName])!
-        else { return }
+        guard FileManager.default.fileExists(atPath: path), try !isAttached(db) else { return }
         try db.execute(sql: "ATTACH DATABASE ? AS \(schemaName)", arguments: [path])
     }
 
@@ -252,6 +250,10 @@ public final class SearchIndex: Sendable {
             AND (SELECT value FROM \(schemaName).search_state WHERE key = '\(StateKey.storeID)')
                 = (SELECT value FROM main.meta WHERE key = '\(MetaKey.storeID)')), 0)
         """
+
+    private static func isAttached(_ db: Database) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pragma_database_list WHERE name = ?)", arguments: [schemaName])!
+    }
 
     // MARK: State
 

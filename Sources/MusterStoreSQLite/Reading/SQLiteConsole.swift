@@ -11,9 +11,10 @@ import MusterWire
 /// but reading (SELECT, WITH, VALUES, EXPLAIN and a list of reading PRAGMAs), which also keeps
 /// out ATTACH, transactions and `PRAGMA query_only = OFF` that the first two let through.
 ///
-/// The connection has two functions of its own: `rfc3339(ns)` prints a time the way logq
-/// prints every time (it parses back), and `is_error(source, message, status)` is
-/// `ErrorRule`, the one definition of an error line.
+/// The connection has three functions of its own: `rfc3339(ns)` prints a time the way logq
+/// prints every time (it parses back), `is_error(source, message, status)` is `ErrorRule`,
+/// the one definition of an error line, and `search_indexed_through()` says how far the
+/// store's word index (attached as `search`) goes.
 ///
 /// A statement may run for at most `timeout` seconds of SQLite's own work (a recursive CTE
 /// can run forever): SQLite's progress handler checks the time every `Watchdog.period`
@@ -26,7 +27,7 @@ public final class SQLiteConsole: SQLConsole {
     private let handle: OpaquePointer
     private let authorizer = Authorizer()
     /// What `search_indexed_through()` answers: read once, when the console opens.
-    private let searchIndex = SearchIndexState()
+    private let indexedThrough: IndexedThrough
     private let watchdog: Watchdog
 
     /// Opens the store at `path`; `timeout` is in seconds, 0 (no limit) to `longestTimeout`.
@@ -45,6 +46,7 @@ public final class SQLiteConsole: SQLConsole {
         self.path = path
         self.timeout = timeout
         handle = connection
+        indexedThrough = IndexedThrough(Self.attachSearchIndex(to: connection, storePath: path))
         watchdog = Watchdog(limit: UInt64(timeout * 1e9))
         if timeout > 0 {
             sqlite3_progress_handler(handle, Watchdog.period, { context in
@@ -53,9 +55,8 @@ public final class SQLiteConsole: SQLConsole {
             }, Unmanaged.passUnretained(watchdog).toOpaque())
         }
         sqlite3_busy_timeout(handle, 5_000)
-        searchIndex.indexedThrough = Self.attachSearchIndex(to: handle, storePath: path)
         sqlite3_exec(handle, "PRAGMA query_only = ON", nil, nil, nil)
-        Self.addFunctions(to: handle, searchIndex: searchIndex)
+        Self.addFunctions(to: handle, indexedThrough: indexedThrough)
         sqlite3_set_authorizer(handle, authorize, Unmanaged.passUnretained(authorizer).toOpaque())
         var isStore = false
         try query("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('logs', 'streams')") { chunk in
@@ -227,12 +228,13 @@ public final class SQLiteConsole: SQLConsole {
 
     // MARK: Functions
 
-    private static func addFunctions(to handle: OpaquePointer, searchIndex: SearchIndexState) {
+    private static func addFunctions(to handle: OpaquePointer, indexedThrough: IndexedThrough) {
         let flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC
-        sqlite3_create_function_v2(handle, "search_indexed_through", 0, flags, Unmanaged.passUnretained(searchIndex).toOpaque(), {
+        // The box outlives the connection: the console closes it in deinit, before its properties go.
+        sqlite3_create_function_v2(handle, "search_indexed_through", 0, flags, Unmanaged.passUnretained(indexedThrough).toOpaque(), {
             context, _, _ in
-            guard let state = sqlite3_user_data(context) else { return sqlite3_result_int64(context, 0) }
-            sqlite3_result_int64(context, Unmanaged<SearchIndexState>.fromOpaque(state).takeUnretainedValue().indexedThrough)
+            guard let box = sqlite3_user_data(context) else { return sqlite3_result_int64(context, 0) }
+            sqlite3_result_int64(context, Unmanaged<IndexedThrough>.fromOpaque(box).takeUnretainedValue().value)
         }, nil, nil, nil)
         sqlite3_create_function_v2(handle, "rfc3339", 1, flags, nil, { context, _, values in
             guard let values, sqlite3_value_type(values[0]) != SQLITE_NULL else { return sqlite3_result_null(context) }
@@ -325,7 +327,7 @@ private func authorize(
     case SQLITE_SELECT, SQLITE_READ, SQLITE_FUNCTION, SQLITE_RECURSIVE:
         return SQLITE_OK
     case SQLITE_UPDATE where name.map(schemaTables.contains) == true:
-        // Connecting a virtual table (FTS5's logs_fts, pragma_table_info…) declares its schema,
+        // Connecting a virtual table (the index's FTS5 tables, pragma_table_info…) declares its schema,
         // which SQLite reports as an UPDATE of sqlite_master. Every statement that really
         // changes the schema has an action of its own (CREATE…, DROP…, ALTER TABLE), refused below.
         return SQLITE_OK
@@ -383,7 +385,10 @@ private func actionName(_ action: Int32) -> String {
     }
 }
 
-/// How far the store's word index goes, as the console found it when it opened.
-private final class SearchIndexState {
-    var indexedThrough: Int64 = 0
+/// How far the store's word index goes, as the console found it when it opened: a box, so
+/// SQLite can hand it to `search_indexed_through()`.
+private final class IndexedThrough {
+    let value: Int64
+
+    init(_ value: Int64) { self.value = value }
 }

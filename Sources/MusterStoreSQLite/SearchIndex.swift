@@ -51,9 +51,23 @@ public final class SearchIndex: Sendable {
     private let queue: DatabaseQueue
 
     /// Opens (creating when needed) the index of the store at `storePath`, which must exist and
-    /// be migrated (`Schema`). An index made for another store is emptied.
+    /// be migrated (`Schema`). An index made for another store is emptied; a file that is not a
+    /// readable database (damaged, half-copied) is removed and made anew: it is derived data,
+    /// and the store must not stay down for it.
     public init(storePath: String) throws {
         self.storePath = storePath
+        do {
+            queue = try Self.open(storePath: storePath)
+        } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
+            let path = Self.path(forStore: storePath)
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                try FileManager.default.removeItem(atPath: path + suffix)
+            }
+            queue = try Self.open(storePath: storePath)
+        }
+    }
+
+    private static func open(storePath: String) throws -> DatabaseQueue {
         var configuration = Configuration()
         configuration.label = "muster-search-index"
         configuration.busyMode = .timeout(10)
@@ -61,7 +75,7 @@ public final class SearchIndex: Sendable {
             try db.execute(sql: "PRAGMA main.synchronous = NORMAL")
             try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [storePath])
         }
-        queue = try DatabaseQueue(path: Self.path(forStore: storePath), configuration: configuration)
+        let queue = try DatabaseQueue(path: Self.path(forStore: storePath), configuration: configuration)
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA main.journal_mode = WAL")
         }
@@ -80,6 +94,7 @@ public final class SearchIndex: Sendable {
                 try Self.setState(StateKey.indexedThrough, 0, db)
             }
         } }
+        return queue
     }
 
     /// Indexes up to `maxRows` rows past the high-water mark in one transaction of the index

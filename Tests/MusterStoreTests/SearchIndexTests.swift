@@ -89,6 +89,18 @@ import Testing
         #expect(try offsets(matching: "again", in: path) == Array(30..<50))
     }
 
+    @Test func aDamagedIndexFileIsReadAroundAndMadeAnew() throws {
+        try insert(0..<40, word: "kept", into: pool)
+        let indexFile = SearchIndex.path(forStore: path)
+        try Data(repeating: 0x5A, count: 8_192).write(to: URL(fileURLWithPath: indexFile))
+        // logq reads the lines while the file is garbage...
+        #expect(try offsets(matching: "kept", in: path).count == 40)
+        // ...and the collector, opening it, starts a new one instead of refusing to start.
+        let index = try SearchIndex(storePath: path)
+        #expect(try index.indexNextChunk(maxRows: 1_000).indexed == 40)
+        #expect(try index.count(matching: "kept") == 40)
+    }
+
     @Test func anIndexMadeForAnotherStoreIsIgnoredAndRebuilt() throws {
         try insert(0..<50, word: "first", into: pool)
         _ = try SearchIndex(storePath: path).indexNextChunk(maxRows: 1_000)

@@ -157,7 +157,14 @@ import Testing
                 .sorted { Int($0.prefix { $0.isNumber })! < Int($1.prefix { $0.isNumber })! }
             #expect(files.count >= 1 && files.count <= webChanges, "\(task): \(files.count) configs for \(webChanges) changes")
             if let last = files.last, let text = read("\(out)/\(task)/\(last)") {
-                #expect(servers(in: text) == expectedServers[task], "\(task)/\(last)")
+                // On a failure, every configuration of the task and its membership changes, so
+                // a run that went otherwise (a node flapping under load) says how.
+                let history = files.map { file in "\(file): \(servers(in: read("\(out)/\(task)/\(file)") ?? ""))" }
+                let taskChanges = zip(changes, changeTimes).filter { _, t in t >= start && t < end }
+                    .map { change, _ in "\(change.member) \(change.change) (\(change.time))" }
+                #expect(
+                    servers(in: text) == expectedServers[task],
+                    "\(task)/\(last); configurations: \(history); changes: \(taskChanges)")
             }
         }
 

@@ -54,12 +54,10 @@ public enum Retention {
         // The row with the highest id always stays: `logs.id` is not AUTOINCREMENT, so with it
         // gone SQLite would hand its id (and lower ones) out again, at or below the search
         // index's high-water mark, and those new rows would never be indexed.
-        let ids = try Int64.fetchAll(
-            db, sql: "SELECT id FROM logs WHERE t < ? AND id < (SELECT max(id) FROM logs) ORDER BY t LIMIT ?",
+        try db.execute(
+            sql: "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE t < ? AND id < (SELECT max(id) FROM logs) ORDER BY t LIMIT ?)",
             arguments: [cutoff, maxRows])
-        let delete = try db.cachedStatement(sql: "DELETE FROM logs WHERE id = ?")
-        for id in ids { try delete.execute(arguments: [id]) }
-        return ids.count
+        return db.changesCount
     }
 
     /// Deletes history rows before `cutoff` except each subject's latest one.

@@ -78,23 +78,26 @@ public final class SearchIndex: Sendable {
         let queue = try DatabaseQueue(path: Self.path(forStore: storePath), configuration: configuration)
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA main.journal_mode = WAL")
+            try Self.deferred(db) { try Self.adopt(store: storePath, db) }
         }
-        try queue.writeWithoutTransaction { db in try Self.deferred(db) {
-            try db.execute(sql: Self.tables(in: "main"))
-            let store = try Int64.fetchOne(db, sql: "SELECT value FROM store.meta WHERE key = ?", arguments: [MetaKey.storeID])
-            guard let store else { throw StoreError.unreadable(location: storePath, detail: "the store has no store_id: not migrated") }
-            // Another store's index, or one ahead of this store (the store restored from a
-            // backup, or its last commits lost with the machine while the index kept them): ids
-            // at and below its mark would be handed out again and never indexed.
-            let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM store.logs") ?? 0
-            if try Self.state(StateKey.storeID, db) != store || (Self.state(StateKey.indexedThrough, db) ?? 0) > newest {
-                for n in try Int64.fetchAll(db, sql: "SELECT n FROM partitions") { try Self.drop(partition: n, db) }
-                try db.execute(sql: "DELETE FROM search_state")
-                try Self.setState(StateKey.storeID, store, db)
-                try Self.setState(StateKey.indexedThrough, 0, db)
-            }
-        } }
         return queue
+    }
+
+    /// Creates the index's tables, and empties an index that cannot answer for this store.
+    private static func adopt(store storePath: String, _ db: Database) throws {
+        try db.execute(sql: Self.tables)
+        let store = try Int64.fetchOne(db, sql: "SELECT value FROM store.meta WHERE key = ?", arguments: [MetaKey.storeID])
+        guard let store else { throw StoreError.unreadable(location: storePath, detail: "the store has no store_id: not migrated") }
+        // Another store's index, or one ahead of this store (the store restored from a
+        // backup, or its last commits lost with the machine while the index kept them): ids
+        // at and below its mark would be handed out again and never indexed.
+        let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM store.logs") ?? 0
+        if try Self.state(StateKey.storeID, db) != store || (Self.state(StateKey.indexedThrough, db) ?? 0) > newest {
+            for n in try Int64.fetchAll(db, sql: "SELECT n FROM partitions") { try Self.drop(partition: n, db) }
+            try db.execute(sql: "DELETE FROM search_state")
+            try Self.setState(StateKey.storeID, store, db)
+            try Self.setState(StateKey.indexedThrough, 0, db)
+        }
     }
 
     /// Indexes up to `maxRows` rows past the high-water mark in one transaction of the index
@@ -141,18 +144,18 @@ public final class SearchIndex: Sendable {
     }
 
     private static func indexNextChunk(maxRows: Int, _ db: Database) throws -> SearchIndexProgress {
-        try dropPrunedPartitions(db)
-        let from = try state(StateKey.indexedThrough, db) ?? 0
         let maxID = try Int64.fetchOne(db, sql: "SELECT max(id) FROM store.logs") ?? 0
-        guard maxID > from else { return SearchIndexProgress(indexed: 0, indexedThrough: from, pending: 0) }
-        let through =
-            try Int64.fetchOne(
-                db, sql: "SELECT max(id) FROM (SELECT id FROM store.logs WHERE id > ? ORDER BY id LIMIT ?)",
-                arguments: [from, max(1, maxRows)]) ?? from
+        try dropPrunedPartitions(below: maxID, db)
+        let from = try state(StateKey.indexedThrough, db) ?? 0
+        // The chunk's first and last rows. Partitions start at the first: after a rebuild of a
+        // long-lived store, the ids below its oldest row are no partition's business.
+        guard maxID > from,
+            let chunk = try Row.fetchOne(
+                db, sql: "SELECT min(id), max(id) FROM (SELECT id FROM store.logs WHERE id > ? ORDER BY id LIMIT ?)",
+                arguments: [from, max(1, maxRows)]),
+            let firstNew = chunk[0] as Int64?, let through = chunk[1] as Int64?
+        else { return SearchIndexProgress(indexed: 0, indexedThrough: from, pending: 0) }
         var indexed = 0
-        // From the first row past the mark: after a rebuild of a long-lived store, the ids
-        // below its oldest row are no partitions' business.
-        let firstNew = try Int64.fetchOne(db, sql: "SELECT min(id) FROM store.logs WHERE id > ?", arguments: [from]) ?? (from + 1)
         var partition = firstNew >> partitionBits
         while partition <= through >> partitionBits {
             try create(partition: partition, db)
@@ -172,8 +175,7 @@ public final class SearchIndex: Sendable {
     /// in its id range holds only pruned rows. Checked per partition, not against the oldest
     /// row: retention prunes by time, and one old id with a late timestamp must not keep every
     /// partition after it. (The store always keeps its newest row.)
-    private static func dropPrunedPartitions(_ db: Database) throws {
-        guard let newest = try Int64.fetchOne(db, sql: "SELECT max(id) FROM store.logs") else { return }
+    private static func dropPrunedPartitions(below newest: Int64, _ db: Database) throws {
         for n in try Int64.fetchAll(db, sql: "SELECT n FROM partitions WHERE n < ?", arguments: [newest >> partitionBits]) {
             let empty = try !Bool.fetchOne(
                 db, sql: "SELECT EXISTS (SELECT 1 FROM store.logs WHERE id >= ? AND id < ?)",
@@ -251,12 +253,10 @@ public final class SearchIndex: Sendable {
     }
 
     /// The index file's own tables: its state (`store_id`, `indexed_through`) and its partitions.
-    private static func tables(in schema: String) -> String {
+    private static let tables = """
+        CREATE TABLE IF NOT EXISTS main.search_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS main.partitions (n INTEGER PRIMARY KEY);
         """
-        CREATE TABLE IF NOT EXISTS \(schema).search_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS \(schema).partitions (n INTEGER PRIMARY KEY);
-        """
-    }
 
     /// One row, one column: the highest id the attached index covers, or 0 when it was made for
     /// another store (run on a reader's connection with the index attached).

@@ -57,8 +57,8 @@ import Testing
         let all = try search { $0.match = "get /healthz 200" }
         #expect(all.count == (count + 6) / 7)
         let database = try SQLiteHistoryReader(path: path)
-        #expect(try database.read { db in try LineSearch.isCommon(try TextMatch("healthz"), db) })
-        #expect(try database.read { db in try !LineSearch.isCommon(try TextMatch("nothing-here"), db) })
+        #expect(try database.read { db in try LineSearch.isCommon(try TextMatch("healthz"), SearchIndex.coverage(db), db) })
+        #expect(try database.read { db in try !LineSearch.isCommon(try TextMatch("nothing-here"), SearchIndex.coverage(db), db) })
         #expect(try search { $0.match = "get /healthz 200"; $0.limit = 100 }.map(\.id) == all.prefix(100).map(\.id))
         #expect(try search { $0.match = "get /healthz 200"; $0.tail = 50 }.map(\.id) == all.suffix(50).map(\.id))
         #expect(try search { $0.match = "get /healthz 200"; $0.limit = 10; $0.since = 7_000 }.first?.time == 7_000)

@@ -13,8 +13,7 @@ import Testing
     static let second: Int64 = 1_000_000_000
 
     init() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-ledger-\(UUID().uuidString).sqlite").path
-        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+        pool = try temporaryStore("ledger").pool
     }
 
     func web(_ name: String, _ address: String, status: MemberStatus? = nil) -> Member {

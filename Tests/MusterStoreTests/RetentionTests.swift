@@ -14,8 +14,7 @@ import Testing
     static let second = Timestamp.nanosPerSecond
 
     init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-retention-\(UUID().uuidString).sqlite").path
-        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+        (path, pool) = try temporaryStore("retention")
     }
 
     /// `count` lines, one a second from t = 1 s, with words to search for.

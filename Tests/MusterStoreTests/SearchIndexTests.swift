@@ -13,8 +13,7 @@ import Testing
     let pool: DatabasePool
 
     init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-index-\(UUID().uuidString).sqlite").path
-        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+        (path, pool) = try temporaryStore("index")
     }
 
     func insert(_ offsets: Range<Int64>, word: String, into pool: DatabasePool, from time: Int64 = 1_000) throws {

@@ -11,8 +11,7 @@ import Testing
     let pool: DatabasePool
 
     init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-store-\(UUID().uuidString).sqlite").path
-        pool = try Schema.openForWriting(path: path, synchronous: .normal)
+        (path, pool) = try temporaryStore("store")
     }
 
     func records(_ range: Range<Int64>, generation: String = "g1") -> [LogRecord] {

@@ -92,11 +92,15 @@ struct LineSearch {
                     String.fromDatabaseValue(values[0]).map(match.matches) ?? false
                 })
         }
-        if let match, let wanted = filter.limit ?? filter.tail, try Self.isCommon(match, db) {
-            for line in try Self.walkThenIndex(filter, wanted: wanted, match: match, grep: regex != nil, db: db) { body(line) }
+        // What the index covers, read once: every query of this search uses the same.
+        let coverage = match != nil ? SearchIndex.coverage(db) : .none
+        if let match, let wanted = filter.limit ?? filter.tail, try Self.isCommon(match, coverage, db) {
+            for line in try Self.walkThenIndex(filter, wanted: wanted, match: match, grep: regex != nil, coverage: coverage, db: db) {
+                body(line)
+            }
             return
         }
-        let (sql, arguments) = try Self.sql(for: filter, match: match, grep: regex != nil, db: db)
+        let (sql, arguments) = Self.sql(for: filter, match: match, grep: regex != nil, coverage: coverage)
         let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
         while let row = try rows.next() { body(Self.line(row)) }
     }
@@ -126,7 +130,9 @@ struct LineSearch {
     /// 10M lines, Benchmarks/logq_bench.py). But the words may all sit late in the range, so
     /// the walk stops after `walkRows` rows and the index answers for the rest (27 s before
     /// this bound, for a word whose 23,536 lines all came in the last 5 hours of 24).
-    static func walkThenIndex(_ filter: LogFilter, wanted: Int, match: TextMatch, grep: Bool, db: Database) throws -> [LogLine] {
+    static func walkThenIndex(
+        _ filter: LogFilter, wanted: Int, match: TextMatch, grep: Bool, coverage: SearchIndex.Coverage, db: Database
+    ) throws -> [LogLine] {
         let newestFirst = filter.limit == nil
         var range = SQLConditions()
         range.timeRange("t", since: filter.since, until: filter.until)
@@ -137,7 +143,7 @@ struct LineSearch {
             arguments: range.arguments + [walkRows - 1]
         ).map { (t: $0[0] as Int64, id: $0[1] as Int64) }
         func fetch(_ filter: LogFilter, _ plan: MatchPlan) throws -> [LogLine] {
-            let (sql, arguments) = try Self.sql(for: filter, match: match, grep: grep, db: db, plan: plan)
+            let (sql, arguments) = Self.sql(for: filter, match: match, grep: grep, coverage: coverage, plan: plan)
             return try Row.fetchAll(db, sql: sql, arguments: arguments).map(line)
         }
         let walked = try fetch(filter, .walk(through: boundary))
@@ -148,7 +154,7 @@ struct LineSearch {
         return newestFirst ? more + walked : walked + more
     }
 
-    static func sql(for filter: LogFilter, match: TextMatch?, grep: Bool, db: Database, plan: MatchPlan = .index) throws
+    static func sql(for filter: LogFilter, match: TextMatch?, grep: Bool, coverage: SearchIndex.Coverage, plan: MatchPlan = .index)
         -> (String, StatementArguments)
     {
         var conditions = SQLConditions()
@@ -164,7 +170,6 @@ struct LineSearch {
             // Indexed rows: the index narrows to rows holding every word, muster_match checks
             // their order. Rows past the index's high-water mark (the last few seconds of
             // ingest) are checked directly, so a search never misses a stored line.
-            let coverage = SearchIndex.coverage(db)
             let indexedThrough = coverage.indexedThrough
             let indexed = coverage.rowIDs(matching: match.ftsQuery)
             conditions.add(
@@ -200,8 +205,8 @@ struct LineSearch {
     static let commonCandidates = 20_000
 
     /// True when the index holds at least `commonCandidates` rows with every word.
-    static func isCommon(_ match: TextMatch, _ db: Database) throws -> Bool {
-        let indexed = SearchIndex.coverage(db).rowIDs(matching: match.ftsQuery)
+    static func isCommon(_ match: TextMatch, _ coverage: SearchIndex.Coverage, _ db: Database) throws -> Bool {
+        let indexed = coverage.rowIDs(matching: match.ftsQuery)
         let candidates = try Int.fetchOne(
             db, sql: "SELECT count(*) FROM (\(indexed.sql) LIMIT ?)", arguments: StatementArguments(indexed.arguments + [commonCandidates])) ?? 0
         return candidates >= commonCandidates

@@ -513,7 +513,8 @@ def stage_b(args, workdir, replay=None):
     port_file = os.path.join(workdir, "collector.port")
     collector = spawn("collector", [os.path.join(args.bin_dir, "muster-collector"), "--database", database,
                                     "--host", "127.0.0.1", "--port", "0", "--port-file", port_file,
-                                    "--token", TOKEN, "--log-level", "warning"], workdir)
+                                    "--token", TOKEN, "--log-level", "warning"]
+                      + (["--config", args.collector_config] if args.collector_config else []), workdir)
     agent = None
     result = {"expected": args.lines}
     connection = None
@@ -842,6 +843,8 @@ def main():
     parser.add_argument("--fluent-bit", default=os.path.join(peers, "fluent-bit"),
                         help="the Fluent Bit binary (default ../shared/peers/fluent-bit; its stage is skipped when missing)")
     parser.add_argument("--fluent-bit-config", default=os.path.join(peers, "fluent-bit-tail-http.conf"))
+    parser.add_argument("--collector-config", help="stages b-pipeline and b-collector: the collector's YAML config file "
+                        "(e.g. another search_index.chunk_rows); the command line's database, port and token still win")
     parser.add_argument("--results", help="also write the table here (Markdown)")
     parser.add_argument("--json", help="also write every run's raw figures here")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dirs (for debugging)")

@@ -46,6 +46,14 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
+        // The scale-out backend: lines in a ClickHouse cluster (sharded, replicated), spoken to
+        // over ClickHouse's HTTP interface; the one module that holds ClickHouse SQL.
+        .target(name: "MusterStoreClickHouse", dependencies: [
+            "MusterWire", "MusterStore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // Reading the agent's and the collector's YAML config files (errors that never quote a token).
         .target(name: "MusterConfigFile", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "MusterAgent", dependencies: [
@@ -126,7 +134,7 @@ let package = Package(
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore", "MusterStoreSQLite"]),
         // The store contract's guarantees, written once against the protocols; every backend
         // listed in StoreBackends.swift runs all of them.
-        .testTarget(name: "MusterStoreConformanceTests", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterWire"]),
+        .testTarget(name: "MusterStoreConformanceTests", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterWire"]),
         // The config file as `muster-agent` reads it includes the LB controller's `lb:` section.
         .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterLoadBalancer", "MusterConfigFile"]),
         .testTarget(name: "MusterLoadBalancerTests", dependencies: ["MusterLoadBalancer", "MusterAgent", "MusterWire"]),

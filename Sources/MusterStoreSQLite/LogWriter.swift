@@ -15,18 +15,14 @@ public enum LogWriter {
         let insert = try db.cachedStatement(
             sql: "INSERT OR IGNORE INTO logs(stream, off, t, msg, fields) VALUES (?, ?, ?, ?, ?)")
         var streams = StreamIDs()
-        let fieldEncoder = JSONEncoder()
-        fieldEncoder.outputFormatting = .sortedKeys
+        let fieldEncoder = StoredFieldsEncoder()
         var results: [IngestCounts] = []
         results.reserveCapacity(batches.count)
         for (batchIndex, batch) in batches.enumerated() {
             var accepted = 0
             for (recordIndex, record) in batch.enumerated() {
                 let stream = try streams.id(for: record, in: db)
-                var fields: String?
-                if !record.fields.isEmpty {
-                    fields = String(decoding: try fieldEncoder.encode(record.fields), as: UTF8.self)
-                }
+                let fields = try fieldEncoder.encode(record)
                 let stored = try RowInsert.run(
                     insert, in: db, stream: stream, offset: record.origin.offset, time: record.time,
                     message: record.message, fields: fields)

@@ -40,14 +40,16 @@ public enum ContentCoding: String, Sendable, CaseIterable {
     }
 }
 
-/// zlib compression of outgoing batches.
+/// Compression of outgoing bodies: zlib for the agent's batches, gzip for the collector's
+/// inserts into ClickHouse (which takes `Content-Encoding: gzip`).
 public struct BatchCompressor: Sendable {
     private let algorithm: CompressionAlgorithm
 
-    /// `level` 1 (fastest) … 9 (smallest); 6 is zlib's default.
-    public init(level: Int = 6) {
-        let clamped = max(1, min(9, level))
-        self.algorithm = .zlib(configuration: ZlibConfiguration(compressionLevel: Int32(clamped)))
+    /// `level` 1 (fastest) … 9 (smallest); 6 is zlib's default. `gzip` wraps the deflate stream
+    /// in gzip's header and trailer instead of zlib's.
+    public init(level: Int = 6, gzip: Bool = false) {
+        let configuration = ZlibConfiguration(compressionLevel: Int32(max(1, min(9, level))))
+        self.algorithm = gzip ? .gzip(configuration: configuration) : .zlib(configuration: configuration)
     }
 
     public func compress(_ bytes: [UInt8]) throws -> ByteBuffer {

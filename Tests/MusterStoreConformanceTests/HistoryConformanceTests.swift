@@ -69,36 +69,6 @@ import Testing
             while try await store.indexNextChunk(maxRows: 120).pending > 0 {}
             #expect(try reader().lines(filter).map(\.message) == before)
             #expect(try reader().searchIndexBacklog() == 0)
-
-            var grep = LogFilter()
-            grep.grep = "line 1[0-9]$"
-            grep.nodes = ["s2"]
-            #expect(try reader().lines(grep).map(\.message) == (10...19).map { "line \($0)" })
-            var tail = LogFilter()
-            tail.nodes = ["s1"]
-            tail.tail = 3
-            #expect(try reader().lines(tail).map(\.message) == ["line 197", "line 198", "line 199"])
-            var typo = LogFilter()
-            typo.nodes = ["s9"]
-            #expect(throws: StoreError.unknownNode("s9", known: ["s1", "s2"])) { try reader().lines(typo) }
-            var badPattern = LogFilter()
-            badPattern.grep = "("
-            #expect(throws: StoreError.self) { try reader().lines(badPattern) }
-        }
-    }
-
-    @Test(arguments: StoreBackends.all)
-    func aReaderSeesEachLineOnceHoweverOftenItWasSent(backend: StoreBackend) async throws {
-        try await backend.withStoreAndReader { store, reader in
-            _ = try await store.commit([Fixtures.lines(0..<10), Fixtures.lines(5..<15)])
-            _ = try await store.commit([Fixtures.lines(0..<15)])
-            let lines = try reader().lines(LogFilter())
-            #expect(lines.map(\.message) == (0..<15).map { "line \($0)" })
-            #expect(Set(lines.map(\.id)).count == 15)
-            var after = LogFilter()
-            after.afterID = lines[9].id
-            #expect(try reader().lines(after).map(\.message) == (10..<15).map { "line \($0)" })
-            #expect(try reader().newestLineID() == lines.map(\.id).max())
         }
     }
 

@@ -68,3 +68,26 @@ public struct TextMatch: Sendable {
         return word.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil)
     }
 }
+
+/// What `--grep PATTERN` means: a line whose message contains a match of the regular
+/// expression (ICU syntax, as `NSRegularExpression` reads it), on every backend, so a backend
+/// whose own regular expressions differ (ClickHouse's re2) checks lines with this one.
+public struct LinePattern: @unchecked Sendable {
+    public let pattern: String
+    /// Immutable once made and documented as safe to use from several threads.
+    public let regex: NSRegularExpression
+
+    /// Throws `StoreError.invalidPattern` with the reason when `pattern` is no regular expression.
+    public init(_ pattern: String) throws(StoreError) {
+        self.pattern = pattern
+        do {
+            regex = try NSRegularExpression(pattern: pattern)
+        } catch {
+            throw .invalidPattern(pattern, detail: (error as NSError).localizedDescription)
+        }
+    }
+
+    public func matches(_ message: String) -> Bool {
+        regex.firstMatch(in: message, range: NSRange(message.startIndex..., in: message)) != nil
+    }
+}

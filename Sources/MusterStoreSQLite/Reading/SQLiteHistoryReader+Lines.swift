@@ -60,20 +60,12 @@ extension SQLiteHistoryReader: LogReader {
 /// One `LogFilter` made ready to run: its pattern compiled, its words read.
 struct LineSearch {
     let filter: LogFilter
-    let regex: NSRegularExpression?
+    let regex: LinePattern?
     let match: TextMatch?
 
     init(_ filter: LogFilter) throws(StoreError) {
         self.filter = filter
-        if let pattern = filter.grep {
-            do {
-                regex = try NSRegularExpression(pattern: pattern)
-            } catch {
-                throw .invalidPattern(pattern, detail: (error as NSError).localizedDescription)
-            }
-        } else {
-            regex = nil
-        }
+        regex = try filter.grep.map { pattern throws(StoreError) in try LinePattern(pattern) }
         match = try filter.match.map { text throws(StoreError) in try TextMatch(text) }
     }
 
@@ -82,8 +74,7 @@ struct LineSearch {
         if let regex {
             db.add(
                 function: DatabaseFunction("muster_grep", argumentCount: 1, pure: true) { values in
-                    guard let text = String.fromDatabaseValue(values[0]) else { return false }
-                    return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+                    String.fromDatabaseValue(values[0]).map(regex.matches) ?? false
                 })
         }
         if let match {

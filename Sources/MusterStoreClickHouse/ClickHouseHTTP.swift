@@ -1,0 +1,116 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// Statements over ClickHouse's HTTP interface (`POST /?query=…`), the documented one that
+/// every version speaks. One instance per process; it holds AsyncHTTPClient's connection pool.
+///
+/// A statement goes to the first replica of the list that answers; a replica that cannot be
+/// reached (refused, reset, timed out) is passed over, a statement the server refused is not
+/// retried elsewhere (another replica would refuse it too).
+public final class ClickHouseHTTP: Sendable {
+    let servers: ClickHouseServers
+    private let client: HTTPClient
+    /// The longest a statement may take, including the connection.
+    let timeout: TimeAmount
+
+    public init(servers: ClickHouseServers, timeout: TimeAmount = .seconds(60)) {
+        self.servers = servers
+        self.timeout = timeout
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(5), read: timeout)
+        // ClickHouse closes idle keep-alive connections after 3 s (its keep_alive_timeout).
+        configuration.connectionPool = .init(idleTimeout: .seconds(2))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    deinit {
+        try? client.syncShutdown()
+    }
+
+    /// Runs `sql` on the first of `replicas` that answers and returns the answer's body.
+    /// `body` is sent after the statement (an insert's rows); `gzip` says it is compressed.
+    /// `inDatabase: false` for statements that create or drop the database itself.
+    func run(
+        _ sql: String, on replicas: [String], body: ByteBuffer? = nil, gzip: Bool = false, settings: [String: String] = [:],
+        inDatabase: Bool = true
+    ) async throws(ClickHouseError) -> ByteBuffer {
+        var attempts: [String] = []
+        for replica in replicas {
+            var request = HTTPClientRequest(url: url(replica, sql, settings, inDatabase: inDatabase))
+            request.method = .POST
+            addHeaders(&request.headers, gzip: gzip)
+            if let body { request.body = .bytes(body) }
+            let response: HTTPClientResponse
+            let answer: ByteBuffer
+            do {
+                response = try await client.execute(request, timeout: timeout)
+                answer = try await response.body.collect(upTo: Self.answerLimit)
+            } catch {
+                attempts.append("\(replica): \(error)")
+                continue
+            }
+            guard response.status == .ok else { throw Self.refusal(replica, response.status, answer) }
+            return answer
+        }
+        throw .unreachable(attempts)
+    }
+
+    /// `run` for callers that block (logq's readers are synchronous): waits on the calling
+    /// thread, which must not be one of NIO's event loops.
+    func runWaiting(_ sql: String, on replicas: [String], settings: [String: String] = [:]) throws(ClickHouseError) -> ByteBuffer {
+        var attempts: [String] = []
+        for replica in replicas {
+            let response: HTTPClient.Response
+            do {
+                var request = try HTTPClient.Request(url: url(replica, sql, settings), method: .POST)
+                addHeaders(&request.headers, gzip: false)
+                response = try client.execute(request: request, deadline: .now() + timeout).wait()
+            } catch {
+                attempts.append("\(replica): \(error)")
+                continue
+            }
+            let answer = response.body ?? ByteBuffer()
+            guard response.status == .ok else { throw Self.refusal(replica, response.status, answer) }
+            return answer
+        }
+        throw .unreachable(attempts)
+    }
+
+    /// The largest answer read into memory; readers page their queries well below it.
+    static let answerLimit = 256 << 20
+
+    private func url(_ replica: String, _ sql: String, _ settings: [String: String], inDatabase: Bool = true) -> String {
+        var components = URLComponents(string: replica)!
+        var items = [URLQueryItem(name: "query", value: sql)]
+        if inDatabase { items.append(URLQueryItem(name: "database", value: servers.database)) }
+        items += settings.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
+        components.queryItems = items
+        // URLComponents leaves `+` as is, which a server decodes as a space.
+        components.percentEncodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
+        return components.string!
+    }
+
+    private func addHeaders(_ headers: inout HTTPHeaders, gzip: Bool) {
+        if let user = servers.user { headers.add(name: "X-ClickHouse-User", value: user) }
+        if let password = servers.password { headers.add(name: "X-ClickHouse-Key", value: password) }
+        if gzip { headers.add(name: "Content-Encoding", value: "gzip") }
+    }
+
+    /// ClickHouse answers a refused statement with `Code: N, e.displayText() = DB::Exception: …`.
+    private static func refusal(_ replica: String, _ status: HTTPResponseStatus, _ answer: ByteBuffer) -> ClickHouseError {
+        let text = String(decoding: answer.readableBytesView.prefix(2_000), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var code: Int?
+        var message = text.isEmpty ? "HTTP \(status.code)" : text
+        if text.hasPrefix("Code: "), let comma = text.firstIndex(of: ",") {
+            code = Int(text[text.index(text.startIndex, offsetBy: 6)..<comma])
+            if let range = text.range(of: "DB::Exception: ") {
+                message = String(text[range.upperBound...])
+                if let what = message.range(of: ", e.what() =") { message = String(message[..<what.lowerBound]) }
+            }
+        }
+        return .refused(server: replica, code: code, message: message)
+    }
+}

@@ -1,0 +1,293 @@
+import MusterStore
+import MusterWire
+import NIOCore
+
+/// The stored lines, read from ClickHouse through the `Distributed` table (`LogTables`).
+///
+/// How it keeps `LogReader`'s promises where ClickHouse differs from SQLite:
+///
+/// - **Each line once.** Copies of a line (a resend two collectors stored at the same instant)
+///   share their identity, so they share `node` and `t` and sit on one shard. Every query ends
+///   in `LIMIT 1 BY agent, src, gen, off` after ordering by id, which keeps the first copy (the
+///   one ClickHouse keeps when it merges), and a scan read in pages remembers the identities at
+///   a page's last instant, so a copy cannot come back on the next page. Follow reads (by id)
+///   drop a line whose identity has an older copy.
+/// - **Search** has no word index here: `--match` is checked on each line of the range with
+///   `TextMatch`, after ClickHouse has kept only lines that contain every word ignoring ASCII
+///   case (or hold non-ASCII text, which `TextMatch` folds further than ClickHouse can).
+///   `--grep` is checked with `LinePattern` (ICU), not ClickHouse's re2, so a pattern means
+///   the same on every backend.
+/// - **Snapshots.** A scan is read in pages of `pageRows`; ClickHouse has no snapshot across
+///   statements, so lines stored while a long scan runs may or may not be in its answer. Each
+///   page is consistent, and no line is given twice.
+public final class ClickHouseLogReader: LogReader {
+    let http: ClickHouseHTTP
+    /// Lines per statement: an answer stays a few MiB whatever the scan.
+    let pageRows: Int
+
+    public init(http: ClickHouseHTTP, pageRows: Int = 10_000) {
+        self.http = http
+        self.pageRows = max(pageRows, 1)
+    }
+
+    public func scan(_ filter: LogFilter, _ body: (LogLine) -> Void) throws(StoreError) {
+        let check = try LineCheck(filter)
+        try validate(nodes: filter.nodes, sources: filter.sources)
+        try readPages(filter, check, body)
+    }
+
+    public func linesWithContext(_ filter: LogFilter, context: Int) throws(StoreError) -> [ContextItem] {
+        var hits: [LogLine] = []
+        try scan(filter) { hits.append($0) }
+        var files: [Int64: StoredLine.File] = [:]
+        return try ContextItem.grouping(
+            hits, context: context,
+            neighbours: { line, before, count throws(StoreError) in
+                // Which offsets are next to the line in its file (`ids`, by identity), then those
+                // lines (`logs`, by node and time).
+                let file = try file(of: line, in: &files)
+                struct Place: Decodable {
+                    var off: Int64
+                    var t: Int64
+                }
+                let places = try read(
+                    Place.self,
+                    """
+                    SELECT off, t FROM ids WHERE \(file.condition) AND off \(before ? "<" : ">") \(line.offset) \
+                    ORDER BY off \(before ? "DESC" : "") LIMIT 1 BY off LIMIT \(max(count, 0))
+                    """)
+                guard !places.isEmpty else { return [] }
+                return try self.lines(
+                    """
+                    SELECT \(LogTables.lineColumns) FROM logs WHERE node = \(ClickHouseSQL.literal(file.node)) \
+                    AND t IN (\(Set(places.map(\.t)).map(String.init).joined(separator: ","))) AND \(file.condition) \
+                    AND off IN (\(places.map { String($0.off) }.joined(separator: ","))) \
+                    ORDER BY off \(before ? "DESC" : ""), id LIMIT 1 BY agent, src, gen, off
+                    """)
+            },
+            anyBetween: { stream, after, before throws(StoreError) in
+                guard let file = files[stream] else { return false }
+                return try self.number("SELECT count() FROM ids WHERE \(file.condition) AND off > \(after) AND off < \(before)") > 0
+            })
+    }
+
+    public func newestLineID() throws(StoreError) -> Int64 {
+        try number("SELECT max(id) FROM logs")
+    }
+
+    /// Nothing waits to be indexed: there is no word index, `match` always reads the lines.
+    public func searchIndexBacklog() throws(StoreError) -> Int64 { 0 }
+
+    // MARK: - Reading in pages
+
+    /// The order a scan reads in, and where each page starts.
+    private enum Order {
+        /// Oldest first by (t, id): plain scans and `limit`.
+        case time
+        /// Newest first by t, for `tail` (handed over oldest first once collected).
+        case newestFirst
+        /// By id, after `afterID`: following.
+        case stored
+    }
+
+    private func readPages(_ filter: LogFilter, _ check: LineCheck, _ body: (LogLine) -> Void) throws(StoreError) {
+        let order: Order = filter.tail != nil ? .newestFirst : (filter.afterID != nil ? .stored : .time)
+        let wanted = filter.tail ?? filter.limit
+        if let wanted, wanted <= 0 { return }
+        var conditions = [ClickHouseSQL.isIn("node", filter.nodes), ClickHouseSQL.isIn("src", filter.sources)].compactMap { $0 }
+        if let since = filter.since { conditions.append("t >= \(since)") }
+        if let until = filter.until { conditions.append("t < \(until)") }
+        if let afterID = filter.afterID { conditions.append("id > \(afterID)") }
+        conditions += check.prefilter
+        let orderBy =
+            switch order {
+            case .time: "t, id"
+            case .newestFirst: "t DESC, id"
+            case .stored: "id"
+            }
+        var given = 0
+        var collected: [LogLine] = []  // tail: newest first
+        var last: LogLine?
+        var seenAtLastInstant = Set<LineIdentity>()
+        while true {
+            var page = conditions
+            if let last {
+                switch order {
+                case .time: page.append("(t > \(last.time) OR (t = \(last.time) AND id > \(last.id)))")
+                case .newestFirst: page.append("(t < \(last.time) OR (t = \(last.time) AND id > \(last.id)))")
+                case .stored: page.append("id > \(last.id)")
+                }
+            }
+            let sql = """
+                SELECT \(LogTables.lineColumns) FROM logs\(page.isEmpty ? "" : " WHERE " + page.joined(separator: " AND ")) \
+                ORDER BY \(orderBy) LIMIT 1 BY agent, src, gen, off LIMIT \(pageRows)
+                """
+            let read = try storedLines(sql)
+            let rows = order == .stored ? try withoutLaterCopies(read) : read
+            for row in rows {
+                let line = row.line
+                // A copy of a line given at the previous page's last instant (copies share
+                // their instant); the next page still starts after it.
+                let copy = order != .stored && line.time == last?.time && seenAtLastInstant.contains(row.identity)
+                if line.time != last?.time { seenAtLastInstant.removeAll() }
+                seenAtLastInstant.insert(row.identity)
+                last = line
+                guard !copy, check.matches(line.message) else { continue }
+                if order == .newestFirst {
+                    collected.append(line)
+                } else {
+                    body(line)
+                }
+                given += 1
+                if let wanted, given >= wanted { break }
+            }
+            if let wanted, given >= wanted { break }
+            if read.count < pageRows { break }
+            if order == .stored { last = read.last?.line }
+        }
+        if order == .newestFirst {
+            for line in collected.sorted(by: { ($0.time, $0.id) < ($1.time, $1.id) }) { body(line) }
+        }
+    }
+
+    /// Rows read by id whose line has a copy with a smaller id (stored earlier) are that
+    /// copy's, which a follower was given already or will not be given again: left out.
+    private func withoutLaterCopies(_ rows: [StoredLine]) throws(StoreError) -> [StoredLine] {
+        guard !rows.isEmpty else { return rows }
+        let sql = """
+            SELECT agent, src, gen, off, min(id) AS id FROM ids WHERE \(IdentityQuery.condition(rows.map(\.record))) \
+            GROUP BY agent, src, gen, off HAVING count() > 1
+            """
+        let firsts = try read(IdentityQuery.Row.self, sql)
+        guard !firsts.isEmpty else { return rows }
+        var firstID: [LineIdentity: Int64] = [:]
+        for first in firsts { firstID[first.identity] = first.id }
+        return rows.filter { row in firstID[row.identity].map { $0 == row.line.id } ?? true }
+    }
+
+    // MARK: - Statements
+
+    /// A typo in a node or source name is an error, not an empty answer. Asking for the
+    /// wanted names first uses the primary key (node); the full lists are read only to say
+    /// what is known.
+    private func validate(nodes: [String], sources: [String]) throws(StoreError) {
+        struct Name: Decodable { var name: String }
+        for (column, wanted, error) in [
+            ("node", nodes, StoreError.unknownNode), ("src", sources, StoreError.unknownSource),
+        ] as [(String, [String], (String, [String]) -> StoreError)] where !wanted.isEmpty {
+            let present = Set(try read(Name.self, "SELECT DISTINCT \(column) AS name FROM logs WHERE \(ClickHouseSQL.isIn(column, wanted)!)").map(\.name))
+            guard let missing = wanted.first(where: { !present.contains($0) }) else { continue }
+            let known = try read(Name.self, "SELECT DISTINCT \(column) AS name FROM logs ORDER BY name").map(\.name)
+            throw error(missing, known)
+        }
+    }
+
+    private func lines(_ sql: String) throws(StoreError) -> [LogLine] {
+        try storedLines(sql).map(\.line)
+    }
+
+    private func storedLines(_ sql: String) throws(StoreError) -> [StoredLine] {
+        try read(StoredLine.self, sql)
+    }
+
+    private func number(_ sql: String) throws(StoreError) -> Int64 {
+        struct Value: Decodable { var value: Int64 }
+        return try read(Value.self, "SELECT (\(sql)) AS value").first?.value ?? 0
+    }
+
+    private func read<Row: Decodable>(_ type: Row.Type, _ sql: String) throws(StoreError) -> [Row] {
+        do {
+            let answer = try http.runWaiting(sql + " FORMAT JSONEachRow", on: http.servers.replicas, settings: LogTables.readSettings)
+            return try JSONAnswer.rows(Row.self, answer, from: http.servers.replicas[0])
+        } catch {
+            throw .unreadable(location: http.servers.location, detail: error.description)
+        }
+    }
+
+    /// The file (and node) of a line this reader gave, for reading its neighbours.
+    private func file(of line: LogLine, in files: inout [Int64: StoredLine.File]) throws(StoreError) -> StoredLine.File {
+        if let file = files[line.stream] { return file }
+        struct Row: Decodable {
+            var agent: String
+            var src: String
+            var gen: String
+        }
+        let sql = "SELECT agent, src, gen FROM logs WHERE id = \(line.id) AND node = \(ClickHouseSQL.literal(line.node)) AND t = \(line.time) LIMIT 1"
+        guard let row = try read(Row.self, sql).first else {
+            throw .unreadable(location: http.servers.location, detail: "line \(line.id) is no longer stored")
+        }
+        let file = StoredLine.File(node: line.node, agent: row.agent, source: row.src, generation: row.gen)
+        files[line.stream] = file
+        return file
+    }
+}
+
+/// A row of `LogTables.lineColumns`.
+struct StoredLine: Decodable {
+    var id: Int64
+    var t: Int64
+    var node: String
+    var src: String
+    var agent: String
+    var gen: String
+    var off: Int64
+    var msg: String
+    var fields: String
+
+    var identity: LineIdentity { LineIdentity(agent: agent, source: src, generation: gen, offset: off) }
+
+    var line: LogLine {
+        LogLine(
+            id: id, time: t, node: node, source: src, message: msg, fields: fields.isEmpty ? nil : fields, stream: identity.stream,
+            offset: off)
+    }
+
+    /// Enough of a record for `IdentityQuery`.
+    var record: LogRecord {
+        LogRecord(time: t, node: node, origin: Origin(agent: agent, source: src, generation: gen, offset: off), message: "")
+    }
+
+    /// One agent's file of one source and generation, and the node it is from.
+    struct File {
+        var node: String
+        var agent: String
+        var source: String
+        var generation: String
+
+        /// The file's lines, by identity (what `ids`' primary key starts with).
+        var condition: String {
+            "agent = \(ClickHouseSQL.literal(agent)) AND src = \(ClickHouseSQL.literal(source)) AND gen = \(ClickHouseSQL.literal(generation))"
+        }
+    }
+}
+
+/// A filter's `grep` and `match`, checked on each line in Swift, and what ClickHouse can rule
+/// out before sending lines.
+struct LineCheck {
+    let pattern: LinePattern?
+    let match: TextMatch?
+
+    init(_ filter: LogFilter) throws(StoreError) {
+        pattern = try filter.grep.map { text throws(StoreError) in try LinePattern(text) }
+        match = try filter.match.map { text throws(StoreError) in try TextMatch(text) }
+    }
+
+    func matches(_ message: String) -> Bool {
+        (match?.matches(message) ?? true) && (pattern?.matches(message) ?? true)
+    }
+
+    /// For each ASCII word: the message contains it ignoring ASCII case, or holds non-ASCII
+    /// text (where `TextMatch` may fold a letter with a diacritic into the word). Necessary
+    /// for a match, so leaving out the other lines changes no answer.
+    var prefilter: [String] {
+        guard let match else { return [] }
+        return match.words.filter { $0.utf8.allSatisfy { $0 < 0x80 } }.map { word in
+            "(positionCaseInsensitive(msg, \(ClickHouseSQL.literal(word))) > 0 OR lengthUTF8(msg) != length(msg))"
+        }
+    }
+}
+
+extension ClickHouseServers {
+    /// How errors name the store: the first replica and the database.
+    var location: String { "\(replicas[0]) (database \(database))" }
+}

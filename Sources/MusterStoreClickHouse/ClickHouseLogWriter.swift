@@ -1,0 +1,155 @@
+import MusterStore
+import MusterWire
+import NIOCore
+
+/// What `ClickHouseLogWriter.store` did: per batch, and which journal lines were new.
+public struct StoredLines: Sendable, Equatable {
+    /// One per batch, in the order given.
+    public var counts: [IngestCounts]
+    /// (batch, record) of each event-journal line stored for the first time: the ones to
+    /// interpret. A resent journal line is not among them.
+    public var newJournalLines: [BatchRecord]
+
+    public struct BatchRecord: Sendable, Equatable, Hashable {
+        public var batch: Int
+        public var record: Int
+    }
+}
+
+/// Stores accepted batches' lines in ClickHouse, each line once (`LogTables`).
+///
+/// - A line goes to the shard its identity hashes to (`LineIdentity.shard(of:)`), into the
+///   first replica of that shard that answers; every copy of a line meets its other copies on
+///   one shard, whichever collector received it.
+/// - Before inserting, the writer asks that replica which of the lines it already holds, and
+///   inserts only the others: a resend is counted as duplicates, not stored again. Two
+///   collectors given the same resend at the same instant may both store it; the table keeps
+///   the first copy when it merges and readers show one before that (`ClickHouseLogReader`).
+/// - An insert that fails is retried on the shard's next replica. If the first replica did
+///   store it before failing, the retry is an identical block, which the replicated table
+///   drops (insert deduplication); if every replica fails, `store` throws, the collector does
+///   not acknowledge the batch, and the agent's resend finds what did get stored.
+public final class ClickHouseLogWriter: Sendable {
+    let http: ClickHouseHTTP
+    private let ids = LineIDClock()
+    private let compressor = BatchCompressor(level: 1, gzip: true)
+
+    public init(http: ClickHouseHTTP) {
+        self.http = http
+    }
+
+    /// Creates the database and tables on every server of the cluster where missing.
+    public func createTables() async throws(ClickHouseError) {
+        for statement in LogTables.create(http.servers) {
+            _ = try await http.run(statement, on: http.servers.replicas, inDatabase: false)
+        }
+    }
+
+    /// Drops the database with every table in it, on every server of the cluster: the store
+    /// and all its lines are gone.
+    public func dropDatabase() async throws(ClickHouseError) {
+        _ = try await http.run("DROP DATABASE IF EXISTS \(http.servers.database) ON CLUSTER \(http.servers.cluster)", on: http.servers.replicas, inDatabase: false)
+    }
+
+    public func store(_ batches: [IngestBatch]) async throws(ClickHouseError) -> StoredLines {
+        let shardCount = http.servers.shards.count
+        // The first copy of each identity in this call, by shard; later copies are duplicates.
+        var firstCopy: [LineIdentity: StoredLines.BatchRecord] = [:]
+        var candidates = Array(repeating: [StoredLines.BatchRecord](), count: shardCount)
+        for (batchIndex, batch) in batches.enumerated() {
+            for (recordIndex, record) in batch.records.enumerated() {
+                let identity = LineIdentity(record.origin)
+                guard firstCopy[identity] == nil else { continue }
+                let place = StoredLines.BatchRecord(batch: batchIndex, record: recordIndex)
+                firstCopy[identity] = place
+                candidates[identity.shard(of: shardCount)].append(place)
+            }
+        }
+        // Ids in the order the lines were given, whichever shard each goes to (lines found
+        // stored already leave gaps, which ids may have).
+        let firstID = ids.next(firstCopy.count)
+        var idOf: [StoredLines.BatchRecord: Int64] = [:]
+        for (index, place) in firstCopy.values.sorted(by: { ($0.batch, $0.record) < ($1.batch, $1.record) }).enumerated() {
+            idOf[place] = firstID &+ Int64(index)
+        }
+        var stored = Set<StoredLines.BatchRecord>()
+        for (shard, places) in candidates.enumerated() where !places.isEmpty {
+            let replicas = http.servers.shards[shard]
+            let records = places.map { batches[$0.batch].records[$0.record] }
+            let present = try await storedIdentities(of: records, on: replicas)
+            let new = places.filter { !present.contains(LineIdentity(batches[$0.batch].records[$0.record].origin)) }
+            guard !new.isEmpty else { continue }
+            let lines = new.map { (batches[$0.batch].records[$0.record], idOf[$0]!) }
+            // Lines before identities: a crash between the two leaves lines whose identities
+            // are missing, and the resend stores them again (the same key, merged, shown once);
+            // the other order would leave identities without lines, and the resend would skip them.
+            _ = try await http.run(
+                "INSERT INTO logs_local (\(Self.lineColumns)) FORMAT JSONEachRow", on: replicas, body: try body(lines, withText: true),
+                gzip: true)
+            _ = try await http.run(
+                "INSERT INTO ids_local (\(Self.identityColumns)) FORMAT JSONEachRow", on: replicas,
+                body: try body(lines, withText: false), gzip: true)
+            stored.formUnion(new)
+        }
+        var counts: [IngestCounts] = []
+        var journal: [StoredLines.BatchRecord] = []
+        for (batchIndex, batch) in batches.enumerated() {
+            var accepted = 0
+            for recordIndex in batch.records.indices {
+                let place = StoredLines.BatchRecord(batch: batchIndex, record: recordIndex)
+                guard stored.contains(place) else { continue }
+                accepted += 1
+                if batch.records[recordIndex].origin.source == JournalEntry.sourceID { journal.append(place) }
+            }
+            counts.append(IngestCounts(accepted: accepted, duplicates: batch.records.count - accepted))
+        }
+        return StoredLines(counts: counts, newJournalLines: journal)
+    }
+
+    /// The identities among `records` that the shard already holds (`ids_local`'s primary key).
+    private func storedIdentities(of records: [LogRecord], on replicas: [String]) async throws(ClickHouseError)
+        -> Set<LineIdentity>
+    {
+        let sql = "SELECT agent, src, gen, off FROM ids_local WHERE \(IdentityQuery.condition(records)) FORMAT JSONEachRow"
+        let answer = try await http.run(sql, on: replicas, settings: LogTables.readSettings)
+        return try IdentityQuery.decode(answer, from: replicas[0])
+    }
+
+    static let lineColumns = "agent, src, gen, off, t, node, msg, fields, id, rank"
+    static let identityColumns = "agent, src, gen, off, t, node, id, rank"
+
+    /// The rows as ClickHouse's JSONEachRow, gzip-compressed: of `logs_local` (`withText`) or
+    /// of `ids_local`.
+    private func body(_ records: [(LogRecord, id: Int64)], withText: Bool) throws(ClickHouseError) -> ByteBuffer {
+        let fields = StoredFieldsEncoder()
+        var rows = JSONRows()
+        rows.bytes.reserveCapacity(records.count * 256)
+        for (record, id) in records {
+            rows.begin()
+            rows.string("agent", record.origin.agent)
+            rows.string("src", record.origin.source)
+            rows.string("gen", record.origin.generation)
+            rows.number("off", record.origin.offset)
+            rows.number("t", record.time)
+            rows.string("node", record.node)
+            if withText {
+                let encodedFields: String?
+                do {
+                    encodedFields = try fields.encode(record)
+                } catch {
+                    throw .configuration("a record's fields cannot be encoded: \(error)")
+                }
+                rows.string("msg", record.message)
+                rows.string("fields", encodedFields ?? "")
+            }
+            rows.number("id", id)
+            rows.number("rank", UInt64.max - UInt64(bitPattern: id))
+            rows.end()
+        }
+        do {
+            return try compressor.compress(rows.bytes)
+        } catch {
+            throw .configuration("cannot compress an insert: \(error)")
+        }
+    }
+}

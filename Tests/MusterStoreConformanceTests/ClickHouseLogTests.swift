@@ -1,0 +1,84 @@
+import MusterStore
+@testable import MusterStoreClickHouse
+import MusterWire
+import NIOCore
+import Testing
+
+/// What only the ClickHouse backend can meet: copies of a line stored side by side (two
+/// collectors given one resend at the same instant), which its readers must show once, with
+/// the first copy's id, however the pages of a read fall.
+@Suite struct ClickHouseLogTests {
+    /// Stores lines 0..<20 of s1, then copies of lines 3, 9 and 14 under later ids, as a second
+    /// collector racing the first would have stored them.
+    func withCopies(_ body: (ClickHouseHTTP, _ originals: [LogLine]) throws -> Void) async throws {
+        let servers = try await ScaleOutServers.shared.database()
+        let http = ClickHouseHTTP(servers: servers)
+        let writer = ClickHouseLogWriter(http: http)
+        try await writer.createTables()
+        do {
+            var batch = Fixtures.lines(0..<20)
+            for index in batch.records.indices { batch.records[index].time = Fixtures.at(100 + Int64(index / 4)) }
+            _ = try await writer.store([batch])
+            let originals = try ClickHouseLogReader(http: http).lines(LogFilter())
+            try #require(originals.count == 20)
+            for line in [originals[3], originals[9], originals[14]] {
+                let identity = LineIdentity(agent: "s1", source: "webapp", generation: "g1", offset: line.offset)
+                let replicas = servers.shards[identity.shard(of: servers.shards.count)]
+                let copyID = line.id + 1_000_000_000
+                let row = """
+                    {"agent":"s1","src":"webapp","gen":"g1","off":\(line.offset),"t":\(line.time),"node":"s1","msg":"\(line.message)",\
+                    "fields":"","id":\(copyID),"rank":\(UInt64.max - UInt64(copyID))}
+                    """
+                _ = try await http.run("INSERT INTO logs_local FORMAT JSONEachRow", on: replicas, body: ByteBuffer(string: row))
+                let identityRow = """
+                    {"agent":"s1","src":"webapp","gen":"g1","off":\(line.offset),"t":\(line.time),"node":"s1",\
+                    "id":\(copyID),"rank":\(UInt64.max - UInt64(copyID))}
+                    """
+                _ = try await http.run("INSERT INTO ids_local FORMAT JSONEachRow", on: replicas, body: ByteBuffer(string: identityRow))
+            }
+            try body(http, originals)
+        } catch {
+            try? await writer.dropDatabase()
+            throw error
+        }
+        try await writer.dropDatabase()
+    }
+
+    @Test func copiesAreShownOnceWithTheFirstCopysIdOnEveryPageSize() async throws {
+        try await withCopies { http, originals in
+            for pageRows in [1, 3, 4, 7, 10_000] {
+                let reader = ClickHouseLogReader(http: http, pageRows: pageRows)
+                let all = try reader.lines(LogFilter())
+                var tail = LogFilter()
+                tail.tail = 8
+                let newest = try reader.lines(tail)
+                var limit = LogFilter()
+                limit.limit = 11
+                let oldest = try reader.lines(limit)
+                var follow = LogFilter()
+                follow.afterID = 0
+                let followed = try reader.lines(follow)
+                // A follower already past every original is not given the copies.
+                follow.afterID = originals.map(\.id).max()
+                let afterTheOriginals = try reader.lines(follow)
+                #expect(all == originals, "pages of \(pageRows)")
+                #expect(newest == Array(originals.suffix(8)), "pages of \(pageRows)")
+                #expect(oldest == Array(originals.prefix(11)), "pages of \(pageRows)")
+                #expect(followed == originals, "pages of \(pageRows)")
+                #expect(afterTheOriginals == [], "pages of \(pageRows)")
+            }
+        }
+    }
+
+    @Test func contextAroundACopiedLineHoldsEachLineOnce() async throws {
+        try await withCopies { http, originals in
+            var filter = LogFilter()
+            filter.grep = "^line 9$"
+            let items = try ClickHouseLogReader(http: http).linesWithContext(filter, context: 2)
+            let lines = items.compactMap { item -> LogLine? in
+                if case .line(let line, _) = item { line } else { nil }
+            }
+            #expect(lines == Array(originals[7...11]))
+        }
+    }
+}

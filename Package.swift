@@ -53,6 +53,8 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            // Which connection errors mean a statement never reached the server.
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // Reading the agent's and the collector's YAML config files (errors that never quote a token).
         .target(name: "MusterConfigFile", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -117,7 +119,7 @@ let package = Package(
             "LogQuery", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmark ceiling: inserts a log file straight through MusterStore (see Benchmarks/README.md).
-        .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterWire"], path: "Benchmarks/InsertCeiling"),
+        .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterWire"], path: "Benchmarks/InsertCeiling"),
         // logq benchmark: a deterministic 10M-line cluster history through MusterStore (see Benchmarks/README.md).
         .executableTarget(name: "muster-bench-history", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterWire"], path: "Benchmarks/GenerateHistory"),
         // Fuzzing (docs/notes/fuzzing.md): every parser of outside input as a target that takes

@@ -12,8 +12,17 @@
 // per row: what SQLite itself does on this machine, the ceiling the store's own insert path
 // (without --plain) and the collector are read against.
 //
+// With --clickhouse (once per shard, its replicas' HTTP addresses separated by commas), the
+// same records go through the scale-out backend's writer (`ClickHouseLogWriter.store`: the
+// stored-identity lookup and the gzip JSONEachRow inserts into each shard) into a fresh
+// database `--database` of the cluster `--cluster`, one `store` call per chunk, as a collector
+// would send a group: what one collector costs when it writes to ClickHouse instead of SQLite
+// (Benchmarks/clickhouse_bench.py runs both and adds the servers' CPU and disk).
+//
 // Usage: muster-bench-insert --file PATH --database PATH [--node N] [--source S]
 //                            [--chunk 10000] [--synchronous full|normal] [--plain]
+//        muster-bench-insert --file PATH --database NAME --clickhouse URL[,URL] [--clickhouse …]
+//                            [--cluster muster] [--chunk 10000]
 // Prints one line of JSON with the figures (see Benchmarks/README.md).
 
 #if canImport(Glibc)
@@ -23,6 +32,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import MusterStore
+import MusterStoreClickHouse
 import MusterStoreSQLite
 import MusterWire
 
@@ -34,6 +44,9 @@ struct Options {
     var chunk = 10_000
     var synchronous = Schema.Synchronous.full
     var plain = false
+    /// Per shard, its replicas: the ClickHouse mode when not empty.
+    var clickhouseShards: [[String]] = []
+    var cluster = "muster"
 }
 
 func fail(_ message: String) -> Never {
@@ -56,6 +69,8 @@ func parseOptions() -> Options {
         case "--node": options.node = value
         case "--source": options.source = value
         case "--chunk": options.chunk = Int(value) ?? 0
+        case "--clickhouse": options.clickhouseShards.append(value.split(separator: ",").map(String.init))
+        case "--cluster": options.cluster = value
         case "--synchronous":
             guard let mode = Schema.Synchronous(rawValue: value.uppercased()) else { fail("bad --synchronous \(value)") }
             options.synchronous = mode
@@ -161,18 +176,52 @@ func insertPlain(_ records: [LogRecord], into db: Database, streams: inout [Stre
     return inserted
 }
 
+/// Runs `body` to the end and waits for it: the benchmark's loop is synchronous, and its
+/// thread is the main thread, not one of the tasks' threads.
+func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> T {
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var result: Result<T, any Error>?
+    Task {
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    do { return try result!.get() } catch { fail("\(error)") }
+}
+
+/// The scale-out backend's writer into a fresh database of the cluster.
+func openClickHouse(_ options: Options) -> ClickHouseLogWriter {
+    // The database is dropped first: never one that could be a real store.
+    guard options.database.hasPrefix("bench") else { fail("--database for --clickhouse must start with 'bench' (it is dropped first)") }
+    let writer: ClickHouseLogWriter
+    do {
+        let servers = try ClickHouseServers(shards: options.clickhouseShards, cluster: options.cluster, database: options.database)
+        writer = ClickHouseLogWriter(http: ClickHouseHTTP(servers: servers))
+    } catch {
+        fail("\(error)")
+    }
+    waitFor {
+        try await writer.dropDatabase()
+        try await writer.createTables()
+    }
+    return writer
+}
+
 /// Everything lives in one function: top-level variables are main-actor state in Swift 6.
 func run() {
     let options = parseOptions()
     let descriptor = open(options.file, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else { fail("cannot open \(options.file)") }
     let generation = generationName(descriptor: descriptor)
-    let database: DatabasePool
+    let clickhouse = options.clickhouseShards.isEmpty ? nil : openClickHouse(options)
+    var database: DatabasePool?
     do {
-        database =
-            options.plain
-            ? try openPlain(path: options.database, synchronous: options.synchronous)
-            : try Schema.openForWriting(path: options.database, synchronous: options.synchronous)
+        if clickhouse == nil {
+            database =
+                options.plain
+                ? try openPlain(path: options.database, synchronous: options.synchronous)
+                : try Schema.openForWriting(path: options.database, synchronous: options.synchronous)
+        }
     } catch {
         fail("cannot open database \(options.database): \(error)")
     }
@@ -194,11 +243,14 @@ func run() {
         let before = monotonicSeconds()
         do {
             let batch = records
-            if options.plain {
-                let inserted = try database.write { db in try insertPlain(batch, into: db, streams: &streams) }
+            if let clickhouse {
+                let stored = waitFor { try await clickhouse.store([IngestBatch(records: batch)]) }
+                if stored.counts.first?.accepted != batch.count { fail("expected \(batch.count) new rows, got \(stored.counts)") }
+            } else if options.plain {
+                let inserted = try database!.write { db in try insertPlain(batch, into: db, streams: &streams) }
                 if inserted != batch.count { fail("expected \(batch.count) new rows, got \(inserted)") }
             } else {
-                let counts = try database.write { db in try LogWriter.insert([batch], into: db) }
+                let counts = try database!.write { db in try LogWriter.insert([batch], into: db) }
                 if counts.first?.accepted != batch.count { fail("expected \(batch.count) new rows, got \(counts)") }
             }
         } catch {
@@ -253,14 +305,19 @@ func run() {
     let elapsed = monotonicSeconds() - started
     close(descriptor)
 
-    let stored = (try? database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") }) ?? nil
+    let stored: Int? =
+        if let clickhouse {
+            (try? ClickHouseLogReader(http: clickhouse.http).storedLineCount()).map(Int.init)
+        } else {
+            (try? database!.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM logs") }) ?? nil
+        }
     print(
         "{\"lines\":\(lines),\"stored\":\(stored ?? -1),\"transactions\":\(transactions),"
             + "\"seconds\":\(elapsed),\"insert_seconds\":\(insertSeconds),"
             + "\"lines_per_second\":\(Double(lines) / elapsed),"
             + "\"insert_lines_per_second\":\(Double(lines) / insertSeconds),"
             + "\"synchronous\":\"\(options.synchronous.rawValue)\",\"chunk\":\(options.chunk),"
-            + "\"plain\":\(options.plain)}")
+            + "\"plain\":\(options.plain),\"clickhouse\":\(clickhouse != nil)}")
 }
 
 run()

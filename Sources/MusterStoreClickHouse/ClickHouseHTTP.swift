@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// Statements over ClickHouse's HTTP interface (`POST /?query=…`), the documented one that
 /// every version speaks. One instance per process; it holds AsyncHTTPClient's connection pool.
@@ -29,19 +30,28 @@ public final class ClickHouseHTTP: Sendable {
         try? client.syncShutdown()
     }
 
-    /// Runs `sql` on the first of `replicas` that answers and returns the answer's body.
-    /// `body` is sent after the statement (an insert's rows); `gzip` says it is compressed.
-    /// `inDatabase: false` for statements that create or drop the database itself.
+    /// Runs `sql` on the first of `replicas` that takes it and returns the answer's body and
+    /// the replica that gave it. `body` is sent after the statement (an insert's rows); `gzip`
+    /// says it is compressed. `inDatabase: false` for statements that create or drop the
+    /// database itself.
+    ///
+    /// Which failures move on to the next replica: one that never reached the server (refused,
+    /// no route, connect timeout) always; for an insert (`body`), also one whose outcome is
+    /// unknown (the connection dropped or timed out after sending, or the server failed with a
+    /// 5xx): the same bytes are sent again, and the shard drops a block identical to one it
+    /// stored (`LogTables.deduplicationWindow`). A read the server took is not run again.
     func run(
         _ sql: String, on replicas: [String], body: ByteBuffer? = nil, gzip: Bool = false, settings: [String: String] = [:],
         inDatabase: Bool = true
-    ) async throws(ClickHouseError) -> ByteBuffer {
+    ) async throws(ClickHouseError) -> (ByteBuffer, replica: String) {
         var attempts: [String] = []
         for replica in replicas {
-            var request = HTTPClientRequest(url: url(replica, sql, settings, inDatabase: inDatabase))
+            // The statement goes in the body unless rows do (an insert's statement is short;
+            // a lookup of thousands of offsets is longer than the server takes in a URL).
+            var request = HTTPClientRequest(url: url(replica, body == nil ? nil : sql, settings, inDatabase: inDatabase))
             request.method = .POST
             addHeaders(&request.headers, gzip: gzip)
-            if let body { request.body = .bytes(body) }
+            request.body = .bytes(body ?? ByteBuffer(string: sql))
             let response: HTTPClientResponse
             let answer: ByteBuffer
             do {
@@ -49,41 +59,62 @@ public final class ClickHouseHTTP: Sendable {
                 answer = try await response.body.collect(upTo: Self.answerLimit)
             } catch {
                 attempts.append("\(replica): \(error)")
+                guard Self.neverReachedTheServer(error) || body != nil else { throw .interrupted(server: replica, detail: "\(error)") }
                 continue
             }
-            guard response.status == .ok else { throw Self.refusal(replica, response.status, answer) }
-            return answer
+            if response.status == .ok { return (answer, replica) }
+            let refusal = Self.refusal(replica, response.status, answer)
+            guard body != nil, response.status.code >= 500 else { throw refusal }
+            attempts.append("\(replica): \(refusal)")
         }
         throw .unreachable(attempts)
     }
 
     /// `run` for callers that block (logq's readers are synchronous): waits on the calling
-    /// thread, which must not be one of NIO's event loops.
-    func runWaiting(_ sql: String, on replicas: [String], settings: [String: String] = [:]) throws(ClickHouseError) -> ByteBuffer {
+    /// thread, which must not be one of NIO's event loops. Reads only.
+    func runWaiting(_ sql: String, on replicas: [String], settings: [String: String] = [:]) throws(ClickHouseError)
+        -> (ByteBuffer, replica: String)
+    {
         var attempts: [String] = []
+        // The server stops a read the client has given up on.
+        var settings = settings
+        settings["max_execution_time"] = String(timeout.nanoseconds / 1_000_000_000)
         for replica in replicas {
             let response: HTTPClient.Response
             do {
-                var request = try HTTPClient.Request(url: url(replica, sql, settings), method: .POST)
+                var request = try HTTPClient.Request(url: url(replica, nil, settings), method: .POST, body: .string(sql))
                 addHeaders(&request.headers, gzip: false)
                 response = try client.execute(request: request, deadline: .now() + timeout).wait()
             } catch {
                 attempts.append("\(replica): \(error)")
+                guard Self.neverReachedTheServer(error) else { throw .interrupted(server: replica, detail: "\(error)") }
                 continue
             }
             let answer = response.body ?? ByteBuffer()
             guard response.status == .ok else { throw Self.refusal(replica, response.status, answer) }
-            return answer
+            guard answer.readableBytes <= Self.answerLimit else {
+                throw .unexpectedAnswer(server: replica, detail: "an answer of \(answer.readableBytes) bytes, over \(Self.answerLimit)")
+            }
+            return (answer, replica)
         }
         throw .unreachable(attempts)
+    }
+
+    /// The connection was never made: the statement cannot have run.
+    static func neverReachedTheServer(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError, error == .connectTimeout { return true }
+        if error is NIOConnectionError { return true }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        if let error = error as? IOError { return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH].contains(error.errnoCode) }
+        return false
     }
 
     /// The largest answer read into memory; readers page their queries well below it.
     static let answerLimit = 256 << 20
 
-    private func url(_ replica: String, _ sql: String, _ settings: [String: String], inDatabase: Bool = true) -> String {
+    private func url(_ replica: String, _ sql: String?, _ settings: [String: String], inDatabase: Bool = true) -> String {
         var components = URLComponents(string: replica)!
-        var items = [URLQueryItem(name: "query", value: sql)]
+        var items = sql.map { [URLQueryItem(name: "query", value: $0)] } ?? []
         if inDatabase { items.append(URLQueryItem(name: "database", value: servers.database)) }
         items += settings.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
         components.queryItems = items

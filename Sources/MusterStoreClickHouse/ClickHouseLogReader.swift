@@ -75,6 +75,11 @@ public final class ClickHouseLogReader: LogReader {
         try number("SELECT max(id) FROM logs")
     }
 
+    /// How many lines are stored, each counted once however many copies it has.
+    public func storedLineCount() throws(StoreError) -> Int64 {
+        try number("SELECT uniqExact(agent, src, gen, off) FROM ids")
+    }
+
     /// Nothing waits to be indexed: there is no word index, `match` always reads the lines.
     public func searchIndexBacklog() throws(StoreError) -> Int64 { 0 }
 
@@ -90,6 +95,11 @@ public final class ClickHouseLogReader: LogReader {
         case stored
     }
 
+    /// Reads the filter's lines page after page, each page starting after the last row of the
+    /// one before. Pages are plain `ORDER BY … LIMIT` reads (which ClickHouse answers with a
+    /// bounded partial sort on each shard); copies of a line are dropped here: they share
+    /// their instant, so in time order a copy is recognised among the lines of the current
+    /// instant, and the copy with the smallest id is the one given.
     private func readPages(_ filter: LogFilter, _ check: LineCheck, _ body: (LogLine) -> Void) throws(StoreError) {
         let order: Order = filter.tail != nil ? .newestFirst : (filter.afterID != nil ? .stored : .time)
         let wanted = filter.tail ?? filter.limit
@@ -102,48 +112,68 @@ public final class ClickHouseLogReader: LogReader {
         let orderBy =
             switch order {
             case .time: "t, id"
-            case .newestFirst: "t DESC, id"
+            case .newestFirst: "t DESC, id DESC"
             case .stored: "id"
             }
         var given = 0
         var collected: [LogLine] = []  // tail: newest first
         var last: LogLine?
-        var seenAtLastInstant = Set<LineIdentity>()
-        while true {
+        // The lines of the current instant: for a tail, where each was collected (a copy met
+        // later has a smaller id and takes its place); nil for lines not collected.
+        var atInstant: [LineIdentity: Int?] = [:]
+        // A tail that has its lines reads on to the end of its oldest instant, for copies.
+        var finishingInstant: Int64?
+        reading: while true {
             var page = conditions
             if let last {
                 switch order {
                 case .time: page.append("(t > \(last.time) OR (t = \(last.time) AND id > \(last.id)))")
-                case .newestFirst: page.append("(t < \(last.time) OR (t = \(last.time) AND id > \(last.id)))")
+                case .newestFirst: page.append("(t < \(last.time) OR (t = \(last.time) AND id < \(last.id)))")
                 case .stored: page.append("id > \(last.id)")
                 }
             }
-            let sql = """
-                SELECT \(LogTables.lineColumns) FROM logs\(page.isEmpty ? "" : " WHERE " + page.joined(separator: " AND ")) \
-                ORDER BY \(orderBy) LIMIT 1 BY agent, src, gen, off LIMIT \(pageRows)
-                """
-            let read = try storedLines(sql)
-            let rows = order == .stored ? try withoutLaterCopies(read) : read
-            for row in rows {
+            if let finishingInstant { page.append("t = \(finishingInstant)") }
+            let read = try storedLines(
+                "SELECT \(LogTables.lineColumns) FROM logs\(page.isEmpty ? "" : " WHERE " + page.joined(separator: " AND ")) "
+                    + "ORDER BY \(orderBy) LIMIT \(pageRows)")
+            if order == .stored {
+                for row in try withoutLaterCopies(read) where check.matches(row.msg) {
+                    body(row.line)
+                    given += 1
+                    if let wanted, given >= wanted { break reading }
+                }
+                last = read.last?.line
+                if read.count < pageRows { break }
+                continue
+            }
+            for row in read {
                 let line = row.line
-                // A copy of a line given at the previous page's last instant (copies share
-                // their instant); the next page still starts after it.
-                let copy = order != .stored && line.time == last?.time && seenAtLastInstant.contains(row.identity)
-                if line.time != last?.time { seenAtLastInstant.removeAll() }
-                seenAtLastInstant.insert(row.identity)
+                if line.time != last?.time { atInstant.removeAll() }
                 last = line
-                guard !copy, check.matches(line.message) else { continue }
+                if let place = atInstant[row.identity] {
+                    // A copy: in time order the one given came first; newest first, this one
+                    // has the smaller id and replaces it.
+                    if order == .newestFirst, let index = place { collected[index] = line }
+                    continue
+                }
+                guard finishingInstant == nil, check.matches(line.message) else {
+                    atInstant[row.identity] = .some(nil)
+                    continue
+                }
                 if order == .newestFirst {
+                    atInstant[row.identity] = collected.count
                     collected.append(line)
                 } else {
+                    atInstant[row.identity] = .some(nil)
                     body(line)
                 }
                 given += 1
-                if let wanted, given >= wanted { break }
+                if let wanted, given >= wanted {
+                    guard order == .newestFirst else { break reading }
+                    finishingInstant = line.time
+                }
             }
-            if let wanted, given >= wanted { break }
             if read.count < pageRows { break }
-            if order == .stored { last = read.last?.line }
         }
         if order == .newestFirst {
             for line in collected.sorted(by: { ($0.time, $0.id) < ($1.time, $1.id) }) { body(line) }
@@ -154,15 +184,15 @@ public final class ClickHouseLogReader: LogReader {
     /// copy's, which a follower was given already or will not be given again: left out.
     private func withoutLaterCopies(_ rows: [StoredLine]) throws(StoreError) -> [StoredLine] {
         guard !rows.isEmpty else { return rows }
+        // Every copy's id counts, whether or not a merge already removed the later copies
+        // from either table: a row is given only when no older id of its line is known.
         let sql = """
-            SELECT agent, src, gen, off, min(id) AS id FROM ids WHERE \(IdentityQuery.condition(rows.map(\.record))) \
-            GROUP BY agent, src, gen, off HAVING count() > 1
+            SELECT agent, src, gen, off, min(id) AS id FROM ids WHERE \(IdentityQuery.condition(rows.map(\.identity))) \
+            GROUP BY agent, src, gen, off
             """
-        let firsts = try read(IdentityQuery.Row.self, sql)
-        guard !firsts.isEmpty else { return rows }
         var firstID: [LineIdentity: Int64] = [:]
-        for first in firsts { firstID[first.identity] = first.id }
-        return rows.filter { row in firstID[row.identity].map { $0 == row.line.id } ?? true }
+        for first in try read(IdentityQuery.Row.self, sql) { firstID[first.identity] = first.id }
+        return rows.filter { row in firstID[row.identity].map { $0 >= row.id } ?? true }
     }
 
     // MARK: - Statements
@@ -197,8 +227,10 @@ public final class ClickHouseLogReader: LogReader {
 
     private func read<Row: Decodable>(_ type: Row.Type, _ sql: String) throws(StoreError) -> [Row] {
         do {
-            let answer = try http.runWaiting(sql + " FORMAT JSONEachRow", on: http.servers.replicas, settings: LogTables.readSettings)
-            return try JSONAnswer.rows(Row.self, answer, from: http.servers.replicas[0])
+            let (answer, replica) = try http.runWaiting(sql + " FORMAT JSONEachRow", on: http.servers.replicas, settings: LogTables.readSettings)
+            return try JSONAnswer.rows(Row.self, answer, from: replica)
+        } catch .refused(_, let code?, _) where ClickHouseError.missingCodes.contains(code) {
+            throw .missing(location: http.servers.location)
         } catch {
             throw .unreadable(location: http.servers.location, detail: error.description)
         }
@@ -240,11 +272,6 @@ struct StoredLine: Decodable {
         LogLine(
             id: id, time: t, node: node, source: src, message: msg, fields: fields.isEmpty ? nil : fields, stream: identity.stream,
             offset: off)
-    }
-
-    /// Enough of a record for `IdentityQuery`.
-    var record: LogRecord {
-        LogRecord(time: t, node: node, origin: Origin(agent: agent, source: src, generation: gen, offset: off), message: "")
     }
 
     /// One agent's file of one source and generation, and the node it is from.

@@ -30,8 +30,7 @@ public struct StoredLines: Sendable, Equatable {
 ///   drops (insert deduplication); if every replica fails, `store` throws, the collector does
 ///   not acknowledge the batch, and the agent's resend finds what did get stored.
 public final class ClickHouseLogWriter: Sendable {
-    let http: ClickHouseHTTP
-    private let ids = LineIDClock()
+    public let http: ClickHouseHTTP
     private let compressor = BatchCompressor(level: 1, gzip: true)
 
     public init(http: ClickHouseHTTP) {
@@ -67,7 +66,7 @@ public final class ClickHouseLogWriter: Sendable {
         }
         // Ids in the order the lines were given, whichever shard each goes to (lines found
         // stored already leave gaps, which ids may have).
-        let firstID = ids.next(firstCopy.count)
+        let firstID = LineIDClock.next(firstCopy.count)
         var idOf: [StoredLines.BatchRecord: Int64] = [:]
         for (index, place) in firstCopy.values.sorted(by: { ($0.batch, $0.record) < ($1.batch, $1.record) }).enumerated() {
             idOf[place] = firstID &+ Int64(index)
@@ -106,13 +105,20 @@ public final class ClickHouseLogWriter: Sendable {
         return StoredLines(counts: counts, newJournalLines: journal)
     }
 
-    /// The identities among `records` that the shard already holds (`ids_local`'s primary key).
+    /// The identities among `records` that the shard already holds (`ids_local`'s primary
+    /// key), asked in statements of at most `IdentityQuery.identitiesPerStatement`.
     private func storedIdentities(of records: [LogRecord], on replicas: [String]) async throws(ClickHouseError)
         -> Set<LineIdentity>
     {
-        let sql = "SELECT agent, src, gen, off FROM ids_local WHERE \(IdentityQuery.condition(records)) FORMAT JSONEachRow"
-        let answer = try await http.run(sql, on: replicas, settings: LogTables.readSettings)
-        return try IdentityQuery.decode(answer, from: replicas[0])
+        let identities = records.map { LineIdentity($0.origin) }
+        var stored = Set<LineIdentity>()
+        for start in stride(from: 0, to: identities.count, by: IdentityQuery.identitiesPerStatement) {
+            let part = identities[start..<min(start + IdentityQuery.identitiesPerStatement, identities.count)]
+            let sql = "SELECT agent, src, gen, off FROM ids_local WHERE \(IdentityQuery.condition(Array(part))) FORMAT JSONEachRow"
+            let (answer, replica) = try await http.run(sql, on: replicas, settings: LogTables.readSettings)
+            stored.formUnion(try IdentityQuery.decode(answer, from: replica))
+        }
+        return stored
     }
 
     static let lineColumns = "agent, src, gen, off, t, node, msg, fields, id, rank"

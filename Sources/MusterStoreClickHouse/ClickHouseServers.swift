@@ -8,14 +8,14 @@ import Foundation
 /// collector; readers ask any replica, through the `Distributed` table.
 public struct ClickHouseServers: Sendable, Equatable {
     /// Per shard, the base URLs of its replicas (`http://host:8123`), in the order to try them.
-    public var shards: [[String]]
+    public let shards: [[String]]
     /// The cluster's name in `remote_servers` (`ON CLUSTER` DDL and the `Distributed` table).
-    public var cluster: String
+    public let cluster: String
     /// The database holding Muster's tables.
-    public var database: String
+    public let database: String
     /// Sent as `X-ClickHouse-User` / `X-ClickHouse-Key` when set.
-    public var user: String?
-    public var password: String?
+    public let user: String?
+    public let password: String?
 
     public init(shards: [[String]], cluster: String = "muster", database: String = "muster", user: String? = nil, password: String? = nil)
         throws(ClickHouseError)
@@ -54,6 +54,12 @@ public enum ClickHouseError: Error, Equatable, CustomStringConvertible {
     case refused(server: String, code: Int?, message: String)
     /// An answer that is not what the statement asks for (a row that does not decode).
     case unexpectedAnswer(server: String, detail: String)
+    /// The server took the statement and the answer never came whole (a timeout, a dropped
+    /// connection): not run again elsewhere.
+    case interrupted(server: String, detail: String)
+
+    /// ClickHouse's codes for a database or table that does not exist (81, 60): no store there.
+    static let missingCodes: Set<Int> = [60, 81]
 
     public var description: String {
         switch self {
@@ -62,6 +68,7 @@ public enum ClickHouseError: Error, Equatable, CustomStringConvertible {
         case .refused(let server, let code, let message):
             "ClickHouse at \(server) refused the statement\(code.map { " (code \($0))" } ?? ""): \(message)"
         case .unexpectedAnswer(let server, let detail): "unexpected answer from ClickHouse at \(server): \(detail)"
+        case .interrupted(let server, let detail): "ClickHouse at \(server) did not finish answering: \(detail)"
         }
     }
 }
@@ -87,8 +94,6 @@ enum ClickHouseSQL {
         }
         return out + "'"
     }
-
-    static func literal(_ number: Int64) -> String { String(number) }
 
     /// `column IN ('a', 'b')`, or nil for no names (no condition).
     static func isIn(_ column: String, _ names: [String]) -> String? {

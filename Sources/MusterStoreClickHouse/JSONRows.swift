@@ -1,5 +1,4 @@
 import Foundation
-import MusterStore
 import MusterWire
 import NIOCore
 
@@ -23,25 +22,9 @@ struct JSONRows {
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    /// A JSON string: `"` and `\` escaped, control characters as `\u00XX`; everything else as
-    /// its UTF-8 bytes (a Swift string is valid UTF-8).
     mutating func string(_ key: StaticString, _ value: String) {
         self.key(key)
-        bytes.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                bytes.append(UInt8(ascii: "\\"))
-                bytes.append(byte)
-            case ..<0x20:
-                bytes.append(contentsOf: "\\u00".utf8)
-                bytes.append(Self.hex[Int(byte >> 4)])
-                bytes.append(Self.hex[Int(byte & 0xF)])
-            default:
-                bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
+        JSONText.append(value, to: &bytes)
     }
 
     private mutating func key(_ key: StaticString) {
@@ -51,8 +34,6 @@ struct JSONRows {
         key.withUTF8Buffer { bytes.append(contentsOf: $0) }
         bytes.append(contentsOf: "\":".utf8)
     }
-
-    private static let hex = Array("0123456789abcdef".utf8)
 }
 
 /// Reading `JSONEachRow` answers: one object per line, each decoded on its own, so a row that
@@ -64,6 +45,10 @@ enum JSONAnswer {
         var lineNumber = 0
         for line in answer.readableBytesView.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             lineNumber += 1
+            // An error after the answer began: the status was 200 already, the message follows the rows.
+            if line.starts(with: "Code: ".utf8) {
+                throw .refused(server: server, code: nil, message: String(decoding: line.prefix(2_000), as: UTF8.self))
+            }
             do {
                 rows.append(try decoder.decode(Row.self, from: Data(line)))
             } catch {
@@ -76,24 +61,28 @@ enum JSONAnswer {
 
 /// Which identities of a set of records a table holds.
 enum IdentityQuery {
-    /// Rows whose identity is one of the records': one disjunct per file (agent, source,
+    /// Rows whose identity is one of `identities`: one disjunct per file (agent, source,
     /// generation) with its offsets, which `ids_local`'s primary key answers directly.
-    static func condition(_ records: [LogRecord]) -> String {
+    static func condition(_ identities: [LineIdentity]) -> String {
         struct File: Hashable {
             var agent: String
             var source: String
             var generation: String
         }
         var offsets: [File: [Int64]] = [:]
-        for record in records {
-            offsets[File(agent: record.origin.agent, source: record.origin.source, generation: record.origin.generation), default: []]
-                .append(record.origin.offset)
+        for identity in identities {
+            offsets[File(agent: identity.agent, source: identity.source, generation: identity.generation), default: []]
+                .append(identity.offset)
         }
         return offsets.map { file, offsets in
             "(agent = \(ClickHouseSQL.literal(file.agent)) AND src = \(ClickHouseSQL.literal(file.source)) "
                 + "AND gen = \(ClickHouseSQL.literal(file.generation)) AND off IN (\(offsets.map(String.init).joined(separator: ","))))"
         }.joined(separator: " OR ")
     }
+
+    /// Identities per lookup statement: the statement stays well under the server's
+    /// `max_query_size` (256 KiB) and `max_ast_elements` whatever the group's size.
+    static let identitiesPerStatement = 2_000
 
     /// A row of `agent, src, gen, off`, and the line's id when asked for.
     struct Row: Decodable {

@@ -23,8 +23,7 @@ struct LineIdentity: Hashable, Sendable {
     /// collector sends every copy of a line to the same shard without asking anyone, and lines
     /// spread evenly whatever their sources.
     func shard(of shards: Int) -> Int {
-        var hash = FNV1a()
-        hash.add(agent, source, generation)
+        var hash = fileHash
         var offset = UInt64(bitPattern: offset)
         for _ in 0..<8 {
             hash.add(UInt8(truncatingIfNeeded: offset))
@@ -33,31 +32,21 @@ struct LineIdentity: Hashable, Sendable {
         return Int(hash.value % UInt64(max(shards, 1)))
     }
 
+    /// FNV-1a over agent, source and generation, each followed by a 0 byte so that ("ab", "c")
+    /// and ("a", "bc") differ.
+    private var fileHash: FNV1a {
+        var hash = FNV1a()
+        for part in [agent, source, generation] {
+            hash.add(part.utf8)
+            hash.add(0)
+        }
+        return hash
+    }
+
     /// The stream number readers give lines of this file (`LogLine.stream`): the same for
     /// every line of one agent, source and generation, on every reader.
     var stream: Int64 {
-        var hash = FNV1a()
-        hash.add(agent, source, generation)
         // Positive, so it reads like the SQLite store's stream numbers.
-        return Int64(bitPattern: hash.value >> 1)
-    }
-}
-
-/// 64-bit FNV-1a: small, fast, and the same on every machine (Swift's `Hasher` is seeded per
-/// process).
-private struct FNV1a {
-    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-    mutating func add(_ byte: UInt8) {
-        value ^= UInt64(byte)
-        value = value &* 0x0000_0100_0000_01b3
-    }
-
-    /// Each string followed by a 0 byte, so ("ab", "c") and ("a", "bc") differ.
-    mutating func add(_ parts: String...) {
-        for part in parts {
-            for byte in part.utf8 { add(byte) }
-            add(0)
-        }
+        return Int64(bitPattern: fileHash.value >> 1)
     }
 }

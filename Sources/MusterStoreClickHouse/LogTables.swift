@@ -19,8 +19,10 @@
 /// Only what ClickHouse 18.16 (Debian 12) and current ClickHouse both accept: `Int64`
 /// nanoseconds instead of `DateTime64`, plain `String`s, no skip indexes.
 enum LogTables {
-    /// How many recent blocks a replica remembers to drop an identical block sent again (an
-    /// agent's resend after a lost acknowledgement arrives as the same rows in the same order).
+    /// How many recent blocks a shard remembers to drop an identical block sent again: the
+    /// writer sends an insert whose outcome it does not know again, byte for byte, to the
+    /// shard's next replica. (An agent's resend is not such a block: its lines get new ids; the
+    /// stored-identity lookup catches those.)
     static let deduplicationWindow = 10_000
 
     static func create(_ servers: ClickHouseServers) -> [String] {
@@ -65,5 +67,8 @@ enum LogTables {
     /// and each shard's replicas asked in the order listed, as the writer inserts: a line a
     /// collector stored is read back from the replica that took it, not from one that may
     /// not have fetched it yet.
-    static let readSettings = ["output_format_json_quote_64bit_integers": "0", "load_balancing": "in_order"]
+    /// A shard that cannot be read is an error naming it, never a partial answer.
+    static let readSettings = [
+        "output_format_json_quote_64bit_integers": "0", "load_balancing": "in_order", "skip_unavailable_shards": "0",
+    ]
 }

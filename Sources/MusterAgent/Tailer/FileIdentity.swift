@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MusterWire
 
 /// Which file a path is, independent of its name: device + inode, plus a fingerprint of the
 /// file's first line so that an inode reused for a new file is told apart.
@@ -49,11 +50,6 @@ public struct FileIdentity: Hashable, Sendable, Codable {
     }
 
     static func fnv1a<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
+        FNV1a.hash(bytes)
     }
 }

@@ -186,12 +186,11 @@ public final class ClickHouseLogReader: LogReader {
         guard !rows.isEmpty else { return rows }
         // Every copy's id counts, whether or not a merge already removed the later copies
         // from either table: a row is given only when no older id of its line is known.
-        let sql = """
-            SELECT agent, src, gen, off, min(id) AS id FROM ids WHERE \(IdentityQuery.condition(rows.map(\.identity))) \
-            GROUP BY agent, src, gen, off
-            """
         var firstID: [LineIdentity: Int64] = [:]
-        for first in try read(IdentityQuery.Row.self, sql) { firstID[first.identity] = first.id }
+        for condition in IdentityQuery.conditions(rows.map(\.identity)) {
+            let sql = "SELECT agent, src, gen, off, min(id) AS id FROM ids WHERE \(condition) GROUP BY agent, src, gen, off"
+            for first in try read(IdentityQuery.Row.self, sql) { firstID[first.identity] = first.id }
+        }
         return rows.filter { row in firstID[row.identity].map { $0 >= row.id } ?? true }
     }
 

@@ -71,24 +71,22 @@ public final class ClickHouseLogWriter: Sendable {
         for (index, place) in firstCopy.values.sorted(by: { ($0.batch, $0.record) < ($1.batch, $1.record) }).enumerated() {
             idOf[place] = firstID &+ Int64(index)
         }
+        // The shards at once: each is its own servers, and a group waits for its slowest.
+        let work = candidates.enumerated().filter { !$0.element.isEmpty }.map { shard, places in
+            (replicas: http.servers.shards[shard], lines: places.map { ShardLine(record: batches[$0.batch].records[$0.record], id: idOf[$0]!, place: $0) })
+        }
         var stored = Set<StoredLines.BatchRecord>()
-        for (shard, places) in candidates.enumerated() where !places.isEmpty {
-            let replicas = http.servers.shards[shard]
-            let records = places.map { batches[$0.batch].records[$0.record] }
-            let present = try await storedIdentities(of: records, on: replicas)
-            let new = places.filter { !present.contains(LineIdentity(batches[$0.batch].records[$0.record].origin)) }
-            guard !new.isEmpty else { continue }
-            let lines = new.map { (batches[$0.batch].records[$0.record], idOf[$0]!) }
-            // Lines before identities: a crash between the two leaves lines whose identities
-            // are missing, and the resend stores them again (the same key, merged, shown once);
-            // the other order would leave identities without lines, and the resend would skip them.
-            _ = try await http.run(
-                "INSERT INTO logs_local (\(Self.lineColumns)) FORMAT JSONEachRow", on: replicas, body: try body(lines, withText: true),
-                gzip: true)
-            _ = try await http.run(
-                "INSERT INTO ids_local (\(Self.identityColumns)) FORMAT JSONEachRow", on: replicas,
-                body: try body(lines, withText: false), gzip: true)
-            stored.formUnion(new)
+        do {
+            try await withThrowingTaskGroup(of: [StoredLines.BatchRecord].self) { group in
+                for (replicas, lines) in work {
+                    group.addTask { try await self.store(lines, on: replicas) }
+                }
+                for try await places in group { stored.formUnion(places) }
+            }
+        } catch let error as ClickHouseError {
+            throw error
+        } catch {
+            throw .interrupted(server: "", detail: "\(error)")
         }
         var counts: [IngestCounts] = []
         var journal: [StoredLines.BatchRecord] = []
@@ -105,18 +103,39 @@ public final class ClickHouseLogWriter: Sendable {
         return StoredLines(counts: counts, newJournalLines: journal)
     }
 
-    /// The identities among `records` that the shard already holds (`ids_local`'s primary
-    /// key), asked in statements of at most `IdentityQuery.identitiesPerStatement`.
+    /// A line on its way to its shard: the record, its id, and where it was in the call.
+    struct ShardLine: Sendable {
+        var record: LogRecord
+        var id: Int64
+        var place: StoredLines.BatchRecord
+    }
+
+    /// Stores on one shard those of `lines` it does not hold yet; returns where they were.
+    private func store(_ lines: [ShardLine], on replicas: [String]) async throws(ClickHouseError) -> [StoredLines.BatchRecord] {
+        let present = try await storedIdentities(of: lines.map(\.record), on: replicas)
+        let new = lines.filter { !present.contains(LineIdentity($0.record.origin)) }
+        guard !new.isEmpty else { return [] }
+        // Lines before identities: a crash between the two leaves lines whose identities are
+        // missing, and the resend stores them again (the same key, merged, shown once); the
+        // other order would leave identities without lines, and the resend would skip them.
+        _ = try await http.run(
+            "INSERT INTO logs_local (\(Self.lineColumns)) FORMAT JSONEachRow", on: replicas, body: try body(new, withText: true), gzip: true)
+        _ = try await http.run(
+            "INSERT INTO ids_local (\(Self.identityColumns)) FORMAT JSONEachRow", on: replicas, body: try body(new, withText: false),
+            gzip: true)
+        return new.map(\.place)
+    }
+
+    /// The identities among `records` that the shard already holds (`ids_local`'s primary key).
     private func storedIdentities(of records: [LogRecord], on replicas: [String]) async throws(ClickHouseError)
         -> Set<LineIdentity>
     {
-        let identities = records.map { LineIdentity($0.origin) }
+        let wanted = Set(records.map { LineIdentity($0.origin) })
         var stored = Set<LineIdentity>()
-        for start in stride(from: 0, to: identities.count, by: IdentityQuery.identitiesPerStatement) {
-            let part = identities[start..<min(start + IdentityQuery.identitiesPerStatement, identities.count)]
-            let sql = "SELECT agent, src, gen, off FROM ids_local WHERE \(IdentityQuery.condition(Array(part))) FORMAT JSONEachRow"
+        for condition in IdentityQuery.conditions(Array(wanted)) {
+            let sql = "SELECT agent, src, gen, off FROM ids_local WHERE \(condition) FORMAT JSONEachRow"
             let (answer, replica) = try await http.run(sql, on: replicas, settings: LogTables.readSettings)
-            stored.formUnion(try IdentityQuery.decode(answer, from: replica))
+            stored.formUnion(try IdentityQuery.decode(answer, from: replica).intersection(wanted))
         }
         return stored
     }
@@ -126,11 +145,13 @@ public final class ClickHouseLogWriter: Sendable {
 
     /// The rows as ClickHouse's JSONEachRow, gzip-compressed: of `logs_local` (`withText`) or
     /// of `ids_local`.
-    private func body(_ records: [(LogRecord, id: Int64)], withText: Bool) throws(ClickHouseError) -> ByteBuffer {
+    private func body(_ lines: [ShardLine], withText: Bool) throws(ClickHouseError) -> ByteBuffer {
         let fields = StoredFieldsEncoder()
         var rows = JSONRows()
-        rows.bytes.reserveCapacity(records.count * 256)
-        for (record, id) in records {
+        rows.bytes.reserveCapacity(lines.count * (withText ? 256 : 96))
+        for line in lines {
+            let record = line.record
+            let id = line.id
             rows.begin()
             rows.string("agent", record.origin.agent)
             rows.string("src", record.origin.source)

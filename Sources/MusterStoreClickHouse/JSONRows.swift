@@ -61,28 +61,34 @@ enum JSONAnswer {
 
 /// Which identities of a set of records a table holds.
 enum IdentityQuery {
-    /// Rows whose identity is one of `identities`: one disjunct per file (agent, source,
-    /// generation) with its offsets, which `ids_local`'s primary key answers directly.
-    static func condition(_ identities: [LineIdentity]) -> String {
+    /// Conditions that hold for every row whose identity is one of `identities` (and for a
+    /// few more): per file (agent, source, generation), the range of its offsets, which
+    /// `ids_local`'s primary key reads directly (10 ms for 10,000 lines where a list of 2,000
+    /// offsets took 30 ms to parse). Callers keep the identities they asked about. Files are
+    /// asked `filesPerStatement` at a time, so a statement stays far below the server's
+    /// `max_query_size` whatever the group.
+    static func conditions(_ identities: [LineIdentity]) -> [String] {
         struct File: Hashable {
             var agent: String
             var source: String
             var generation: String
         }
-        var offsets: [File: [Int64]] = [:]
+        var ranges: [File: ClosedRange<Int64>] = [:]
         for identity in identities {
-            offsets[File(agent: identity.agent, source: identity.source, generation: identity.generation), default: []]
-                .append(identity.offset)
+            let file = File(agent: identity.agent, source: identity.source, generation: identity.generation)
+            let range = ranges[file].map { min($0.lowerBound, identity.offset)...max($0.upperBound, identity.offset) }
+            ranges[file] = range ?? identity.offset...identity.offset
         }
-        return offsets.map { file, offsets in
+        let disjuncts = ranges.map { file, range in
             "(agent = \(ClickHouseSQL.literal(file.agent)) AND src = \(ClickHouseSQL.literal(file.source)) "
-                + "AND gen = \(ClickHouseSQL.literal(file.generation)) AND off IN (\(offsets.map(String.init).joined(separator: ","))))"
-        }.joined(separator: " OR ")
+                + "AND gen = \(ClickHouseSQL.literal(file.generation)) AND off >= \(range.lowerBound) AND off <= \(range.upperBound))"
+        }
+        return stride(from: 0, to: disjuncts.count, by: filesPerStatement).map { start in
+            disjuncts[start..<min(start + filesPerStatement, disjuncts.count)].joined(separator: " OR ")
+        }
     }
 
-    /// Identities per lookup statement: the statement stays well under the server's
-    /// `max_query_size` (256 KiB) and `max_ast_elements` whatever the group's size.
-    static let identitiesPerStatement = 2_000
+    static let filesPerStatement = 500
 
     /// A row of `agent, src, gen, off`, and the line's id when asked for.
     struct Row: Decodable {

@@ -115,14 +115,11 @@ public final class ClickHouseLogWriter: Sendable {
         let present = try await storedIdentities(of: lines.map(\.record), on: replicas)
         let new = lines.filter { !present.contains(LineIdentity($0.record.origin)) }
         guard !new.isEmpty else { return [] }
-        // Lines before identities: a crash between the two leaves lines whose identities are
-        // missing, and the resend stores them again (the same key, merged, shown once); the
-        // other order would leave identities without lines, and the resend would skip them.
+        // The identities follow in the same insert (`ids_from_logs`). Should the server fail
+        // between the two, lines lack their identities, and the resend stores them again (the
+        // same key: merged, shown once); identities never go without their lines.
         _ = try await http.run(
-            "INSERT INTO logs_local (\(Self.lineColumns)) FORMAT JSONEachRow", on: replicas, body: try body(new, withText: true), gzip: true)
-        _ = try await http.run(
-            "INSERT INTO ids_local (\(Self.identityColumns)) FORMAT JSONEachRow", on: replicas, body: try body(new, withText: false),
-            gzip: true)
+            "INSERT INTO logs_local (\(Self.lineColumns)) FORMAT JSONEachRow", on: replicas, body: try body(new), gzip: true)
         return new.map(\.place)
     }
 
@@ -141,14 +138,12 @@ public final class ClickHouseLogWriter: Sendable {
     }
 
     static let lineColumns = "agent, src, gen, off, t, node, msg, fields, id, rank"
-    static let identityColumns = "agent, src, gen, off, t, node, id, rank"
 
-    /// The rows as ClickHouse's JSONEachRow, gzip-compressed: of `logs_local` (`withText`) or
-    /// of `ids_local`.
-    private func body(_ lines: [ShardLine], withText: Bool) throws(ClickHouseError) -> ByteBuffer {
+    /// The rows of `logs_local` as ClickHouse's JSONEachRow, gzip-compressed.
+    private func body(_ lines: [ShardLine]) throws(ClickHouseError) -> ByteBuffer {
         let fields = StoredFieldsEncoder()
         var rows = JSONRows()
-        rows.bytes.reserveCapacity(lines.count * (withText ? 256 : 96))
+        rows.bytes.reserveCapacity(lines.count * 256)
         for line in lines {
             let record = line.record
             let id = line.id
@@ -159,16 +154,14 @@ public final class ClickHouseLogWriter: Sendable {
             rows.number("off", record.origin.offset)
             rows.number("t", record.time)
             rows.string("node", record.node)
-            if withText {
-                let encodedFields: String?
-                do {
-                    encodedFields = try fields.encode(record)
-                } catch {
-                    throw .configuration("a record's fields cannot be encoded: \(error)")
-                }
-                rows.string("msg", record.message)
-                rows.string("fields", encodedFields ?? "")
+            let encodedFields: String?
+            do {
+                encodedFields = try fields.encode(record)
+            } catch {
+                throw .configuration("a record's fields cannot be encoded: \(error)")
             }
+            rows.string("msg", record.message)
+            rows.string("fields", encodedFields ?? "")
             rows.number("id", id)
             rows.number("rank", UInt64.max - UInt64(bitPattern: id))
             rows.end()

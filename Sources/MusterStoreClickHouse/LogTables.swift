@@ -13,6 +13,9 @@
 ///   its files again and stamps lines without their own time anew), so "is this line stored?"
 ///   and "which lines are next to it in its file?" are asked here, where they are a primary-key
 ///   lookup, not of `logs_local`, where they would read every line of the node.
+/// - `ids_from_logs`: a materialized view that writes each block inserted into `logs_local`
+///   into `ids_local` within the same insert, so a collector sends each line once, and an
+///   insert dropped as a duplicate block is dropped for both.
 /// - `logs` and `ids`: `Distributed` tables over them, for reads; writes go straight to a
 ///   replica of the shard the collector chose, so copies of a line always meet on one shard.
 ///
@@ -48,6 +51,10 @@ enum LogTables {
             PARTITION BY toYYYYMMDD(toDateTime(intDiv(t, 1000000000)))
             ORDER BY (agent, src, gen, off)
             SETTINGS index_granularity = 8192, replicated_deduplication_window = \(deduplicationWindow)
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS \(database).ids_from_logs ON CLUSTER \(cluster) TO \(database).ids_local
+            AS SELECT agent, src, gen, off, t, node, id, rank FROM \(database).logs_local
             """,
             """
             CREATE TABLE IF NOT EXISTS \(database).logs ON CLUSTER \(cluster) AS \(database).logs_local

@@ -9,7 +9,8 @@ import Testing
 /// the first copy's id, however the pages of a read fall.
 @Suite struct ClickHouseLogTests {
     /// Stores lines 0..<20 of s1, then copies of lines 3, 9 and 14 under later ids, as a second
-    /// collector racing the first would have stored them.
+    /// collector racing the first would have stored them (their identities follow through
+    /// `ids_from_logs`).
     func withCopies(_ body: (ClickHouseHTTP, _ originals: [LogLine]) async throws -> Void) async throws {
         let servers = try await ScaleOutServers.shared.database()
         let http = ClickHouseHTTP(servers: servers)
@@ -30,11 +31,6 @@ import Testing
                     "fields":"","id":\(copyID),"rank":\(UInt64.max - UInt64(copyID))}
                     """
                 _ = try await http.run("INSERT INTO logs_local FORMAT JSONEachRow", on: replicas, body: ByteBuffer(string: row))
-                let identityRow = """
-                    {"agent":"s1","src":"webapp","gen":"g1","off":\(line.offset),"t":\(line.time),"node":"s1",\
-                    "id":\(copyID),"rank":\(UInt64.max - UInt64(copyID))}
-                    """
-                _ = try await http.run("INSERT INTO ids_local FORMAT JSONEachRow", on: replicas, body: ByteBuffer(string: identityRow))
             }
             try await body(http, originals)
         } catch {

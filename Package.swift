@@ -126,7 +126,8 @@ let package = Package(
         // arbitrary bytes; `muster-fuzz` runs them under libFuzzer in the fuzz build
         // (scripts/fuzz) and replays the committed corpus in the normal one.
         .target(name: "MusterFuzzTargets", dependencies: [
-            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterAgent", "MusterLoadBalancer", "MusterCollector", "LogQuery",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterAgent", "MusterLoadBalancer", "MusterCollector",
+            "LogQuery",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Fuzz/Targets"),

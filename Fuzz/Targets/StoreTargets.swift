@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LogQuery
 import MusterStore
+import MusterStoreClickHouse
 import MusterStoreSQLite
 import MusterWire
 
@@ -41,6 +42,19 @@ extension FuzzTarget {
             fatalError("cannot create the in-memory store: \(error)")
         }
     }()
+
+    /// Rows read back from ClickHouse (another collector's version wrote them, or something
+    /// else answered in ClickHouse's place): decoded as the readers decode them, and what is
+    /// decoded is used as logq uses a line.
+    static let clickhouseAnswer = FuzzTarget(
+        name: "clickhouse-answer", maxLength: 2048, summary: "ClickHouseAnswer.lines (JSONEachRow rows of the scale-out store's lines)"
+    ) { input in
+        guard let lines = try? ClickHouseAnswer.lines(Array(input)) else { return }
+        for line in lines {
+            _ = try? TextMatch(line.message)
+            precondition(line.fields == nil || !line.fields!.isEmpty, "an empty fields column must read as no fields")
+        }
+    }
 
     /// What `--since`, `--until`, `--at` and the other time options of logq accept.
     static let logqTime = FuzzTarget(

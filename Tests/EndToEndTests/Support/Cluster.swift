@@ -97,22 +97,12 @@ final class Cluster {
     /// Output goes to a file, not a pipe: processes the tool starts must not hold our pipe open.
     static func execute(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> String {
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString).out").path
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try output.close()
+        let status = try SpawnedCommand.run(
+            executable, arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, output: outputPath)
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        guard process.terminationStatus == 0 else {
-            throw TestSetupError("\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) exited \(process.terminationStatus):\n\(text)")
+        guard status == 0 else {
+            throw TestSetupError("\((executable as NSString).lastPathComponent) \(arguments.joined(separator: " ")) exited \(status):\n\(text)")
         }
         return text
     }

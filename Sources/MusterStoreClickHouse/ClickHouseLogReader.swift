@@ -7,11 +7,10 @@ import NIOCore
 /// How it keeps `LogReader`'s promises where ClickHouse differs from SQLite:
 ///
 /// - **Each line once.** Copies of a line (a resend two collectors stored at the same instant)
-///   share their identity, so they share `node` and `t` and sit on one shard. Every query ends
-///   in `LIMIT 1 BY agent, src, gen, off` after ordering by id, which keeps the first copy (the
-///   one ClickHouse keeps when it merges), and a scan read in pages remembers the identities at
-///   a page's last instant, so a copy cannot come back on the next page. Follow reads (by id)
-///   drop a line whose identity has an older copy.
+///   share their identity, so they share `node` and `t` and sit on one shard. A read in time
+///   order gives the first copy met at each instant (the one ClickHouse keeps when it merges)
+///   and leaves out the others, across page boundaries too; reads by id drop a line whose
+///   identity has an older copy.
 /// - **Search** has no word index here: `--match` is checked on each line of the range with
 ///   `TextMatch`, after ClickHouse has kept only lines that contain every word ignoring ASCII
 ///   case (or hold non-ASCII text, which `TextMatch` folds further than ClickHouse can).
@@ -33,19 +32,26 @@ public final class ClickHouseLogReader: LogReader {
     public func scan(_ filter: LogFilter, _ body: (LogLine) -> Void) throws(StoreError) {
         let check = try LineCheck(filter)
         try validate(nodes: filter.nodes, sources: filter.sources)
-        try readPages(filter, check, body)
+        try readPages(filter, check) { body($0.line) }
     }
 
     public func linesWithContext(_ filter: LogFilter, context: Int) throws(StoreError) -> [ContextItem] {
+        let check = try LineCheck(filter)
+        try validate(nodes: filter.nodes, sources: filter.sources)
+        // Each hit's file, from the row that gave it: its neighbours are read by identity.
         var hits: [LogLine] = []
-        try scan(filter) { hits.append($0) }
         var files: [Int64: StoredLine.File] = [:]
+        try readPages(filter, check) { row in
+            let line = row.line
+            hits.append(line)
+            files[line.stream] = row.file
+        }
         return try ContextItem.grouping(
             hits, context: context,
             neighbours: { line, before, count throws(StoreError) in
                 // Which offsets are next to the line in its file (`ids`, by identity), then those
                 // lines (`logs`, by node and time).
-                let file = try file(of: line, in: &files)
+                guard let file = files[line.stream] else { return [] }
                 struct Place: Decodable {
                     var off: Int64
                     var t: Int64
@@ -100,7 +106,7 @@ public final class ClickHouseLogReader: LogReader {
     /// bounded partial sort on each shard); copies of a line are dropped here: they share
     /// their instant, so in time order a copy is recognised among the lines of the current
     /// instant, and the copy with the smallest id is the one given.
-    private func readPages(_ filter: LogFilter, _ check: LineCheck, _ body: (LogLine) -> Void) throws(StoreError) {
+    private func readPages(_ filter: LogFilter, _ check: LineCheck, _ body: (StoredLine) -> Void) throws(StoreError) {
         let order: Order = filter.tail != nil ? .newestFirst : (filter.afterID != nil ? .stored : .time)
         let wanted = filter.tail ?? filter.limit
         if let wanted, wanted <= 0 { return }
@@ -116,7 +122,7 @@ public final class ClickHouseLogReader: LogReader {
             case .stored: "id"
             }
         var given = 0
-        var collected: [LogLine] = []  // tail: newest first
+        var collected: [StoredLine] = []  // tail: newest first
         var last: LogLine?
         // The lines of the current instant: for a tail, where each was collected (a copy met
         // later has a smaller id and takes its place); nil for lines not collected.
@@ -138,7 +144,7 @@ public final class ClickHouseLogReader: LogReader {
                     + "ORDER BY \(orderBy) LIMIT \(pageRows)")
             if order == .stored {
                 for row in try withoutLaterCopies(read) where check.matches(row.msg) {
-                    body(row.line)
+                    body(row)
                     given += 1
                     if let wanted, given >= wanted { break reading }
                 }
@@ -153,7 +159,7 @@ public final class ClickHouseLogReader: LogReader {
                 if let place = atInstant[row.identity] {
                     // A copy: in time order the one given came first; newest first, this one
                     // has the smaller id and replaces it.
-                    if order == .newestFirst, let index = place { collected[index] = line }
+                    if order == .newestFirst, let index = place { collected[index] = row }
                     continue
                 }
                 guard finishingInstant == nil, check.matches(line.message) else {
@@ -162,10 +168,10 @@ public final class ClickHouseLogReader: LogReader {
                 }
                 if order == .newestFirst {
                     atInstant[row.identity] = collected.count
-                    collected.append(line)
+                    collected.append(row)
                 } else {
                     atInstant[row.identity] = .some(nil)
-                    body(line)
+                    body(row)
                 }
                 given += 1
                 if let wanted, given >= wanted {
@@ -176,7 +182,7 @@ public final class ClickHouseLogReader: LogReader {
             if read.count < pageRows { break }
         }
         if order == .newestFirst {
-            for line in collected.sorted(by: { ($0.time, $0.id) < ($1.time, $1.id) }) { body(line) }
+            for row in collected.sorted(by: { ($0.t, $0.id) < ($1.t, $1.id) }) { body(row) }
         }
     }
 
@@ -234,23 +240,6 @@ public final class ClickHouseLogReader: LogReader {
             throw .unreadable(location: http.servers.location, detail: error.description)
         }
     }
-
-    /// The file (and node) of a line this reader gave, for reading its neighbours.
-    private func file(of line: LogLine, in files: inout [Int64: StoredLine.File]) throws(StoreError) -> StoredLine.File {
-        if let file = files[line.stream] { return file }
-        struct Row: Decodable {
-            var agent: String
-            var src: String
-            var gen: String
-        }
-        let sql = "SELECT agent, src, gen FROM logs WHERE id = \(line.id) AND node = \(ClickHouseSQL.literal(line.node)) AND t = \(line.time) LIMIT 1"
-        guard let row = try read(Row.self, sql).first else {
-            throw .unreadable(location: http.servers.location, detail: "line \(line.id) is no longer stored")
-        }
-        let file = StoredLine.File(node: line.node, agent: row.agent, source: row.src, generation: row.gen)
-        files[line.stream] = file
-        return file
-    }
 }
 
 /// A row of `LogTables.lineColumns`.
@@ -272,6 +261,8 @@ struct StoredLine: Decodable {
             id: id, time: t, node: node, source: src, message: msg, fields: fields.isEmpty ? nil : fields, stream: identity.stream,
             offset: off)
     }
+
+    var file: File { File(node: node, agent: agent, source: src, generation: gen) }
 
     /// One agent's file of one source and generation, and the node it is from.
     struct File {

@@ -54,6 +54,7 @@ public final class ClickHouseLogWriter: Sendable {
         let shardCount = http.servers.shards.count
         // The first copy of each identity in this call, by shard; later copies are duplicates.
         var firstCopy: [LineIdentity: StoredLines.BatchRecord] = [:]
+        var inOrder: [StoredLines.BatchRecord] = []  // the first copies, in the order given
         var candidates = Array(repeating: [StoredLines.BatchRecord](), count: shardCount)
         for (batchIndex, batch) in batches.enumerated() {
             for (recordIndex, record) in batch.records.enumerated() {
@@ -61,6 +62,7 @@ public final class ClickHouseLogWriter: Sendable {
                 guard firstCopy[identity] == nil else { continue }
                 let place = StoredLines.BatchRecord(batch: batchIndex, record: recordIndex)
                 firstCopy[identity] = place
+                inOrder.append(place)
                 candidates[identity.shard(of: shardCount)].append(place)
             }
         }
@@ -68,7 +70,7 @@ public final class ClickHouseLogWriter: Sendable {
         // stored already leave gaps, which ids may have).
         let firstID = LineIDClock.next(firstCopy.count)
         var idOf: [StoredLines.BatchRecord: Int64] = [:]
-        for (index, place) in firstCopy.values.sorted(by: { ($0.batch, $0.record) < ($1.batch, $1.record) }).enumerated() {
+        for (index, place) in inOrder.enumerated() {
             idOf[place] = firstID &+ Int64(index)
         }
         // The shards at once: each is its own servers, and a group waits for its slowest.

@@ -56,6 +56,20 @@ let package = Package(
             // Which connection errors mean a statement never reached the server.
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // The scale-out path's shared state (event ids, the membership ledger, configurations,
+        // marks) in etcd, spoken to over etcd's documented HTTP/JSON gateway (`/v3/kv/…`).
+        .target(name: "MusterStoreEtcd", dependencies: [
+            "MusterWire", "MusterStore",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        // The scale-out store: lines in ClickHouse, the cluster state in etcd, behind the
+        // same protocols as the SQLite store.
+        .target(name: "MusterStoreScaleOut", dependencies: [
+            "MusterWire", "MusterStore", "MusterStoreClickHouse", "MusterStoreEtcd",
+        ]),
         // Reading the agent's and the collector's YAML config files (errors that never quote a token).
         .target(name: "MusterConfigFile", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "MusterAgent", dependencies: [
@@ -126,7 +140,7 @@ let package = Package(
         // arbitrary bytes; `muster-fuzz` runs them under libFuzzer in the fuzz build
         // (scripts/fuzz) and replays the committed corpus in the normal one.
         .target(name: "MusterFuzzTargets", dependencies: [
-            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterAgent", "MusterLoadBalancer", "MusterCollector",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterStoreEtcd", "MusterAgent", "MusterLoadBalancer", "MusterCollector",
             "LogQuery",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -137,7 +151,7 @@ let package = Package(
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore", "MusterStoreSQLite"]),
         // The store contract's guarantees, written once against the protocols; every backend
         // listed in StoreBackends.swift runs all of them.
-        .testTarget(name: "MusterStoreConformanceTests", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterWire"]),
+        .testTarget(name: "MusterStoreConformanceTests", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterStoreEtcd", "MusterStoreScaleOut", "MusterWire"]),
         // The config file as `muster-agent` reads it includes the LB controller's `lb:` section.
         .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterLoadBalancer", "MusterConfigFile"]),
         .testTarget(name: "MusterLoadBalancerTests", dependencies: ["MusterLoadBalancer", "MusterAgent", "MusterWire"]),

@@ -16,7 +16,7 @@ public struct FuzzTarget: Sendable {
 
     public static let all: [FuzzTarget] = [
         wireBatch, wireInflate, rfc3339, tai64n, syslog, httplog, dockerJSON, cri, jsonLines, journal, agentConfig,
-        collectorConfig, logqTime, clickhouseAnswer,
+        collectorConfig, logqTime, clickhouseAnswer, etcdAnswer,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? {

@@ -3,6 +3,7 @@ import GRDB
 import LogQuery
 import MusterStore
 import MusterStoreClickHouse
+import MusterStoreEtcd
 import MusterStoreSQLite
 import MusterWire
 
@@ -53,6 +54,27 @@ extension FuzzTarget {
         for line in lines {
             _ = try? TextMatch(line.message)
             precondition(line.fields == nil || !line.fields!.isEmpty, "an empty fields column must read as no fields")
+        }
+    }
+
+    /// Answers of etcd's HTTP/JSON gateway (another etcd version, or something else answering in
+    /// its place): the same bytes decoded as a range's answer and as a txn's, and what decodes
+    /// checked against the promises `EtcdKeyValue` and `EtcdRange` make.
+    static let etcdAnswer = FuzzTarget(
+        name: "etcd-answer", maxLength: 2048, summary: "EtcdAnswer.range and EtcdAnswer.txn (the etcd gateway's JSON answers)"
+    ) { input in
+        let bytes = Array(input)
+        var ranges = (try? EtcdAnswer.txn(bytes, from: "fuzz"))?.ranges.compactMap { $0 } ?? []
+        if let range = try? EtcdAnswer.range(bytes, from: "fuzz") { ranges.append(range) }
+        for range in ranges {
+            precondition(range.count >= range.kvs.count, "count \(range.count) below \(range.kvs.count) keys")
+            for (kv, next) in zip(range.kvs, range.kvs.dropFirst()) {
+                precondition(Array(kv.key.utf8).lexicographicallyPrecedes(Array(next.key.utf8)), "keys out of order")
+            }
+            for kv in range.kvs {
+                precondition(kv.version >= 1 && 1 <= kv.createRevision && kv.createRevision <= kv.modRevision, "\(kv) cannot exist")
+                precondition(kv.modRevision <= range.revision, "\(kv) written after revision \(range.revision)")
+            }
         }
     }
 

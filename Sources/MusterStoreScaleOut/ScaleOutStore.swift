@@ -1,0 +1,101 @@
+import MusterStore
+import MusterStoreClickHouse
+import MusterStoreEtcd
+import MusterWire
+
+/// The collector's store on the scale-out path: the lines in ClickHouse
+/// (`ClickHouseLogWriter`), the cluster's state in etcd (`EtcdClusterState`). Any number of
+/// collectors write through one each; none keeps state another needs.
+///
+/// A commit writes ClickHouse first, then etcd (docs/scale-out.md, "The order of writes"): the
+/// history never shows a change whose line is not stored, and an event is on the stream only
+/// once its lines are. Where this gives less than `IngestStore` states:
+///
+/// - **A commit that throws may be partly stored** (some shards' lines, some of its journal
+///   lines' transactions). Its resend completes it and stores nothing twice: stored lines are
+///   found by identity and counted as duplicates, interpreted journal lines by their keys.
+/// - **A journal line is interpreted when its key is absent in etcd**, whether or not its row
+///   was a duplicate in ClickHouse: so a commit cut between the two is completed by the resend.
+///
+/// Commits of one store are serialised (one at a time, in call order); marks go to etcd at
+/// once and take their place among commits there.
+public actor ScaleOutStore: CollectorStore {
+    public nonisolated let writer: ClickHouseLogWriter
+    public nonisolated let state: EtcdClusterState
+    /// Commits waiting for the one in progress, oldest first.
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var committing = false
+
+    public init(writer: ClickHouseLogWriter, state: EtcdClusterState) {
+        self.writer = writer
+        self.state = state
+    }
+
+    /// Creates the tables (if absent) and the state's `seq` (if absent): what a collector does
+    /// when it opens the store. Safe to run on every collector at every start.
+    public nonisolated func create() async throws {
+        try await writer.createTables()
+        try await state.create()
+    }
+
+    // MARK: IngestStore
+
+    public func commit(_ batches: [IngestBatch]) async throws -> IngestCommit {
+        await takeTurn()
+        defer { passTurn() }
+        let stored = try await writer.store(batches)
+        var lines: [JournalLine] = []
+        for batch in batches {
+            for index in batch.journal.keys.sorted() where batch.records.indices.contains(index) {
+                lines.append(JournalLine(origin: batch.records[index].origin, entry: batch.journal[index]!))
+            }
+        }
+        let newest = lines.isEmpty ? nil : try await state.interpret(lines)
+        return IngestCommit(counts: stored.counts, newestEvent: newest)
+    }
+
+    public nonisolated func recordMark(name: String, note: String, at t: Int64) async throws -> Mark {
+        try await state.recordMark(name: name, note: note, at: t)
+    }
+
+    private func takeTurn() async {
+        if committing {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            committing = true
+        }
+    }
+
+    /// Hands the turn to the oldest waiting commit, or frees it.
+    private func passTurn() {
+        if waiting.isEmpty {
+            committing = false
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
+
+    // MARK: EventLog
+
+    public nonisolated func latestEventID() async throws -> Int64 {
+        try await state.latestEventID()
+    }
+
+    public nonisolated func events(after cursor: Int64, through horizon: Int64, kinds: [EventKind], limit: Int) async throws -> EventPage {
+        try await state.events(after: cursor, through: horizon, kinds: kinds, limit: limit)
+    }
+
+    // MARK: StoreMaintenance
+
+    /// Nothing to index: `--match` on this path narrows in ClickHouse and decides in logq, so
+    /// search is complete without an index.
+    public nonisolated func indexNextChunk(maxRows: Int) async throws -> SearchIndexProgress {
+        SearchIndexProgress(indexed: 0, indexedThrough: 0, pending: 0)
+    }
+
+    /// Retention on this path (whole days of lines dropped by partition, history pruned in
+    /// etcd) is not built yet: the collector refuses a retention policy with this store.
+    public nonisolated func pruneChunk(_ policy: RetentionPolicy, now: Int64, maxRows: Int, trimming: Bool) async throws -> PruneProgress {
+        throw StoreError.unsupported("retention (retention.*) on the ClickHouse and etcd store, which does not prune yet")
+    }
+}

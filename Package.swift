@@ -94,7 +94,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "MusterCollector", dependencies: [
-            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterConfigFile",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterStoreScaleOut", "MusterConfigFile",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
@@ -102,10 +102,12 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
-        // logq's library: presentation over MusterStore's protocols; MusterStoreSQLite only
-        // for `StoreLocation`, the one place logq chooses its backend.
+        // logq's library: presentation over MusterStore's protocols; the backends only for
+        // `StoreLocation`, the one place logq chooses one.
         .target(name: "LogQuery", dependencies: [
-            "MusterWire", "MusterStore", "MusterStoreSQLite",
+            "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterStoreScaleOut",
+            // `--store`: the `store:` section of the collector's config file.
+            "MusterConfigFile", .product(name: "Yams", package: "Yams"),
             // `logq mark` is the one command that talks to the collector instead of the file.
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -42,19 +42,26 @@ public struct Collector {
         } else {
             server = http1
         }
-        let store = try store ?? Self.openStore(config)
-        self.store = store
-        writer = try await IngestWriter(store: store, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords)
+        let opened: any CollectorStore
+        if let store { opened = store } else { opened = try await Self.openStore(config) }
+        self.store = opened
+        writer = try await IngestWriter(store: opened, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords)
     }
 
-    /// The one place the collector chooses its backend: the embedded SQLite file at
-    /// `config.database`.
-    static func openStore(_ config: CollectorConfig) throws -> any CollectorStore {
+    /// The one place the collector chooses its backend: the scale-out store `config.store`
+    /// names, or else the embedded SQLite file at `config.database`.
+    static func openStore(_ config: CollectorConfig) async throws -> any CollectorStore {
+        let ledger = ClusterLedger(snapshotSettle: .milliseconds(config.membership.snapshotSettleMilliseconds))
+        if let settings = config.store {
+            do {
+                return try await settings.openStore(ledger: ledger)
+            } catch {
+                throw CollectorError.cannotOpenStore(location: "ClickHouse \(settings.clickhouse.database) and etcd", detail: "\(error)")
+            }
+        }
         let synchronous = try config.synchronousMode
         do {
-            return try SQLiteStore(
-                path: config.database, synchronous: synchronous,
-                ledger: ClusterLedger(snapshotSettle: .milliseconds(config.membership.snapshotSettleMilliseconds)))
+            return try SQLiteStore(path: config.database, synchronous: synchronous, ledger: ledger)
         } catch {
             throw CollectorError.cannotOpenDatabase(path: config.database, detail: "\(error)")
         }
@@ -85,7 +92,10 @@ public struct Collector {
 
     /// Services that must run beside the HTTP server (the writer, the indexer, retention).
     func backgroundServices() -> [any Service] {
-        [
+        // Other collectors append to a shared store's stream: their events wake consumers here too.
+        let follower: [any Service] =
+            config.store == nil ? [] : [EventFeedFollower(events: store, feed: writer.feed, interval: .milliseconds(200), logger: logger)]
+        return follower + [
             writer,
             SearchIndexService(
                 store: store, interval: .milliseconds(config.searchIndex.intervalMilliseconds),
@@ -139,6 +149,8 @@ public struct Collector {
 public enum CollectorError: Error, CustomStringConvertible {
     case noToken
     case cannotOpenDatabase(path: String, detail: String)
+    /// The scale-out store's servers did not answer, or refused to create the tables.
+    case cannotOpenStore(location: String, detail: String)
 
     public var description: String {
         switch self {
@@ -146,6 +158,8 @@ public enum CollectorError: Error, CustomStringConvertible {
             "no ingest token configured: set 'tokens' in the config file, MUSTER_TOKEN, or --token"
         case .cannotOpenDatabase(let path, let detail):
             "cannot open database \(path): \(detail)"
+        case .cannotOpenStore(let location, let detail):
+            "cannot open the store in \(location): \(detail)"
         }
     }
 }

@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import MusterStore
 import MusterStoreSQLite
+import MusterStoreScaleOut
 import MusterConfigFile
 import MusterWire
 
@@ -12,8 +13,11 @@ import MusterWire
 /// environment, then flags, each overriding the one before.
 public struct CollectorConfig: Codable, Sendable, Equatable {
     public var listen: Listen = .init()
-    /// The SQLite file.
+    /// The SQLite file (unless `store` is set).
     public var database: String = "muster.sqlite"
+    /// The scale-out store (lines in ClickHouse, the cluster state in etcd) instead of the
+    /// SQLite file: docs/scale-out.md.
+    public var store: ScaleOutSettings?
     /// Bearer tokens accepted on ingest. Empty means ingest is refused until one is set:
     /// an open collector would accept anyone's lines.
     public var tokens: [String] = []
@@ -153,7 +157,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case listen, database, tokens, limits, synchronous, membership, retention, tls
+        case listen, database, store, tokens, limits, synchronous, membership, retention, tls
         case searchIndex = "search_index"
     }
 
@@ -164,6 +168,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
         let defaults = CollectorConfig()
         listen = try container.decodeIfPresent(Listen.self, forKey: .listen) ?? defaults.listen
         database = try container.decodeIfPresent(String.self, forKey: .database) ?? defaults.database
+        store = try container.decodeIfPresent(ScaleOutSettings.self, forKey: .store)
         tokens = try container.decodeIfPresent([String].self, forKey: .tokens) ?? defaults.tokens
         limits = try container.decodeIfPresent(Limits.self, forKey: .limits) ?? defaults.limits
         synchronous = try container.decodeIfPresent(String.self, forKey: .synchronous) ?? defaults.synchronous
@@ -192,6 +197,9 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
             tls.keyFile = tls.keyFile.map { YAMLConfigFile.path($0, relativeTo: directory) }
             config.tls = tls
         }
+        if let file = config.store?.clickhouse.passwordFile {
+            config.store?.clickhouse.passwordFile = YAMLConfigFile.path(file, relativeTo: directory)
+        }
         return config
     }
 
@@ -219,6 +227,19 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
             }
         }
         _ = try synchronousMode
+        if let store {
+            do {
+                try store.validate()
+            } catch {
+                throw .invalid(path: "store.\(error.key)", detail: error.detail)
+            }
+            // Refused rather than ignored: a user who set a size expects lines to go.
+            if retention.maxDatabaseMegabytes > 0 {
+                throw .invalid(
+                    path: "retention.max_database_mb",
+                    detail: "the ClickHouse and etcd store prunes by age only (size each server's disk): set it to 0 with a store: section")
+            }
+        }
     }
 
     private func checkRanges() throws(YAMLConfigFile.OutOfRange) {

@@ -40,8 +40,8 @@ public actor EtcdClusterState: EventLog {
     let ledger: ClusterLedger
     /// The most operations one transaction may carry in a branch (etcd's `--max-txn-ops`).
     let maxTxnOps: Int
-    private var copy = LedgerCopy()
-    private var loaded = false
+    var copy = LedgerCopy()
+    var loaded = false
 
     /// How many times a commit is tried again after another collector's commit came first,
     /// before it gives up (a store with that much contention is misconfigured or looping).
@@ -143,13 +143,18 @@ public actor EtcdClusterState: EventLog {
     }
 
     /// Set when a compare failed: another collector committed since the copy was read.
-    private var stale = false
+    var stale = false
 
     /// Reads the ledger once, then what changed since the copy's revision whenever a compare
     /// said another collector committed.
-    private func catchUp() async throws(EtcdError) {
+    func catchUp() async throws(EtcdError) {
         guard !loaded || stale else { return }
-        copy = try await Self.read(client: client, keys: keys, into: loaded ? copy : LedgerCopy(), since: loaded ? copy.revision : nil)
+        var since: Int64? = loaded ? copy.revision : nil
+        // Rows pruned since the copy was read are gone from etcd but not from the copy.
+        if let revision = since, let pruned = try await client.range(keys.pruned).kvs.first, pruned.modRevision > revision {
+            since = nil
+        }
+        copy = try await Self.read(client: client, keys: keys, into: since == nil ? LedgerCopy() : copy, since: since)
         loaded = true
         stale = false
     }

@@ -47,6 +47,21 @@ struct LedgerCopy: Sendable {
         marks[mark.name] = mark
     }
 
+    mutating func removeChange(of member: String, id: Int64) {
+        membership[member]?.removeAll { $0.id == id }
+        if membership[member]?.isEmpty == true { membership[member] = nil }
+    }
+
+    mutating func removeInventory(of node: String, event: Int64) {
+        inventory[node]?.removeAll { $0.event == event }
+        if inventory[node]?.isEmpty == true { inventory[node] = nil }
+    }
+
+    mutating func removeConfig(of node: String, version: Int) {
+        configs[node]?[version] = nil
+        if configs[node]?.isEmpty == true { configs[node] = nil }
+    }
+
     /// Takes in a row read from etcd (a key under one of `keys.ledgerPrefixes`). Rows read back
     /// are outside input: one that does not decode is an error naming its key, never a trap.
     mutating func absorb(_ kv: EtcdKeyValue, keys: StateKeys) throws(EtcdError) {

@@ -10,6 +10,7 @@ import MusterWire
 /// | key | value |
 /// |---|---|
 /// | `seq` | the newest event id; its `mod_revision` is the ledger's version |
+/// | `pruned` | empty; written by every prune of history rows |
 /// | `events/<id>` | `StoredEventValue` |
 /// | `journal/<day>/<agent>/<src>/<gen>/<off>` | empty: this journal line is interpreted |
 /// | `membership/<member>/<event>` | `MembershipChange` (its `id` is its event's) |
@@ -31,6 +32,9 @@ public struct StateKeys: Sendable, Equatable {
 
     var everything: String { root }
     var seq: String { root + "seq" }
+    /// Written by every prune: a collector whose copy is older reads the ledger anew (a
+    /// catch-up by revision sees puts, not deletions).
+    var pruned: String { root + "pruned" }
     var events: String { root + "events/" }
     var journal: String { root + "journal/" }
     var membership: String { root + "membership/" }
@@ -43,12 +47,14 @@ public struct StateKeys: Sendable, Equatable {
 
     func event(_ id: Int64) -> String { events + Self.number(id) }
 
+    /// The first journal key of `day` (days since the epoch): the keys of earlier days sort before it.
+    func journalDay(_ day: Int64) -> String { journal + Self.number(max(0, day)) }
+
     /// The journal line's key; `day` (days since the epoch of the entry's own time) heads it so
     /// that retention removes a day of keys with one prefix delete.
     func journal(_ origin: Origin, at t: Int64) -> String {
-        let day = max(0, t / (86_400 * Timestamp.nanosPerSecond))
-        return journal + [Self.number(day), Self.name(origin.agent), Self.name(origin.source), Self.name(origin.generation),
-            Self.number(origin.offset)].joined(separator: "/")
+        let parts = [Self.name(origin.agent), Self.name(origin.source), Self.name(origin.generation), Self.number(origin.offset)]
+        return journalDay(t / (86_400 * Timestamp.nanosPerSecond)) + "/" + parts.joined(separator: "/")
     }
 
     func membership(_ member: String, event: Int64) -> String { membership + Self.name(member) + "/" + Self.number(event) }

@@ -93,9 +93,34 @@ public actor ScaleOutStore: CollectorStore {
         SearchIndexProgress(indexed: 0, indexedThrough: 0, pending: 0)
     }
 
-    /// Retention on this path (whole days of lines dropped by partition, history pruned in
-    /// etcd) is not built yet: the collector refuses a retention policy with this store.
+    /// Lines go a whole day at a time, once the day lies wholly before the cutoff (one day per
+    /// call, both tables on every shard); history rows and events go in etcd by the SQLite
+    /// store's rules, up to `maxRows` per call. A size limit is not offered: disks are sized
+    /// per server.
     public nonisolated func pruneChunk(_ policy: RetentionPolicy, now: Int64, maxRows: Int, trimming: Bool) async throws -> PruneProgress {
-        throw StoreError.unsupported("retention (retention.*) on the ClickHouse and etcd store, which does not prune yet")
+        guard policy.maxDatabaseBytes == nil else {
+            throw StoreError.unsupported("retention.max_database_mb on the ClickHouse and etcd store (size each server's disk instead)")
+        }
+        let now = Timestamp.clamped(now)
+        var progress = PruneProgress()
+        if let age = policy.logsMaxAge {
+            let cutoff = Self.cutoff(now, age)
+            let dropped = try await writer.dropOldestDay(before: cutoff)
+            progress.logRows = dropped.lines
+            progress.more = dropped.more
+            try await state.pruneJournal(before: cutoff)
+        }
+        if let age = policy.historyMaxAge {
+            let pruned = try await state.pruneHistory(before: Self.cutoff(now, age), maxRows: maxRows)
+            progress.historyRows = pruned.rows
+            progress.more = progress.more || pruned.more
+        }
+        return progress
+    }
+
+    /// `now` less `age`, the earliest instant when a policy's age reaches past it.
+    private static func cutoff(_ now: Int64, _ age: Int64) -> Int64 {
+        let (cutoff, overflow) = now.subtractingReportingOverflow(age)
+        return overflow ? .min : cutoff
     }
 }

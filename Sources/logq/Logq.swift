@@ -55,8 +55,21 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "The collector's SQLite file (env MUSTER_DB; default ./muster.sqlite).")
     var db: String?
 
+    @Option(
+        name: .long,
+        help: "A collector's config file whose store: section names ClickHouse and etcd (env MUSTER_STORE); instead of --db.")
+    var store: String?
+
     var location: StoreLocation {
-        StoreLocation(path: db ?? ProcessInfo.processInfo.environment["MUSTER_DB"] ?? "muster.sqlite")
+        get throws(QueryError) {
+            let environment = ProcessInfo.processInfo.environment
+            if db != nil, store != nil { throw .badArgument("give --db (a SQLite file) or --store (a config file), not both") }
+            // An explicit --db wins over MUSTER_STORE, as --store does over MUSTER_DB.
+            if db == nil, let file = store ?? environment["MUSTER_STORE"] {
+                return try StoreLocation(configFile: file)
+            }
+            return StoreLocation(path: db ?? environment["MUSTER_DB"] ?? "muster.sqlite")
+        }
     }
 
     /// Runs a cluster-history query with the current time; a `QueryError` is printed as one

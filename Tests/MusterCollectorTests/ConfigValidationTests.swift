@@ -72,6 +72,37 @@ import Testing
         #expect(problem("listen: {port: 0}\n") == nil)
     }
 
+    /// The example's commented `store:` section, uncommented, is a valid config; each of its
+    /// settings is checked at start, naming the key, without connecting to anything.
+    @Test func theScaleOutStoreSectionIsCheckedAtStart() throws {
+        let example = try String(contentsOfFile: Self.repository.appendingPathComponent("collector/collector.example.yaml").path, encoding: .utf8)
+        let lines = example.split(separator: "\n", omittingEmptySubsequences: false)
+        let start = try #require(lines.firstIndex { $0.hasPrefix("# store:") })
+        let section = lines[start...].prefix { $0.hasPrefix("#") }.map { String($0.dropFirst(2)) }.joined(separator: "\n")
+        try "secret\n".write(toFile: directory + "/clickhouse-password", atomically: true, encoding: .utf8)
+        #expect(problem(section + "\n") == nil)
+        let store = """
+            store:
+              clickhouse: {shards: [[http://127.0.0.1:8123]]}
+              etcd: {endpoints: [http://127.0.0.1:2379]}
+
+            """
+        #expect(problem(store) == nil)
+        #expect(problem(store + "retention: {max_database_mb: 100}\n")?.contains("retention.max_database_mb: the ClickHouse and etcd store prunes by age only") == true)
+        for (yaml, message) in [
+            ("store:\n  clickhouse: {shards: []}\n  etcd: {endpoints: [http://e:2379]}\n", "store.clickhouse: a ClickHouse store needs at least one shard"),
+            ("store:\n  clickhouse: {shards: [[ch1:8123]]}\n  etcd: {endpoints: [http://e:2379]}\n", "store.clickhouse: 'ch1:8123' is not a ClickHouse HTTP address"),
+            ("store:\n  clickhouse: {shards: [[http://c:8123]], database: 'my-db'}\n  etcd: {endpoints: [http://e:2379]}\n", "store.clickhouse: 'my-db' is not a plain ClickHouse name"),
+            ("store:\n  clickhouse: {shards: [[http://c:8123]]}\n  etcd: {endpoints: []}\n", "store.etcd:"),
+            ("store:\n  clickhouse: {shards: [[http://c:8123]]}\n  etcd: {endpoints: [http://e:2379], max_txn_ops: 2}\n", "store.etcd.max_txn_ops: must be in 4...100000"),
+            ("store:\n  clickhouse: {shards: [[http://c:8123]], password_file: /nonexistent/pw}\n  etcd: {endpoints: [http://e:2379]}\n", "store.clickhouse.password_file: cannot read /nonexistent/pw"),
+            ("store:\n  clickhouse: {shards: [[http://c:8123]], timout_ms: 5}\n  etcd: {endpoints: [http://e:2379]}\n", "unknown key 'timout_ms' in store.clickhouse (did you mean 'timeout_ms'?)"),
+        ] {
+            let text = problem(yaml)
+            #expect(text?.contains(message) == true, "\(yaml): \(text ?? "accepted")")
+        }
+    }
+
     /// `tokens: [""]` started a collector that accepted nothing.
     @Test(arguments: [
         (#"tokens: [""]"#, "tokens[0]: is empty or only whitespace"),

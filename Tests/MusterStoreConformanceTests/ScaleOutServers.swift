@@ -53,8 +53,9 @@ actor ScaleOutServers {
     private static func start() throws(ServersError) -> Running {
         stopServersOfEndedRuns()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-scale-out-\(getpid())").path
-        // Ports of their own per test process: 20000 + a slot from the pid, 100 ports per slot.
-        let portBase = 20_000 + Int(getpid() % 400) * 100
+        // Ports of their own per test process: 20000 + a slot from the pid, 100 ports per slot,
+        // below the ephemeral range (32768 and up) that outgoing connections take ports from.
+        let portBase = 20_000 + Int(getpid() % 60) * 100
         let (status, output) = run(script, ["start", directory, "--port-base", String(portBase)])
         guard status == 0 else {
             _ = run(script, ["stop", directory])

@@ -11,6 +11,9 @@ enum StoreBackends {
             name: "sqlite",
             open: { directory in try SQLiteStore(path: directory + "/store.sqlite", synchronous: .normal) },
             openReader: { directory in try SQLiteHistoryReader(path: directory + "/store.sqlite") }),
+        StoreBackend(
+            name: "clickhouse+etcd", open: ScaleOutBackend.open, openReader: ScaleOutBackend.reader, remove: ScaleOutBackend.remove,
+            searchIndex: false, prunesWholeDays: true),
     ]
 }
 
@@ -21,6 +24,13 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
     let open: @Sendable (_ directory: String) async throws -> any CollectorStore
     /// Opens a reader of the store in `directory` (as `logq` does: another process's view).
     let openReader: @Sendable (_ directory: String) throws -> any HistoryStore
+    /// Removes what the store keeps outside `directory` (a server's database), if anything.
+    var remove: @Sendable (_ directory: String) async -> Void = { _ in }
+    /// Whether `--match` has an index that `indexNextChunk` fills (else search needs none).
+    var searchIndex = true
+    /// Whether lines are pruned a whole day at a time, once the day is past the age (else
+    /// line by line, in chunks of `maxRows`).
+    var prunesWholeDays = false
 
     var testDescription: String { name }
 
@@ -37,7 +47,14 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-conformance-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try await open(directory)
-        return try await body(store) { try openReader(directory) }
+        do {
+            let store = try await open(directory)
+            let result = try await body(store) { try openReader(directory) }
+            await remove(directory)
+            return result
+        } catch {
+            await remove(directory)
+            throw error
+        }
     }
 }

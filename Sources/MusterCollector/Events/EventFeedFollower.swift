@@ -1,0 +1,24 @@
+import Logging
+import MusterStore
+import ServiceLifecycle
+
+/// Keeps the feed current when other collectors append to the same event log (the scale-out
+/// store): it reads the newest committed id every `interval` and wakes this collector's
+/// stream consumers for events it did not commit itself. With the embedded store this
+/// collector is the only writer and the writer advances the feed; this service is not run.
+///
+/// A consumer's wait ends at most `interval` after another collector's commit; the consumer
+/// then reads the events by id from the store, so nothing depends on which collector
+/// committed them.
+struct EventFeedFollower: Service {
+    let events: any EventLog
+    let feed: EventFeed
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        await BehindIngest.every(interval, logger: logger, failure: "reading the newest event id failed") {
+            feed.advance(to: try await events.latestEventID())
+        }
+    }
+}

@@ -29,7 +29,7 @@ import MusterWire
 ///   and marks are elsewhere (etcd), and the caller takes the earlier and the later of both.
 extension ClickHouseLogReader: AggregateReader {
     public func lineCounts(_ request: LineCountRequest) throws(StoreError) -> [LineCount] {
-        try validateNodes(request.nodes)
+        try validate(nodes: request.nodes, sources: [])
         var conditions = [ClickHouseSQL.isIn("node", request.nodes)].compactMap { $0 }
         if let since = request.since { conditions.append("t >= \(since)") }
         if let until = request.until { conditions.append("t < \(until)") }
@@ -41,7 +41,7 @@ extension ClickHouseLogReader: AggregateReader {
                 var node: String
                 var count: Int64
             }
-            let rows = try aggregate(
+            let rows = try read(
                 Row.self, "SELECT \(bucket) AS bucket, node, count() AS count FROM logs FINAL \(range) GROUP BY bucket, node")
             return Self.ordered(rows.map { LineCount(bucket: $0.bucket, node: $0.node, count: $0.count) })
         }
@@ -54,7 +54,7 @@ extension ClickHouseLogReader: AggregateReader {
             var undecided: Int64
             var undecidedBytes: Int64
         }
-        let decided = try aggregate(
+        let decided = try read(
             Decided.self,
             """
             SELECT \(bucket) AS bucket, node, countIf(\(ErrorRuleSQL.decidedError)) AS errors, \
@@ -82,7 +82,7 @@ extension ClickHouseLogReader: AggregateReader {
                 var count: Int64
             }
             for part in partConditions(rows: undecided.rows, bytes: undecided.bytes) {
-                let rows = try aggregate(
+                let rows = try read(
                     Candidate.self,
                     """
                     SELECT \(bucket) AS bucket, node, src, msg, fields, count() AS count FROM logs FINAL \
@@ -110,7 +110,7 @@ extension ClickHouseLogReader: AggregateReader {
             var first: Int64
             var last: Int64
         }
-        let sources = try aggregate(
+        let sources = try read(
             Source.self,
             """
             SELECT node, src, count() AS lines, sum(length(msg)) AS bytes, min(t) AS first, max(t) AS last \
@@ -120,7 +120,7 @@ extension ClickHouseLogReader: AggregateReader {
             var minute: Int64
             var hour: Int64
         }
-        let recent = try aggregate(
+        let recent = try read(
             Recent.self,
             """
             SELECT countIf(t >= \(now - 60 * Timestamp.nanosPerSecond)) AS minute, count() AS hour \
@@ -164,7 +164,7 @@ extension ClickHouseLogReader: AggregateReader {
             var rows: Int64
             var bytes: Int64
         }
-        let size = try aggregate(
+        let size = try read(
             Size.self,
             "SELECT count() AS rows, sum(length(msg)) AS bytes FROM logs FINAL PREWHERE \(journal) \(conditions.whereClause)"
         ).first
@@ -176,7 +176,7 @@ extension ClickHouseLogReader: AggregateReader {
         }
         var rows: [Row] = []
         for part in partConditions(rows: size.rows, bytes: size.bytes) {
-            rows += try aggregate(
+            rows += try read(
                 Row.self, "SELECT t, id, msg FROM logs FINAL PREWHERE \(journal) \((conditions + [part].compactMap { $0 }).whereClause)")
         }
         rows.sort { ($0.t, $0.id) < ($1.t, $1.id) }
@@ -210,7 +210,7 @@ extension ClickHouseLogReader: AggregateReader {
             var first: Int64
             var last: Int64
         }
-        guard let row = try aggregate(Row.self, "SELECT count() AS lines, min(t) AS first, max(t) AS last FROM logs").first, row.lines > 0
+        guard let row = try read(Row.self, "SELECT count() AS lines, min(t) AS first, max(t) AS last FROM logs").first, row.lines > 0
         else { return nil }
         return (Timestamp.clamped(row.first), Timestamp.clamped(row.last))
     }
@@ -223,7 +223,7 @@ extension ClickHouseLogReader: AggregateReader {
         struct Row: Decodable { var bytes: Int64 }
         var total: Int64 = 0
         for replica in http.servers.replicas {
-            let rows = try aggregate(
+            let rows = try read(
                 Row.self,
                 """
                 SELECT sum(bytes_on_disk) AS bytes FROM system.parts \
@@ -232,16 +232,6 @@ extension ClickHouseLogReader: AggregateReader {
             total += rows.first?.bytes ?? 0
         }
         return total
-    }
-
-    /// `StoreError.unknownNode` for a node no line has, with the known names: the reader's own
-    /// check, which a scan of no lines runs and then stops at.
-    private func validateNodes(_ nodes: [String]) throws(StoreError) {
-        guard !nodes.isEmpty else { return }
-        var filter = LogFilter()
-        filter.nodes = nodes
-        filter.limit = 0
-        try scan(filter) { _ in }
     }
 
     /// The largest answer of a statement that reads rows out for Swift, before JSON escaping
@@ -255,20 +245,6 @@ extension ClickHouseLogReader: AggregateReader {
         let parts = max(1, (rows + Int64(pageRows) - 1) / Int64(pageRows), (bytes + Self.partBytes - 1) / Self.partBytes)
         guard parts > 1 else { return [nil] }
         return (0..<parts).map { "cityHash64(agent, src, gen, off) % \(parts) = \($0)" }
-    }
-
-    /// A statement's rows, as the reader reads them (its settings, on the replicas in order
-    /// unless `replicas` are given).
-    private func aggregate<Row: Decodable>(_ type: Row.Type, _ sql: String, on replicas: [String]? = nil) throws(StoreError) -> [Row] {
-        do {
-            let (answer, replica) = try http.runWaiting(
-                sql + " FORMAT JSONEachRow", on: replicas ?? http.servers.replicas, settings: LogTables.readSettings)
-            return try JSONAnswer.rows(Row.self, answer, from: replica)
-        } catch .refused(_, let code?, _) where ClickHouseError.missingCodes.contains(code) {
-            throw .missing(location: http.servers.location)
-        } catch {
-            throw .unreadable(location: http.servers.location, detail: error.description)
-        }
     }
 }
 
@@ -296,16 +272,13 @@ extension [String] {
 ///   matches).
 /// - The journal (`events`) is never an error, as in `ErrorRule`.
 enum ErrorRuleSQL {
-    /// `ErrorRule.words`, which MusterStore keeps internal; `ClickHouseAggregateTests` checks
-    /// they are the same.
-    static let words = ["error", "fail", "fatal", "panic", "exception", "critical", "[err]", "[alert]", "[emerg]"]
 
     static let hasStatus = "(position(fields, '{\"status\":') > 0 OR position(fields, ',\"status\":') > 0)"
     static let plainStatus = "match(fields, '[{,]\"status\":-?(0|[1-9][0-9]{0,17})[,}]')"
     static let serverErrorStatus = "match(fields, '[{,]\"status\":5[0-9][0-9][,}]')"
     static let ascii = "length(msg) = lengthUTF8(msg)"
     static let saysError =
-        "(" + (words.map { "positionCaseInsensitive(msg, \(ClickHouseSQL.literal($0))) > 0" } + ["match(msg, ' 5[0-9][0-9] [0-9]')"])
+        "(" + (ErrorRule.words.map { "positionCaseInsensitive(msg, \(ClickHouseSQL.literal($0))) > 0" } + ["match(msg, ' 5[0-9][0-9] [0-9]')"])
         .joined(separator: " OR ") + ")"
 
     /// Lines that may be errors: no journal line, and a status, or the message's words.

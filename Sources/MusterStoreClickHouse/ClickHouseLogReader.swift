@@ -205,7 +205,7 @@ public final class ClickHouseLogReader: LogReader {
     /// A typo in a node or source name is an error, not an empty answer. Asking for the
     /// wanted names first uses the primary key (node); the full lists are read only to say
     /// what is known.
-    private func validate(nodes: [String], sources: [String]) throws(StoreError) {
+    func validate(nodes: [String], sources: [String]) throws(StoreError) {
         struct Name: Decodable { var name: String }
         for (column, wanted, error) in [
             ("node", nodes, StoreError.unknownNode), ("src", sources, StoreError.unknownSource),
@@ -230,9 +230,12 @@ public final class ClickHouseLogReader: LogReader {
         return try read(Value.self, "SELECT (\(sql)) AS value").first?.value ?? 0
     }
 
-    private func read<Row: Decodable>(_ type: Row.Type, _ sql: String) throws(StoreError) -> [Row] {
+    /// A statement's rows, with the readers' settings, from the first replica that answers
+    /// (of `replicas`, every replica when nil).
+    func read<Row: Decodable>(_ type: Row.Type, _ sql: String, on replicas: [String]? = nil) throws(StoreError) -> [Row] {
         do {
-            let (answer, replica) = try http.runWaiting(sql + " FORMAT JSONEachRow", on: http.servers.replicas, settings: LogTables.readSettings)
+            let (answer, replica) = try http.runWaiting(
+                sql + " FORMAT JSONEachRow", on: replicas ?? http.servers.replicas, settings: LogTables.readSettings)
             return try JSONAnswer.rows(Row.self, answer, from: replica)
         } catch .refused(_, let code?, _) where ClickHouseError.missingCodes.contains(code) {
             throw .missing(location: http.servers.location)

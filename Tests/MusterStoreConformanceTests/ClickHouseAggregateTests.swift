@@ -199,10 +199,6 @@ import Testing
         }
     }
 
-    @Test func errorRuleWordsAreTheSame() {
-        #expect(ErrorRuleSQL.words == ErrorRule.words)
-    }
-
     @Test func lineCountsAreSQLitesWithCopiesCountedOnce() async throws {
         try await withBoth { sqlite, http in
             let clickhouse = ClickHouseLogReader(http: http)

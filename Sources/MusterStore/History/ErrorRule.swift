@@ -12,7 +12,7 @@ import MusterWire
 ///   web app's.
 /// - The membership journal (source `events`) is data about the cluster, not a log: never.
 public enum ErrorRule {
-    static let words = ["error", "fail", "fatal", "panic", "exception", "critical", "[err]", "[alert]", "[emerg]"]
+    public static let words = ["error", "fail", "fatal", "panic", "exception", "critical", "[err]", "[alert]", "[emerg]"]
 
     public static func matches(source: String?, message: String, status: Int64?) -> Bool {
         if source == JournalEntry.sourceID { return false }

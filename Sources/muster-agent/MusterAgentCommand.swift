@@ -37,7 +37,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "Node name on every record (env MUSTER_NODE; default: host name).")
     var node: String?
 
-    @Option(name: .long, help: "Collector base URL, e.g. http://10.0.0.2:8088 (env MUSTER_COLLECTOR_URL).")
+    @Option(
+        name: .long,
+        help: "Collector base URL, e.g. http://10.0.0.2:8088, or several separated by commas (env MUSTER_COLLECTOR_URL).")
     var collectorURL: String?
 
     @Option(name: .long, help: "Bearer token for the collector (env MUSTER_TOKEN).")
@@ -127,7 +129,7 @@ struct Run: AsyncParsableCommand {
             """
             \(settings.file ?? "configuration"): OK
             node: \(checked.node)
-            collector: \(checked.collector.url)
+            collector: \(checked.collector.urls.joined(separator: ", "))
             sources: \(sources.joined(separator: ", "))
             """)
     }
@@ -154,7 +156,9 @@ struct AgentSettings: Sendable {
         let components = try AgentComponents.standard.registering(AgentConfig.LoadBalancerConfig.self)
         if let file { settings = try AgentConfig.load(path: file, components: components) }
         if let value = node ?? environment["MUSTER_NODE"] { settings.node = value }
-        if let value = collectorURL ?? environment["MUSTER_COLLECTOR_URL"] { settings.collector.url = value }
+        if let value = collectorURL ?? environment["MUSTER_COLLECTOR_URL"] {
+            settings.collector.urls = value.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+        }
         if let value = token ?? environment["MUSTER_TOKEN"], !value.isEmpty { settings.collector.token = value }
         if let value = caFile ?? environment["MUSTER_CA_FILE"], !value.isEmpty { settings.collector.caFile = value }
         if let value = stateDir ?? environment["MUSTER_STATE_DIR"] { settings.stateDirectory = value }

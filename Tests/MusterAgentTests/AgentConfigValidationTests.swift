@@ -141,11 +141,23 @@ import Glibc
         #expect(config.loadBalancer != nil && config.membership != nil && config.sources.count == 3)
     }
 
+    /// One collector (`url`) or several (`urls`), each an http(s) URL, never both.
+    @Test func collectorsAreOneURLOrAList() throws {
+        #expect(try problem("collector: {urls: [http://c1:8088, http://c2:8088]}\n") == nil)
+        #expect(try problem("collector: {url: http://c1:8088}\n") == nil)
+        #expect(try problem("collector: {url: http://c1:8088, urls: [http://c2:8088]}\n")?.contains("give url (one collector) or urls (several), not both") == true)
+        #expect(try problem("collector: {urls: []}\n")?.contains("collector.urls is empty") == true)
+        #expect(try problem("collector: {urls: [http://c1:8088, c2:8088]}\n")?.contains("collector url 'c2:8088' is not an http(s) URL") == true)
+        let dir = try ScratchDirectory()
+        try dir.append("collector: {urls: [http://c1:8088, http://c2:8088]}\n", to: "agent.yaml")
+        #expect(try AgentConfig.load(path: dir.path + "/agent.yaml").collector.urls == ["http://c1:8088", "http://c2:8088"])
+    }
+
     /// `timeout_ms: 500` was cut to whole seconds, 0, and no request could ever complete.
     @Test func aTimeoutBelowASecondIsKeptInMilliseconds() async throws {
         let client = try CollectorClient.make(for: AgentConfig.Collector())
         let shipper = Shipper(
-            client: client, url: "http://127.0.0.1:1", token: "t", timeout: .milliseconds(500),
+            client: client, urls: ["http://127.0.0.1:1"], token: "t", timeout: .milliseconds(500),
             backoff: Backoff(initial: .milliseconds(1), cap: .milliseconds(2)), compressionLevel: 1, logger: Logger(label: "t"))
         #expect(shipper.timeout == .milliseconds(500))
         try await client.shutdown()

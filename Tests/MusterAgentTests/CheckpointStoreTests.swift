@@ -190,9 +190,9 @@ import Testing
         config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/x"]), AgentConfig.FileSourceConfig(id: "a", paths: ["/y"])]
         #expect { try config.validate() } throws: { "\($0)".contains("used twice") }
         config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/x"])]
-        config.collector.url = "ftp://nowhere"
+        config.collector.urls = ["ftp://nowhere"]
         #expect { try config.validate() } throws: { "\($0)".contains("not an http(s) URL") }
-        config.collector.url = "http://127.0.0.1:1"
+        config.collector.urls = ["http://127.0.0.1:1"]
         config.collector.token = nil
         #expect { try config.validate() } throws: { "\($0)".contains("no collector token") }
     }

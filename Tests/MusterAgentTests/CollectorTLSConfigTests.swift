@@ -25,7 +25,7 @@ import Testing
 
     func valid(url: String, caFile: String?) -> AgentConfig {
         var config = AgentConfig()
-        config.collector.url = url
+        config.collector.urls = [url]
         config.collector.token = "t"
         config.collector.caFile = caFile
         config.sources = [AgentConfig.FileSourceConfig(id: "a", paths: ["/x"])]

@@ -18,8 +18,9 @@ import Testing
         let port: Int
         let descriptor: Int32
 
-        /// `listening`: accepts connections instead, and answers each with a plain HTTP response.
-        init(listening: Bool = false) throws {
+        /// `listening`: accepts connections instead, and answers each with a plain HTTP response
+        /// with `status` (`400 Bad Request` unless given).
+        init(listening: Bool = false, status: String = "400 Bad Request") throws {
             let (descriptor, port) = try boundLoopbackSocket(listening: listening ? 16 : nil)
             self.descriptor = descriptor
             self.port = port
@@ -33,7 +34,7 @@ import Testing
                         // does not reset the connection before the client has read the answer.
                         var buffer = [UInt8](repeating: 0, count: 4096)
                         _ = read(accepted, &buffer, buffer.count)
-                        let answer = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        let answer = "HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                         _ = answer.withCString { write(accepted, $0, strlen($0)) }
                         shutdown(accepted, Int32(SHUT_WR))
                         while read(accepted, &buffer, buffer.count) > 0 {}
@@ -73,16 +74,45 @@ import Testing
 
     @Test func theShipperRetriesARefusedBatchSayingWhoRefusedIt() async throws {
         let closed = try ClosedPort()
+        let url = "http://127.0.0.1:\(closed.port)"
         let shipper = Shipper(
-            client: .shared, url: "http://127.0.0.1:\(closed.port)", token: "t", timeout: .seconds(1),
+            client: .shared, urls: [url], token: "t", timeout: .seconds(1),
             backoff: Backoff(initial: .milliseconds(10), cap: .milliseconds(10)), compressionLevel: 1,
             logger: Logger(label: "test"))
         let batch = try NoticeWriter(node: "n", agent: "a", generation: "run-1", compressionLevel: 1).batch("hello", fields: [:])
-        guard case .retry(let reason) = await shipper.attemptOnce(batch) else {
+        guard case .retry(let reason) = await shipper.attemptOnce(batch, to: url + "/v1/ingest") else {
             Issue.record("a batch to a closed port was not retried")
             return
         }
         #expect(reason == "connection refused by 127.0.0.1:\(closed.port)")
+    }
+
+    /// With several collectors, a batch that one does not take goes on to the next, whichever
+    /// the agent started at: refused connections and 5xx answers alike, and the agent never
+    /// waits out its backoff while a collector answers (the backoff here is an hour).
+    @Test func aBatchGoesOnToTheNextCollector() async throws {
+        let refusing = try ClosedPort()
+        let failing = try ClosedPort(listening: true, status: "503 Service Unavailable")
+        let taking = try ClosedPort(listening: true, status: "200 OK")
+        let urls = [refusing, failing, taking].map { "http://127.0.0.1:\($0.port)" }
+        let batch = try NoticeWriter(node: "n", agent: "a", generation: "run-1", compressionLevel: 1).batch("hello", fields: [:])
+        for rotation in 0..<3 {
+            let order = Array(urls[rotation...] + urls[..<rotation])
+            let shipper = Shipper(
+                client: .shared, urls: order, token: "t", timeout: .seconds(5),
+                backoff: Backoff(initial: .seconds(3_600), cap: .seconds(3_600)), compressionLevel: 1, logger: Logger(label: "test"))
+            for _ in 0..<3 {
+                #expect(try await shipper.ship(batch) == .acknowledged, "collectors in the order \(order)")
+            }
+        }
+        // Only collectors that do not take it: the agent keeps the batch and waits.
+        let shipper = Shipper(
+            client: .shared, urls: Array(urls.prefix(2)), token: "t", timeout: .seconds(5),
+            backoff: Backoff(initial: .seconds(3_600), cap: .seconds(3_600)), compressionLevel: 1, logger: Logger(label: "test"))
+        let waiting = Task { try await shipper.ship(batch) }
+        try await Task.sleep(for: .milliseconds(500))
+        waiting.cancel()
+        await #expect(throws: CancellationError.self) { try await waiting.value }
     }
 
     @Test func theEventStreamSaysWhyTheCollectorDidNotAnswer() async throws {

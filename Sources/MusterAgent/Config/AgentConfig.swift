@@ -63,7 +63,12 @@ public struct AgentConfig: Sendable {
     static let coreKeys = ConfigFile.CoreKey.allCases.map(\.rawValue)
 
     public struct Collector: Sendable, Equatable {
-        public var url: String = "http://127.0.0.1:8088"
+        /// The collectors to send to (`url:` one, `urls:` several sharing a store): each agent
+        /// starts at one of them, and a batch that one does not take (no answer in
+        /// `timeout_ms`, a dropped connection, a 5xx) goes on to the next.
+        public var urls: [String] = ["http://127.0.0.1:8088"]
+        /// The first of `urls`: where the LB controller follows the event stream.
+        public var url: String { urls.first ?? "" }
         public var token: String?
         public var timeoutMilliseconds: Int = 30_000
         /// PEM bundle of the CA(s) that signed the collector's certificate. With an https URL
@@ -155,14 +160,19 @@ public struct AgentConfig: Sendable {
     /// Checks what a typo or a missing value would otherwise turn into a confusing failure later.
     public func validate() throws(AgentConfigError) {
         guard !node.isEmpty else { throw .invalid("node name is empty") }
-        guard let url = URL(string: collector.url), let scheme = url.scheme, ["http", "https"].contains(scheme),
-            url.host != nil
-        else { throw .invalid("collector url '\(collector.url)' is not an http(s) URL") }
-        if let caFile = collector.caFile {
-            guard !caFile.isEmpty else { throw .invalid("collector.ca_file is empty: give a PEM file, or leave it out to use the system trust store") }
-            // A CA only means something to TLS: with http the token would still go in the clear.
-            guard scheme == "https" else {
-                throw .invalid("ca_file is set but collector url is \(collector.url): use https:// (the collector needs a tls section), or remove ca_file")
+        guard !collector.urls.isEmpty else { throw .invalid("collector.urls is empty: give at least one collector URL") }
+        for text in collector.urls {
+            guard let url = URL(string: text), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw .invalid("collector url '\(text)' is not an http(s) URL")
+            }
+            if let caFile = collector.caFile {
+                guard !caFile.isEmpty else {
+                    throw .invalid("collector.ca_file is empty: give a PEM file, or leave it out to use the system trust store")
+                }
+                // A CA only means something to TLS: with http the token would still go in the clear.
+                guard scheme == "https" else {
+                    throw .invalid("ca_file is set but collector url is \(text): use https:// (the collector needs a tls section), or remove ca_file")
+                }
             }
         }
         guard collector.token?.isEmpty == false else {
@@ -221,6 +231,7 @@ public enum AgentConfigError: Error, CustomStringConvertible, Equatable {
 private struct ConfigFile: Decodable {
     struct Collector: Decodable {
         var url: String?
+        var urls: [String]?
         var token: String?
         var token_file: String?
         var timeout_ms: Int?
@@ -293,7 +304,12 @@ private struct ConfigFile: Decodable {
         if let node { config.node = node }
         config.agentID = agent_id
         if let collector {
-            if let url = collector.url { config.collector.url = url }
+            switch (collector.url, collector.urls) {
+            case (let url?, nil): config.collector.urls = [url]
+            case (nil, let urls?): config.collector.urls = urls
+            case (nil, nil): break
+            case (.some, .some): throw .invalid("collector: give url (one collector) or urls (several), not both")
+            }
             config.collector.token = collector.token
             if let file = collector.token_file {
                 let path = YAMLConfigFile.path(file, relativeTo: directory)

@@ -106,7 +106,7 @@ extension AgentConfig {
         }
         compare("node") { $0.node }
         compare("agent_id") { $0.agentID }
-        compare("collector.url") { $0.collector.url }
+        compare("collector.urls") { $0.collector.urls }
         compare("collector.token") { $0.collector.token }
         compare("collector.timeout_ms") { $0.collector.timeoutMilliseconds }
         compare("collector.ca_file") { $0.collector.caFile }

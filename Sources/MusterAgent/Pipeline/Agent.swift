@@ -135,14 +135,14 @@ public final class Agent: Service, Sendable {
         let encoded = AsyncChannel<EncodedBatch>()
         let compressed = AsyncChannel<OutgoingBatch>()
         let shipper = Shipper(
-            client: client, url: config.collector.url, token: config.collector.token ?? "",
+            client: client, urls: config.collector.urls, token: config.collector.token ?? "",
             timeout: .milliseconds(config.collector.timeoutMilliseconds),
             backoff: Backoff(
                 initial: .milliseconds(config.retry.initialMilliseconds), cap: .milliseconds(config.retry.maxMilliseconds)),
             compressionLevel: config.batch.compressionLevel, logger: logger, metrics: metrics, status: status)
         logger.info(
             "agent started",
-            metadata: ["node": "\(config.node)", "collector": "\(config.collector.url)", "sources": "\(config.effectiveSources.map(\.id))"])
+            metadata: ["node": "\(config.node)", "collector": "\(config.collector.urls.joined(separator: ","))", "sources": "\(config.effectiveSources.map(\.id))"])
 
         enum Finished { case pipeline, observer, graceExpired, failed }
         let failed = await withGracefulShutdownHandler {

@@ -3,9 +3,15 @@ import Logging
 import NIOCore
 import MusterWire
 import NIOHTTP1
+import Synchronization
 
 /// Sends batches to the collector's `POST /v1/ingest`, retrying each until it is either
 /// acknowledged or refused for good: a batch is never given up after some number of tries.
+///
+/// With several collectors (sharing one store), the agent starts at one chosen at random, so
+/// a fleet spreads over them, and stays with it while it takes batches; a batch it does not
+/// take (no answer, a dropped connection, a 5xx, a refused token) goes on at once to the next,
+/// and the agent waits (`backoff`) only once every collector has failed it in turn.
 public final class Shipper: Sendable {
     public enum Outcome: Sendable, Equatable {
         case acknowledged
@@ -19,7 +25,10 @@ public final class Shipper: Sendable {
     }
 
     private let client: HTTPClient
-    private let url: String
+    /// Each collector's ingest endpoint.
+    private let urls: [String]
+    /// The collector batches go to first: the last one that took a batch.
+    private let current: Mutex<Int>
     private let authorization: String
     let timeout: TimeAmount
     private let backoff: Backoff
@@ -29,11 +38,13 @@ public final class Shipper: Sendable {
     private let status: AgentStatus?
 
     public init(
-        client: HTTPClient, url: String, token: String, timeout: Duration, backoff: Backoff,
+        client: HTTPClient, urls: [String], token: String, timeout: Duration, backoff: Backoff,
         compressionLevel: Int, logger: Logger, metrics: AgentMetrics? = nil, status: AgentStatus? = nil
     ) {
         self.client = client
-        self.url = url.hasSuffix("/") ? url + "v1/ingest" : url + "/v1/ingest"
+        precondition(!urls.isEmpty, "a shipper needs a collector (AgentConfig.validate refuses none)")
+        self.urls = urls.map { $0.hasSuffix("/") ? $0 + "v1/ingest" : $0 + "/v1/ingest" }
+        current = Mutex(Int.random(in: 0..<urls.count))
         self.authorization = "Bearer " + token
         // Whole milliseconds count: a 500 ms timeout is 500 ms, not 0 s.
         self.timeout = .nanoseconds(timeout.saturatingNanoseconds)
@@ -77,30 +88,41 @@ public final class Shipper: Sendable {
         var generator = SystemRandomNumberGenerator()
         while true {
             metrics?.batchesSent.increment()
-            switch await attemptOnce(batch) {
+            let collector = current.withLock { $0 }
+            switch await attemptOnce(batch, to: urls[collector]) {
             case .done(let outcome):
                 if attempt > 0 {
-                    logger.info("collector reachable again", metadata: ["attempts": "\(attempt + 1)"])
+                    logger.info("collector reachable again", metadata: ["attempts": "\(attempt + 1)", "collector": "\(urls[collector])"])
                     status?.update { $0.collectorReachable = true }
                 }
                 return outcome
             case .retry(let reason):
                 metrics?.batchesRetried.increment()
+                // The next collector, unless another batch moved on already.
+                current.withLock { if $0 == collector { $0 = (collector + 1) % urls.count } }
+                attempt += 1
+                // Every collector in turn before waiting: a collector that is down costs its
+                // batches no delay while another one answers.
+                let cycles = attempt / urls.count
+                guard attempt % urls.count == 0 else {
+                    if urls.count > 1 { logger.notice("batch not delivered; trying the next collector", metadata: ["reason": "\(reason)"]) }
+                    try Task.checkCancellation()
+                    continue
+                }
                 status?.update { $0.collectorReachable = false }
-                let delay = backoff.delay(attempt: attempt, using: &generator)
-                if attempt == 0 || attempt % 10 == 0 {
+                let delay = backoff.delay(attempt: cycles - 1, using: &generator)
+                if cycles == 1 || cycles % 10 == 0 {
                     logger.warning(
                         "batch not delivered; retrying",
-                        metadata: ["reason": "\(reason)", "attempt": "\(attempt + 1)", "next_in": "\(delay)"])
+                        metadata: ["reason": "\(reason)", "attempt": "\(attempt)", "next_in": "\(delay)"])
                 }
                 try Task.checkCancellation()
-                attempt += 1
                 try await Task.sleep(for: delay)
             }
         }
     }
 
-    func attemptOnce(_ batch: OutgoingBatch) async -> AttemptResult {
+    func attemptOnce(_ batch: OutgoingBatch, to url: String) async -> AttemptResult {
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Authorization", value: authorization)

@@ -7,9 +7,10 @@ import Synchronization
 
 /// Keeps HAProxy's backend equal to the cluster's live members of one role.
 ///
-/// Follows the collector's event stream from a saved cursor; when the collector cannot be
-/// reached it follows the local Serf (`serf members`) instead, and resumes the stream from
-/// its cursor when the collector is back. Changes are debounced; each apply renders the
+/// Follows the collector's event stream from a saved cursor; with several collectors (sharing
+/// one store, so one stream with the same ids on each) it moves on to the next with the same
+/// cursor when one cannot be reached. When none can, it follows the local Serf
+/// (`serf members`) instead, and resumes the stream from its cursor when a collector is back. Changes are debounced; each apply renders the
 /// template, validates it with `haproxy -c`, and applies it through the Runtime API when only
 /// servers join or leave, or with a master-worker reload otherwise. Every render and apply is
 /// journalled (and so shipped to the collector) as a `config` entry.
@@ -40,7 +41,8 @@ public final class LBController: Sendable {
     let config: AgentConfig.LoadBalancerConfig
     let node: String
     let journal: EventJournal
-    let stream: EventStreamClient
+    /// One per collector, in the agent's order.
+    let streams: [EventStreamClient]
     let serfRPC: String?
     let logger: Logger
     let statePath: String
@@ -50,13 +52,14 @@ public final class LBController: Sendable {
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
     init(
-        config: AgentConfig.LoadBalancerConfig, node: String, journal: EventJournal, stream: EventStreamClient, serfRPC: String?,
+        config: AgentConfig.LoadBalancerConfig, node: String, journal: EventJournal, streams: [EventStreamClient], serfRPC: String?,
         stateDirectory: String, logger: Logger
     ) {
+        precondition(!streams.isEmpty, "the LB controller needs a collector (AgentConfig.validate refuses none)")
         self.config = config
         self.node = node
         self.journal = journal
-        self.stream = stream
+        self.streams = streams
         self.serfRPC = serfRPC
         self.logger = logger
         statePath = stateDirectory + "/lb-state.json"
@@ -100,26 +103,43 @@ public final class LBController: Sendable {
 
     // MARK: Following the cluster
 
-    private func followStream() async {
+    func followStream() async {
         var collectorDown = false
+        var index = 0
+        // Collectors that failed in a row: once every one has, the stream is down.
+        var failedInARow = 0
         while !Task.isCancelled {
             let cursor = live.withLock { $0.state.cursor }
+            let stream = streams[index]
             do {
                 try await stream.events(since: cursor, kinds: ["membership"], onOpen: {
-                    if collectorDown { self.logger.info("event stream back; resuming from cursor \(cursor)") }
+                    if collectorDown { self.logger.info("event stream back; resuming from cursor \(cursor)", metadata: ["collector": "\(stream.baseURL)"]) }
                     collectorDown = false
+                    failedInARow = 0
                     self.leaveFallback()
                 }) { event in
                     self.handle(event)
                     return !Task.isCancelled
                 }
             } catch {
+                index = (index + 1) % streams.count
+                failedInARow += 1
+                if failedInARow < streams.count {
+                    logger.notice("event stream unavailable; trying the next collector", metadata: ["error": "\(error)"])
+                    continue
+                }
+                failedInARow = 0
                 if !collectorDown { logger.warning("event stream unavailable, following local Serf", metadata: ["error": "\(error)"]) }
                 collectorDown = true
                 await followSerf()
             }
             try? await Task.sleep(for: .seconds(1))
         }
+    }
+
+    /// The stream's cursor and the members it has told of.
+    var followed: (cursor: Int64, members: [String: KnownMember]) {
+        live.withLock { ($0.state.cursor, $0.state.members) }
     }
 
     func handle(_ event: StreamEvent) {
@@ -319,7 +339,7 @@ public final class LBController: Sendable {
         for (name, arguments) in after.sorted(by: { $0.key < $1.key }) where before[name] != arguments {
             try await haproxy.addServer(
                 name, arguments: arguments, dynamicCookies: new.contains("dynamic-cookie-key"),
-                healthy: Self.healthProbe(arguments: arguments, config: new, client: stream.client))
+                healthy: Self.healthProbe(arguments: arguments, config: new, client: streams[0].client))
         }
     }
 

@@ -96,7 +96,7 @@ extension AgentConfig {
             let collector = context.config.collector
             await LBController(
                 config: self, node: context.config.node, journal: journal,
-                stream: EventStreamClient(baseURL: collector.url, token: collector.token ?? "", client: context.client),
+                streams: collector.urls.map { EventStreamClient(baseURL: $0, token: collector.token ?? "", client: context.client) },
                 serfRPC: context.config.membership?.serfRPC, stateDirectory: context.config.stateDirectory, logger: context.logger
             ).run()
         }

@@ -178,7 +178,7 @@ import Testing
         let renderer = try ConfigRenderer(templateText: text, settings: config.render)
         let controller = LBController(
             config: config, node: "ha", journal: EventJournal(path: directory + "/events.jsonl"),
-            stream: EventStreamClient(baseURL: "http://127.0.0.1:1", token: "t", client: .shared), serfRPC: nil,
+            streams: [EventStreamClient(baseURL: "http://127.0.0.1:1", token: "t", client: .shared)], serfRPC: nil,
             stateDirectory: directory, logger: .init(label: "test"))
         return (controller, renderer)
     }
@@ -273,7 +273,7 @@ import Testing
         config.allowLoopbackBackends = true
         let controller = LBController(
             config: config, node: "ha", journal: EventJournal(path: directory + "/events.jsonl"),
-            stream: EventStreamClient(baseURL: "http://127.0.0.1:1", token: "t", client: .shared), serfRPC: "127.0.0.1:\(port)",
+            streams: [EventStreamClient(baseURL: "http://127.0.0.1:1", token: "t", client: .shared)], serfRPC: "127.0.0.1:\(port)",
             stateDirectory: directory, logger: .init(label: "test"))
         let running = Task { await controller.run() }
         defer { running.cancel() }
@@ -287,5 +287,77 @@ import Testing
         #expect(followed != nil, "\(history.map { ($0.servers, $0.trigger, $0.outcome) })")
         #expect(followed?.trigger.contains { $0.contains("serf fallback") } == true)
         #expect(ConfigRenderer.serverLines(try String(contentsOfFile: config.config, encoding: .utf8))["s9"] != nil)
+    }
+}
+
+/// The LB controller with several collectors: their streams are one (same ids), so when one
+/// cannot be reached the controller reads on from the next with its cursor.
+@Suite struct StreamFailoverTests {
+    /// A loopback server that answers one `GET /v1/events` with `events` (Server-Sent Events)
+    /// and then closes; or, with `events` nil, a bound port that refuses connections.
+    final class StreamServer: @unchecked Sendable {
+        let port: Int
+        private let descriptor: Int32
+
+        init(events: String?) throws {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            self.descriptor = descriptor
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+            }
+            guard bound, events == nil || listen(descriptor, 4) == 0 else { throw POSIXError(.EADDRNOTAVAIL) }
+            port = Int(UInt16(bigEndian: address.sin_port))
+            guard let events else { return }
+            let listener = descriptor
+            Thread.detachNewThread {
+                while true {
+                    let accepted = accept(listener, nil, nil)
+                    guard accepted >= 0 else { return }
+                    var request: [UInt8] = []
+                    var byte: UInt8 = 0
+                    while read(accepted, &byte, 1) == 1 {
+                        request.append(byte)
+                        if request.suffix(4) == Array("\r\n\r\n".utf8) { break }
+                    }
+                    let answer = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + events
+                    _ = answer.withCString { write(accepted, $0, strlen($0)) }
+                    close(accepted)
+                }
+            }
+        }
+
+        deinit {
+            shutdown(descriptor, Int32(SHUT_RDWR))
+            close(descriptor)
+        }
+    }
+
+    @Test func aCollectorThatCannotBeReachedIsPassedOverWithTheSameCursor() async throws {
+        let body = try StreamEventBody(
+            t: 1_000, content: MembershipChangeEvent(
+                member: "s1", change: .joined, status: .alive, address: "10.0.0.11", role: "web", tags: [:], observer: "ha",
+                cause: "member-join", previous: nil)
+        ).json()
+        let down = try StreamServer(events: nil)
+        let up = try StreamServer(events: "id: 7\nevent: membership\ndata: \(body)\n\n")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("muster-lb-failover-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let controller = LBController(
+            config: AgentConfig.LoadBalancerConfig(), node: "ha", journal: EventJournal(path: directory + "/events.jsonl"),
+            streams: [down, up].map { EventStreamClient(baseURL: "http://127.0.0.1:\($0.port)", token: "t", client: .shared) },
+            serfRPC: nil, stateDirectory: directory, logger: .init(label: "test"))
+        let following = Task { await controller.followStream() }
+        defer { following.cancel() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while controller.followed.cursor < 7, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(controller.followed.cursor == 7)
+        #expect(controller.followed.members["s1"]?.address == "10.0.0.11")
     }
 }

@@ -67,8 +67,6 @@ public struct AgentConfig: Sendable {
         /// starts at one of them, and a batch that one does not take (no answer in
         /// `timeout_ms`, a dropped connection, a 5xx) goes on to the next.
         public var urls: [String] = ["http://127.0.0.1:8088"]
-        /// The first of `urls`: where the LB controller follows the event stream.
-        public var url: String { urls.first ?? "" }
         public var token: String?
         public var timeoutMilliseconds: Int = 30_000
         /// PEM bundle of the CA(s) that signed the collector's certificate. With an https URL

@@ -153,7 +153,12 @@ let package = Package(
         .testTarget(name: "MusterStoreTests", dependencies: ["MusterStore", "MusterStoreSQLite"]),
         // The store contract's guarantees, written once against the protocols; every backend
         // listed in StoreBackends.swift runs all of them.
-        .testTarget(name: "MusterStoreConformanceTests", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterStoreEtcd", "MusterStoreScaleOut", "MusterWire"]),
+        .testTarget(name: "MusterStoreConformanceTests", dependencies: [
+            "MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterStoreEtcd", "MusterStoreScaleOut", "MusterWire",
+            "MusterTestSupport",
+        ]),
+        // What more than one test target needs: running a program to its end (posix_spawn).
+        .target(name: "MusterTestSupport", path: "Tests/TestSupport"),
         // The config file as `muster-agent` reads it includes the LB controller's `lb:` section.
         .testTarget(name: "MusterAgentTests", dependencies: ["MusterAgent", "MusterLoadBalancer", "MusterConfigFile"]),
         .testTarget(name: "MusterLoadBalancerTests", dependencies: ["MusterLoadBalancer", "MusterAgent", "MusterWire"]),
@@ -169,6 +174,7 @@ let package = Package(
         // Starts the real binaries as processes on loopback.
         .testTarget(name: "EndToEndTests", dependencies: [
             "MusterWire", "MusterStore", "MusterStoreSQLite", "MusterAgent", "muster-agent", "muster-collector", "logq",
+            "MusterTestSupport",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
     ]

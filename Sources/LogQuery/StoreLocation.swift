@@ -70,7 +70,7 @@ public struct StoreLocation: Sendable, Equatable {
         case .sqlite(let path):
             return SQLSession(console: try QueryError.asking { () throws(StoreError) in try SQLiteConsole(path: path, timeout: timeout) })
         case .scaleOut:
-            throw .unsupported("logq sql and logq run on the ClickHouse and etcd store: they speak SQLite's SQL to the SQLite file (--db)")
+            throw .unsupported("logq sql and logq run, which speak SQLite's SQL (read a SQLite file with --db)")
         }
     }
 

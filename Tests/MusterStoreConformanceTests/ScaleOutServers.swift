@@ -1,5 +1,6 @@
 import Foundation
 import MusterStoreClickHouse
+import MusterTestSupport
 import Synchronization
 
 /// The real ClickHouse cluster the ClickHouse backend is tested against: ZooKeeper, two shards
@@ -111,28 +112,15 @@ actor ScaleOutServers {
 
     private static let stopDirectory = Mutex<String?>(nil)
 
-    /// Runs the script and returns its exit status and what it printed. Spawned and waited for
-    /// with libc: Foundation's `Process` never saw the script exit here (its `waitUntilExit`
-    /// hung with the script long gone), and it does not work while the process exits.
+    /// Runs the script and returns its exit status and what it printed.
     static func run(_ path: String, _ arguments: [String]) -> (Int32, String) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("muster-scale-out-\(UUID().uuidString).out").path
         defer { try? FileManager.default.removeItem(atPath: output) }
-        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, &argv, environ)
-        guard spawned == 0 else { return (-1, "cannot run \(path): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let printed = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        // Exited normally: the exit code; killed by a signal: 128 + the signal, as a shell says.
-        let exited = status & 0x7f == 0
-        return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), printed)
+        do {
+            let status = try SpawnedCommand.run(path, arguments, environment: ProcessInfo.processInfo.environment, output: output)
+            return (status, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
+        } catch {
+            return (-1, "\(error)")
+        }
     }
 }

@@ -80,6 +80,10 @@ struct EventRoutes {
         send: (ByteBuffer) async throws -> Void
     ) async throws {
         var cursor = query.cursor
+        // The store's newest id, not only this collector's: on a store other collectors write
+        // too, an event acknowledged elsewhere a moment ago is in this answer (the feed hears
+        // of it within its poll otherwise).
+        feed.advance(to: try await events.latestEventID())
         try await send(ByteBuffer(string: "retry: 1000\n\n"))
         while !feed.isClosed {
             // Everything up to `horizon` is committed; read it page by page.

@@ -1,4 +1,5 @@
 import Foundation
+import MusterTestSupport
 import Testing
 
 /// `images/cluster` (or, for `.containers`, `images/containers`) driven from a test: the same

@@ -39,13 +39,10 @@ public struct StoreLocation: Sendable, Equatable {
         } catch {
             throw .badArgument("--store \(configFile): \(YAMLConfigFile.describe(error))")
         }
-        guard var settings = section.store else {
+        guard let settings = section.store else {
             throw .badArgument("--store \(configFile): the file has no store: section (a collector on SQLite is read with --db)")
         }
-        if let file = settings.clickhouse.passwordFile {
-            settings.clickhouse.passwordFile = YAMLConfigFile.path(file, relativeTo: (configFile as NSString).deletingLastPathComponent)
-        }
-        backend = .scaleOut(settings, configFile: configFile)
+        backend = .scaleOut(settings.resolvingPaths(relativeTo: (configFile as NSString).deletingLastPathComponent), configFile: configFile)
     }
 
     /// The history, read-only: `.databaseMissing` when nothing is there, `.databaseUnreadable`

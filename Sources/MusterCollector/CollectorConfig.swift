@@ -197,9 +197,7 @@ public struct CollectorConfig: Codable, Sendable, Equatable {
             tls.keyFile = tls.keyFile.map { YAMLConfigFile.path($0, relativeTo: directory) }
             config.tls = tls
         }
-        if let file = config.store?.clickhouse.passwordFile {
-            config.store?.clickhouse.passwordFile = YAMLConfigFile.path(file, relativeTo: directory)
-        }
+        config.store = config.store?.resolvingPaths(relativeTo: directory)
         return config
     }
 

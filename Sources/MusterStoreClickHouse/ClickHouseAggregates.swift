@@ -67,10 +67,11 @@ extension ClickHouseLogReader: AggregateReader {
             var node: String
         }
         var counts: [Key: Int64] = [:]
-        for row in decided where row.errors > 0 { counts[Key(bucket: row.bucket, node: row.node), default: 0] += row.errors }
+        // Numbers read back are outside input: sums saturate instead of trapping.
+        for row in decided where row.errors > 0 { counts[Key(bucket: row.bucket, node: row.node), default: 0].saturatingAdd(row.errors) }
         let undecided = decided.reduce(into: (rows: Int64(0), bytes: Int64(0))) {
-            $0.rows += $1.undecided
-            $0.bytes += $1.undecidedBytes
+            $0.rows.saturatingAdd($1.undecided)
+            $0.bytes.saturatingAdd($1.undecidedBytes)
         }
         if undecided.rows > 0 {
             struct Candidate: Decodable {
@@ -92,7 +93,7 @@ extension ClickHouseLogReader: AggregateReader {
                     """)
                 for row in rows
                 where ErrorRule.matches(source: row.src, message: row.msg, status: ErrorRuleSQL.status(fields: row.fields)) {
-                    counts[Key(bucket: row.bucket, node: row.node), default: 0] += row.count
+                    counts[Key(bucket: row.bucket, node: row.node), default: 0].saturatingAdd(row.count)
                 }
             }
         }
@@ -135,7 +136,7 @@ extension ClickHouseLogReader: AggregateReader {
             // No word index on this path (`match` reads the lines): nothing waits for one.
             notIndexed: 0, indexedThrough: try newestLineID(),
             databaseBytes: try bytesOnDisk(), walBytes: 0,
-            // Retention on this path is not built yet.
+            // What retention pruned is not recorded on this path (each collector prunes in turn).
             prunedLogRows: 0, prunedHistoryRows: 0, prunedLogsBefore: nil, lastPruneAt: nil)
     }
 
@@ -229,10 +230,12 @@ extension ClickHouseLogReader: AggregateReader {
                 SELECT sum(bytes_on_disk) AS bytes FROM system.parts \
                 WHERE database = \(ClickHouseSQL.literal(http.servers.database)) AND table IN ('logs_local', 'ids_local') AND active
                 """, on: [replica])
-            total += rows.first?.bytes ?? 0
+            total.saturatingAdd(rows.first?.bytes ?? 0)
         }
         return total
     }
+
+    static let maxParts: Int64 = 100_000
 
     /// The largest answer of a statement that reads rows out for Swift, before JSON escaping
     /// (which at most sextuples a byte, staying below `ClickHouseHTTP.answerLimit`).
@@ -242,7 +245,8 @@ extension ClickHouseLogReader: AggregateReader {
     /// bytes (by the line's identity, so copies fall into one part and `FINAL` still merges
     /// them); `[nil]` when one part holds them.
     private func partConditions(rows: Int64, bytes: Int64) -> [String?] {
-        let parts = max(1, (rows + Int64(pageRows) - 1) / Int64(pageRows), (bytes + Self.partBytes - 1) / Self.partBytes)
+        // At most `maxParts`: a count read back that is absurd must not make a billion statements.
+        let parts = min(Self.maxParts, max(1, rows / Int64(pageRows) + 1, bytes / Self.partBytes + 1))
         guard parts > 1 else { return [nil] }
         return (0..<parts).map { "cityHash64(agent, src, gen, off) % \(parts) = \($0)" }
     }
@@ -303,5 +307,13 @@ enum ErrorRuleSQL {
         case .string(let text): return Int64(text)
         case .bool(let value): return value ? 1 : 0
         }
+    }
+}
+
+extension Int64 {
+    /// Adds, staying at `Int64.max` (or `.min`) instead of trapping.
+    mutating func saturatingAdd(_ other: Int64) {
+        let (sum, overflow) = addingReportingOverflow(other)
+        self = overflow ? (other > 0 ? .max : .min) : sum
     }
 }

@@ -8,8 +8,9 @@ import MusterWire
 extension ClickHouseLogWriter {
     /// One step of pruning: drops the oldest day wholly before `cutoff` from both tables, on
     /// every shard (each through the first replica that answers; replication drops it on the
-    /// others). Returns how many lines that day held (copies counted once) and whether an
-    /// older-than-cutoff day is left.
+    /// others). Returns how many rows that day held (from the parts' row counts: a copy not yet
+    /// merged counts too; counting distinct identities over a day could exceed the servers'
+    /// memory and stop retention for good) and whether an older-than-cutoff day is left.
     public func dropOldestDay(before cutoff: Int64) async throws(ClickHouseError) -> (lines: Int, more: Bool) {
         let cutoffDay = Self.day(Timestamp.clamped(cutoff))
         var days = Set<Int64>()
@@ -30,20 +31,24 @@ extension ClickHouseLogWriter {
         let old = days.filter { $0 < cutoffDay }.sorted()
         guard let oldest = old.first else { return (0, false) }
         let partition = Self.partition(day: oldest)
-        var lines = 0
+        var lines: Int64 = 0
         for replicas in http.servers.shards {
             let count = """
-                SELECT uniqExact(agent, src, gen, off) AS lines FROM logs_local
-                WHERE toYYYYMMDD(toDateTime(intDiv(t, 1000000000))) = \(partition) FORMAT JSONEachRow
+                SELECT sum(rows) AS lines FROM system.parts
+                WHERE database = \(ClickHouseSQL.literal(http.servers.database)) AND table = 'logs_local' AND active
+                  AND partition = \(ClickHouseSQL.literal(partition))
+                FORMAT JSONEachRow
                 """
-            let (answer, replica) = try await http.run(count, on: replicas, settings: LogTables.readSettings)
+            let (answer, replica) = try await http.run(count, on: replicas, settings: LogTables.readSettings, inDatabase: false)
             let counted = try JSONAnswer.rows(CountRow.self, answer, from: replica).first?.lines ?? 0
-            lines += Int(clamping: counted)
-            for table in ["logs_local", "ids_local"] {
+            lines.saturatingAdd(Int64(clamping: counted))
+            // Identities first: a failure between the two leaves lines without identities (a
+            // resend stores them again, shown once), never identities without their lines.
+            for table in ["ids_local", "logs_local"] {
                 _ = try await http.run("ALTER TABLE \(table) DROP PARTITION \(partition)", on: replicas)
             }
         }
-        return (lines, old.count > 1)
+        return (Int(clamping: lines), old.count > 1)
     }
 
     private struct PartitionRow: Decodable {

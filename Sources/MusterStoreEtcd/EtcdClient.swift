@@ -3,17 +3,21 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// etcd's v3 key-value API over its HTTP/JSON gateway (`POST /v3/kv/range`, `POST /v3/kv/txn`),
 /// the documented one etcd 3.4 and later serve on their client URLs. Keys are UTF-8 text,
 /// values bytes. One instance per process; it holds AsyncHTTPClient's connection pool.
 ///
 /// Ranges are linearizable (etcd's default): they see every write acknowledged before they
-/// were sent. A request goes to the first endpoint that can be connected to; one that cannot
-/// (refused, no route, no connection within the connect timeout) is passed over. A request
-/// that reached an endpoint is never sent to another: most refusals (an empty key, a compacted
-/// revision) would be the same there, and a request whose answer never came whole may have
-/// been applied (`EtcdError.interrupted`).
+/// were sent. A request goes first to the endpoint that answered last, then to the others in
+/// turn; one that cannot be connected to (refused, no route, no connection within the connect
+/// timeout) or that answers "unavailable" (gRPC code 14: a member without a leader, or a
+/// request that timed out inside etcd) is passed over. So every transaction sent through this
+/// client must be safe to apply twice (Muster's are: each compares a revision or a version it
+/// then changes). A request whose answer never came whole is not sent again
+/// (`EtcdError.interrupted`), and other refusals (an empty key, a compacted revision) would be
+/// the same everywhere.
 ///
 /// `https` endpoints are checked against the system's trust roots; there are no client
 /// certificates and no etcd authentication.
@@ -23,6 +27,9 @@ public final class EtcdClient: Sendable {
     /// The longest one endpoint may take to answer a request, including the connection.
     public let timeout: TimeAmount
     private let client: HTTPClient
+    /// The endpoint that answered last: a member that is down costs its connect timeout once,
+    /// not on every request.
+    private let preferred = Mutex(0)
 
     public init(endpoints: [String], timeout: TimeAmount = .seconds(10)) throws(EtcdError) {
         guard !endpoints.isEmpty else { throw .configuration("an etcd client needs at least one endpoint (http://HOST:PORT)") }
@@ -126,9 +133,27 @@ public final class EtcdClient: Sendable {
     /// The largest answer read into memory; a range that might be larger pages with `limit`.
     static let answerLimit = 64 << 20
 
+    /// The endpoints in the order to try them: the one that answered last first.
+    private var inTurn: [String] {
+        let first = preferred.withLock { $0 }
+        return Array(endpoints[first...] + endpoints[..<first])
+    }
+
+    /// Remembers `endpoint` as the one to try first, and returns `answer`.
+    private func answered(_ endpoint: String, _ answer: Data) -> (Data, endpoint: String) {
+        if let index = endpoints.firstIndex(of: endpoint) { preferred.withLock { $0 = index } }
+        return (answer, endpoint)
+    }
+
+    /// "Unavailable" (gRPC code 14): this member cannot serve now; another may.
+    private static func isUnavailable(_ error: EtcdError) -> Bool {
+        if case .refused(_, 14?, _) = error { return true }
+        return false
+    }
+
     private func post(_ path: String, _ body: ByteBuffer) async throws(EtcdError) -> (Data, endpoint: String) {
         var attempts: [String] = []
-        for endpoint in endpoints {
+        for endpoint in inTurn {
             var request = HTTPClientRequest(url: endpoint + path)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
@@ -143,7 +168,11 @@ public final class EtcdClient: Sendable {
                 try passOver(endpoint, error, &attempts)
                 continue
             }
-            return (try Self.accept(endpoint, status, answer), endpoint)
+            do {
+                return answered(endpoint, try Self.accept(endpoint, status, answer))
+            } catch where Self.isUnavailable(error) {
+                attempts.append("\(error)")
+            }
         }
         throw .unreachable(attempts)
     }
@@ -151,7 +180,7 @@ public final class EtcdClient: Sendable {
     /// `post` on the calling thread, through the EventLoopFuture API.
     private func postWaiting(_ path: String, _ body: ByteBuffer) throws(EtcdError) -> (Data, endpoint: String) {
         var attempts: [String] = []
-        for endpoint in endpoints {
+        for endpoint in inTurn {
             let response: HTTPClient.Response
             do {
                 var request = try HTTPClient.Request(url: endpoint + path, method: .POST, body: .byteBuffer(body))
@@ -162,7 +191,11 @@ public final class EtcdClient: Sendable {
                 try passOver(endpoint, error, &attempts)
                 continue
             }
-            return (try Self.accept(endpoint, response.status, response.body ?? ByteBuffer()), endpoint)
+            do {
+                return answered(endpoint, try Self.accept(endpoint, response.status, response.body ?? ByteBuffer()))
+            } catch where Self.isUnavailable(error) {
+                attempts.append("\(error)")
+            }
         }
         throw .unreachable(attempts)
     }

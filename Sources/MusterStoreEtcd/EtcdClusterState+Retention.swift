@@ -13,21 +13,24 @@ extension EtcdClusterState {
         let budget = max(1, min(maxRows, maxTxnOps - 2))
         for _ in 0..<Self.maxAttempts {
             try await catchUp()
-            var pruned = copy
+            // The copy as of now: other calls on this actor may change `copy` while this one
+            // awaits, and the transaction must compare the revision these rows are of.
+            let base = copy
+            var pruned = base
             var deletions: [String] = []
-            for (member, changes) in copy.membership {
+            for (member, changes) in base.membership {
                 for change in Self.superseded(changes, before: cutoff, time: \.t) where deletions.count < budget {
                     deletions.append(keys.membership(member, event: change.id))
                     pruned.removeChange(of: member, id: change.id)
                 }
             }
-            for (node, rows) in copy.inventory {
+            for (node, rows) in base.inventory {
                 for row in Self.superseded(rows, before: cutoff, time: \.t) where deletions.count < budget {
                     deletions.append(keys.inventory(node, event: row.event))
                     pruned.removeInventory(of: node, event: row.event)
                 }
             }
-            for (node, versions) in copy.configs {
+            for (node, versions) in base.configs {
                 let byTime = versions.values.sorted { ($0.t, $0.event) < ($1.t, $1.event) }
                 for value in Self.superseded(byTime, before: cutoff, time: \.t) where deletions.count < budget {
                     deletions.append(keys.config(node, version: value.apply.version))
@@ -39,18 +42,17 @@ extension EtcdClusterState {
             }
             guard !deletions.isEmpty else { return (0, false) }
             let result = try await client.txn(
-                compare: [.modRevision(keys.seq, equals: copy.revision)],
+                compare: [.modRevision(keys.seq, equals: base.revision)],
                 // `seq` is written again (same value) so that every other collector's next
                 // commit fails its compare and reads the ledger anew (`pruned` tells it to).
-                success: deletions.map { .delete($0) } + [.put(keys.pruned, value: [UInt8]()), .put(keys.seq, value: String(copy.seq))])
+                success: deletions.map { .delete($0) } + [.put(keys.pruned, value: [UInt8]()), .put(keys.seq, value: String(base.seq))])
             if result.succeeded {
-                copy = pruned
-                copy.revision = result.revision
+                adopt(pruned, at: result.revision)
                 return (deletions.count, deletions.count == budget)
             }
             stale = true
         }
-        throw .interrupted(endpoint: "etcd", detail: "every attempt to prune lost to another collector's commit")
+        throw .contended(attempts: Self.maxAttempts, what: "pruning history")
     }
 
     /// Forgets which journal lines were interpreted on days wholly before `cutoff`: a line
@@ -67,7 +69,9 @@ extension EtcdClusterState {
         return before.dropLast()
     }
 
-    /// Keys of events before `cutoff` that no row of `ledger` and no mark points at.
+    /// Keys of events before `cutoff` that no row of `ledger` and no mark points at. Read at
+    /// the newest revision, not the ledger's (which etcd may have compacted in a quiet
+    /// cluster): events change only with `seq`, which the prune's transaction compares.
     private func unreferencedEvents(before cutoff: Int64, in ledger: LedgerCopy, limit: Int) async throws(EtcdError) -> [String] {
         var referenced = Set(ledger.markList.map(\.event))
         referenced.formUnion(ledger.membership.values.joined().map(\.event))

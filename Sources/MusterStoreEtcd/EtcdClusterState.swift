@@ -82,10 +82,10 @@ public actor EtcdClusterState: EventLog {
                 try ledger.apply([line.entry], to: &writes)
                 writes.putJournalKey(line.key)
                 // `seq` is one more write and its compare one more compare.
-                if writes.writeCount + 1 > maxTxnOps || compares.count + 1 > maxTxnOps {
+                if writes.writeCount + 1 > maxTxnOps || compares.count + 1 > maxTxnOps || writes.byteCount > Self.maxTxnBytes {
                     guard compares.count > 1 else {
                         throw EtcdError.configuration(
-                            "one journal line needs \(writes.writeCount + 1) writes in one etcd transaction, more than max_txn_ops (\(maxTxnOps)); raise etcd's --max-txn-ops and the store's max_txn_ops")
+                            "one journal line needs \(writes.writeCount + 1) writes of \(writes.byteCount) bytes in one etcd transaction, more than max_txn_ops (\(maxTxnOps)) or \(Self.maxTxnBytes) bytes; raise etcd's --max-txn-ops and the store's max_txn_ops, or --max-request-bytes")
                     }
                     writes = before
                     break
@@ -95,18 +95,14 @@ public actor EtcdClusterState: EventLog {
             let chunk = pending.prefix(compares.count - 1)
             let result = try await client.txn(compare: compares, success: writes.finish())
             if result.succeeded {
-                copy = writes.copy
-                copy.revision = result.revision
-                if writes.appendedEvents > 0 { newest = copy.seq }
+                adopt(writes.copy, at: result.revision)
+                if writes.appendedEvents > 0 { newest = writes.copy.seq }
                 pending.removeFirst(chunk.count)
                 attempts = 0
                 continue
             }
             attempts += 1
-            guard attempts < Self.maxAttempts else {
-                throw EtcdError.interrupted(
-                    endpoint: "etcd", detail: "\(attempts) transactions in a row lost to other collectors' commits; giving up this commit")
-            }
+            guard attempts < Self.maxAttempts else { throw EtcdError.contended(attempts: attempts, what: "a commit") }
             stale = true
             // Lines interpreted meanwhile (a resend that reached another collector first, or
             // this one's own earlier attempt) are left out; the rest are interpreted again.
@@ -133,13 +129,25 @@ public actor EtcdClusterState: EventLog {
             let result = try await client.txn(
                 compare: [.modRevision(keys.seq, equals: copy.revision), .version(keys.mark(name), equals: 0)], success: writes.finish())
             if result.succeeded {
-                copy = writes.copy
-                copy.revision = result.revision
+                adopt(writes.copy, at: result.revision)
                 return mark
             }
             stale = true
         }
-        throw EtcdError.interrupted(endpoint: "etcd", detail: "every attempt to record the mark lost to another collector's commit")
+        throw EtcdError.contended(attempts: Self.maxAttempts, what: "recording the mark")
+    }
+
+    /// The most bytes of keys and values one transaction writes: under etcd's default
+    /// `--max-request-bytes` (1.5 MiB) once base64 and JSON have grown them by a third.
+    static let maxTxnBytes = 1_000_000
+
+    /// Takes `new`, the state as of `revision` after a transaction of this collector, unless
+    /// the copy is newer already (another of its transactions or a catch-up finished first):
+    /// the copy only moves forward, and its rows are always those of its revision.
+    func adopt(_ new: LedgerCopy, at revision: Int64) {
+        guard revision > copy.revision else { return }
+        copy = new
+        copy.revision = revision
     }
 
     /// Set when a compare failed: another collector committed since the copy was read.
@@ -149,12 +157,8 @@ public actor EtcdClusterState: EventLog {
     /// said another collector committed.
     func catchUp() async throws(EtcdError) {
         guard !loaded || stale else { return }
-        var since: Int64? = loaded ? copy.revision : nil
-        // Rows pruned since the copy was read are gone from etcd but not from the copy.
-        if let revision = since, let pruned = try await client.range(keys.pruned).kvs.first, pruned.modRevision > revision {
-            since = nil
-        }
-        copy = try await Self.read(client: client, keys: keys, into: since == nil ? LedgerCopy() : copy, since: since)
+        let read = try await Self.read(client: client, keys: keys, into: copy, since: loaded ? copy.revision : nil)
+        if !loaded || read.revision >= copy.revision { copy = read }
         loaded = true
         stale = false
     }
@@ -174,13 +178,16 @@ public actor EtcdClusterState: EventLog {
 
     // MARK: Reading
 
-    /// `copy` brought up to date: every ledger row (or, with `since`, every row written after
-    /// that revision) and `seq`, all read at one revision.
+    /// `copy` brought up to date: with `since`, the rows written after that revision; without
+    /// it, or when history was pruned after it (a read by revision shows no deletions), every
+    /// row anew. `seq`, `pruned` and the rows are all read at one revision.
     static func read(client: EtcdClient, keys: StateKeys, into copy: LedgerCopy, since: Int64?) async throws(EtcdError) -> LedgerCopy {
-        var copy = copy
-        let seq = try await client.range(keys.seq)
-        let revision = seq.revision
-        if let kv = seq.kvs.first {
+        let heads = try await client.txn(compare: [], success: [.range(keys.seq), .range(keys.pruned)])
+        let revision = heads.revision
+        var since = since
+        if let after = since, let pruned = heads.ranges.last??.kvs.first, pruned.modRevision > after { since = nil }
+        var copy = since == nil ? LedgerCopy() : copy
+        if let kv = heads.ranges.first??.kvs.first {
             copy.seq = try parseSeq(kv)
             copy.revision = kv.modRevision
         }

@@ -2,8 +2,11 @@
 public enum EtcdError: Error, Equatable, CustomStringConvertible {
     /// The client's endpoints or a request's arguments are wrong; nothing was sent.
     case configuration(String)
-    /// No endpoint could be connected to: each address with why. The request was sent nowhere.
+    /// No endpoint could serve the request: each address with why (no connection, or
+    /// "unavailable": a member without a leader).
     case unreachable([String])
+    /// A commit lost to other collectors' commits this many times in a row and gave up.
+    case contended(attempts: Int, what: String)
     /// etcd (or whatever answered in its place) refused the request with an HTTP status other
     /// than 200: the gateway's gRPC code and message when the body is its JSON error
     /// (`{"error":…,"code":N,"message":…}`), else the start of the body. etcd's gRPC codes
@@ -21,7 +24,9 @@ public enum EtcdError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .configuration(let detail): detail
-        case .unreachable(let attempts): "no etcd endpoint could be reached (\(attempts.joined(separator: "; ")))"
+        case .unreachable(let attempts): "no etcd endpoint could serve the request (\(attempts.joined(separator: "; ")))"
+        case .contended(let attempts, let what):
+            "\(what) lost \(attempts) times in a row to other collectors' transactions on the same keys; giving up (is another process rewriting seq?)"
         case .refused(let endpoint, let code, let message):
             "etcd at \(endpoint) refused the request\(code.map { " (code \($0))" } ?? ""): \(message)"
         case .unexpectedAnswer(let endpoint, let detail): "unexpected answer from etcd at \(endpoint): \(detail)"

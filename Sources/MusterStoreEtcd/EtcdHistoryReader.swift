@@ -103,13 +103,16 @@ public final class EtcdHistoryReader: ClusterHistoryReader {
         }
     }
 
-    /// Every key under `prefix`, page by page, at `revision` (the newest when nil).
+    /// Every key under `prefix`, page by page, at `revision` (when nil, the first page's: one
+    /// snapshot either way).
     private func pages(of prefix: String, at revision: Int64?, _ body: (EtcdKeyValue) throws(EtcdError) -> Void) throws(StoreError) {
         do {
             var start = prefix
+            var revision = revision
             while true {
                 let page = try client.rangeWaiting(
                     start, end: EtcdClient.prefixEnd(prefix), revision: revision, limit: EtcdClusterState.pageSize)
+                revision = page.revision
                 for kv in page.kvs { try body(kv) }
                 guard page.more, let last = page.kvs.last else { return }
                 start = last.key + "\u{0}"

@@ -63,22 +63,33 @@ struct LedgerCopy: Sendable {
     }
 
     /// Takes in a row read from etcd (a key under one of `keys.ledgerPrefixes`). Rows read back
-    /// are outside input: one that does not decode is an error naming its key, never a trap.
+    /// are outside input: one that does not decode, or whose key is not the one its value
+    /// would be stored under, is an error naming its key, never a trap or a row filed wrongly
+    /// (pruning deletes rows by the key their value gives).
     mutating func absorb(_ kv: EtcdKeyValue, keys: StateKeys) throws(EtcdError) {
+        func check(_ expected: String) throws(EtcdError) {
+            guard kv.key == expected else {
+                throw .unexpectedAnswer(endpoint: "etcd", detail: "\(kv.key) holds a row that belongs under \(expected)")
+            }
+        }
         if kv.key.hasPrefix(keys.membership) {
             var change = try StateValue.decode(MembershipChange.self, kv)
+            try check(keys.membership(change.member, event: change.id))
             change.t = Timestamp.clamped(change.t)
             put(change)
         } else if kv.key.hasPrefix(keys.inventory) {
             var value = try StateValue.decode(InventoryValue.self, kv)
+            try check(keys.inventory(value.node, event: value.event))
             value.t = Timestamp.clamped(value.t)
             put(value)
         } else if kv.key.hasPrefix(keys.configs) {
             var value = try StateValue.decode(ConfigValue.self, kv)
+            try check(keys.config(value.node, version: value.apply.version))
             value.t = Timestamp.clamped(value.t)
             put(value)
         } else if kv.key.hasPrefix(keys.marks) {
             let value = try StateValue.decode(MarkValue.self, kv)
+            try check(keys.mark(value.name))
             put(Mark(id: value.event, name: value.name, t: Timestamp.clamped(value.t), note: value.note, event: value.event))
         }
     }

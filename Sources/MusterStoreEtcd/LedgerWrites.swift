@@ -82,13 +82,21 @@ struct LedgerWrites: LedgerRows {
     /// How many writes the transaction has so far (`seq`'s not counted).
     var writeCount: Int { order.count }
 
+    /// The bytes of their keys and values.
+    private(set) var byteCount = 0
+
     /// The transaction's writes: the changes, then `seq`.
     func finish() -> [EtcdOperation] {
         order.map { EtcdOperation.put($0, value: values[$0]!) } + [.put(keys.seq, value: Array(String(copy.seq).utf8))]
     }
 
     private mutating func write(_ key: String, value: [UInt8]) {
-        if values.updateValue(value, forKey: key) == nil { order.append(key) }
+        if let replaced = values.updateValue(value, forKey: key) {
+            byteCount += value.count - replaced.count
+        } else {
+            order.append(key)
+            byteCount += key.utf8.count + value.count
+        }
     }
 
     private mutating func put(_ change: MembershipChange) {

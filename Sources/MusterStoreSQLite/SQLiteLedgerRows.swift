@@ -38,7 +38,7 @@ struct SQLiteLedgerRows: LedgerRows {
 
     func members(seenAt address: String, except: String, until t: Int64) throws -> [String] {
         try String.fetchAll(
-            db, sql: "SELECT DISTINCT member FROM membership WHERE address = ? AND member != ? AND t <= ?",
+            db, sql: "SELECT DISTINCT member FROM membership WHERE address = ? AND member != ? AND t <= ? ORDER BY member",
             arguments: [address, except, t])
     }
 

@@ -94,6 +94,16 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
         self.etcd = etcd
     }
 
+    /// The settings with a relative `password_file` made relative to `directory` (the config
+    /// file's), as every path a config file names is.
+    public func resolvingPaths(relativeTo directory: String) -> ScaleOutSettings {
+        var settings = self
+        if let file = clickhouse.passwordFile, !file.hasPrefix("/"), !directory.isEmpty {
+            settings.clickhouse.passwordFile = directory + "/" + file
+        }
+        return settings
+    }
+
     /// A setting that is out of its range or does not name a server: the key and why.
     public struct Invalid: Error, Equatable, CustomStringConvertible {
         public var key: String

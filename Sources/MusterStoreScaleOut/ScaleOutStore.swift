@@ -108,7 +108,9 @@ public actor ScaleOutStore: CollectorStore {
             let dropped = try await writer.dropOldestDay(before: cutoff)
             progress.logRows = dropped.lines
             progress.more = dropped.more
-            try await state.pruneJournal(before: cutoff)
+            // Journal keys only once their lines are gone: a resend of a line still stored must
+            // find its key and not be interpreted again.
+            if !dropped.more { try await state.pruneJournal(before: cutoff) }
         }
         if let age = policy.historyMaxAge {
             let pruned = try await state.pruneHistory(before: Self.cutoff(now, age), maxRows: maxRows)

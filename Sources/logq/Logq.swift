@@ -64,6 +64,9 @@ struct StoreOptions: ParsableArguments {
         get throws(QueryError) {
             let environment = ProcessInfo.processInfo.environment
             if db != nil, store != nil { throw .badArgument("give --db (a SQLite file) or --store (a config file), not both") }
+            if db == nil, store == nil, environment["MUSTER_DB"] != nil, environment["MUSTER_STORE"] != nil {
+                throw .badArgument("MUSTER_DB and MUSTER_STORE are both set: unset one, or choose with --db or --store")
+            }
             // An explicit --db wins over MUSTER_STORE, as --store does over MUSTER_DB.
             if db == nil, let file = store ?? environment["MUSTER_STORE"] {
                 return try StoreLocation(configFile: file)

@@ -269,7 +269,7 @@ import Testing
             }
             #expect(attempts.count == 2)
             #expect(attempts.first?.hasPrefix("http://127.0.0.1:1: ") == true && attempts.last?.hasPrefix("http://127.0.0.1:2: ") == true)
-            #expect(error.description.hasPrefix("no etcd endpoint could be reached (http://127.0.0.1:1: "))
+            #expect(error.description.hasPrefix("no etcd endpoint could serve the request (http://127.0.0.1:1: "))
         }
     }
 

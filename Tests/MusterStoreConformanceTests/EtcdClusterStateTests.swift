@@ -200,6 +200,35 @@ import Testing
         }
     }
 
+    /// A prune reads events (an await) while a commit of the same collector lands: the prune
+    /// must not then install its older rows under the newer revision (seen in review: every
+    /// later commit reused the same event id and seq stopped moving).
+    @Test func aPruneRacingACommitOfTheSameCollectorKeepsIdsDense() async throws {
+        func user(_ agent: String, _ offset: Int64, at seconds: Int64) -> JournalLine {
+            JournalLine(
+                origin: Origin(agent: agent, source: JournalEntry.sourceID, generation: "g", offset: offset),
+                entry: Fixtures.userEvent("\(agent)\(offset)", at: Fixtures.at(seconds), seenBy: agent))
+        }
+        try await withCollectors(1) { states, _ in
+            let state = states[0]
+            // 2,000 recent events (scanned, kept: the scan pages), then 20 old ones (pruned).
+            let recent = (0..<2_000).map { user("a", Int64($0), at: 10_000 + Int64($0)) }
+            let old = (0..<20).map { user("b", Int64($0), at: Int64($0)) }
+            _ = try await state.interpret(recent + old)
+            for round in 0..<10 {
+                async let pruned = state.pruneHistory(before: Fixtures.at(5_000), maxRows: 1)
+                async let committed = state.interpret([user("c", Int64(round), at: 20_000 + Int64(round))])
+                _ = try await (pruned, committed)
+            }
+            let before = try await state.latestEventID()
+            #expect(before == 2_020 + 10)
+            _ = try await state.interpret([user("d", 0, at: 30_000)])
+            #expect(try await state.latestEventID() == before + 1)
+            let events = try await state.allEvents()
+            #expect(Set(events.map(\.body)).count == events.count, "an event overwritten by another")
+        }
+    }
+
     @Test func aMarkNameIsTakenOnceAcrossCollectors() async throws {
         try await withCollectors(2) { states, history in
             let first = try await states[0].recordMark(name: "task-1", note: "one", at: Fixtures.at(10))

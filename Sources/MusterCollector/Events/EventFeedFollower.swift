@@ -17,8 +17,18 @@ struct EventFeedFollower: Service {
     let logger: Logger
 
     func run() async throws {
-        await BehindIngest.every(interval, logger: logger, failure: "reading the newest event id failed") {
-            feed.advance(to: try await events.latestEventID())
+        // One line when reading starts failing and one when it works again, not one per poll.
+        var failing = false
+        while !BehindIngest.isStopping {
+            do {
+                feed.advance(to: try await events.latestEventID())
+                if failing { logger.notice("reading the store's newest event id works again") }
+                failing = false
+            } catch {
+                if !failing { logger.error("reading the store's newest event id failed; retrying", metadata: ["error": "\(error)"]) }
+                failing = true
+            }
+            await BehindIngest.sleep(interval)
         }
     }
 }

@@ -17,7 +17,8 @@ public protocol LedgerRows {
     /// The member's earliest change after `t` (of two at the same `t`, the earlier inserted).
     func nextChange(of member: String, after t: Int64) throws -> MembershipChange?
 
-    /// The members other than `except` with a change at or before `t` at `address`.
+    /// The members other than `except` with a change at or before `t` at `address`, by name
+    /// (the order decides the order of their `replaced` events).
     func members(seenAt address: String, except: String, until t: Int64) throws -> [String]
 
     /// The body of `node`'s latest inventory, nil when it sent none.

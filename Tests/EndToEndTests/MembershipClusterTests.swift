@@ -86,7 +86,10 @@ import Testing
             timeline.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
                 .filter { $0[1] == member }.map { $0[2] }
         }
-        #expect(changes(of: "s1") == ["joined", "left"])
+        // An observer whose failure detector beats the leave intent (a loaded machine delays
+        // gossip by seconds) reports s1 failed just before the others report it left: both
+        // are what observers saw, and the ledger keeps both (seen in a clean-clone CI run).
+        #expect(changes(of: "s1") == ["joined", "left"] || changes(of: "s1") == ["joined", "failed", "left"], "\(timeline)")
         #expect(changes(of: "s2") == ["joined", "failed", "joined"], "\(timeline)")
         #expect(!timeline.split(separator: "\n").dropFirst().contains { $0.split(separator: ",", omittingEmptySubsequences: false)[6].isEmpty })
 

@@ -56,11 +56,14 @@ public final class ClickHouseLogReader: LogReader {
                     var off: Int64
                     var t: Int64
                 }
+                // GROUP BY, not LIMIT 1 BY: on a Distributed table 18.16 applies the LIMIT on each
+                // shard before LIMIT BY, so a shard whose first rows are copies of one line gave
+                // too few neighbours (found by the differential test against SQLite).
                 let places = try read(
                     Place.self,
                     """
-                    SELECT off, t FROM ids WHERE \(file.condition) AND off \(before ? "<" : ">") \(line.offset) \
-                    ORDER BY off \(before ? "DESC" : "") LIMIT 1 BY off LIMIT \(max(count, 0))
+                    SELECT off, min(t) AS t FROM ids WHERE \(file.condition) AND off \(before ? "<" : ">") \(line.offset) \
+                    GROUP BY off ORDER BY off \(before ? "DESC" : "") LIMIT \(max(count, 0))
                     """)
                 guard !places.isEmpty else { return [] }
                 return try self.lines(

@@ -21,7 +21,10 @@ struct LineIdentity: Hashable, Sendable {
 
     /// The shard (0..<shards) this line is stored on: FNV-1a over the identity, so every
     /// collector sends every copy of a line to the same shard without asking anyone, and lines
-    /// spread evenly whatever their sources.
+    /// spread evenly whatever their sources. From the hash's high half: FNV-1a's low bits mix
+    /// poorly (its last byte is XORed into bit 0 and the multiplier is odd, so the parity of
+    /// the hash is the parity of the bytes' XOR: with two shards, consecutive offsets always
+    /// alternated).
     func shard(of shards: Int) -> Int {
         var hash = fileHash
         var offset = UInt64(bitPattern: offset)
@@ -29,7 +32,7 @@ struct LineIdentity: Hashable, Sendable {
             hash.add(UInt8(truncatingIfNeeded: offset))
             offset >>= 8
         }
-        return Int(hash.value % UInt64(max(shards, 1)))
+        return Int((hash.value >> 32) % UInt64(max(shards, 1)))
     }
 
     /// FNV-1a over agent, source and generation, each followed by a 0 byte so that ("ab", "c")

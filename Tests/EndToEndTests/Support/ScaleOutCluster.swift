@@ -4,14 +4,14 @@ import Synchronization
 import Testing
 
 /// The scale-out back end for end-to-end tests: ZooKeeper, ClickHouse as 2 shards × 2 replicas
-/// and etcd on loopback, started by `scripts/scale-out-servers` once for a suite (the
-/// `.scaleOutServers` trait) and stopped when the suite ends, also when it fails. Each test
-/// gets a database (and etcd namespace) of its own in it, so the servers hold nothing a test
-/// has to clean up: they and their directory are per test process.
+/// and etcd on loopback, started by `scripts/scale-out-servers` once per test process, by the
+/// first suite with the `.scaleOutServers` trait (suites run at once share them), and stopped
+/// when the process exits. Each test gets a database (and etcd namespace) of its own in it, so
+/// the servers hold nothing a test has to clean up: they and their directory are per process.
 ///
-/// Ports: 40000 + a slot from the pid, 100 ports per slot (the conformance target's servers use
-/// 20000 + pid % 400 × 100, so two test processes of the same pid slot can still run side by
-/// side only if their bases differ; a port found in use moves to the next slot).
+/// Ports: 26000 + a slot from the pid, 100 ports per slot, below the ephemeral range (32768
+/// and up) that outgoing connections take ports from; the conformance target's servers use
+/// 20000–25999. A port found in use moves to the next slot.
 final class ScaleOutTestServers: Sendable {
     let directory: String
     /// Per shard, its replicas' HTTP addresses, in the order the collectors list them.
@@ -38,18 +38,20 @@ final class ScaleOutTestServers: Sendable {
     static func start() throws -> ScaleOutTestServers {
         stopServersOfEndedRuns()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(directoryPrefix + String(getpid())).path
-        var slot = Int(getpid() % 200)
+        var slot = Int(getpid() % 60)
         var attempt = 0
         while true {
-            let portBase = 40_000 + slot * 100
+            let portBase = 26_000 + slot * 100
             let (status, output) = run(["start", directory, "--port-base", String(portBase)])
             if status == 0 { break }
             _ = run(["stop", directory])
             attempt += 1
             // Another program (a client's ephemeral port, another run's servers) holds a port
-            // of this slot: the next slot, twice at most.
-            if output.contains("is in use"), attempt < 3 {
-                slot = (slot + 1) % 200
+            // of this slot: the next slot, twice at most. Seen both before the start (the
+            // script's check) and after it (the port taken between the check and a server's
+            // bind: ClickHouse's "Address already in use", etcd's "address already in use").
+            if output.contains("is in use") || output.lowercased().contains("address already in use"), attempt < 3 {
+                slot = (slot + 1) % 60
                 continue
             }
             try? FileManager.default.removeItem(atPath: directory)
@@ -79,8 +81,18 @@ final class ScaleOutTestServers: Sendable {
         return ScaleOutTestServers(directory: directory, shards: shards, cluster: cluster, etcd: etcd)
     }
 
-    /// Stops the servers (`scripts/scale-out-servers stop`) and removes their directory.
-    func stop() { Self.stopRunning() }
+    /// The process's servers, started on first use (the caller waits meanwhile); a failure to
+    /// start is every later caller's failure too.
+    static func shared() throws -> ScaleOutTestServers {
+        try started.withLock { started in
+            if let started { return try started.get() }
+            let result = Result { try start() }
+            started = result
+            return try result.get()
+        }
+    }
+
+    private static let started = Mutex<Result<ScaleOutTestServers, any Error>?>(nil)
 
     /// A collector config's `store:` section naming `database` (also the etcd namespace).
     func storeSection(database: String) -> String {
@@ -161,20 +173,14 @@ final class ScaleOutTestServers: Sendable {
     }
 }
 
-/// Starts the scale-out servers before the suite's first test and stops them after its last,
-/// however the tests end; the tests find them in `ScaleOutTestServers.current`.
+/// The process's scale-out servers for a suite, started before its first test unless another
+/// suite started them; the tests find them in `ScaleOutTestServers.current`. They are stopped
+/// when the process exits (its `atexit` handler), however the tests end.
 struct ScaleOutServersTrait: SuiteTrait, TestScoping {
     func provideScope(
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
     ) async throws {
-        let starting = Date()
-        let servers = try ScaleOutTestServers.start()
-        print("scale-out servers started in \(String(format: "%.1f", Date().timeIntervalSince(starting))) s (\(servers.directory))")
-        defer {
-            let stopping = Date()
-            servers.stop()
-            print("scale-out servers stopped in \(String(format: "%.1f", Date().timeIntervalSince(stopping))) s")
-        }
+        let servers = try ScaleOutTestServers.shared()
         try await ScaleOutTestServers.$current.withValue(servers) { try await function() }
     }
 }

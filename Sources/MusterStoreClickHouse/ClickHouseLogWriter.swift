@@ -2,13 +2,11 @@ import MusterStore
 import MusterWire
 import NIOCore
 
-/// What `ClickHouseLogWriter.store` did: per batch, and which journal lines were new.
+/// What `ClickHouseLogWriter.store` did, per batch. (Which journal lines to interpret is not
+/// the lines' business: their keys in etcd decide, `EtcdClusterState`.)
 public struct StoredLines: Sendable, Equatable {
     /// One per batch, in the order given.
     public var counts: [IngestCounts]
-    /// (batch, record) of each event-journal line stored for the first time: the ones to
-    /// interpret. A resent journal line is not among them.
-    public var newJournalLines: [BatchRecord]
 
     public struct BatchRecord: Sendable, Equatable, Hashable {
         public var batch: Int
@@ -91,18 +89,16 @@ public final class ClickHouseLogWriter: Sendable {
             throw .interrupted(server: "", detail: "\(error)")
         }
         var counts: [IngestCounts] = []
-        var journal: [StoredLines.BatchRecord] = []
         for (batchIndex, batch) in batches.enumerated() {
             var accepted = 0
             for recordIndex in batch.records.indices {
                 let place = StoredLines.BatchRecord(batch: batchIndex, record: recordIndex)
                 guard stored.contains(place) else { continue }
                 accepted += 1
-                if batch.records[recordIndex].origin.source == JournalEntry.sourceID { journal.append(place) }
             }
             counts.append(IngestCounts(accepted: accepted, duplicates: batch.records.count - accepted))
         }
-        return StoredLines(counts: counts, newJournalLines: journal)
+        return StoredLines(counts: counts)
     }
 
     /// A line on its way to its shard: the record, its id, and where it was in the call.

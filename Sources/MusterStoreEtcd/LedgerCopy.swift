@@ -24,19 +24,17 @@ struct LedgerCopy: Sendable {
     // MARK: Changing
 
     mutating func put(_ change: MembershipChange) {
-        var changes = membership[change.member, default: []]
-        changes.removeAll { $0.id == change.id }
-        let at = changes.firstIndex { ($0.t, $0.id) > (change.t, change.id) } ?? changes.endIndex
-        changes.insert(change, at: at)
-        membership[change.member] = changes
+        Self.place(change, in: &membership[change.member, default: []], key: { ($0.t, $0.id) })
     }
 
     mutating func put(_ value: InventoryValue) {
-        var rows = inventory[value.node, default: []]
-        rows.removeAll { $0.event == value.event }
-        let at = rows.firstIndex { ($0.t, $0.event) > (value.t, value.event) } ?? rows.endIndex
-        rows.insert(value, at: at)
-        inventory[value.node] = rows
+        Self.place(value, in: &inventory[value.node, default: []], key: { ($0.t, $0.event) })
+    }
+
+    /// Puts `row` into `rows` (ordered by `key`: time, then id), replacing the row with its id.
+    private static func place<Row>(_ row: Row, in rows: inout [Row], key: (Row) -> (Int64, Int64)) {
+        rows.removeAll { key($0).1 == key(row).1 }
+        rows.insert(row, at: rows.firstIndex { key($0) > key(row) } ?? rows.endIndex)
     }
 
     mutating func put(_ value: ConfigValue) {

@@ -166,14 +166,10 @@ import Testing
         checker.compare("logs --limit inside a tie", ["logs", "--node", "bulk", "--since", t(100, ms: 9_990), "--limit", "5"])
         checker.compare("logs --tail inside a tie", ["logs", "--node", "bulk", "--until", t(100, ms: 9_991), "--tail", "5"])
         checker.compare("logs --tail 10005 --node burst", ["logs", "--tail", "10005", "--node", "burst", "--format", "json"])
-        // `-C` where the race planted copies (burst's lines): the scale-out reader finds a hit's
-        // neighbours with `SELECT off, t FROM ids … ORDER BY off LIMIT 1 BY off LIMIT n` on the
-        // Distributed table, and ClickHouse 18.16 applies the `LIMIT n` on each shard before
-        // `LIMIT 1 BY`: a shard whose first n rows are copies of fewer than n lines hands over
-        // too few, and a line of the other shard further on takes the missing one's place (a
-        // context line skipped, the next one shown instead). SQLite's answer is the right one;
-        // these fail while the race leaves copies (both collectors accept), until the reader
-        // asks without that pitfall (e.g. `SELECT DISTINCT off …`, which 18.16 answers right).
+        // `-C` where the race planted copies (burst's lines): the scale-out reader once took a
+        // hit's neighbours with `LIMIT 1 BY off LIMIT n` on the Distributed table, which 18.16
+        // limits on each shard first, so a context line was skipped next to a copied one
+        // (`ClickHouseLogTests.contextNextToACopiedLineHasAllItsNeighbours` pins it down).
         checker.compare("logs --match -C 2", ["logs", "--match", "deadlock", "-C", "2"])
         checker.compare("logs --grep -C 2 json", ["logs", "--grep", "ERROR", "-C", "2", "--format", "json"])
         checker.compare("logs -C 2 across a rotation", ["logs", "--node", "web2", "--grep", "rotat", "-C", "2"])
@@ -301,16 +297,8 @@ import Testing
                 + "timeline: \(phases.joined(separator: ", "))")
         let slowest = checker.timings.sorted { $0.1 > $1.1 }.prefix(8).map { "\($0.0) \(String(format: "%.2f", $0.1))s" }
         print("ScaleOutDifferentialTests: slowest comparisons: \(slowest.joined(separator: "; "))")
-        for difference in checker.differences where difference.known == nil {
-            Issue.record(Comment(rawValue: difference.description))
-        }
         for difference in checker.differences {
-            if let known = difference.known {
-                withKnownIssue(Comment(rawValue: known)) { Issue.record(Comment(rawValue: difference.description)) }
-            }
-        }
-        for label in checker.expectedKnown.subtracting(checker.differences.compactMap { $0.known == nil ? nil : $0.label }) {
-            withKnownIssue(Comment(rawValue: DifferentialChecker.knownIssues[label] ?? "")) {}
+            Issue.record(Comment(rawValue: difference.description))
         }
     }
 
@@ -357,19 +345,10 @@ struct DifferentialChecker {
     var markInstants: (sqlite: [String], scaleOut: [String])?
     private var outputs = 0
 
-    /// Differences whose right answer is not settled, by comparison label, each with what
-    /// differs: they are recorded under `withKnownIssue`, and a label here that stops differing
-    /// is reported. None today: the one difference found (`-C` over copies, above) is a bug of
-    /// the scale-out reader and is asserted.
-    static let knownIssues: [String: String] = [:]
-
-    var expectedKnown: Set<String> { Set(Self.knownIssues.keys) }
-
     struct Difference: CustomStringConvertible {
         var label: String
         var command: String
         var detail: String
-        var known: String?
         var description: String { "logq \(command): SQLite and scale-out differ (\(label)): \(detail)" }
     }
 
@@ -524,7 +503,7 @@ struct DifferentialChecker {
     }
 
     private mutating func note(_ label: String, _ command: String, _ detail: String) {
-        differences.append(Difference(label: label, command: command, detail: detail, known: Self.knownIssues[label]))
+        differences.append(Difference(label: label, command: command, detail: detail))
     }
 
     /// Every regular file under `root`, by path relative to it.

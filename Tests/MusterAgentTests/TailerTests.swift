@@ -224,6 +224,27 @@ final class ScratchDirectory {
         #expect(drain(tailer).isEmpty)
     }
 
+    /// A scan lists the copy while it is being written and checks the original, which is
+    /// truncated only then, before the copy is opened: the copy must still be taken for one.
+    @Test func aCopyListedBeforeTheTruncationShowedIsStillACopy() throws {
+        let dir = try ScratchDirectory()
+        try dir.append(numbered("old", 0..<10), to: "app.log")
+        let tailer = FileTailer(sourceID: "app", patterns: [dir.path + "/app.log*"], format: .plain) { _ in nil }
+        let first = drain(tailer)
+        try dir.append(numbered("old", 10..<15), to: "app.log")
+        try copyTruncate(dir, "app.log", to: "app.log.1")
+        // What the scan does with a path it listed before the truncation: attach it at once.
+        tailer.attach(dir.path + "/app.log.1", now: .now)
+        try dir.append(numbered("new", 0..<3), to: "app.log")
+        let after = drain(tailer)
+        let old = after.filter { $0.message.hasPrefix("old") }
+        #expect(old.map(\.message) == numbered("old", 10..<15).split(separator: "\n").map(String.init))
+        #expect(Set(old.map(\.position.name)) == [first[0].position.name], "the copy continues the original's generation")
+        #expect(after.filter { $0.message.hasPrefix("new") }.count == 3)
+        #expect(tailer.copiesRecognised == 1)
+        #expect(drain(tailer).isEmpty)
+    }
+
     @Test func aCopyTheTailerAlreadyReadPastGivesNothing() throws {
         let dir = try ScratchDirectory()
         try dir.append(numbered("old", 0..<10), to: "app.log")

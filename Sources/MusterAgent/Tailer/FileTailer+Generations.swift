@@ -169,16 +169,23 @@ extension FileTailer {
         _ descriptor: Int32, identity: FileIdentity, size: Int64, against stream: TailedStream,
         cached: (size: Int64, generation: FilePosition.Generation)?
     ) -> Verdict {
-        if let first = stream.carriers.first, let original = files[first], original.isOriginal, original.isOpen {
+        if let first = stream.carriers.first, let original = files[first], original.isOriginal, original.isOpen,
+            !wasTruncated(original, readTo: stream.readOffset)
+        {
             // The original is still open and holds every byte, so nothing is lost by waiting
             // until it is truncated or closed; deciding now could take a new file that merely
             // starts like it (a banner) for a copy.
             if let cached, cached.size == size, cached.generation == stream.generation { return .undecided(patient: true) }
             var info = stat()
-            guard fstat(original.descriptor, &info) == 0, size <= Int64(info.st_size),
+            if fstat(original.descriptor, &info) == 0, size <= Int64(info.st_size),
                 PrefixHash.samePrefix(descriptor, original.descriptor, length: size)
-            else { return .different }
-            return .undecided(patient: true)
+            {
+                return .undecided(patient: true)
+            }
+            // copytruncate may have truncated the original after the check above (the scan
+            // listed the copy before the truncation showed): then its bytes say nothing, and
+            // the copy is judged by what was read, like a copy of a closed original.
+            guard wasTruncated(original, readTo: stream.readOffset) else { return .different }
         }
         let marks = stream.trail.knownMarks
         let restoreOffset: Int64? = stream.restored ? checkpointOffset(of: stream.generation) : nil
@@ -216,9 +223,22 @@ extension FileTailer {
         guard let file = files[key], file.isOpen, file.isOriginal, let generation = file.generation, let stream = streams[generation],
             let probe = FileIdentity.probe(descriptor: file.descriptor)
         else { return }
-        if probe.size < stream.readOffset || probe.identity?.fingerprint != file.identity?.fingerprint {
+        if Self.truncated(probe, of: file, readTo: stream.readOffset) {
             truncatedInPlace(key, newIdentity: probe.identity, retiring: generation)
         }
+    }
+
+    /// Whether an open original no longer holds the bytes read from it: shorter than where
+    /// reading stopped, or starting with another first line (truncated and written again).
+    func wasTruncated(_ file: OpenFile, readTo offset: Int64) -> Bool {
+        guard let probe = FileIdentity.probe(descriptor: file.descriptor) else { return true }
+        return Self.truncated(probe, of: file, readTo: offset)
+    }
+
+    private static func truncated(
+        _ probe: (identity: FileIdentity?, size: Int64, device: UInt64, inode: UInt64), of file: OpenFile, readTo offset: Int64
+    ) -> Bool {
+        probe.size < offset || probe.identity?.fingerprint != file.identity?.fingerprint
     }
 
     /// The file was truncated (and maybe written again): its generation ends here, kept with

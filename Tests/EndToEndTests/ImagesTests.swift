@@ -1,5 +1,13 @@
 import Foundation
+import MusterAgent
+import MusterCollector
+import MusterLoadBalancer
 import Testing
+import Yams
+
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 
 /// A Dockerfile as Docker reads it: comment lines dropped (also inside a continuation),
 /// backslash continuations joined, one instruction per entry.
@@ -297,6 +305,299 @@ enum ImageLint {
     }
 }
 
+/// The scale-out Compose file (images/compose.scale-out.yaml) and what it mounts, read as
+/// Compose and the servers read them: the YAML with its merge keys resolved (Yams), the
+/// ClickHouse files with an XML parser, and (in the tests) each node's configuration with the
+/// programs' own parsers.
+extension ImageLint {
+    /// A Compose file's services and its declared named volumes.
+    struct ComposeFile {
+        var services: [String: [String: Any]]
+        var volumes: Set<String>
+
+        init(_ text: String) throws {
+            guard let document = try Yams.load(yaml: text) as? [String: Any] else { throw TestSetupError("not a YAML mapping") }
+            guard let services = document["services"] as? [String: Any] else { throw TestSetupError("no services: mapping") }
+            self.services = try services.mapValues { value in
+                guard let service = value as? [String: Any] else { throw TestSetupError("a service that is not a mapping") }
+                return service
+            }
+            volumes = Set((document["volumes"] as? [String: Any])?.keys.map { $0 } ?? [])
+        }
+
+        func hostname(_ service: String) -> String { services[service]?["hostname"] as? String ?? service }
+
+        /// `build.dockerfile`, when the service builds.
+        func dockerfile(_ service: String) -> String? { (services[service]?["build"] as? [String: Any])?["dockerfile"] as? String }
+
+        func environment(_ service: String) -> [String: String] {
+            if let map = services[service]?["environment"] as? [String: Any] { return map.mapValues { "\($0)" } }
+            var result: [String: String] = [:]
+            for entry in services[service]?["environment"] as? [String] ?? [] {
+                let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                result[parts[0]] = parts.count > 1 ? parts[1] : ""
+            }
+            return result
+        }
+
+        /// Each volume as (source, target, read-only); a bind mount's source starts with `.` or `/`.
+        func mounts(_ service: String) -> [(source: String, target: String, readOnly: Bool)] {
+            (services[service]?["volumes"] as? [Any] ?? []).compactMap { entry in
+                if let text = entry as? String {
+                    let parts = text.split(separator: ":").map(String.init)
+                    guard parts.count >= 2 else { return (text, "", false) }
+                    return (parts[0], parts[1], parts.count > 2 && parts[2].split(separator: ",").contains("ro"))
+                }
+                guard let long = entry as? [String: Any] else { return nil }
+                return (long["source"] as? String ?? "", long["target"] as? String ?? "", long["read_only"] as? Bool ?? false)
+            }
+        }
+
+        /// `depends_on` in either form: service -> condition (`service_started` for the list form).
+        func dependencies(_ service: String) -> [String: String] {
+            if let list = services[service]?["depends_on"] as? [String] { return Dictionary(uniqueKeysWithValues: list.map { ($0, "service_started") }) }
+            return (services[service]?["depends_on"] as? [String: Any] ?? [:]).mapValues {
+                ($0 as? [String: Any])?["condition"] as? String ?? "service_started"
+            }
+        }
+
+        /// The host path of a bind mount, relative to the Compose file's directory.
+        static func hostPath(_ source: String, directory: String) -> String {
+            source.hasPrefix("/") ? source : URL(fileURLWithPath: directory).appendingPathComponent(source).standardized.path
+        }
+    }
+
+    /// `NAME:TAG` with a version for a tag (`24.8.14.39`, `v3.5.17`), or a digest: an image that
+    /// is the same on every machine and every day, unlike `latest` or no tag.
+    static func pinned(_ image: String) -> Bool {
+        if image.contains("@sha256:") { return true }
+        guard let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") else { return false }
+        return image[image.index(after: colon)...].range(of: #"^v?[0-9]+(\.[0-9]+)+"#, options: .regularExpression) != nil
+    }
+
+    static let dependencyConditions: Set<String> = ["service_started", "service_healthy", "service_completed_successfully"]
+
+    /// Problems of the scale-out Compose file (in `directory`): each service builds from a
+    /// Dockerfile that exists or runs a pinned image; every bind-mounted file exists and is
+    /// mounted read-only, every named volume is declared; dependencies name services, and
+    /// `service_healthy` ones have a health check; the collectors (built from
+    /// images/collector/Dockerfile) wait until every server (a pinned image) is healthy and
+    /// are health-checked themselves; MUSTER_STORE_FILE names a file the service mounts.
+    static func scaleOutComposeProblems(_ text: String, directory: String) -> [String] {
+        let compose: ComposeFile
+        do { compose = try ComposeFile(text) } catch { return ["not a Compose file: \(error)"] }
+        var problems: [String] = []
+        let servers = compose.services.keys.filter { compose.dockerfile($0) == nil }.sorted()
+        let collectors = compose.services.keys.filter { compose.dockerfile($0) == "images/collector/Dockerfile" }.sorted()
+        if collectors.isEmpty { problems.append("no collector (a service built from images/collector/Dockerfile)") }
+        for (name, service) in compose.services.sorted(by: { $0.key < $1.key }) {
+            if let build = service["build"] as? [String: Any] {
+                let dockerfile = build["dockerfile"] as? String ?? "Dockerfile"
+                let context = URL(fileURLWithPath: directory).appendingPathComponent(build["context"] as? String ?? ".").standardized.path
+                if !FileManager.default.fileExists(atPath: context + "/" + dockerfile) {
+                    problems.append("service \(name): dockerfile \(dockerfile) does not exist under its context \(context)")
+                }
+            } else if let image = service["image"] as? String {
+                if !pinned(image) { problems.append("service \(name): image \(image) is not pinned to a version") }
+            } else {
+                problems.append("service \(name) has neither a build nor an image")
+            }
+            for mount in compose.mounts(name) {
+                if mount.source.hasPrefix(".") || mount.source.hasPrefix("/") {
+                    let path = ComposeFile.hostPath(mount.source, directory: directory)
+                    if !FileManager.default.fileExists(atPath: path) { problems.append("service \(name): mounted \(mount.source) does not exist (\(path))") }
+                    if !mount.readOnly { problems.append("service \(name): \(mount.source) is mounted writable, not :ro") }
+                } else if !compose.volumes.contains(mount.source) {
+                    problems.append("service \(name): volume \(mount.source) is not declared under volumes:")
+                }
+            }
+            for (dependency, condition) in compose.dependencies(name).sorted(by: { $0.key < $1.key }) {
+                guard compose.services[dependency] != nil else {
+                    problems.append("service \(name) depends on \(dependency), which is not a service")
+                    continue
+                }
+                if !dependencyConditions.contains(condition) { problems.append("service \(name): condition \(condition) for \(dependency) is not one Compose knows") }
+                if condition == "service_healthy", compose.services[dependency]?["healthcheck"] == nil {
+                    problems.append("service \(name) waits for \(dependency) to be healthy, which has no healthcheck")
+                }
+            }
+            if let file = compose.environment(name)["MUSTER_STORE_FILE"], !compose.mounts(name).contains(where: { $0.target == file }) {
+                problems.append("service \(name): MUSTER_STORE_FILE=\(file) is not a file it mounts")
+            }
+        }
+        for collector in collectors {
+            let waits = compose.dependencies(collector)
+            let notWaitedFor = servers.filter { server in waits[server] != "service_healthy" && compose.services[server]?["scale"] == nil }
+            if !notWaitedFor.isEmpty { problems.append("collector \(collector) does not wait for \(notWaitedFor) to be healthy") }
+            if compose.services[collector]?["healthcheck"] == nil { problems.append("collector \(collector) has no healthcheck") }
+        }
+        for server in servers where compose.services[server]?["healthcheck"] == nil {
+            problems.append("server \(server) has no healthcheck")
+        }
+        return problems
+    }
+
+    /// Follows XMLParser's events: Foundation's parser on Linux returns true from `parse()`
+    /// even after an error, and says nothing about a document that just stops, so the error
+    /// and the element depth are what tell.
+    final class WellFormed: NSObject, XMLParserDelegate {
+        var error: String?
+        var depth = 0
+        var roots = 0
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+            if depth == 0 { roots += 1 }
+            depth += 1
+        }
+        func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) { depth -= 1 }
+        func parser(_ parser: XMLParser, parseErrorOccurred parseError: any Error) {
+            error = error ?? "line \(parser.lineNumber): \(parseError)"
+        }
+    }
+
+    /// An XML file's root element; throws when the file is not well-formed XML: a parse error,
+    /// an element left open, or other than one root element. (XMLDocument alone recovers from
+    /// some of these.)
+    static func xmlRoot(_ path: String) throws -> XMLElement {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let parser = XMLParser(data: data)
+        let events = WellFormed()
+        parser.delegate = events
+        let finished = parser.parse()
+        if let error = events.error ?? parser.parserError.map({ "\($0)" }) { throw TestSetupError(error) }
+        guard finished, events.depth == 0, events.roots == 1 else {
+            throw TestSetupError("\(events.roots) root element(s), \(events.depth) element(s) left open")
+        }
+        let document = try XMLDocument(data: data, options: [])
+        guard let root = document.rootElement() else { throw TestSetupError("\(path): no root element") }
+        return root
+    }
+
+    /// The text of the first element at `path` (names separated by `/`) below `element`.
+    private static func text(_ element: XMLElement, _ path: String) -> String? {
+        var current: XMLElement? = element
+        for name in path.split(separator: "/") { current = current?.elements(forName: String(name)).first }
+        return current?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Problems of the ClickHouse servers' configuration: `servers` maps each server's host
+    /// name to the XML files it mounts into config.d (paths on this machine). Every file is
+    /// well-formed with a `<clickhouse>` (or 18.16's `<yandex>`) root; each server has its
+    /// macros (shard, replica: its host name) and interserver host; every server has the same
+    /// `remote_servers/CLUSTER`, in which each server is exactly one replica, in the shard
+    /// its `shard` macro names (01 is the first), with internal_replication; ZooKeeper's
+    /// hosts are `hosts`; and the store's shards list the same hosts in the same order.
+    static func clickHouseProblems(servers: [String: [String]], cluster: String, storeShards: [[String]], hosts: Set<String>) -> [String] {
+        var problems: [String] = []
+        var layouts: [String: [[String]]] = [:]  // server -> the cluster's shards' replica hosts
+        var macros: [String: (shard: Int?, replica: String?)] = [:]
+        for (server, files) in servers.sorted(by: { $0.key < $1.key }) {
+            var roots: [XMLElement] = []
+            for file in files {
+                do {
+                    let root = try xmlRoot(file)
+                    if root.name != "clickhouse" && root.name != "yandex" { problems.append("\(file): the root element is <\(root.name ?? "")>, not <clickhouse>") }
+                    roots.append(root)
+                } catch {
+                    problems.append("\(file) is not well-formed XML: \(error)")
+                }
+            }
+            func first(_ path: String) -> String? { roots.lazy.compactMap { text($0, path) }.first }
+            let shard = first("macros/shard")
+            let replica = first("macros/replica")
+            macros[server] = (shard.flatMap { Int($0) }, replica)
+            if shard == nil || replica == nil { problems.append("\(server): no macros shard and replica") }
+            if let replica, replica != server { problems.append("\(server): macro replica is \(replica), not its host name \(server)") }
+            if let host = first("interserver_http_host"), host != server { problems.append("\(server): interserver_http_host is \(host), not \(server)") }
+            for root in roots {
+                for node in root.elements(forName: "zookeeper").flatMap({ $0.elements(forName: "node") }) {
+                    let host = text(node, "host") ?? ""
+                    if !hosts.contains(host) { problems.append("\(server): ZooKeeper host '\(host)' is not a service") }
+                }
+            }
+            guard let definition = roots.lazy.compactMap({ $0.elements(forName: "remote_servers").first?.elements(forName: cluster).first }).first else {
+                problems.append("\(server): no remote_servers/\(cluster)")
+                continue
+            }
+            layouts[server] = definition.elements(forName: "shard").map { shard in
+                if text(shard, "internal_replication") != "true" { problems.append("\(server): a shard of \(cluster) without internal_replication true") }
+                return shard.elements(forName: "replica").map { text($0, "host") ?? "" }
+            }
+        }
+        let distinct = Set(layouts.values.map { $0.map { $0.joined(separator: ",") }.joined(separator: ";") })
+        if distinct.count > 1 { problems.append("the servers' remote_servers/\(cluster) differ: \(layouts.sorted { $0.key < $1.key })") }
+        guard let layout = layouts.sorted(by: { $0.key < $1.key }).first?.value else { return problems }
+        let listed = layout.flatMap { $0 }
+        for server in servers.keys.sorted() where listed.filter({ $0 == server }).count != 1 {
+            problems.append("\(server) is listed \(listed.filter { $0 == server }.count) times in remote_servers/\(cluster), not once")
+        }
+        for (index, replicas) in layout.enumerated() {
+            for host in replicas {
+                guard let macro = macros[host] else {
+                    problems.append("remote_servers/\(cluster) shard \(index + 1) names \(host), which is not a ClickHouse server")
+                    continue
+                }
+                if macro.shard != index + 1 { problems.append("\(host) is in shard \(index + 1) of remote_servers/\(cluster), but its shard macro says \(macro.shard.map(String.init) ?? "nothing")") }
+            }
+        }
+        let storeHosts = storeShards.map { $0.map { URL(string: $0)?.host ?? $0 } }
+        if storeHosts != layout { problems.append("the store's shards \(storeHosts) are not remote_servers/\(cluster)'s \(layout), in the same order") }
+        for url in storeShards.flatMap({ $0 }) where URL(string: url)?.port != 8123 {
+            problems.append("store shard URL \(url) is not the HTTP port 8123")
+        }
+        return problems
+    }
+
+    /// The `store:` section's cross-checks against the Compose file: the ClickHouse servers
+    /// (services of the clickhouse/clickhouse-server image) and their mounted config.d files,
+    /// etcd's endpoints and `--max-txn-ops`.
+    static func scaleOutStoreProblems(compose text: String, store: String, directory: String) -> [String] {
+        let compose: ComposeFile
+        let settings: [String: Any]
+        do {
+            compose = try ComposeFile(text)
+            guard let section = (try Yams.load(yaml: store) as? [String: Any])?["store"] as? [String: Any] else { return ["the store file has no store: section"] }
+            settings = section
+        } catch {
+            return ["\(error)"]
+        }
+        let clickhouse = settings["clickhouse"] as? [String: Any] ?? [:]
+        let etcd = settings["etcd"] as? [String: Any] ?? [:]
+        let hosts = Set(compose.services.keys.map { compose.hostname($0) })
+        var servers: [String: [String]] = [:]
+        for name in compose.services.keys where (compose.services[name]?["image"] as? String)?.hasPrefix("clickhouse/clickhouse-server:") == true {
+            servers[compose.hostname(name)] = compose.mounts(name).filter { $0.target.hasPrefix("/etc/clickhouse-server/config.d/") }
+                .map { ComposeFile.hostPath($0.source, directory: directory) }
+        }
+        var problems = servers.isEmpty ? ["no ClickHouse server (image clickhouse/clickhouse-server)"] : []
+        problems += clickHouseProblems(
+            servers: servers, cluster: clickhouse["cluster"] as? String ?? "muster",
+            storeShards: clickhouse["shards"] as? [[String]] ?? [], hosts: hosts)
+        let etcdServices = compose.services.keys.filter { (compose.services[$0]?["image"] as? String)?.contains("/etcd:") == true }
+        for endpoint in etcd["endpoints"] as? [String] ?? [] {
+            let host = URL(string: endpoint)?.host ?? endpoint
+            if !etcdServices.map({ compose.hostname($0) }).contains(host) { problems.append("etcd endpoint \(endpoint) is not an etcd service") }
+        }
+        let maxTxnOps = etcd["max_txn_ops"] as? Int ?? 128
+        for service in etcdServices {
+            let flag = (compose.services[service]?["command"] as? [String] ?? []).first { $0.hasPrefix("--max-txn-ops=") }
+            let serverLimit = flag.flatMap { Int($0.dropFirst("--max-txn-ops=".count)) } ?? 128
+            if maxTxnOps > serverLimit { problems.append("store.etcd.max_txn_ops \(maxTxnOps) is above \(service)'s --max-txn-ops \(serverLimit)") }
+        }
+        return problems
+    }
+
+    /// What images/node-config prints for `role` (as muster-init runs it), written to a file
+    /// in `directory`.
+    static func nodeConfig(
+        repository: String, role: String, arguments: [String], environment: [String: String] = [:], directory: String
+    ) throws -> String {
+        let output = try Cluster.execute(repository + "/images/node-config", [role] + arguments, environment: environment)
+        let path = directory + "/\(role)-\(UUID().uuidString).yaml"
+        try output.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+}
+
 /// The Docker images, checked without a Docker engine (none runs on these machines), and
 /// images/cluster's host ports and its `down` after a crash, on real namespaces.
 @Suite(.serialized) final class ImagesTests {
@@ -506,6 +807,196 @@ enum ImageLint {
         #expect(
             ImageLint.composeProblems(compose.replacingOccurrences(of: "  web:", with: "  webapp:"), directory: repository + "/images")
                 .contains { $0.contains("cannot be scaled") })
+    }
+
+    // MARK: - images/compose.scale-out.yaml
+
+    /// The scale-out topology's Compose file, its servers' files and each node's configuration
+    /// as muster-init writes it there, read by the collector's and the agent's own parsers.
+    @Test func theScaleOutComposeFileIsCheckedLikeTheImages() throws {
+        let text = try read("images/compose.scale-out.yaml")
+        let directory = repository + "/images"
+        #expect(ImageLint.scaleOutComposeProblems(text, directory: directory) == [])
+        let compose = try ImageLint.ComposeFile(text)
+        #expect(Set(compose.services.keys) == ["base", "zookeeper", "ch1", "ch2", "ch3", "ch4", "etcd", "c1", "c2", "c3", "ha", "webapp"])
+        let store = try read("images/scale-out/store.yaml")
+        #expect(ImageLint.scaleOutStoreProblems(compose: text, store: store, directory: directory) == [])
+
+        // The Muster images are the ones compose.yaml builds, from the same Dockerfiles.
+        let lab = try ImageLint.ComposeFile(try read("images/compose.yaml"))
+        for (service, role) in [("base", "base"), ("c1", "collector"), ("c2", "collector"), ("c3", "collector"), ("ha", "ha"), ("webapp", "webapp")] {
+            #expect(compose.dockerfile(service) == lab.dockerfile(role), "\(service)")
+            #expect(compose.services[service]?["image"] as? String == lab.services[role]?["image"] as? String, "\(service)")
+        }
+        #expect(compose.services["base"]?["scale"] as? Int == 0)
+        #expect(compose.services["webapp"]?["ports"] == nil && compose.services["webapp"]?["container_name"] == nil, "webapp must scale")
+
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("muster-scale-out-lint-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let token = scratch + "/token"
+        try "t0ken".write(toFile: token, atomically: true, encoding: .utf8)
+
+        // Each collector's collector.yaml, as muster-init writes it with MUSTER_STORE_FILE, read
+        // and validated by the collector's own parser (CollectorConfig), store: section included.
+        for collector in ["c1", "c2", "c3"] {
+            #expect(compose.environment(collector)["MUSTER_STORE_FILE"] == "/etc/muster-scale-out/store.yaml", "\(collector)")
+            #expect(compose.mounts(collector).contains { $0.source == "./scale-out/store.yaml" && $0.target == "/etc/muster-scale-out/store.yaml" })
+            let path = try ImageLint.nodeConfig(
+                repository: repository, role: "collector",
+                arguments: ["--written-by", "muster-init (collector)", "--listen-host", "0.0.0.0", "--port", "8088",
+                            "--database", "/var/lib/muster-collector/muster.sqlite", "--token-file", token],
+                environment: ["MUSTER_STORE_FILE": repository + "/images/scale-out/store.yaml"],
+                directory: scratch)
+            let config = try CollectorConfig.load(path: path)
+            try config.validate()
+            #expect(config.tokens == ["t0ken"])
+            #expect(config.store?.clickhouse.shards == [["http://ch1:8123", "http://ch2:8123"], ["http://ch3:8123", "http://ch4:8123"]])
+            #expect(config.store?.etcd.endpoints == ["http://etcd:2379"])
+        }
+
+        // ha's and the web nodes' agent.yaml: every collector in collector.urls (the agent's
+        // own parser, the LB controller's section included); a single URL passes unchanged.
+        for service in ["ha", "webapp"] {
+            let urls = try #require(compose.environment(service)["MUSTER_COLLECTOR_URL"], "\(service)")
+            #expect(urls == "http://c1:8088,http://c2:8088,http://c3:8088", "\(service)")
+            let path = try ImageLint.nodeConfig(
+                repository: repository, role: "agent", arguments: agentArguments(node: service, url: urls, lb: service == "ha", token: token, scratch: scratch),
+                directory: scratch)
+            let config = try AgentConfig.load(path: path, components: try AgentComponents.standard.registering(AgentConfig.LoadBalancerConfig.self))
+            try config.validate()
+            #expect(config.collector.urls == ["http://c1:8088", "http://c2:8088", "http://c3:8088"], "\(service)")
+        }
+        let single = agentArguments(node: "c1", url: "http://127.0.0.1:8088", lb: false, token: token, scratch: scratch)
+        let one = try Cluster.execute(repository + "/images/node-config", ["agent"] + single, environment: [:])
+        #expect(one.contains("\n  url: http://127.0.0.1:8088\n") && !one.contains("urls:"))
+    }
+
+    /// images/node-config agent's options as muster-init gives them, with paths in `scratch`.
+    func agentArguments(node: String, url: String, lb: Bool, token: String, scratch: String) -> [String] {
+        ["--written-by", "muster-init", "--node", node, "--collector-url", url, "--token-file", token,
+         "--state-dir", scratch + "/state", "--log-root", scratch + "/log", "--scandir", scratch + "/service", "--services", "serf",
+         "--serf", "yes", "--lb", lb ? "yes" : "no", "--journal", scratch + "/state/events.jsonl",
+         "--template", repository + "/collector/haproxy.cfg.mustache", "--haproxy-config", scratch + "/haproxy.cfg", "--haproxy-dir", scratch + "/run"]
+    }
+
+    @Test func theScaleOutLintFindsWhatIsWrong() throws {
+        let directory = repository + "/images"
+        #expect(ImageLint.pinned("clickhouse/clickhouse-server:24.8.14.39") && ImageLint.pinned("quay.io/coreos/etcd:v3.5.17"))
+        #expect(ImageLint.pinned("zookeeper@sha256:0123abcd"))
+        for image in ["zookeeper", "zookeeper:latest", "clickhouse/clickhouse-server:lts", "localhost:5000/etcd", "etcd:3"] {
+            #expect(!ImageLint.pinned(image), "\(image)")
+        }
+
+        // A Compose file with one of each mistake.
+        let compose = """
+            services:
+              db:
+                image: clickhouse/clickhouse-server:latest
+                volumes:
+                  - ./scale-out/nothing.xml:/etc/clickhouse-server/config.d/x.xml:ro
+                  - ./scale-out/store.yaml:/etc/x.yaml
+                  - undeclared:/var/lib/clickhouse
+              zk:
+                image: zookeeper
+                healthcheck: {test: ["CMD", "true"]}
+              c1:
+                build: {context: .., dockerfile: images/collector/Dockerfile}
+                environment: {MUSTER_STORE_FILE: /etc/muster-scale-out/store.yaml}
+                depends_on:
+                  zk: {condition: service_healthy}
+                  nowhere: {condition: service_started}
+              web:
+                build: {context: .., dockerfile: images/nothing/Dockerfile}
+                depends_on:
+                  db: {condition: service_healthy}
+                  zk: {condition: when_ready}
+            volumes:
+              declared: {}
+            """
+        let problems = ImageLint.scaleOutComposeProblems(compose, directory: directory)
+        for expected in [
+            "service db: image clickhouse/clickhouse-server:latest is not pinned", "service zk: image zookeeper is not pinned",
+            "service db: mounted ./scale-out/nothing.xml does not exist", "service db: ./scale-out/store.yaml is mounted writable",
+            "service db: volume undeclared is not declared", "service c1 depends on nowhere, which is not a service",
+            "service web waits for db to be healthy, which has no healthcheck", "service web: condition when_ready",
+            "collector c1 does not wait for [\"db\"] to be healthy", "collector c1 has no healthcheck", "server db has no healthcheck",
+            "service c1: MUSTER_STORE_FILE=/etc/muster-scale-out/store.yaml is not a file it mounts",
+            "service web: dockerfile images/nothing/Dockerfile does not exist",
+        ] {
+            #expect(problems.contains { $0.hasPrefix(expected) }, "\(expected) not in \(problems)")
+        }
+        #expect(problems.count == 13, "\(problems)")
+        #expect(ImageLint.scaleOutComposeProblems("services: [a, b]\n", directory: directory).first?.hasPrefix("not a Compose file") == true)
+
+        // ClickHouse files: the repository's, then one wrong in each way.
+        let files = repository + "/images/scale-out/clickhouse"
+        var servers: [String: [String]] = [:]
+        for server in ["ch1", "ch2", "ch3", "ch4"] { servers[server] = [files + "/cluster.xml", files + "/\(server).xml"] }
+        let shards = [["http://ch1:8123", "http://ch2:8123"], ["http://ch3:8123", "http://ch4:8123"]]
+        #expect(ImageLint.clickHouseProblems(servers: servers, cluster: "muster", storeShards: shards, hosts: ["zookeeper", "ch1", "ch2", "ch3", "ch4"]) == [])
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("muster-scale-out-lint-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try "<clickhouse><macros><shard>01</shard></clickhouse>\n".write(toFile: scratch + "/broken.xml", atomically: true, encoding: .utf8)
+        try "<clickhouse><macros>\n".write(toFile: scratch + "/cut.xml", atomically: true, encoding: .utf8)
+        #expect(throws: (any Error).self) { try ImageLint.xmlRoot(scratch + "/cut.xml") }
+        #expect(throws: (any Error).self) { try ImageLint.xmlRoot(scratch + "/broken.xml") }
+        #expect(try ImageLint.xmlRoot(files + "/users.xml").name == "clickhouse")
+        try "<clickhouse><interserver_http_host>ch9</interserver_http_host><macros><shard>02</shard><replica>ch2</replica></macros></clickhouse>\n"
+            .write(toFile: scratch + "/ch2.xml", atomically: true, encoding: .utf8)
+        try "<yandex><macros><shard>02</shard><replica>chX</replica></macros></yandex>\n".write(toFile: scratch + "/ch3.xml", atomically: true, encoding: .utf8)
+        var wrong = servers
+        wrong["ch1"] = [files + "/cluster.xml", scratch + "/broken.xml"]
+        wrong["ch2"] = [files + "/cluster.xml", scratch + "/ch2.xml"]
+        wrong["ch3"] = [files + "/cluster.xml", scratch + "/ch3.xml"]
+        wrong["ch4"] = [files + "/ch4.xml"]
+        let chProblems = ImageLint.clickHouseProblems(servers: wrong, cluster: "muster", storeShards: [shards[1], shards[0]], hosts: ["ch1", "ch2", "ch3", "ch4"])
+        for expected in [
+            "\(scratch)/broken.xml is not well-formed XML", "ch1: no macros shard and replica",
+            "ch2: interserver_http_host is ch9", "ch2 is in shard 1 of remote_servers/muster, but its shard macro says 2",
+            "ch3: macro replica is chX", "ch4: no remote_servers/muster", "ch1: ZooKeeper host 'zookeeper' is not a service",
+            "the store's shards [[\"ch3\", \"ch4\"], [\"ch1\", \"ch2\"]] are not",
+        ] {
+            #expect(chProblems.contains { $0.hasPrefix(expected) }, "\(expected) not in \(chProblems)")
+        }
+        let unknown = ImageLint.clickHouseProblems(servers: servers, cluster: "other", storeShards: shards, hosts: ["zookeeper"])
+        #expect(unknown.contains("ch1: no remote_servers/other"), "\(unknown)")
+
+        // The store against the Compose file: an etcd endpoint that is no service, more
+        // operations per transaction than etcd allows.
+        let scaleOut = try read("images/compose.scale-out.yaml")
+        let store = try read("images/scale-out/store.yaml")
+        let badStore = store.replacingOccurrences(of: "[http://etcd:2379]", with: "[http://etcd2:2379]")
+            .replacingOccurrences(of: "max_txn_ops: 1024", with: "max_txn_ops: 4096")
+        let storeProblems = ImageLint.scaleOutStoreProblems(compose: scaleOut, store: badStore, directory: directory)
+        #expect(storeProblems.contains("etcd endpoint http://etcd2:2379 is not an etcd service"), "\(storeProblems)")
+        #expect(storeProblems.contains("store.etcd.max_txn_ops 4096 is above etcd's --max-txn-ops 1024"), "\(storeProblems)")
+        let swapped = store.replacingOccurrences(of: "[http://ch1:8123, http://ch2:8123]", with: "[http://ch2:8123, http://ch1:8123]")
+        #expect(ImageLint.scaleOutStoreProblems(compose: scaleOut, store: swapped, directory: directory).contains { $0.hasPrefix("the store's shards") })
+
+        // The collector's parser refuses a store: section out of range or with a misspelled key,
+        // naming the key; node-config refuses a collector URL that is not one.
+        let token = scratch + "/token"
+        try "t0ken".write(toFile: token, atomically: true, encoding: .utf8)
+        for (change, key) in [("timeout_ms: 60000", "timeout_ms: 5"), ("namespace:", "namespaec:")] {
+            let file = scratch + "/store-\(UUID().uuidString).yaml"
+            try store.replacingOccurrences(of: change, with: key).write(toFile: file, atomically: true, encoding: .utf8)
+            let path = try ImageLint.nodeConfig(
+                repository: repository, role: "collector", arguments: ["--token-file", token], environment: ["MUSTER_STORE_FILE": file],
+                directory: scratch)
+            do {
+                try CollectorConfig.load(path: path).validate()
+                Issue.record("the collector accepted a store: section with \(key)")
+            } catch {
+                #expect("\(error)".contains(key == "namespaec:" ? "namespaec" : "store.clickhouse.timeout_ms"), "\(error)")
+            }
+        }
+        #expect(throws: (any Error).self) {
+            try ImageLint.nodeConfig(
+                repository: self.repository, role: "agent",
+                arguments: self.agentArguments(node: "w", url: "http://c1:8088,c2 8088", lb: false, token: token, scratch: scratch), directory: scratch)
+        }
     }
 
     // MARK: - images/cluster on namespaces

@@ -15,6 +15,11 @@ started before the kill and failed before HAProxy took the server out.
 
   sudo Benchmarks/lb_scale.py                 # EVENTS=50, release build, ~5 min
   EVENTS=8 MUSTER_BIN=.build/debug Benchmarks/lb_scale.py
+
+On the scale-out store (MUSTER_CLUSTER_STORE=scale-out: three collectors over ClickHouse and
+etcd, see docs/scale-out.md) COLLECTOR_KILLS=N also kills one collector process after another
+with SIGKILL, N times spread over the run (s6 restarts it), so HAProxy must keep following
+while the LB controller's stream moves between collectors.
 """
 import json, os, queue, subprocess, sys, threading, time, urllib.request, http.client, statistics
 
@@ -22,6 +27,7 @@ import clusterlib
 
 EVENTS = int(os.environ.get("EVENTS", "50"))
 LIMIT_MS = float(os.environ.get("LIMIT_MS", "1500"))
+COLLECTOR_KILLS = int(os.environ.get("COLLECTOR_KILLS", "0"))
 ENV = clusterlib.environment("lbench", "10.82.0")
 HA = "10.82.0.3"
 
@@ -45,6 +51,35 @@ while True:
         pass
     time.sleep(0.02)
 '''
+
+
+class CollectorKiller:
+    """Kills the collector process of each collector node in turn (SIGKILL, by the PID its s6
+    service reports), `count` times `every` seconds apart; s6 starts it again."""
+
+    def __init__(self, state, count, every):
+        self.state, self.count, self.every = state, count, every
+        self.kills, self.running = [], True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def collectors(self):
+        nodes = sorted(os.listdir(f"{self.state}/nodes"))
+        return [node for node in nodes if open(f"{self.state}/nodes/{node}/role").read().strip() == "collector"]
+
+    def run(self):
+        nodes = self.collectors()
+        while self.running and len(self.kills) < self.count:
+            time.sleep(self.every)
+            node = nodes[len(self.kills) % len(nodes)]
+            service = f"{self.state}/nodes/{node}/service/muster-collector"
+            status = subprocess.run(["s6-svstat", "-o", "pid", service], capture_output=True, text=True)
+            pid = int(status.stdout.strip() or "-1") if status.returncode == 0 else -1
+            if pid <= 0:
+                print(f"collector kill: no running collector on {node} ({status.stdout.strip()}{status.stderr.strip()})", file=sys.stderr)
+                continue
+            os.kill(pid, 9)
+            self.kills.append((time.time_ns(), node))
+            print(f"collector kill {len(self.kills)}/{self.count}: {node} pid {pid}", file=sys.stderr)
 
 
 class Load:
@@ -113,6 +148,11 @@ def main():
         loads = [Load(True), Load(False)]
         for load in loads:
             load.thread.start()
+        killer = None
+        if COLLECTOR_KILLS:
+            # About one event in two has a collector killed during it (an event takes ~6 s).
+            killer = CollectorKiller(state, COLLECTOR_KILLS, every=max(EVENTS * 6 / (COLLECTOR_KILLS + 1), 5))
+            killer.thread.start()
         time.sleep(2)
 
         def wait_event(member, change, timeout=60):
@@ -165,6 +205,8 @@ def main():
             load.running = False
         for load in loads:
             load.thread.join(timeout=15)
+        if killer:
+            killer.running = False
         poller.kill()
     finally:
         # The state (every node's logs) stays for a look; the next run's `down` removes it.
@@ -181,7 +223,9 @@ def main():
         by_kind[kind] += 1
         if kind == "kill" and start <= owner[4]:
             kill_in_flight += 1
-    print(f"\nHAProxy following {EVENTS} scale events under load ({len(records):,} requests, binaries {ENV['MUSTER_BIN']})\n")
+    store = os.environ.get("MUSTER_CLUSTER_STORE", "sqlite")
+    print(f"\nHAProxy following {EVENTS} scale events under load ({len(records):,} requests, store {store}, "
+          f"binaries {ENV['MUSTER_BIN']})\n")
     print("| event | count | Serf event → routed p50 | p99 | max | limit (p99) | failed requests |")
     print("|---|---:|---:|---:|---:|---|---:|")
     for kind in ["join", "leave", "kill"]:
@@ -191,6 +235,9 @@ def main():
         limit = "" if kind == "kill" else f"{LIMIT_MS:.0f} ms {'✅' if clusterlib.percentile(latencies, 0.99) <= LIMIT_MS else '❌'}"
         print(f"| {kind} | {len(latencies)} | {statistics.median(latencies):.0f} ms | {clusterlib.percentile(latencies, 0.99):.0f} ms"
               f" | {max(latencies):.0f} ms | {limit} | {by_kind[kind]} |")
+    if killer:
+        print(f"\ncollectors killed (SIGKILL, restarted by s6) during the run: {len(killer.kills)}: "
+              + ", ".join(node for _, node in killer.kills))
     print(f"\nfailed requests: {len(failures)} of {len(records):,}; outside any event: {by_kind['none']};"
           f" during kills: {by_kind['kill']} (in flight to the killed node before HAProxy took it out: {kill_in_flight})")
     for start, end, error in failures[:10]:

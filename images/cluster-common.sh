@@ -2,7 +2,8 @@
 # the clock and bounded waits, the state's cluster.env, address and host-port checks, the
 # lock. Sourced, not run. The sourcing script defines `die` (its own prefix) and sets C,
 # STATE, LOCK, CLUSTER_ENV, TOOL (its name, for messages), DEFAULT_SUBNET, DEFAULT_PORTS,
-# DEFAULT_BIND, COLLECTOR_PORT, HA_OCTET, TOKEN_FILE and DB before calling these.
+# DEFAULT_BIND, COLLECTOR_PORT, HA_OCTET, TOKEN_FILE and DB before calling these (images/cluster
+# also STORE, COLLECTOR_URLS and STORE_FILE, which env_lines prints on a scale-out store).
 
 # Milliseconds since the epoch (EPOCHREALTIME's decimal point depends on the locale).
 now_ms() { local t=${EPOCHREALTIME//[!0-9]/}; printf '%s' $((t / 1000)); }
@@ -77,14 +78,20 @@ load_subnet() {
 }
 
 # What `env` prints: the cluster's settings and paths, then the host-port URLs (url_lines,
-# the sourcing script's own).
+# the sourcing script's own). On a scale-out store (STORE, images/cluster's), every
+# collector's URL and the store's file for logq instead of the database.
 env_lines() {
   echo "MUSTER_CLUSTER=$C"
   echo "MUSTER_CLUSTER_SUBNET=$SUBNET"
   echo "MUSTER_CLUSTER_STATE=$STATE"
   echo "MUSTER_COLLECTOR_URL=$COLLECTOR_URL"
   echo "MUSTER_TOKEN_FILE=$TOKEN_FILE"
-  echo "MUSTER_DB=$DB"
+  if [[ ${STORE:-sqlite} == scale-out ]]; then
+    echo "MUSTER_COLLECTOR_URLS=$COLLECTOR_URLS"
+    echo "MUSTER_STORE=$STORE_FILE"
+  else
+    echo "MUSTER_DB=$DB"
+  fi
   url_lines
 }
 

@@ -134,7 +134,7 @@ extension ClickHouseLogReader: AggregateReader {
             },
             linesLastMinute: recent?.minute ?? 0, linesLastHour: recent?.hour ?? 0,
             // No word index on this path (`match` reads the lines): nothing waits for one.
-            notIndexed: 0, indexedThrough: try newestLineID(),
+            notIndexed: 0, indexedThrough: try largestID(),
             databaseBytes: try bytesOnDisk(), walBytes: 0,
             // What retention pruned is not recorded on this path (each collector prunes in turn).
             prunedLogRows: 0, prunedHistoryRows: 0, prunedLogsBefore: nil, lastPruneAt: nil)

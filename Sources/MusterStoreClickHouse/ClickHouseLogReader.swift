@@ -23,10 +23,27 @@ public final class ClickHouseLogReader: LogReader {
     let http: ClickHouseHTTP
     /// Lines per statement: an answer stays a few MiB whatever the scan.
     let pageRows: Int
+    /// How far behind the collectors' clocks following stays. Ids are the storing collector's
+    /// clock (`LineIDClock`), so a line can be stored after one with a larger id: by another
+    /// collector whose clock is behind, or into the second shard of a group after the first.
+    /// Following only lines at least this old, a follower is not moved past such a line
+    /// before it is stored; the collectors' clocks must agree within it (NTP).
+    let followSettling: Duration
 
-    public init(http: ClickHouseHTTP, pageRows: Int = 10_000) {
+    public static let defaultFollowSettling: Duration = .seconds(10)
+
+    public init(http: ClickHouseHTTP, pageRows: Int = 10_000, followSettling: Duration = defaultFollowSettling) {
         self.http = http
         self.pageRows = max(pageRows, 1)
+        self.followSettling = followSettling
+    }
+
+    /// The newest id a follower may be given now: every line with an id up to it is stored.
+    private func followHorizon() -> Int64 {
+        let (seconds, attoseconds) = followSettling.components
+        let nanoseconds = seconds.multipliedReportingOverflow(by: Timestamp.nanosPerSecond)
+        let margin = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue &+ attoseconds / 1_000_000_000
+        return Timestamp.now().subtractingReportingOverflow(max(margin, 0)).partialValue
     }
 
     public func scan(_ filter: LogFilter, _ body: (LogLine) -> Void) throws(StoreError) {
@@ -80,7 +97,14 @@ public final class ClickHouseLogReader: LogReader {
             })
     }
 
+    /// Where following starts: the newest id, but no newer than the follow horizon (see
+    /// `followSettling`), so that a line stored late below it is not passed.
     public func newestLineID() throws(StoreError) -> Int64 {
+        min(try largestID(), followHorizon())
+    }
+
+    /// The largest id stored.
+    func largestID() throws(StoreError) -> Int64 {
         try number("SELECT max(id) FROM logs")
     }
 
@@ -116,7 +140,7 @@ public final class ClickHouseLogReader: LogReader {
         var conditions = [ClickHouseSQL.isIn("node", filter.nodes), ClickHouseSQL.isIn("src", filter.sources)].compactMap { $0 }
         if let since = filter.since { conditions.append("t >= \(since)") }
         if let until = filter.until { conditions.append("t < \(until)") }
-        if let afterID = filter.afterID { conditions.append("id > \(afterID)") }
+        if let afterID = filter.afterID { conditions.append("id > \(afterID) AND id <= \(followHorizon())") }
         conditions += check.prefilter
         let orderBy =
             switch order {

@@ -43,7 +43,7 @@ import Testing
     @Test func copiesAreShownOnceWithTheFirstCopysIdOnEveryPageSize() async throws {
         try await withCopies { http, originals in
             for pageRows in [1, 3, 4, 7, 10_000] {
-                let reader = ClickHouseLogReader(http: http, pageRows: pageRows)
+                let reader = ClickHouseLogReader(http: http, pageRows: pageRows, followSettling: .zero)
                 let all = try reader.lines(LogFilter())
                 var tail = LogFilter()
                 tail.tail = 8
@@ -78,9 +78,28 @@ import Testing
             }
             var follow = LogFilter()
             follow.afterID = 0
-            #expect(try ClickHouseLogReader(http: http, pageRows: 5).lines(follow) == originals)
+            #expect(try ClickHouseLogReader(http: http, pageRows: 5, followSettling: .zero).lines(follow) == originals)
             follow.afterID = originals.map(\.id).max()
-            #expect(try ClickHouseLogReader(http: http).lines(follow) == [])
+            #expect(try ClickHouseLogReader(http: http, followSettling: .zero).lines(follow) == [])
+        }
+    }
+
+    /// A line can be stored after one with a larger id (another collector's clock, the second
+    /// shard of a group): following holds back lines younger than `followSettling`, and starts
+    /// no later than that, so such a line is not passed. Lines just stored are younger than an
+    /// hour: held back; with no settling they come at once, each once.
+    @Test func followingStaysBehindLinesYoungerThanTheSettlingTime() async throws {
+        try await withCopies { http, originals in
+            let oldest = try #require(originals.map(\.id).min())
+            let holding = ClickHouseLogReader(http: http, followSettling: .seconds(3_600))
+            #expect(try holding.newestLineID() < oldest, "following starts below every line younger than the settling time")
+            var follow = LogFilter()
+            follow.afterID = 0
+            #expect(try holding.lines(follow) == [], "lines just stored are held back")
+            #expect(try holding.lines(LogFilter()) == originals, "a listing is not held back")
+            let settled = ClickHouseLogReader(http: http, followSettling: .zero)
+            #expect(try settled.lines(follow) == originals)
+            #expect(try settled.newestLineID() == settled.largestID())
         }
     }
 

@@ -23,7 +23,7 @@ enum LogBackends {
                 let writer = ClickHouseLogWriter(http: http)
                 try await writer.createTables()
                 do {
-                    try await body({ try await writer.store($0).counts }, { ClickHouseLogReader(http: http) })
+                    try await body({ try await writer.store($0).counts }, { ClickHouseLogReader(http: http, followSettling: .zero) })
                 } catch {
                     try? await writer.dropDatabase()
                     throw error

@@ -23,7 +23,7 @@ enum ScaleOutBackend {
         guard let running = opened.withLock({ $0[directory] }) else { throw StoreError.missing(location: directory) }
         let (servers, etcd, keys) = try parts(directory, running)
         let http = ClickHouseHTTP(servers: servers)
-        return ScaleOutHistory(lines: ClickHouseLogReader(http: http), history: EtcdHistoryReader(client: etcd, keys: keys))
+        return ScaleOutHistory(lines: ClickHouseLogReader(http: http, followSettling: .zero), history: EtcdHistoryReader(client: etcd, keys: keys))
     }
 
     /// Drops the test's database and its etcd keys.

@@ -42,22 +42,30 @@ public struct LogPrinter {
         for line in lines { output.write(format.render(line, nodeWidth: width, colors: colors)) }
         output.flush()
         guard follow else { return }
-        // New rows in arrival order, starting after what existed when we began.
-        try self.follow(filter, after: max(startID, lines.last?.id ?? 0), nodeWidth: width, to: &output, while: following)
+        // New rows in arrival order, from where the store said every later line would be
+        // above; the listing may have given some above it already.
+        try self.follow(
+            filter, after: startID, printed: Set(lines.lazy.map(\.id).filter { $0 > startID }), nodeWidth: width, to: &output,
+            while: following)
     }
 
-    /// Prints each line stored after `lastID`, in arrival order, as it comes.
+    /// Prints each line stored after `lastID`, in arrival order, as it comes, but not those
+    /// whose ids are in `printed`.
     func follow(
-        _ filter: LogFilter, after lastID: Int64, nodeWidth: Int, to output: inout BufferedOutput, while following: () -> Bool
+        _ filter: LogFilter, after lastID: Int64, printed: Set<Int64> = [], nodeWidth: Int, to output: inout BufferedOutput,
+        while following: () -> Bool
     ) throws(QueryError) {
         var filter = filter
         var lastID = lastID
+        var printed = printed
         filter.limit = nil
         filter.tail = nil
         while following() {
             filter.afterID = lastID
             let fresh = try search.lines(filter)
-            for line in fresh { output.write(format.render(line, nodeWidth: nodeWidth, colors: colors)) }
+            for line in fresh where printed.remove(line.id) == nil {
+                output.write(format.render(line, nodeWidth: nodeWidth, colors: colors))
+            }
             output.flush()
             lastID = fresh.last?.id ?? lastID
             if fresh.isEmpty { Thread.sleep(forTimeInterval: Self.seconds(pollInterval)) }

@@ -46,7 +46,9 @@ public struct LogFilter: Sendable {
     public var limit: Int?
     /// Only the newest this many lines (still handed over oldest first).
     public var tail: Int?
-    /// Only lines stored after this id, in the order they were stored (follow mode).
+    /// Only lines stored after this id, in the order they were stored (follow mode). A store
+    /// whose ids come from several clocks gives only lines old enough that none can still be
+    /// stored below them (`ClickHouseLogReader.followSettling`); they come at the next call.
     public var afterID: Int64?
 
     public init() {}
@@ -94,7 +96,10 @@ public protocol LogReader: Sendable {
     /// one snapshot.
     func linesWithContext(_ filter: LogFilter, context: Int) throws(StoreError) -> [ContextItem]
 
-    /// The id of the newest stored line (0 when there is none): where following starts.
+    /// Where following starts (0 when nothing is stored): every line stored from now on has a
+    /// larger id. The id of the newest stored line, or an older one where a line can still be
+    /// stored below the newest (lines above it that a listing gave are given again when
+    /// following; `LogPrinter` leaves them out).
     func newestLineID() throws(StoreError) -> Int64
 
     /// About how many stored lines the search index has not reached yet (an estimate that

@@ -70,6 +70,8 @@ class CollectorKiller:
         nodes = self.collectors()
         while self.running and len(self.kills) < self.count:
             time.sleep(self.every)
+            if not self.running:
+                return
             node = nodes[len(self.kills) % len(nodes)]
             service = f"{self.state}/nodes/{node}/service/muster-collector"
             status = subprocess.run(["s6-svstat", "-o", "pid", service], capture_output=True, text=True)
@@ -236,8 +238,10 @@ def main():
         print(f"| {kind} | {len(latencies)} | {statistics.median(latencies):.0f} ms | {clusterlib.percentile(latencies, 0.99):.0f} ms"
               f" | {max(latencies):.0f} ms | {limit} | {by_kind[kind]} |")
     if killer:
-        print(f"\ncollectors killed (SIGKILL, restarted by s6) during the run: {len(killer.kills)}: "
+        print(f"\ncollectors killed (SIGKILL, restarted by s6) during the run: {len(killer.kills)} of {COLLECTOR_KILLS} asked: "
               + ", ".join(node for _, node in killer.kills))
+        if len(killer.kills) < COLLECTOR_KILLS:
+            print(f"warning: only {len(killer.kills)} of the {COLLECTOR_KILLS} collector kills happened", file=sys.stderr)
     print(f"\nfailed requests: {len(failures)} of {len(records):,}; outside any event: {by_kind['none']};"
           f" during kills: {by_kind['kill']} (in flight to the killed node before HAProxy took it out: {kill_in_flight})")
     for start, end, error in failures[:10]:

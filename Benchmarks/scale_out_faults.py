@@ -385,11 +385,14 @@ def main():
             results["nodes"][node] = {"written": count, "stored": sum(numbers.values()), "lost": lost, "duplicated": duplicated}
             if lost or duplicated:
                 failures.append(f"{node}: {lost} lost, {duplicated} duplicated")
-        journal_lines = len(logq(args.bin_dir, ["logs", "--node", "a1", "--source", "events", "--format", "json"],
-                                 collectors[0].config).splitlines())
-        results["journal"] = {"written": journaller.entries, "stored": journal_lines}
-        if journal_lines != journaller.entries:
-            failures.append(f"journal: {journaller.entries} written, {journal_lines} stored")
+        stored_journal = logq(args.bin_dir, ["logs", "--node", "a1", "--source", "events", "--format", "json"],
+                              collectors[0].config).splitlines()
+        journal_lines = len(stored_journal)
+        # Each entry once: as many as written, none twice (each carries its own time).
+        distinct = len(set(stored_journal))
+        results["journal"] = {"written": journaller.entries, "stored": journal_lines, "distinct": distinct}
+        if journal_lines != journaller.entries or distinct != journal_lines:
+            failures.append(f"journal: {journaller.entries} written, {journal_lines} stored, {distinct} distinct")
         names = {json.loads(line)["name"]
                  for line in logq(args.bin_dir, ["marks", "--format", "json"], collectors[0].config).splitlines()}
         missing_marks = [name for name in marker.accepted if name not in names]
@@ -416,6 +419,8 @@ def main():
         results["events"] = {
             "count": len(ids), "kinds": kinds, "dense": dense, "same_from_every_collector": same,
             "consumers_same": consumer_same, "consumer_switches": [consumer.switches for consumer in consumers]}
+        if args.collector_kills and not all(consumer.switches for consumer in consumers):
+            failures.append("a consumer never moved to another collector: the switching was not exercised")
         if not (dense and same and all(consumer_same)):
             failures.append(f"event streams: dense {dense}, same from every collector {same}, consumers {consumer_same}")
         results["timeline"] = timeline

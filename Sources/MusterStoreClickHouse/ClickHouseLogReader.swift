@@ -140,7 +140,8 @@ public final class ClickHouseLogReader: LogReader {
         var conditions = [ClickHouseSQL.isIn("node", filter.nodes), ClickHouseSQL.isIn("src", filter.sources)].compactMap { $0 }
         if let since = filter.since { conditions.append("t >= \(since)") }
         if let until = filter.until { conditions.append("t < \(until)") }
-        if let afterID = filter.afterID { conditions.append("id > \(afterID) AND id <= \(followHorizon())") }
+        if let afterID = filter.afterID { conditions.append("id > \(afterID) AND id <= \(filter.throughID ?? followHorizon())") }
+        if filter.afterID == nil, let throughID = filter.throughID { conditions.append("id <= \(throughID)") }
         conditions += check.prefilter
         let orderBy =
             switch order {

@@ -167,6 +167,19 @@ import Testing
         #expect(sql.stdout.isEmpty)
         phase("logq marks and sql")
 
+        // logq logs --tail 2 -f: the two newest lines, then only lines stored after it began
+        // (none come now). Following starts below the lines of the last 10 s on this store;
+        // those are history, not new lines.
+        let follower = try RunningProcess(
+            try Binaries.path("logq"), ["logs", "--store", collectors[0].configPath, "--source", "app", "--tail", "2", "-f", "--format", "json"],
+            logPath: "\(directory)/follow.out", environment: ["NO_COLOR": "1"])
+        func followed() -> [Substring] { follower.log().split(separator: "\n").filter { $0.hasPrefix("{") } }
+        _ = waitUntil(timeout: 60, interval: 0.2) { followed().count >= 2 }
+        try await Task.sleep(for: .seconds(3))  // a dozen polls: anything more would be printed by now
+        follower.stop()
+        #expect(followed().count == 2, "logq logs --tail 2 -f printed \(followed().count) lines: \(followed().prefix(4))")
+        phase("logq logs --tail 2 -f")
+
         print(
             "ScaleOutTests: collector 3 killed with \(killedAt.written) of \(Self.linesAfterKill) new lines written and "
                 + "\(killedAt.accepted - acceptedBeforeKill) of them stored by it; timeline: \(phases.joined(separator: ", "))")

@@ -25,6 +25,18 @@ public struct LogPrinter {
     ) throws(QueryError) {
         for note in try search.notes(filter) { FileHandle.standardError.write(Data("logq: note: \(note)\n".utf8)) }
         let startID = try search.newestID()
+        // Lines already stored above where following starts (on a store that starts it below
+        // its newest lines, up to its settling time of them) are history, not new: the listing
+        // prints those it selects, following none of them.
+        var history: Set<LineKey> = []
+        if follow {
+            var stored = filter
+            stored.limit = nil
+            stored.tail = nil
+            stored.afterID = startID
+            stored.throughID = .max
+            try search.scan(stored) { history.insert(LineKey($0)) }
+        }
         if let header = format.header() { output.write(header) }
         if let context {
             let items = try search.linesWithContext(filter, context: context)
@@ -43,27 +55,39 @@ public struct LogPrinter {
         output.flush()
         guard follow else { return }
         // New rows in arrival order, from where the store said every later line would be
-        // above; the listing may have given some above it already.
+        // above, but not the history that was already there (nor what the listing printed,
+        // should a line have come in between).
         try self.follow(
-            filter, after: startID, printed: Set(lines.lazy.map(\.id).filter { $0 > startID }), nodeWidth: width, to: &output,
-            while: following)
+            filter, after: startID, skipping: history.union(lines.lazy.filter { $0.id > startID }.map(LineKey.init)),
+            nodeWidth: width, to: &output, while: following)
     }
 
-    /// Prints each line stored after `lastID`, in arrival order, as it comes, but not those
-    /// whose ids are in `printed`.
+    /// A line however its copies are numbered: its file (stream) and offset.
+    struct LineKey: Hashable {
+        var stream: Int64
+        var offset: Int64
+
+        init(_ line: LogLine) {
+            stream = line.stream
+            offset = line.offset
+        }
+    }
+
+    /// Prints each line stored after `lastID`, in arrival order, as it comes, but not those in
+    /// `skipping`.
     func follow(
-        _ filter: LogFilter, after lastID: Int64, printed: Set<Int64> = [], nodeWidth: Int, to output: inout BufferedOutput,
+        _ filter: LogFilter, after lastID: Int64, skipping: Set<LineKey> = [], nodeWidth: Int, to output: inout BufferedOutput,
         while following: () -> Bool
     ) throws(QueryError) {
         var filter = filter
         var lastID = lastID
-        var printed = printed
+        var skipping = skipping
         filter.limit = nil
         filter.tail = nil
         while following() {
             filter.afterID = lastID
             let fresh = try search.lines(filter)
-            for line in fresh where printed.remove(line.id) == nil {
+            for line in fresh where skipping.remove(LineKey(line)) == nil {
                 output.write(format.render(line, nodeWidth: nodeWidth, colors: colors))
             }
             output.flush()

@@ -127,6 +127,16 @@ extension FileTailer {
             if stream.generation.identity == identity { return 1 }
             return 2
         }
+        // An original truncated since the scan looked at it (copytruncate between that look and
+        // this open) ends its generation now, so that a copy continues it rather than joining
+        // a generation the truncated file would still be read for.
+        for stream in streams.values where stream.generation.identity.fingerprint == identity.fingerprint {
+            if let first = stream.carriers.first, let original = files[first], original.isOriginal, original.isOpen,
+                wasTruncated(original, readTo: stream.readOffset)
+            {
+                checkOriginal(first)
+            }
+        }
         // Only a generation whose first line is this file's first line can be what it holds.
         let candidates = streams.values.filter { $0.generation.identity.fingerprint == identity.fingerprint }
             .sorted { (rank($0), $1.lastActive) < (rank($1), $0.lastActive) }

@@ -50,6 +50,9 @@ public struct LogFilter: Sendable {
     /// whose ids come from several clocks gives only lines old enough that none can still be
     /// stored below them (`ClickHouseLogReader.followSettling`); they come at the next call.
     public var afterID: Int64?
+    /// Only lines with ids up to this one. With `afterID` it replaces the settling horizon
+    /// above: every stored line in the range is given, settled or not.
+    public var throughID: Int64?
 
     public init() {}
 }

@@ -128,6 +128,7 @@ struct LineSearch {
         var range = SQLConditions()
         range.timeRange("t", since: filter.since, until: filter.until)
         if let afterID = filter.afterID { range.add("id > ?", [afterID]) }
+        if let throughID = filter.throughID { range.add("id <= ?", [throughID]) }
         let order = newestFirst ? "t DESC, id DESC" : "t, id"
         let boundary = try Row.fetchOne(
             db, sql: "SELECT t, id FROM logs \(range.whereClause) ORDER BY \(order) LIMIT 1 OFFSET ?",
@@ -153,6 +154,7 @@ struct LineSearch {
         conditions.isIn("s.source", filter.sources)
         conditions.timeRange("l.t", since: filter.since, until: filter.until)
         if let afterID = filter.afterID { conditions.add("l.id > ?", [afterID]) }
+        if let throughID = filter.throughID { conditions.add("l.id <= ?", [throughID]) }
         let newestFirst = filter.tail != nil
         if match != nil, case .walk(let through) = plan {
             conditions.add("muster_match(l.msg)")

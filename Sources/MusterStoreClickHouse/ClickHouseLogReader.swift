@@ -27,7 +27,10 @@ public final class ClickHouseLogReader: LogReader {
     /// clock (`LineIDClock`), so a line can be stored after one with a larger id: by another
     /// collector whose clock is behind, or into the second shard of a group after the first.
     /// Following only lines at least this old, a follower is not moved past such a line
-    /// before it is stored; the collectors' clocks must agree within it (NTP).
+    /// before it is stored. "Now" is the ClickHouse server's clock, not the reader's; the
+    /// collectors' clocks must agree with it within the settling time (NTP), and a store that
+    /// takes longer than that to insert a line (a replica that hangs until the timeout) can
+    /// still store one below where a follower has got to.
     let followSettling: Duration
 
     public static let defaultFollowSettling: Duration = .seconds(10)
@@ -38,12 +41,14 @@ public final class ClickHouseLogReader: LogReader {
         self.followSettling = followSettling
     }
 
-    /// The newest id a follower may be given now: every line with an id up to it is stored.
-    private func followHorizon() -> Int64 {
+    /// The newest id a follower may be given now, as SQL evaluated by the server (its clock,
+    /// whole seconds); nil with no settling time.
+    private func followHorizon() -> String? {
         let (seconds, attoseconds) = followSettling.components
         let nanoseconds = seconds.multipliedReportingOverflow(by: Timestamp.nanosPerSecond)
         let margin = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue &+ attoseconds / 1_000_000_000
-        return Timestamp.now().subtractingReportingOverflow(max(margin, 0)).partialValue
+        guard margin > 0 else { return nil }
+        return "(toInt64(now()) * \(Timestamp.nanosPerSecond) - \(margin))"
     }
 
     public func scan(_ filter: LogFilter, _ body: (LogLine) -> Void) throws(StoreError) {
@@ -100,7 +105,8 @@ public final class ClickHouseLogReader: LogReader {
     /// Where following starts: the newest id, but no newer than the follow horizon (see
     /// `followSettling`), so that a line stored late below it is not passed.
     public func newestLineID() throws(StoreError) -> Int64 {
-        min(try largestID(), followHorizon())
+        guard let horizon = followHorizon() else { return try largestID() }
+        return try number("SELECT least(max(id), \(horizon)) FROM logs")
     }
 
     /// The largest id stored.
@@ -140,8 +146,12 @@ public final class ClickHouseLogReader: LogReader {
         var conditions = [ClickHouseSQL.isIn("node", filter.nodes), ClickHouseSQL.isIn("src", filter.sources)].compactMap { $0 }
         if let since = filter.since { conditions.append("t >= \(since)") }
         if let until = filter.until { conditions.append("t < \(until)") }
-        if let afterID = filter.afterID { conditions.append("id > \(afterID) AND id <= \(filter.throughID ?? followHorizon())") }
-        if filter.afterID == nil, let throughID = filter.throughID { conditions.append("id <= \(throughID)") }
+        if let afterID = filter.afterID { conditions.append("id > \(afterID)") }
+        if let throughID = filter.throughID {
+            conditions.append("id <= \(throughID)")
+        } else if filter.afterID != nil, let horizon = followHorizon() {
+            conditions.append("id <= \(horizon)")
+        }
         conditions += check.prefilter
         let orderBy =
             switch order {

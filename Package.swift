@@ -137,7 +137,11 @@ let package = Package(
         // Benchmark ceiling: inserts a log file straight through MusterStore (see Benchmarks/README.md).
         .executableTarget(name: "muster-bench-insert", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterStoreClickHouse", "MusterWire"], path: "Benchmarks/InsertCeiling"),
         // logq benchmark: a deterministic 10M-line cluster history through MusterStore (see Benchmarks/README.md).
-        .executableTarget(name: "muster-bench-history", dependencies: ["MusterStore", "MusterStoreSQLite", "MusterWire"], path: "Benchmarks/GenerateHistory"),
+        .executableTarget(name: "muster-bench-history", dependencies: [
+            "MusterStore", "MusterStoreSQLite", "MusterWire",
+            // `--store CONFIG`: the same history into ClickHouse + etcd, read from a collector config's `store:` section.
+            "MusterStoreScaleOut", .product(name: "Yams", package: "Yams"),
+        ], path: "Benchmarks/GenerateHistory"),
         // Fuzzing (docs/notes/fuzzing.md): every parser of outside input as a target that takes
         // arbitrary bytes; `muster-fuzz` runs them under libFuzzer in the fuzz build
         // (scripts/fuzz) and replays the committed corpus in the normal one.

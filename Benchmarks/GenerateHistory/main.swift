@@ -16,6 +16,18 @@
 //   - the full-text index (its own file, `SearchIndex`) built to completion afterwards, in the
 //     chunks the collector's `SearchIndexService` uses by default (`--index-chunk`).
 //
+// With `--store CONFIG` instead of `--database`, the same history goes into the scale-out store
+// that the `store:` section of the collector config at CONFIG names (lines in ClickHouse, the
+// cluster's state in etcd), through what a collector on that store runs: `ScaleOutSettings`
+// opens the `CollectorStore` (creating the tables and etcd's `seq` as a collector's start
+// does), each `--chunk` of batches is one `commit` (the collector's group commit: lines into
+// ClickHouse, then the journal lines interpreted into etcd by the same `ClusterLedger`), and
+// the marks go through the store's `recordMark` right after the commit that holds their line,
+// where the SQLite store records them in that commit's transaction (so the same `--chunk` gives
+// the same event ids in both: the grouping decides which events precede a mark). The next chunk is
+// generated while one is being written. The store must hold no lines and no marks yet (a fresh
+// ClickHouse database and etcd namespace); nothing is cached or reused on this path.
+//
 // The lines: HAProxy `option httplog` (log stdout format raw) on `ha` for every request; the
 // web app's request line on the server that answered it; HAProxy's `httpchk GET /healthz`
 // every second on each live web node; Serf's log (reconciliation's `serf members` IPC every
@@ -25,9 +37,9 @@
 // common. Everything comes from a seeded SplitMix64, so the same arguments give the same
 // database.
 //
-// Usage: muster-bench-history --database PATH [--lines 10000000] [--nodes 20] [--changes 1000]
-//            [--marks 10] [--hours 24] [--seed 42] [--chunk 50000] [--index-chunk 10000]
-//            [--fresh] [--dry-run]
+// Usage: muster-bench-history (--database PATH | --store CONFIG) [--lines 10000000] [--nodes 20]
+//            [--changes 1000] [--marks 10] [--hours 24] [--seed 42] [--chunk 50000]
+//            [--index-chunk 10000] [--fresh] [--dry-run]
 //
 // A database at PATH with a matching `PATH.json` (written last, when everything is done) and
 // the right row count is reused unless --fresh. Prints one line of JSON (see
@@ -40,12 +52,16 @@ import Foundation
 import GRDB
 import MusterStore
 import MusterStoreSQLite
+import MusterStoreScaleOut
 import MusterWire
+import Yams
 
 // MARK: - Options
 
 struct Options: Equatable {
     var database = ""
+    /// A collector config whose `store:` section names the scale-out store to write instead.
+    var store = ""
     var lines = 10_000_000
     var nodes = 20
     var changes = 1_000
@@ -82,6 +98,7 @@ func parseOptions() -> Options {
         guard let value = arguments.popFirst() else { fail("\(flag) needs a value") }
         switch flag {
         case "--database": options.database = value
+        case "--store": options.store = value
         case "--lines": options.lines = Int(value) ?? 0
         case "--nodes": options.nodes = Int(value) ?? 0
         case "--changes": options.changes = Int(value) ?? 0
@@ -93,11 +110,11 @@ func parseOptions() -> Options {
         default: fail("unknown flag \(flag)")
         }
     }
-    guard options.dryRun || !options.database.isEmpty, options.lines > 0, options.nodes >= 8, options.changes >= options.nodes,
+    guard options.dryRun || options.database.isEmpty != options.store.isEmpty, options.lines > 0, options.nodes >= 8, options.changes >= options.nodes,
         options.marks >= 1, options.hours > 0, options.chunk > 0, options.indexChunk > 0
     else {
         fail(
-            "usage: muster-bench-history --database PATH [--lines N] [--nodes N>=8] [--changes N>=nodes] [--marks N] "
+            "usage: muster-bench-history (--database PATH | --store CONFIG) [--lines N] [--nodes N>=8] [--changes N>=nodes] [--marks N] "
                 + "[--hours H] [--seed S] [--chunk N] [--index-chunk N] [--fresh] [--dry-run]")
     }
     return options
@@ -1004,16 +1021,151 @@ func emitSummary(_ summary: Summary) {
     print(String(decoding: try! encoder.encode(summary), as: UTF8.self))
 }
 
+// MARK: - The scale-out store
+
+/// The result of an async call, handed to the thread that waits for it.
+final class ResultBox<Value>: @unchecked Sendable {
+    var result: Result<Value, any Error>?
+}
+
+/// Runs `body` on the concurrency pool and waits for it: the generator itself stays a plain,
+/// synchronous loop on the main thread.
+func blocking<Value: Sendable>(_ body: @escaping @Sendable () async throws -> Value) throws -> Value {
+    let box = ResultBox<Value>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+/// What the run wrote into the scale-out store, and what the store reads back.
+struct ScaleOutSummary: Codable {
+    var generator_version: Int
+    var lines: Int
+    var nodes: Int
+    var changes: Int
+    var marks: Int
+    var hours: Double
+    var seed: UInt64
+    var store: String
+    var clickhouse_database: String
+    var shards: [[String]]
+    var etcd: [String]
+    var accepted_lines: Int
+    var duplicate_lines: Int
+    var commits: Int
+    var stored_lines: Int
+    var membership_rows: Int
+    var config_rows: Int
+    var event_rows: Int
+    var mark_rows: Int
+    var journal_lines: Int
+    var first_time: String
+    var last_time: String
+    var rare_word: String
+    var insert_seconds: Double
+    var total_seconds: Double
+    var chunk: Int
+}
+
+/// The collector's store on the scale-out path, written the way `IngestWriter` writes it: one
+/// `commit` per group of batches, in order, and marks through the store between commits. One
+/// chunk is in flight at a time while the caller generates the next.
+final class ScaleOutWriter: @unchecked Sendable {
+    let settings: ScaleOutSettings
+    let store: ScaleOutStore
+    private let queue = DispatchQueue(label: "muster-bench-history.scale-out")
+    private let slot = DispatchSemaphore(value: 1)
+    // Touched on `queue` only; read after `finish()`.
+    private(set) var accepted = 0
+    private(set) var duplicates = 0
+    private(set) var commits = 0
+
+    /// Reads the `store:` section of the collector config at `configFile` (a relative
+    /// `password_file` is relative to the file, as for the collector and `logq --store`), opens
+    /// the store as a collector does and checks that it is empty.
+    init(configFile: String) {
+        struct StoreSection: Decodable { var store: ScaleOutSettings? }
+        let text: String
+        do {
+            text = try String(contentsOfFile: configFile, encoding: .utf8)
+        } catch {
+            fail("cannot read \(configFile): \(error.localizedDescription)")
+        }
+        let section: StoreSection
+        do {
+            section = try YAMLDecoder().decode(StoreSection.self, from: text)
+        } catch {
+            fail("--store \(configFile): \(error)")
+        }
+        guard let found = section.store else { fail("--store \(configFile): the file has no store: section") }
+        let settings = found.resolvingPaths(relativeTo: (configFile as NSString).deletingLastPathComponent)
+        self.settings = settings
+        do {
+            try settings.validate()
+            // The collector's own default ledger settings (membership.snapshot_settle_ms), as
+            // the SQLite path's `ClusterLedger()`.
+            store = try blocking { try await settings.openStore(ledger: ClusterLedger()) }
+            let history = try settings.openHistory()
+            let lines = try history.stats(now: Timestamp.now()).sources.reduce(0) { $0 + $1.lines }
+            let marks = try history.marks().count
+            guard lines == 0, marks == 0 else {
+                fail("the store of \(configFile) already holds \(lines) lines and \(marks) marks; write into a fresh one "
+                    + "(another clickhouse.database and etcd namespace, or new servers)")
+            }
+        } catch {
+            fail("cannot open the store of \(configFile): \(error)")
+        }
+    }
+
+    /// Commits `batches` as one group, then records `marks`; returns once the chunk before is
+    /// stored (so at most one waits while another is written).
+    func write(_ batches: [IngestBatch], marks: [(name: String, note: String, t: Int64)], expecting lineCount: Int) {
+        slot.wait()
+        let store = store
+        queue.async {
+            defer { self.slot.signal() }
+            do {
+                let counts = try blocking { try await store.commit(batches).counts }
+                let accepted = counts.reduce(0) { $0 + $1.accepted }
+                let duplicates = counts.reduce(0) { $0 + $1.duplicates }
+                guard accepted + duplicates == lineCount else {
+                    fail("expected \(lineCount) lines in a commit, the store counted \(accepted) new and \(duplicates) duplicates")
+                }
+                self.accepted += accepted
+                self.duplicates += duplicates
+                self.commits += 1
+                for mark in marks {
+                    _ = try blocking { try await store.recordMark(name: mark.name, note: mark.note, at: mark.t) }
+                }
+            } catch {
+                fail("commit into the store failed: \(error)")
+            }
+        }
+    }
+
+    /// Waits until everything handed to `write` is stored.
+    func finish() {
+        queue.sync {}
+    }
+}
+
 func run() {
     let options = parseOptions()
-    if !options.dryRun, let summary = reusable(options) {
+    if !options.dryRun, options.store.isEmpty, let summary = reusable(options) {
         note("reusing \(options.database) (same parameters, \(summary.stored_lines) lines; --fresh to regenerate)")
         emitSummary(summary)
         return
     }
 
     var database: DatabasePool?
-    if !options.dryRun {
+    var scaleOut: ScaleOutWriter?
+    if !options.dryRun, !options.store.isEmpty {
+        scaleOut = ScaleOutWriter(configFile: options.store)
+    } else if !options.dryRun {
         for suffix in ["", "-wal", "-shm", ".json", "-search", "-search-wal", "-search-shm"] { unlink(options.database + suffix) }
         do {
             // NORMAL, not FULL: a benchmark fixture need not survive power loss, and the file
@@ -1081,6 +1233,11 @@ func run() {
             } catch {
                 fail("insert failed: \(error)")
             }
+        } else if let scaleOut {
+            scaleOut.write(
+                batches.map { IngestBatch(records: $0.0, journal: $0.1) },
+                marks: marks.map { (name: $0.0, note: "benchmark task \($0.0.dropFirst(5)) (~\(linesPerMark) lines)", t: $0.1) },
+                expecting: pendingCount)
         }
         stored += pendingCount
         pending.removeAll(keepingCapacity: true)
@@ -1123,6 +1280,11 @@ func run() {
         fail("the line budget ran out before \(generator.pendingMembershipChanges) membership changes; lower the request rate")
     }
     if options.dryRun { return }
+    if let scaleOut {
+        finishScaleOut(scaleOut, options: options, began: began, journalLines: journalLines, firstTime: firstTime, lastTime: lastTime)
+        note("sources: \(sourceCounts.sorted { $0.key < $1.key })")
+        return
+    }
     guard let database else { return }
 
     // The full-text index, to completion, in the collector's chunks.
@@ -1174,6 +1336,43 @@ func run() {
         emitSummary(summary)
     } catch {
         fail("summary failed: \(error)")
+    }
+}
+
+/// Waits for the last commit, reads the store back and checks it holds the whole history.
+func finishScaleOut(_ writer: ScaleOutWriter, options: Options, began: Double, journalLines: Int, firstTime: Int64, lastTime: Int64) {
+    note("waiting for the last commit")
+    writer.finish()
+    let insertSeconds = monotonicSeconds() - began
+    do {
+        let history = try writer.settings.openHistory()
+        let summary = ScaleOutSummary(
+            generator_version: generatorVersion, lines: options.lines, nodes: options.nodes, changes: options.changes,
+            marks: options.marks, hours: options.hours, seed: options.seed, store: options.store,
+            clickhouse_database: writer.settings.clickhouse.database, shards: writer.settings.clickhouse.shards,
+            etcd: writer.settings.etcd.endpoints, accepted_lines: writer.accepted, duplicate_lines: writer.duplicates,
+            commits: writer.commits,
+            stored_lines: Int(try history.stats(now: Timestamp.now()).sources.reduce(0) { $0 + $1.lines }),
+            membership_rows: try history.changes(since: nil, until: nil, members: []).count,
+            config_rows: try history.configRecords(node: nil, since: nil, until: nil, withText: false).count,
+            event_rows: try history.events(since: nil, until: nil).count,
+            mark_rows: try history.marks().count,
+            journal_lines: journalLines,
+            first_time: Timestamp.format(firstTime), last_time: Timestamp.format(lastTime), rare_word: rareWord,
+            insert_seconds: insertSeconds, total_seconds: monotonicSeconds() - began, chunk: options.chunk)
+        guard summary.accepted_lines == options.lines, summary.stored_lines == options.lines else {
+            fail("the store took \(summary.accepted_lines) new lines and reads back \(summary.stored_lines), expected \(options.lines)")
+        }
+        guard summary.membership_rows == options.changes else {
+            fail("the ledger recorded \(summary.membership_rows) membership changes, expected \(options.changes)")
+        }
+        guard summary.mark_rows == options.marks else { fail("the store holds \(summary.mark_rows) marks, expected \(options.marks)") }
+        note("\(summary.stored_lines) lines in \(Int(insertSeconds)) s (\(Int(Double(summary.stored_lines) / insertSeconds)) lines/s), \(summary.commits) commits")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+    } catch {
+        fail("reading the store back failed: \(error)")
     }
 }
 

@@ -40,14 +40,30 @@ def collector(env):
 STREAM_SILENCE_S = 25
 
 
+def sse_events(stream):
+    """The events of a `GET /v1/events` answer as they arrive: (id, kind, data) for each
+    (id None, kind None when the event has no such line); keepalive comments are skipped."""
+    event_id, kind, data = None, None, None
+    for raw in stream:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("id: "):
+            event_id = int(line[4:])
+        elif line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and data is not None:
+            yield event_id, kind, data
+            event_id, kind, data = None, None, None
+
+
 def latest_event_id(url, token, kind="membership"):
     request = urllib.request.Request(f"{url}/v1/events?kind={kind}&since=0&follow=false",
                                      headers={"Authorization": f"Bearer {token}"})
     last = 0
     with urllib.request.urlopen(request, timeout=STREAM_SILENCE_S) as stream:
-        for raw in stream:
-            if raw.startswith(b"id: "):
-                last = int(raw[4:])
+        for event_id, _, _ in sse_events(stream):
+            last = event_id or last
     return last
 
 
@@ -63,16 +79,9 @@ def consume(url, token, events, kind="membership", ready=None):
                                          headers={"Authorization": f"Bearer {token}"})
         try:
             with urllib.request.urlopen(request, timeout=STREAM_SILENCE_S) as stream:
-                data, event_id = None, None
-                for raw in stream:
-                    line = raw.decode().rstrip("\n")
-                    if line.startswith("id: "):
-                        event_id = int(line[4:])
-                    elif line.startswith("data: "):
-                        data = line[6:]
-                    elif line == "" and data is not None:
-                        events.put((time.time_ns(), json.loads(data)))
-                        last, data = event_id or last, None
+                for event_id, _, data in sse_events(stream):
+                    events.put((time.time_ns(), json.loads(data)))
+                    last = event_id or last
         except Exception as error:
             print(f"event stream: {error!r}; reconnecting from {last}", file=sys.stderr)
             time.sleep(0.5)

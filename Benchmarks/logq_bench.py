@@ -52,6 +52,21 @@ def log(message):
     print(f"logq_bench: {message}", file=sys.stderr, flush=True)
 
 
+def write_keeping_findings(path, text):
+    """Writes the generated table to `path`, keeping a hand-written `## Findings` section that
+    the file already has below it."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    notes_marker = "\n## Findings\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if notes_marker in old:
+            text += notes_marker + old.split(notes_marker, 1)[1]
+    with open(path, "w") as f:
+        f.write(text)
+    log(f"wrote {path}")
+
+
 def rfc3339(ns):
     seconds, fraction = divmod(ns, 1_000_000_000)
     when = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
@@ -731,16 +746,7 @@ and the machine is shared with other work; load average (1 min) before → after
 {commands}
 ```
 """
-    os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    notes_marker = "\n## Findings\n"
-    if os.path.exists(args.results):
-        with open(args.results) as f:
-            old = f.read()
-        if notes_marker in old:  # keep the hand-written findings below the generated part
-            text += notes_marker + old.split(notes_marker, 1)[1]
-    with open(args.results, "w") as f:
-        f.write(text)
-    log(f"wrote {args.results}")
+    write_keeping_findings(args.results, text)
 
 
 def late_common_word(store):
@@ -861,16 +867,7 @@ Shared with other work: load average before/after each command is in `Benchmarks
 {commands}
 ```
 """
-    os.makedirs(os.path.dirname(args.results), exist_ok=True)
-    notes_marker = "\n## Findings\n"
-    if os.path.exists(args.results):
-        with open(args.results) as f:
-            old = f.read()
-        if notes_marker in old:  # keep the hand-written findings below the generated part
-            text += notes_marker + old.split(notes_marker, 1)[1]
-    with open(args.results, "w") as f:
-        f.write(text)
-    log(f"wrote {args.results}")
+    write_keeping_findings(args.results, text)
 
 
 if __name__ == "__main__":

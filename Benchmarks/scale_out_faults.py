@@ -48,6 +48,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clusterlib import sse_events  # noqa: E402  (the event stream's format, in one place)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVERS = os.path.join(REPO, "scripts", "scale-out-servers")
 TOKEN = "fault-run-token"
@@ -153,18 +156,8 @@ def request(url, body=None, timeout=10):
 def read_events(url, since, follow, timeout, on_event, halt=None):
     """Reads the SSE stream; calls on_event(id, kind, body) per event. Returns at its end."""
     with request(f"{url}/v1/events?since={since}&follow={'true' if follow else 'false'}", timeout=timeout) as stream:
-        event_id, kind, data = None, None, None
-        for raw in stream:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("id: "):
-                event_id = int(line[4:])
-            elif line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                data = line[6:]
-            elif line == "" and data is not None:
-                on_event(event_id, kind, data)
-                event_id, kind, data = None, None, None
+        for event in sse_events(stream):
+            on_event(*event)
             if halt is not None and halt.is_set():
                 return
 

@@ -44,9 +44,7 @@ public final class ClickHouseLogReader: LogReader {
     /// The newest id a follower may be given now, as SQL evaluated by the server (its clock,
     /// whole seconds); nil with no settling time.
     private func followHorizon() -> String? {
-        let (seconds, attoseconds) = followSettling.components
-        let nanoseconds = seconds.multipliedReportingOverflow(by: Timestamp.nanosPerSecond)
-        let margin = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue &+ attoseconds / 1_000_000_000
+        let margin = followSettling.saturatingNanoseconds
         guard margin > 0 else { return nil }
         return "(toInt64(now()) * \(Timestamp.nanosPerSecond) - \(margin))"
     }

@@ -1,6 +1,7 @@
 import AsyncAlgorithms
 import AsyncHTTPClient
 import Foundation
+import MusterWire
 import NIOCore
 import NIOHTTP1
 import Synchronization

@@ -1,3 +1,5 @@
+import MusterWire
+
 /// Capped exponential backoff with full jitter: attempt n waits a random time in
 /// [0, min(cap, initial · 2ⁿ)], so agents that lost the collector together do not all
 /// come back in the same instant.
@@ -20,18 +22,5 @@ public struct Backoff: Sendable {
 
     public func delay(attempt: Int, using generator: inout some RandomNumberGenerator) -> Duration {
         .nanoseconds(Int64.random(in: 0...max(1, ceiling(attempt: attempt).saturatingNanoseconds), using: &generator))
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, negative durations as 0 and those past `Int64.max` nanoseconds
-    /// (292 years) as `Int64.max`: for the APIs that take a nanosecond count.
-    var saturatingNanoseconds: Int64 {
-        guard self > .zero else { return 0 }
-        let (seconds, attoseconds) = components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        guard !overflow else { return .max }
-        let (total, overflowAgain) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        return overflowAgain ? .max : total
     }
 }

@@ -131,11 +131,7 @@ extension FileTailer {
         // this open) ends its generation now, so that a copy continues it rather than joining
         // a generation the truncated file would still be read for.
         for stream in streams.values where stream.generation.identity.fingerprint == identity.fingerprint {
-            if let first = stream.carriers.first, let original = files[first], original.isOriginal, original.isOpen,
-                wasTruncated(original, readTo: stream.readOffset)
-            {
-                checkOriginal(first)
-            }
+            if let first = stream.carriers.first { checkOriginal(first) }
         }
         // Only a generation whose first line is this file's first line can be what it holds.
         let candidates = streams.values.filter { $0.generation.identity.fingerprint == identity.fingerprint }
@@ -179,9 +175,7 @@ extension FileTailer {
         _ descriptor: Int32, identity: FileIdentity, size: Int64, against stream: TailedStream,
         cached: (size: Int64, generation: FilePosition.Generation)?
     ) -> Verdict {
-        if let first = stream.carriers.first, let original = files[first], original.isOriginal, original.isOpen,
-            !wasTruncated(original, readTo: stream.readOffset)
-        {
+        if let first = stream.carriers.first, let original = files[first], original.isOriginal, original.isOpen {
             // The original is still open and holds every byte, so nothing is lost by waiting
             // until it is truncated or closed; deciding now could take a new file that merely
             // starts like it (a banner) for a copy.
@@ -192,8 +186,8 @@ extension FileTailer {
             {
                 return .undecided(patient: true)
             }
-            // copytruncate may have truncated the original after the check above (the scan
-            // listed the copy before the truncation showed): then its bytes say nothing, and
+            // copytruncate may have truncated the original since `resolve` looked (it retires
+            // an original found truncated before judging): then its bytes say nothing, and
             // the copy is judged by what was read, like a copy of a closed original.
             guard wasTruncated(original, readTo: stream.readOffset) else { return .different }
         }

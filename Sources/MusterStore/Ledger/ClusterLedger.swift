@@ -20,8 +20,7 @@ public struct ClusterLedger: Sendable {
     public var snapshotSettle: Int64
 
     public init(snapshotSettle: Duration = .seconds(10)) {
-        let parts = snapshotSettle.components
-        self.snapshotSettle = parts.seconds * Timestamp.nanosPerSecond + parts.attoseconds / 1_000_000_000
+        self.snapshotSettle = snapshotSettle.saturatingNanoseconds
     }
 
     /// Applies newly stored journal lines (in arrival order); returns how many stream events it appended.

@@ -15,7 +15,6 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
-        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -30,10 +29,11 @@ let package = Package(
     targets: [
         // The system zlib, for inflating with a hard output limit and end-of-stream checks.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // The system libdeflate, for compressing a whole batch in one call and for CRC-32.
+        .systemLibrary(name: "CLibdeflate", path: "Sources/CLibdeflate"),
         // Records, the batch codec (NDJSON + zlib) and its validation: what crosses the wire.
         .target(name: "MusterWire", dependencies: [
-            "CZlib",
-            .product(name: "CompressNIO", package: "compress-nio"),
+            "CZlib", "CLibdeflate",
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         // The store's contract: protocols with their guarantees and the value types that cross

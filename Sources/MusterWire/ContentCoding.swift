@@ -1,4 +1,4 @@
-import CompressNIO
+import CLibdeflate
 import NIOCore
 
 /// The `Content-Encoding` of an ingest body.
@@ -42,22 +42,59 @@ public enum ContentCoding: String, Sendable, CaseIterable {
 
 /// Compression of outgoing bodies: zlib for the agent's batches, gzip for the collector's
 /// inserts into ClickHouse (which takes `Content-Encoding: gzip`).
+///
+/// libdeflate, not zlib: a batch is compressed whole, in one buffer, which is the one case
+/// libdeflate serves, and there it spends ~40% less CPU than zlib for a smaller output (the
+/// agent's HAProxy batches at level 5: 1.59 µs and 35.8 bytes per line against zlib's 2.65 µs
+/// and 37.6; `Benchmarks/zlib_levels.py`). The output is the same format, zlib's (RFC 1950) or
+/// gzip's (RFC 1952), inflated by any zlib.
 public struct BatchCompressor: Sendable {
-    private let algorithm: CompressionAlgorithm
+    /// libdeflate's levels: 1 (fastest) … 12 (smallest). Its 6 is its default.
+    public static let levels: ClosedRange<Int> = 1...12
 
-    /// `level` 1 (fastest) … 9 (smallest); 6 is zlib's default. `gzip` wraps the deflate stream
-    /// in gzip's header and trailer instead of zlib's.
+    private let level: Int32
+    private let gzip: Bool
+
+    /// `level` is clamped to `levels`. `gzip` wraps the deflate stream in gzip's header and
+    /// trailer instead of zlib's.
     public init(level: Int = 6, gzip: Bool = false) {
-        let configuration = ZlibConfiguration(compressionLevel: Int32(max(1, min(9, level))))
-        self.algorithm = gzip ? .gzip(configuration: configuration) : .zlib(configuration: configuration)
+        self.level = Int32(min(max(level, Self.levels.lowerBound), Self.levels.upperBound))
+        self.gzip = gzip
     }
 
-    public func compress(_ bytes: [UInt8]) throws -> ByteBuffer {
-        var buffer = ByteBuffer(bytes: bytes)
-        let compressed = try buffer.compress(with: algorithm)
-        // compress-nio allocates for the worst case (about the input size); keep only what the
-        // batch needs while it waits to be sent and acknowledged.
-        return ByteBuffer(bytes: compressed.readableBytesView)
+    public func compress(_ bytes: [UInt8]) throws(CompressionFailure) -> ByteBuffer {
+        // A compressor holds its hash tables (a few hundred KiB); one per batch keeps this
+        // type a value that any task may use, and costs little beside compressing 1 MiB.
+        guard let compressor = libdeflate_alloc_compressor(level) else { throw .outOfMemory }
+        defer { libdeflate_free_compressor(compressor) }
+        let bound = gzip
+            ? libdeflate_gzip_compress_bound(compressor, bytes.count)
+            : libdeflate_zlib_compress_bound(compressor, bytes.count)
+        var output = [UInt8](repeating: 0, count: bound)
+        let written = bytes.withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { out in
+                gzip
+                    ? libdeflate_gzip_compress(compressor, input.baseAddress, input.count, out.baseAddress, out.count)
+                    : libdeflate_zlib_compress(compressor, input.baseAddress, input.count, out.baseAddress, out.count)
+            }
+        }
+        // Zero only when the output would not fit, which the bound rules out.
+        guard written > 0 else { throw .outputDidNotFit }
+        // Keep only what the batch needs while it waits to be sent and acknowledged.
+        return ByteBuffer(bytes: output[..<written])
+    }
+}
+
+/// Why a body could not be compressed.
+public enum CompressionFailure: Error, CustomStringConvertible, Sendable {
+    case outOfMemory
+    case outputDidNotFit
+
+    public var description: String {
+        switch self {
+        case .outOfMemory: "could not allocate a compressor (out of memory)"
+        case .outputDidNotFit: "the compressed body did not fit libdeflate's own bound"
+        }
     }
 }
 

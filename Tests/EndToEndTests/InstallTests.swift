@@ -133,6 +133,7 @@ import Testing
         let info = try Cluster.execute("/usr/bin/dpkg-deb", ["--field", deb, "Package", "Version", "Depends"], environment: [:])
         #expect(info.contains("Package: muster"), "\(info)")
         #expect(info.contains("libsqlite3-0"), "\(info)")
+        #expect(info.contains("libdeflate0"), "\(info)")
 
         // A scratch root with an empty dpkg database: dpkg installs the package there as it
         // would on a machine (dependencies are the machine's business, not the scratch root's).

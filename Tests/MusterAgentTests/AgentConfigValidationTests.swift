@@ -49,7 +49,7 @@ import Glibc
         ("batch:\n  max_records: 0\n", "batch.max_records: must be between 1 and 1000000, not 0"),
         ("batch:\n  max_bytes: -1\n", "batch.max_bytes: must be between 1 and 1073741824, not -1"),
         ("batch:\n  max_age_ms: -5\n", "batch.max_age_ms: must be between 1 and 3600000, not -5"),
-        ("batch:\n  compression_level: 12\n", "batch.compression_level: must be between 1 and 9, not 12"),
+        ("batch:\n  compression_level: 13\n", "batch.compression_level: must be between 1 and 12, not 13"),
         ("spool:\n  segment_bytes: 0\n", "spool.segment_bytes: must be between 1 and 1073741824, not 0"),
         ("spool:\n  max_bytes: 1000\n", "spool.max_bytes: must be between 4194304 and 1125899906842624 (at least spool.segment_bytes), not 1000"),
         ("shutdown_grace_ms: -1\n", "shutdown_grace_ms: must be between 0 and 3600000, not -1"),

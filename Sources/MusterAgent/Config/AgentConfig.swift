@@ -203,7 +203,7 @@ public struct AgentConfig: Sendable {
         try YAMLConfigFile.check(batch.maxRecords, in: 1...1_000_000, key: "batch.max_records")
         try YAMLConfigFile.check(batch.maxBytes, in: 1...(1 << 30), key: "batch.max_bytes")
         try YAMLConfigFile.check(batch.maxAgeMilliseconds, in: 1...3_600_000, key: "batch.max_age_ms")
-        try YAMLConfigFile.check(batch.compressionLevel, in: 1...9, key: "batch.compression_level")
+        try YAMLConfigFile.check(batch.compressionLevel, in: BatchCompressor.levels, key: "batch.compression_level")
         try YAMLConfigFile.check(retry.initialMilliseconds, in: 1...3_600_000, key: "retry.initial_ms")
         try YAMLConfigFile.check(
             retry.maxMilliseconds, in: retry.initialMilliseconds...day, key: "retry.max_ms", note: "at least retry.initial_ms")

@@ -15,6 +15,10 @@ Layouts, from the one before the index had its own file to the one the collector
   columnsize=0  the same without FTS5's per-row size table (no ranking is done)
   own file      contentless FTS5 in a file of its own, synchronous=NORMAL (derived data)
   100k chunks   the same, 100,000-row chunks and a 64 MiB term buffer (fewer segments to merge)
+And three that were measured and not adopted:
+  automerge=0   100k chunks without FTS5's automatic merging (segments pile up to crisismerge)
+  20k, merging / 20k, no merge   chunks the size a collector keeping up with ingest indexes
+  ascii         the `ascii` tokenizer instead of `unicode61` (folds ASCII letters only)
 """
 import argparse
 import os
@@ -32,6 +36,10 @@ LAYOUTS = [
     ("columnsize=0", dict(own_file=False, columnsize=0, chunk=10_000, hashsize=None)),
     ("own file", dict(own_file=True, columnsize=0, chunk=10_000, hashsize=None)),
     ("100k chunks", dict(own_file=True, columnsize=0, chunk=100_000, hashsize=64 << 20)),
+    ("automerge=0", dict(own_file=True, columnsize=0, chunk=100_000, hashsize=64 << 20, automerge=0)),
+    ("20k, merging", dict(own_file=True, columnsize=0, chunk=20_000, hashsize=64 << 20)),
+    ("20k, no merge", dict(own_file=True, columnsize=0, chunk=20_000, hashsize=64 << 20, automerge=0)),
+    ("ascii", dict(own_file=True, columnsize=0, chunk=100_000, hashsize=64 << 20, tokenizer="ascii")),
 ]
 
 
@@ -48,7 +56,7 @@ def build_store(path, log, rows):
     store.close()
 
 
-def index_once(store_path, scratch, rows, own_file, columnsize, chunk, hashsize):
+def index_once(store_path, scratch, rows, own_file, columnsize, chunk, hashsize, automerge=None, tokenizer="unicode61"):
     copy = os.path.join(scratch, "store.sqlite")
     index = os.path.join(scratch, "index.sqlite")
     for path in (copy, index):
@@ -62,7 +70,7 @@ def index_once(store_path, scratch, rows, own_file, columnsize, chunk, hashsize)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("ATTACH DATABASE ? AS store", (copy,))
-        db.execute(f"CREATE VIRTUAL TABLE fts USING fts5(msg, content = '', tokenize = 'unicode61', detail = none, "
+        db.execute(f"CREATE VIRTUAL TABLE fts USING fts5(msg, content = '', tokenize = '{tokenizer}', detail = none, "
                    f"columnsize = {columnsize})")
         source = "store.logs"
     else:
@@ -74,6 +82,8 @@ def index_once(store_path, scratch, rows, own_file, columnsize, chunk, hashsize)
         source = "logs"
     if hashsize:
         db.execute(f"INSERT INTO fts(fts, rank) VALUES ('hashsize', {hashsize})")
+    if automerge is not None:
+        db.execute(f"INSERT INTO fts(fts, rank) VALUES ('automerge', {automerge})")
     started, cpu = time.monotonic(), process_cpu()
     for low in range(0, rows, chunk):
         db.execute("BEGIN")

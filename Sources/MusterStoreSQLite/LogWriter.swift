@@ -34,44 +34,27 @@ public enum LogWriter {
         return results
     }
 
-    /// One row through SQLite's C API. GRDB's `setUncheckedArguments` boxes every value into
-    /// an existential array per row; binding directly is the difference on the hot path.
-    /// Strings are bound without copying (SQLITE_STATIC) and stepped while still borrowed.
+    /// One row through SQLite's C API (`RowBinding`), the strings bound while borrowed.
     private enum RowInsert {
         static func run(
             _ statement: Statement, in db: Database, stream: Int64, offset: Int64, time: Int64,
             message: String, fields: String?
         ) throws -> Int {
             let handle = statement.sqliteStatement
-            defer { sqlite3_reset(handle) }
             sqlite3_bind_int64(handle, 1, stream)
             sqlite3_bind_int64(handle, 2, offset)
             sqlite3_bind_int64(handle, 3, time)
             var message = message
-            let code: Int32 = message.withUTF8 { text in
-                bindText(handle, 4, text)
+            return try message.withUTF8 { text in
+                RowBinding.bindText(handle, 4, text)
                 guard var json = fields else {
                     sqlite3_bind_null(handle, 5)
-                    return sqlite3_step(handle)
+                    return try RowBinding.step(handle, in: db)
                 }
-                return json.withUTF8 { fieldText in
-                    bindText(handle, 5, fieldText)
-                    return sqlite3_step(handle)
+                return try json.withUTF8 { fieldText in
+                    RowBinding.bindText(handle, 5, fieldText)
+                    return try RowBinding.step(handle, in: db)
                 }
-            }
-            guard code == SQLITE_DONE else {
-                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-            }
-            return Int(sqlite3_changes(db.sqliteConnection))
-        }
-
-        private static let empty: StaticString = ""
-
-        /// Binds UTF-8 text without copying; an empty string stays text, not NULL.
-        private static func bindText(_ handle: OpaquePointer, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>) {
-            let base = text.baseAddress ?? empty.utf8Start
-            base.withMemoryRebound(to: CChar.self, capacity: max(text.count, 1)) { pointer in
-                _ = sqlite3_bind_text(handle, index, pointer, Int32(text.count), nil)
             }
         }
     }

@@ -24,6 +24,12 @@ import MusterStore
 /// - **Large chunks** (the collector's `search_index.chunk_rows`, 100,000 by default) with a
 ///   64 MiB in-memory term buffer: FTS5 writes one segment per transaction and merges segments
 ///   as they pile up, so fewer, larger segments mean less merging (Benchmarks/results).
+/// - **Short reads of the store**: the rows to index are read in slices of `readSliceRows`, each
+///   in a read transaction of its own on a read-only connection to the store, never inside the
+///   index's write transaction. A store snapshot held for a whole chunk (tokenizing, FTS5's
+///   flush and merges: a second or more) keeps the store's checkpoints from reaching the end of
+///   its WAL, which then grows without bound under steady ingest (354 MB in a 2M-line burst),
+///   and every page the writer reads is looked up in it (Benchmarks/results).
 /// - **`synchronous=NORMAL`**: the index is derived data. What a crash of the machine loses is
 ///   indexed again; the high-water mark is committed with the entries it covers.
 /// - **Tied to its store**: the store has a random `store_id` (`meta`), copied into the index.
@@ -47,8 +53,13 @@ public final class SearchIndex: Sendable {
     /// one segment when it commits instead of several.
     static let termBufferBytes = 64 << 20
 
+    /// Rows read from the store per read transaction: a few MiB of messages, read in tens of ms.
+    static let readSliceRows = 10_000
+
     public let storePath: String
     private let queue: DatabaseQueue
+    /// Read-only, for the rows to index: its transactions are short and never nest in `queue`'s.
+    private let storeReader: DatabaseQueue
 
     /// Opens (creating when needed) the index of the store at `storePath`, which must exist and
     /// be migrated (`Schema`). An index made for another store is emptied; a file that is not a
@@ -65,6 +76,11 @@ public final class SearchIndex: Sendable {
             }
             queue = try Self.open(storePath: storePath)
         }
+        var configuration = Configuration()
+        configuration.label = "muster-search-index-store-reader"
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        storeReader = try DatabaseQueue(path: storePath, configuration: configuration)
     }
 
     private static func open(storePath: String) throws -> DatabaseQueue {
@@ -103,11 +119,11 @@ public final class SearchIndex: Sendable {
     /// Indexes up to `maxRows` rows past the high-water mark in one transaction of the index
     /// file, and drops the partitions whose rows retention has all pruned.
     public func indexNextChunk(maxRows: Int) throws -> SearchIndexProgress {
-        try queue.writeWithoutTransaction { db in try Self.deferred(db) { try Self.indexNextChunk(maxRows: maxRows, db) } }
+        try queue.writeWithoutTransaction { db in try self.indexNextChunk(maxRows: maxRows, db) }
     }
 
     public func indexNextChunk(maxRows: Int) async throws -> SearchIndexProgress {
-        try await queue.writeWithoutTransaction { db in try Self.deferred(db) { try Self.indexNextChunk(maxRows: maxRows, db) } }
+        try await queue.writeWithoutTransaction { db in try self.indexNextChunk(maxRows: maxRows, db) }
     }
 
     /// A deferred transaction locks only the files it writes: this one's. (`BEGIN IMMEDIATE`,
@@ -143,44 +159,65 @@ public final class SearchIndex: Sendable {
         }
     }
 
-    private static func indexNextChunk(maxRows: Int, _ db: Database) throws -> SearchIndexProgress {
-        let maxID = try Int64.fetchOne(db, sql: "SELECT max(id) FROM store.logs") ?? 0
-        try dropPrunedPartitions(below: maxID, db)
-        let from = try state(StateKey.indexedThrough, db) ?? 0
-        // The chunk's first and last rows. Partitions start at the first: after a rebuild of a
-        // long-lived store, the ids below its oldest row are no partition's business.
-        guard maxID > from,
-            let chunk = try Row.fetchOne(
-                db, sql: "SELECT min(id), max(id) FROM (SELECT id FROM store.logs WHERE id > ? ORDER BY id LIMIT ?)",
-                arguments: [from, max(1, maxRows)]),
-            let firstNew = chunk[0] as Int64?, let through = chunk[1] as Int64?
-        else { return SearchIndexProgress(indexed: 0, indexedThrough: from, pending: 0) }
-        var indexed = 0
-        var partition = firstNew >> partitionBits
-        while partition <= through >> partitionBits {
-            try create(partition: partition, db)
-            let first = max(from + 1, partition << partitionBits)
-            let last = min(through, ((partition + 1) << partitionBits) - 1)
-            try db.execute(
-                sql: "INSERT INTO \(table(partition))(rowid, msg) SELECT id, msg FROM store.logs WHERE id >= ? AND id <= ? ORDER BY id",
-                arguments: [first, last])
-            indexed += db.changesCount
-            partition += 1
+    /// One chunk: what to do is read from the store first (its newest id, the partitions with no
+    /// row left), then the index's transaction takes the rows a slice at a time, each slice
+    /// read in a transaction of its own on `storeReader`. The index has one writer (this
+    /// connection), so its high-water mark cannot move between the reads and the transaction.
+    private func indexNextChunk(maxRows: Int, _ db: Database) throws -> SearchIndexProgress {
+        let from = try Self.state(StateKey.indexedThrough, db) ?? 0
+        let partitions = try Int64.fetchAll(db, sql: "SELECT n FROM main.partitions ORDER BY n")
+        let (maxID, pruned) = try storeReader.read { store in
+            let maxID = try Int64.fetchOne(store, sql: "SELECT max(id) FROM logs") ?? 0
+            return (maxID, try Self.prunedPartitions(of: partitions, below: maxID, store))
         }
-        try setState(StateKey.indexedThrough, through, db)
-        return SearchIndexProgress(indexed: indexed, indexedThrough: through, pending: maxID - through)
+        return try Self.deferred(db) {
+            for n in pruned { try Self.drop(partition: n, db) }
+            var through = from
+            var indexed = 0
+            let wanted = max(1, maxRows)
+            while indexed < wanted {
+                let asked = min(Self.readSliceRows, wanted - indexed)
+                let slice = try storeReader.read { store in try MessageSlice(after: through, rows: asked, store) }
+                guard let last = slice.lastID else { break }
+                try Self.insert(slice, db)
+                indexed += slice.count
+                through = last
+                if slice.count < asked { break }
+            }
+            try Self.setState(StateKey.indexedThrough, through, db)
+            return SearchIndexProgress(indexed: indexed, indexedThrough: through, pending: max(0, maxID - through))
+        }
     }
 
-    /// A partition below the store's newest row (no new row can land in it) without a row left
-    /// in its id range holds only pruned rows. Checked per partition, not against the oldest
-    /// row: retention prunes by time, and one old id with a late timestamp must not keep every
-    /// partition after it. (The store always keeps its newest row.)
-    private static func dropPrunedPartitions(below newest: Int64, _ db: Database) throws {
-        for n in try Int64.fetchAll(db, sql: "SELECT n FROM partitions WHERE n < ?", arguments: [newest >> partitionBits]) {
-            let empty = try !Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM store.logs WHERE id >= ? AND id < ?)",
+    /// Adds a slice's rows to their partitions (creating those as needed).
+    private static func insert(_ slice: MessageSlice, _ db: Database) throws {
+        var current: (partition: Int64, statement: Statement)?
+        for row in 0..<slice.count {
+            let id = slice.ids[row]
+            let partition = id >> partitionBits
+            let statement: Statement
+            if let current, current.partition == partition {
+                statement = current.statement
+            } else {
+                try create(partition: partition, db)
+                statement = try db.cachedStatement(sql: "INSERT INTO \(table(partition))(rowid, msg) VALUES (?, ?)")
+                current = (partition, statement)
+            }
+            try slice.withMessage(row) { text in try RowBinding.step(statement, in: db, id: id, text: text) }
+        }
+    }
+
+    /// The partitions among `partitions` below the store's newest row (no new row can land in
+    /// them) without a row left in their id range: they hold only pruned rows. Checked per
+    /// partition, not against the oldest row: retention prunes by time, and one old id with a
+    /// late timestamp must not keep every partition after it. (The store always keeps its
+    /// newest row.)
+    private static func prunedPartitions(of partitions: [Int64], below newest: Int64, _ store: Database) throws -> [Int64] {
+        try partitions.filter { n in
+            guard n < newest >> partitionBits else { return false }
+            return try !Bool.fetchOne(
+                store, sql: "SELECT EXISTS (SELECT 1 FROM logs WHERE id >= ? AND id < ?)",
                 arguments: [n << partitionBits, (n + 1) << partitionBits])!
-            if empty { try drop(partition: n, db) }
         }
     }
 

@@ -1,0 +1,38 @@
+import GRDB
+import GRDBSQLite
+
+/// Rows bound and stepped through SQLite's C API, for the two statements run once per line: a
+/// line stored (`LogWriter`) and a line indexed (`SearchIndex`). GRDB's `setUncheckedArguments`
+/// boxes every value into an existential array per row; binding directly is the difference on
+/// those paths. Text is bound without copying (SQLITE_STATIC), so it must stay alive until the
+/// statement has been stepped: callers bind and step inside the closure that lends the bytes.
+enum RowBinding {
+    private static let empty: StaticString = ""
+
+    /// Binds UTF-8 text without copying; an empty string stays text, not NULL.
+    static func bindText(_ handle: OpaquePointer, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>) {
+        let base = text.baseAddress ?? empty.utf8Start
+        base.withMemoryRebound(to: CChar.self, capacity: max(text.count, 1)) { pointer in
+            _ = sqlite3_bind_text(handle, index, pointer, Int32(text.count), nil)
+        }
+    }
+
+    /// Steps a bound statement that returns no rows and resets it; throws SQLite's error.
+    /// Returns the rows it changed.
+    static func step(_ handle: OpaquePointer, in db: Database) throws -> Int {
+        defer { sqlite3_reset(handle) }
+        let code = sqlite3_step(handle)
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        }
+        return Int(sqlite3_changes(db.sqliteConnection))
+    }
+
+    /// `INSERT INTO t(rowid, msg) VALUES (?, ?)` for one line of the search index.
+    static func step(_ statement: Statement, in db: Database, id: Int64, text: UnsafeBufferPointer<UInt8>) throws {
+        let handle = statement.sqliteStatement
+        sqlite3_bind_int64(handle, 1, id)
+        bindText(handle, 2, text)
+        _ = try step(handle, in: db)
+    }
+}

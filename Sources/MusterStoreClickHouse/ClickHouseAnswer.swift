@@ -9,6 +9,6 @@ public enum ClickHouseAnswer {
     /// `ClickHouseLogReader` decodes them; a row that does not decode, or an exception the
     /// server wrote after rows, is an error naming it.
     public static func lines(_ bytes: [UInt8]) throws(ClickHouseError) -> [LogLine] {
-        try JSONAnswer.rows(StoredLine.self, ByteBuffer(bytes: bytes), from: "input").map(\.line)
+        try JSONAnswer.lines(ByteBuffer(bytes: bytes), from: "input").map(\.line)
     }
 }

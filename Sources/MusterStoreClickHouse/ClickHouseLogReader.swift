@@ -258,7 +258,7 @@ public final class ClickHouseLogReader: LogReader {
     }
 
     private func storedLines(_ sql: String) throws(StoreError) -> [StoredLine] {
-        try read(StoredLine.self, sql)
+        try answer(sql) { answer, replica throws(ClickHouseError) in try JSONAnswer.lines(answer, from: replica) }
     }
 
     private func number(_ sql: String) throws(StoreError) -> Int64 {
@@ -269,10 +269,16 @@ public final class ClickHouseLogReader: LogReader {
     /// A statement's rows, with the readers' settings, from the first replica that answers
     /// (of `replicas`, every replica when nil).
     func read<Row: Decodable>(_ type: Row.Type, _ sql: String, on replicas: [String]? = nil) throws(StoreError) -> [Row] {
+        try answer(sql, on: replicas) { answer, replica throws(ClickHouseError) in try JSONAnswer.rows(Row.self, answer, from: replica) }
+    }
+
+    private func answer<Row>(
+        _ sql: String, on replicas: [String]? = nil, _ decode: (ByteBuffer, String) throws(ClickHouseError) -> [Row]
+    ) throws(StoreError) -> [Row] {
         do {
             let (answer, replica) = try http.runWaiting(
                 sql + " FORMAT JSONEachRow", on: replicas ?? http.servers.replicas, settings: LogTables.readSettings)
-            return try JSONAnswer.rows(Row.self, answer, from: replica)
+            return try decode(answer, replica)
         } catch .refused(_, let code?, _) where ClickHouseError.missingCodes.contains(code) {
             throw .missing(location: http.servers.location)
         } catch {
@@ -282,7 +288,7 @@ public final class ClickHouseLogReader: LogReader {
 }
 
 /// A row of `LogTables.lineColumns`.
-struct StoredLine: Decodable {
+struct StoredLine {
     var id: Int64
     var t: Int64
     var node: String

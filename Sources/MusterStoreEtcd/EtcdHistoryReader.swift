@@ -1,18 +1,26 @@
 import Foundation
 import MusterStore
 import MusterWire
+import Synchronization
 
 /// The cluster's history as logq reads it from etcd: membership, inventories, configurations,
 /// marks and the event stream (`ClusterHistoryReader`).
 ///
-/// Each call reads the rows it needs at one revision (one snapshot per call) and answers from
-/// them with the same rules as the SQLite store: "at T" is the latest row at or before T, ties
+/// Each call answers from the ledger's rows at one revision (one snapshot per call) with the
+/// same rules as the SQLite store: "at T" is the latest row at or before T, ties
 /// broken by the later row (ids are event ids, which grow in commit order). Reading never
 /// writes. A namespace without `seq` is no store (`StoreError.missing`): a collector writes
 /// `seq` when it first opens the store.
+///
+/// The rows are read once per state of the ledger: every change to it (an append, a prune)
+/// writes `seq` in the same transaction, so a call reads `seq` alone and reads the rows again
+/// only when `seq`'s revision moved. (`logq export` asks for the members at every task's start
+/// and end; reading and decoding the whole ledger each time was half of its CPU.)
 public final class EtcdHistoryReader: ClusterHistoryReader {
     let client: EtcdClient
     public let keys: StateKeys
+    /// The ledger as of `seq`'s last revision seen (`LedgerCopy.revision`).
+    private let latest = Mutex<LedgerCopy?>(nil)
 
     public init(client: EtcdClient, keys: StateKeys) {
         self.client = client
@@ -84,17 +92,19 @@ public final class EtcdHistoryReader: ClusterHistoryReader {
         try ledger().instants.max()
     }
 
-    /// The ledger's rows at one revision.
+    /// The ledger's rows at one revision: the copy read last when `seq` has not moved since.
     func ledger() throws(StoreError) -> LedgerCopy {
         do {
             let seq = try client.rangeWaiting(keys.seq)
             guard let kv = seq.kvs.first else { throw StoreError.missing(location: location) }
+            if let copy = latest.withLock({ $0 }), copy.revision == kv.modRevision { return copy }
             var copy = LedgerCopy()
             copy.seq = try EtcdClusterState.parseSeq(kv)
             copy.revision = kv.modRevision
             for prefix in keys.ledgerPrefixes {
                 try pages(of: prefix, at: seq.revision) { kv throws(EtcdError) in try copy.absorb(kv, keys: keys) }
             }
+            latest.withLock { $0 = copy }
             return copy
         } catch let error as StoreError {
             throw error

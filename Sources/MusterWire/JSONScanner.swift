@@ -385,3 +385,13 @@ package struct JSONScanner {
         String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
     }
 }
+
+extension JSONScanner.Failure: CustomStringConvertible {
+    /// The detail, after the key it concerns when there is one.
+    package var description: String {
+        switch self {
+        case .syntax(let detail): detail
+        case .field(let key, let detail): "'\(key)': \(detail)"
+        }
+    }
+}

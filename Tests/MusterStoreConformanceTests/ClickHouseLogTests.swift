@@ -138,3 +138,41 @@ import Testing
         }
     }
 }
+
+/// The line rows of a `JSONEachRow` answer, read with the wire's JSON scanner (no server): what
+/// `JSONDecoder` made of them before, escapes and all, and errors that name the row and column.
+@Suite struct ClickHouseLineRowTests {
+    static func row(id: String = "7", msg: String = #""GET \"/\" caf\u00e9 \ud83d\ude00 ü\\n""#, extra: String = "") -> String {
+        #"{"id":\#(id),"t":-5,"node":"s1","src":"webapp","agent":"a1","gen":"g1","off":9223372036854775807,"msg":\#(msg),"fields":"{\"k\":1}"\#(extra)}"#
+    }
+
+    @Test func rowsReadAsJSONDecoderReadThem() throws {
+        let answer = Self.row() + "\n\n" + Self.row(id: "8", msg: #""""#, extra: #","later":[1,{"x":null}]"#) + "\n"
+        let lines = try ClickHouseAnswer.lines(Array(answer.utf8))
+        #expect(lines.count == 2)
+        #expect(lines[0].id == 7 && lines[0].time == -5 && lines[0].offset == .max)
+        #expect(lines[0].message == "GET \"/\" café 😀 ü\\n")
+        #expect(lines[0].fields == #"{"k":1}"#)
+        #expect(lines[0].node == "s1" && lines[0].source == "webapp")
+        #expect(lines[1].id == 8 && lines[1].message.isEmpty)
+    }
+
+    @Test func aRowThatIsNotALineIsRefusedByNumber() {
+        func refusal(_ answer: String) -> String {
+            do {
+                _ = try ClickHouseAnswer.lines(Array(answer.utf8))
+                return "decoded"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal(Self.row() + "\n" + Self.row(id: #""8""#)).contains("row 2 is not a line"))
+        #expect(refusal(Self.row(id: #""8""#)).contains("not a 64-bit integer"))
+        #expect(refusal(Self.row(id: "1.5")).contains("not a 64-bit integer"))
+        #expect(refusal(Self.row(msg: "3")).contains("not a string"))
+        #expect(refusal(#"{"id":1,"t":2,"off":3,"node":"n","src":"s","agent":"a","gen":"g","msg":"m"}"#).contains("no 'fields' column"))
+        #expect(refusal(#"{"t":2}"#).contains("no 'id' column"))
+        #expect(refusal(Self.row() + " trailing").contains("row 1 is not a line"))
+        #expect(refusal(Self.row() + "\nCode: 241. DB::Exception: Memory limit exceeded").contains("Memory limit exceeded"))
+    }
+}

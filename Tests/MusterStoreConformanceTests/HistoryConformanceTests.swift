@@ -87,4 +87,29 @@ import Testing
             #expect(try reader().marks().map(\.name) == ["task-0"])
         }
     }
+
+    /// One reader kept open (as `logq logs -f` keeps one) answers for the store as it is at each
+    /// call: every append and every prune after its first read shows in its next answer.
+    @Test(arguments: StoreBackends.all)
+    func aReaderKeptOpenSeesEveryLaterChange(backend: StoreBackend) async throws {
+        try await backend.withStoreAndReader { store, reader in
+            try await membershipStory(store)
+            let history = try reader()
+            #expect(try alive(history, at: 250) == ["s1", "s3"])
+            #expect(try history.marks().isEmpty)
+            _ = try await store.recordMark(name: "task-0", note: "", at: Fixtures.at(260))
+            #expect(try history.marks().map(\.name) == ["task-0"])
+            let batch = Fixtures.journal([Fixtures.leave("s3", at: Fixtures.at(210), seenBy: "ha", address: "10.0.0.13")], observer: "ha", offset: 1 << 20)
+            _ = try await store.commit([batch])
+            #expect(try alive(history, at: 220) == ["s1"])
+            #expect(try history.changes(since: nil, until: nil, members: ["s3"]).map(\.change) == [.joined, .left])
+            // Pruning at 1,250 s with 1,000 s kept (cutoff 250 s): s3's join goes (its leave is
+            // its latest change before the cutoff), which the same reader no longer lists.
+            let policy = RetentionPolicy(historyMaxAge: Fixtures.at(1_000))
+            var progress = PruneProgress(more: true)
+            while progress.more { progress = try await store.pruneChunk(policy, now: Fixtures.at(1_250), maxRows: 2, trimming: false) }
+            #expect(try history.changes(since: nil, until: nil, members: ["s3"]).map(\.change) == [.left])
+            #expect(try alive(history, at: 220) == ["s1"])
+        }
+    }
 }

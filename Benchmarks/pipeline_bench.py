@@ -670,7 +670,7 @@ def fmt2(value):
 # (stage, key, label, formatter, target text, check(median) -> bool or None)
 ROWS = [
     ("a-agent", "lines_per_s", "(a) muster-agent → discard: lines/s", fmt_int, "≥ 300,000", lambda v: v >= 300_000),
-    ("a-agent", "cpu_s_per_m", "(a) muster-agent: CPU-s per 1M lines", fmt2, "≤ 5", lambda v: v <= 5),
+    ("a-agent", "cpu_s_per_m", "(a) muster-agent: CPU-s per 1M lines", fmt2, "≤ 4", lambda v: v <= 4),
     ("a-agent", "rss_mib", "(a) muster-agent: peak RSS (MiB)", fmt1, "≤ 30", lambda v: v <= 30),
     ("a-agent", "idle_rss_mib", "(a) muster-agent: RSS idle, same binary, nothing to read (MiB)", fmt1, "—", None),
     ("a-agent", "wire_bytes_per_line", "(a) muster-agent: compressed bytes/line on the wire", fmt1, "≤ 40",

@@ -85,7 +85,10 @@ enum JSONAnswer {
 
 extension StoredLine {
     /// One `JSONEachRow` row (the readers' settings write 64-bit integers unquoted). Unknown
-    /// columns are skipped; a missing one or one of the wrong kind is an error naming it.
+    /// columns are skipped; a missing one or one of the wrong kind is an error naming it. Where
+    /// `JSONDecoder` differed (none of it occurs in rows a collector wrote): invalid UTF-8 in a
+    /// string becomes U+FFFD, as in the agents' batches (ClickHouse does not check UTF-8), a
+    /// repeated key takes its last value, and `1.0` is not an integer.
     init(jsonRow bytes: UnsafeRawBufferPointer) throws(JSONScanner.Failure) {
         var numbers: [Int64?] = [nil, nil, nil]  // id, t, off
         var texts: [String?] = [nil, nil, nil, nil, nil, nil]  // node, src, agent, gen, msg, fields

@@ -104,7 +104,8 @@ public final class EtcdHistoryReader: ClusterHistoryReader {
             for prefix in keys.ledgerPrefixes {
                 try pages(of: prefix, at: seq.revision) { kv throws(EtcdError) in try copy.absorb(kv, keys: keys) }
             }
-            latest.withLock { $0 = copy }
+            // Two calls that both read the rows: the newer copy stays.
+            latest.withLock { if ($0?.revision ?? .min) < copy.revision { $0 = copy } }
             return copy
         } catch let error as StoreError {
             throw error

@@ -17,10 +17,14 @@ enum RowBinding {
         }
     }
 
-    /// Steps a bound statement that returns no rows and resets it; throws SQLite's error.
+    /// Steps a bound statement that returns no rows, resets it and clears its bindings (the
+    /// statement is cached: no later use may see text that is gone); throws SQLite's error.
     /// Returns the rows it changed.
     static func step(_ handle: OpaquePointer, in db: Database) throws -> Int {
-        defer { sqlite3_reset(handle) }
+        defer {
+            sqlite3_reset(handle)
+            sqlite3_clear_bindings(handle)
+        }
         let code = sqlite3_step(handle)
         guard code == SQLITE_DONE else {
             throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))

@@ -35,9 +35,14 @@ extension SearchIndex {
                 }
                 ids.append(sqlite3_column_int64(handle, 0))
                 // Text first, then its length (SQLite's order for a value that is not text yet).
-                if let text = sqlite3_column_text(handle, 1) {
-                    bytes.append(contentsOf: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, 1))))
+                // `msg` is NOT NULL: no text is SQLite out of memory, and a row skipped here would
+                // be behind the high-water mark, never indexed.
+                guard let text = sqlite3_column_text(handle, 1) else {
+                    throw DatabaseError(
+                        resultCode: ResultCode(rawValue: sqlite3_errcode(store.sqliteConnection)),
+                        message: "no text for row \(ids[ids.count - 1]): \(String(cString: sqlite3_errmsg(store.sqliteConnection)))")
                 }
+                bytes.append(contentsOf: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, 1))))
                 ends.append(bytes.count)
             }
         }

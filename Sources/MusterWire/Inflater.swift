@@ -3,8 +3,8 @@ import NIOCore
 
 /// Inflates an untrusted body with zlib directly.
 ///
-/// compress-nio (used for compressing) returns normally when its input ends mid-stream, so a
-/// truncated body would pass as a shorter batch. Here the stream must reach its end marker
+/// Streaming, with zlib's own checks: a wrapper that returns normally when its input ends
+/// mid-stream would let a truncated body pass as a shorter batch. Here the stream must reach its end marker
 /// (and checksum), the output may not pass `limit` (checked while inflating, so a
 /// decompression bomb costs at most `limit` bytes), and nothing may follow the stream.
 enum Inflater {

@@ -157,6 +157,19 @@ import Testing
         #expect(lines[1].id == 8 && lines[1].message.isEmpty)
     }
 
+    /// A CR before the line's end is whitespace after the row; invalid UTF-8 in a string
+    /// (ClickHouse does not check it) becomes U+FFFD instead of failing the read.
+    @Test func lineEndsAndInvalidUTF8() throws {
+        var answer = Array((Self.row() + "\r\n").utf8)
+        answer += Array(Self.row(id: "9", msg: #""a?b""#).utf8) + [0x0A]
+        // The "?" becomes a byte that is not UTF-8.
+        let question = try #require(answer.lastIndex(of: UInt8(ascii: "?")))
+        answer[question] = 0xFF
+        let lines = try ClickHouseAnswer.lines(answer)
+        #expect(lines.map(\.id) == [7, 9])
+        #expect(lines[1].message == "a\u{FFFD}b")
+    }
+
     @Test func aRowThatIsNotALineIsRefusedByNumber() {
         func refusal(_ answer: String) -> String {
             do {

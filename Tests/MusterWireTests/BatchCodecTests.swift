@@ -276,3 +276,16 @@ import Testing
         #expect(try BatchCodec.decode(ByteBuffer(bytes: encoder.bytes)) == records)
     }
 }
+
+/// The spool's and the tailer's CRC-32 are zlib's: the values a file written by an earlier
+/// agent (zlib's crc32) holds must still verify.
+@Suite struct ChecksumTests {
+    @Test func knownAnswersAndContinuation() {
+        #expect(Checksum.crc32(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(Checksum.crc32([]) == 0)
+        let a = Array("The quick brown fox ".utf8)
+        let b = Array("jumps over the lazy dog".utf8)
+        #expect(Checksum.crc32(a + b) == 0x414F_A339)
+        #expect(Checksum.crc32(b, continuing: Checksum.crc32(a)) == Checksum.crc32(a + b))
+    }
+}

@@ -18,6 +18,9 @@ public final class EventFeed: Service, Sendable {
         var waiters: [UInt64: Waiter] = [:]
         var nextToken: UInt64 = 0
         var closed = false
+        /// When the store's newest id was last read (`EventFeedFollower`); nil when this
+        /// collector is the store's only writer and its own commits advance the feed.
+        var lastSight: ContinuousClock.Instant?
 
         /// Wakes every parked waiter (marking it released).
         mutating func takeParked() -> [CheckedContinuation<Void, Never>] {
@@ -42,6 +45,18 @@ public final class EventFeed: Service, Sendable {
     var latest: Int64 { state.withLock { $0.latest } }
 
     var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// How long the store's newest id has gone unread, on a store other collectors write too
+    /// (nil on a store this collector alone writes: its own commits tell it everything).
+    var outOfSight: Duration? {
+        state.withLock { $0.lastSight }.map { ContinuousClock.now - $0 }
+    }
+
+    /// Called by the follower with the store's newest id each time it could read it.
+    func sighted(_ id: Int64) {
+        state.withLock { $0.lastSight = .now }
+        advance(to: id)
+    }
 
     /// Called by the writer after a commit that appended events.
     func advance(to id: Int64) {

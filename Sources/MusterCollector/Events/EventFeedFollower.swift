@@ -9,7 +9,9 @@ import ServiceLifecycle
 ///
 /// A consumer's wait ends at most `interval` after another collector's commit; the consumer
 /// then reads the events by id from the store, so nothing depends on which collector
-/// committed them.
+/// committed them. While the newest id cannot be read, this collector's streams cannot know
+/// of new events: `EventRoutes` ends them after `outOfSightLimit`, so their consumers go on
+/// to another collector.
 struct EventFeedFollower: Service {
     let events: any EventLog
     let feed: EventFeed
@@ -21,7 +23,7 @@ struct EventFeedFollower: Service {
         var failing = false
         while !BehindIngest.isStopping {
             do {
-                feed.advance(to: try await events.latestEventID())
+                feed.sighted(try await events.latestEventID())
                 if failing { logger.notice("reading the store's newest event id works again") }
                 failing = false
             } catch {

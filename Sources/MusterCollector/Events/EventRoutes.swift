@@ -17,6 +17,10 @@ struct EventRoutes {
     /// A comment line is sent when nothing happened for this long, so proxies and clients
     /// can tell a quiet stream from a dead connection.
     var heartbeat: Duration = .seconds(15)
+    /// On a store other collectors write too: a stream ends (as a broken connection, so its
+    /// consumer goes on to another collector) once the store's newest id has gone unread this
+    /// long. Such a stream could only send keepalives while the cluster changed unseen.
+    var outOfSightLimit: Duration = .seconds(15)
     static let pageSize = 500
 
     func register(on router: Router<BasicRequestContext>) {
@@ -63,8 +67,11 @@ struct EventRoutes {
         let events = self.events
         let feed = self.feed
         let heartbeat = self.heartbeat
+        let outOfSightLimit = self.outOfSightLimit
         let body = ResponseBody { writer in
-            try await Self.follow(query, events: events, feed: feed, heartbeat: heartbeat) { try await writer.write($0) }
+            try await Self.follow(query, events: events, feed: feed, heartbeat: heartbeat, outOfSightLimit: outOfSightLimit) {
+                try await writer.write($0)
+            }
             try await writer.finish(nil)
         }
         var headers = HTTPFields()
@@ -74,9 +81,10 @@ struct EventRoutes {
     }
 
     /// Sends the stream for `query` to `send` until it is caught up (without `follow`), the
-    /// feed closes at shutdown, or `send` throws (the consumer hung up).
+    /// feed closes at shutdown, or `send` throws (the consumer hung up). Throws
+    /// `StoreOutOfSight` once the feed has not read the store's newest id for `outOfSightLimit`.
     static func follow(
-        _ query: Query, events: any EventLog, feed: EventFeed, heartbeat: Duration,
+        _ query: Query, events: any EventLog, feed: EventFeed, heartbeat: Duration, outOfSightLimit: Duration = .seconds(15),
         send: (ByteBuffer) async throws -> Void
     ) async throws {
         var cursor = query.cursor
@@ -85,6 +93,9 @@ struct EventRoutes {
         // of it within its poll otherwise).
         feed.advance(to: try await events.latestEventID())
         try await send(ByteBuffer(string: "retry: 1000\n\n"))
+        var lastSent = ContinuousClock.now
+        // Woken at least this often to check the store is still in sight.
+        let check = min(heartbeat, outOfSightLimit / 3)
         while !feed.isClosed {
             // Everything up to `horizon` is committed; read it page by page.
             let horizon = feed.latest
@@ -95,13 +106,27 @@ struct EventRoutes {
                     buffer.writeString("id: \(event.id)\nevent: \(event.kind)\ndata: \(event.body)\n\n")
                 }
                 try await send(buffer)
+                lastSent = .now
             }
             cursor = page.scannedThrough
             // A full page stopped short of the horizon: read on before waiting.
             if page.scannedThrough < horizon { continue }
             if !query.follow { break }
-            await feed.wait(after: cursor, timeout: heartbeat)
-            if feed.latest <= cursor, !feed.isClosed { try await send(ByteBuffer(string: ": keepalive\n\n")) }
+            await feed.wait(after: cursor, timeout: check)
+            if let unseen = feed.outOfSight, unseen > outOfSightLimit { throw StoreOutOfSight(duration: unseen) }
+            if feed.latest <= cursor, !feed.isClosed, ContinuousClock.now - lastSent >= heartbeat {
+                try await send(ByteBuffer(string: ": keepalive\n\n"))
+                lastSent = .now
+            }
+        }
+    }
+
+    /// Why a stream ended: the store's newest id could not be read for `duration`.
+    struct StoreOutOfSight: Error, CustomStringConvertible {
+        var duration: Duration
+
+        var description: String {
+            "the store's newest event id could not be read for \(duration.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1)))); ending the stream"
         }
     }
 }

@@ -19,7 +19,10 @@ started before the kill and failed before HAProxy took the server out.
 On the scale-out store (MUSTER_CLUSTER_STORE=scale-out: three collectors over ClickHouse and
 etcd, see docs/scale-out.md) COLLECTOR_KILLS=N also kills one collector process after another
 with SIGKILL, N times spread over the run (s6 restarts it), so HAProxy must keep following
-while the LB controller's stream moves between collectors.
+while the LB controller's stream moves between collectors. REPLICA_KILLS=N kills one
+ClickHouse server after another (ch1..ch4 in turn, SIGKILL, `scripts/scale-out-servers
+kill-one`), N times spread over the run, each started again REPLICA_DOWN_S seconds later
+(default 20): each shard keeps one replica, so lines and events must go on.
 """
 import json, os, queue, subprocess, sys, threading, time, urllib.request, http.client, statistics
 
@@ -28,6 +31,8 @@ import clusterlib
 EVENTS = int(os.environ.get("EVENTS", "50"))
 LIMIT_MS = float(os.environ.get("LIMIT_MS", "1500"))
 COLLECTOR_KILLS = int(os.environ.get("COLLECTOR_KILLS", "0"))
+REPLICA_KILLS = int(os.environ.get("REPLICA_KILLS", "0"))
+REPLICA_DOWN_S = float(os.environ.get("REPLICA_DOWN_S", "20"))
 ENV = clusterlib.environment("lbench", "10.82.0")
 HA = "10.82.0.3"
 
@@ -82,6 +87,38 @@ class CollectorKiller:
             os.kill(pid, 9)
             self.kills.append((time.time_ns(), node))
             print(f"collector kill {len(self.kills)}/{self.count}: {node} pid {pid}", file=sys.stderr)
+
+
+class ReplicaKiller:
+    """Kills one ClickHouse server of the lab's scale-out store after another (SIGKILL), `count`
+    times `every` seconds apart, and starts each again `down` seconds later."""
+
+    def __init__(self, state, count, every, down):
+        self.servers = f"{state}/scale-out"
+        self.count, self.every, self.down = count, every, down
+        self.kills, self.running = [], True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def servers_script(self, *args):
+        return subprocess.run([os.path.join(clusterlib.REPO, "scripts", "scale-out-servers"), *args, ],
+                              capture_output=True, text=True)
+
+    def run(self):
+        while self.running and len(self.kills) < self.count:
+            time.sleep(max(1, self.every - self.down))
+            if not self.running:
+                return
+            name = f"ch{len(self.kills) % 4 + 1}"
+            killed = self.servers_script("kill-one", self.servers, name, "KILL")
+            if killed.returncode != 0:
+                print(f"replica kill: {name}: {killed.stdout}{killed.stderr}", file=sys.stderr)
+                continue
+            self.kills.append((time.time_ns(), name))
+            print(f"replica kill {len(self.kills)}/{self.count}: {name}", file=sys.stderr)
+            time.sleep(self.down)
+            started = self.servers_script("start-one", self.servers, name)
+            if started.returncode != 0:
+                print(f"replica start: {name}: {started.stdout}{started.stderr}", file=sys.stderr)
 
 
 class Load:
@@ -155,6 +192,11 @@ def main():
             # About one event in two has a collector killed during it (an event takes ~6 s).
             killer = CollectorKiller(state, COLLECTOR_KILLS, every=max(EVENTS * 6 / (COLLECTOR_KILLS + 1), 5))
             killer.thread.start()
+        replica_killer = None
+        if REPLICA_KILLS:
+            replica_killer = ReplicaKiller(state, REPLICA_KILLS, every=max(EVENTS * 6 / (REPLICA_KILLS + 1), REPLICA_DOWN_S + 5),
+                                           down=REPLICA_DOWN_S)
+            replica_killer.thread.start()
         time.sleep(2)
 
         def wait_event(member, change, timeout=60):
@@ -209,6 +251,10 @@ def main():
             load.thread.join(timeout=15)
         if killer:
             killer.running = False
+        if replica_killer:
+            # A server down now is started again before the cluster goes.
+            replica_killer.running = False
+            replica_killer.thread.join(timeout=REPLICA_DOWN_S + 150)
         poller.kill()
     finally:
         # The state (every node's logs) stays for a look; the next run's `down` removes it.
@@ -242,6 +288,9 @@ def main():
               + ", ".join(node for _, node in killer.kills))
         if len(killer.kills) < COLLECTOR_KILLS:
             print(f"warning: only {len(killer.kills)} of the {COLLECTOR_KILLS} collector kills happened", file=sys.stderr)
+    if replica_killer:
+        print(f"\nClickHouse servers killed (SIGKILL, started again {REPLICA_DOWN_S:.0f} s later) during the run: "
+              f"{len(replica_killer.kills)} of {REPLICA_KILLS} asked: " + ", ".join(name for _, name in replica_killer.kills))
     print(f"\nfailed requests: {len(failures)} of {len(records):,}; outside any event: {by_kind['none']};"
           f" during kills: {by_kind['kill']} (in flight to the killed node before HAProxy took it out: {kill_in_flight})")
     for start, end, error in failures[:10]:

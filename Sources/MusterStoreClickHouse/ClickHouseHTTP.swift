@@ -16,13 +16,19 @@ public final class ClickHouseHTTP: Sendable {
     /// The longest a statement may take, including the connection.
     let timeout: TimeAmount
 
-    public init(servers: ClickHouseServers, timeout: TimeAmount = .seconds(60)) {
+    /// `connectTimeout` bounds a connection to a server that does not answer at all (a
+    /// partition, a host that is gone); one that refuses is passed over at once.
+    public init(servers: ClickHouseServers, timeout: TimeAmount = .seconds(60), connectTimeout: TimeAmount = .seconds(5)) {
         self.servers = servers
         self.timeout = timeout
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(5), read: timeout)
+        configuration.timeout = .init(connect: connectTimeout, read: timeout)
         // ClickHouse closes idle keep-alive connections after 3 s (its keep_alive_timeout).
         configuration.connectionPool = .init(idleTimeout: .seconds(2))
+        // AsyncHTTPClient otherwise retries a refused connection until the connect timeout:
+        // with a shard's first replica down, every statement waited 5 s for it before the
+        // next replica was tried (a commit, a lookup and an insert per shard: 10 s).
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

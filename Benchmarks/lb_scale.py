@@ -58,67 +58,87 @@ while True:
 '''
 
 
-class CollectorKiller:
+class Killer:
+    """Kills one target after another in a thread, `count` times, `every` seconds from one kill
+    to the next: `kill(n)` kills the n-th (0-based) and returns its name and what else to log,
+    or None when there was nothing to kill; `after(name)` runs once it is dead (restarting it,
+    when that is ours to do)."""
+
+    def __init__(self, what, count, every):
+        self.what, self.count, self.every = what, count, every
+        self.kills, self.running = [], True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def pause(self):
+        return self.every
+
+    def after(self, name):
+        pass
+
+    def run(self):
+        while self.running and len(self.kills) < self.count:
+            time.sleep(self.pause())
+            if not self.running:
+                return
+            killed = self.kill(len(self.kills))
+            if killed is None:
+                continue
+            name, detail = killed
+            self.kills.append((time.time_ns(), name))
+            print(f"{self.what} kill {len(self.kills)}/{self.count}: {name}{detail}", file=sys.stderr)
+            self.after(name)
+
+
+class CollectorKiller(Killer):
     """Kills the collector process of each collector node in turn (SIGKILL, by the PID its s6
-    service reports), `count` times `every` seconds apart; s6 starts it again."""
+    service reports); s6 starts it again."""
 
     def __init__(self, state, count, every):
-        self.state, self.count, self.every = state, count, every
-        self.kills, self.running = [], True
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        super().__init__("collector", count, every)
+        self.state = state
+        nodes = sorted(os.listdir(f"{state}/nodes"))
+        self.nodes = [node for node in nodes if open(f"{state}/nodes/{node}/role").read().strip() == "collector"]
 
-    def collectors(self):
-        nodes = sorted(os.listdir(f"{self.state}/nodes"))
-        return [node for node in nodes if open(f"{self.state}/nodes/{node}/role").read().strip() == "collector"]
-
-    def run(self):
-        nodes = self.collectors()
-        while self.running and len(self.kills) < self.count:
-            time.sleep(self.every)
-            if not self.running:
-                return
-            node = nodes[len(self.kills) % len(nodes)]
-            service = f"{self.state}/nodes/{node}/service/muster-collector"
-            status = subprocess.run(["s6-svstat", "-o", "pid", service], capture_output=True, text=True)
-            pid = int(status.stdout.strip() or "-1") if status.returncode == 0 else -1
-            if pid <= 0:
-                print(f"collector kill: no running collector on {node} ({status.stdout.strip()}{status.stderr.strip()})", file=sys.stderr)
-                continue
-            os.kill(pid, 9)
-            self.kills.append((time.time_ns(), node))
-            print(f"collector kill {len(self.kills)}/{self.count}: {node} pid {pid}", file=sys.stderr)
+    def kill(self, n):
+        node = self.nodes[n % len(self.nodes)]
+        service = f"{self.state}/nodes/{node}/service/muster-collector"
+        status = subprocess.run(["s6-svstat", "-o", "pid", service], capture_output=True, text=True)
+        pid = int(status.stdout.strip() or "-1") if status.returncode == 0 else -1
+        if pid <= 0:
+            print(f"collector kill: no running collector on {node} ({status.stdout.strip()}{status.stderr.strip()})", file=sys.stderr)
+            return None
+        os.kill(pid, 9)
+        return node, f" pid {pid}"
 
 
-class ReplicaKiller:
-    """Kills one ClickHouse server of the lab's scale-out store after another (SIGKILL), `count`
-    times `every` seconds apart, and starts each again `down` seconds later."""
+class ReplicaKiller(Killer):
+    """Kills one ClickHouse server of the lab's scale-out store after another (SIGKILL) and
+    starts each again `down` seconds later."""
 
     def __init__(self, state, count, every, down):
-        self.servers = f"{state}/scale-out"
-        self.count, self.every, self.down = count, every, down
-        self.kills, self.running = [], True
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        super().__init__("replica", count, every)
+        self.servers, self.down = f"{state}/scale-out", down
 
     def servers_script(self, *args):
-        return subprocess.run([os.path.join(clusterlib.REPO, "scripts", "scale-out-servers"), *args, ],
+        return subprocess.run([os.path.join(clusterlib.REPO, "scripts", "scale-out-servers"), *args],
                               capture_output=True, text=True)
 
-    def run(self):
-        while self.running and len(self.kills) < self.count:
-            time.sleep(max(1, self.every - self.down))
-            if not self.running:
-                return
-            name = f"ch{len(self.kills) % 4 + 1}"
-            killed = self.servers_script("kill-one", self.servers, name, "KILL")
-            if killed.returncode != 0:
-                print(f"replica kill: {name}: {killed.stdout}{killed.stderr}", file=sys.stderr)
-                continue
-            self.kills.append((time.time_ns(), name))
-            print(f"replica kill {len(self.kills)}/{self.count}: {name}", file=sys.stderr)
-            time.sleep(self.down)
-            started = self.servers_script("start-one", self.servers, name)
-            if started.returncode != 0:
-                print(f"replica start: {name}: {started.stdout}{started.stderr}", file=sys.stderr)
+    def pause(self):
+        return max(1, self.every - self.down)
+
+    def kill(self, n):
+        name = f"ch{n % 4 + 1}"
+        killed = self.servers_script("kill-one", self.servers, name, "KILL")
+        if killed.returncode != 0:
+            print(f"replica kill: {name}: {killed.stdout}{killed.stderr}", file=sys.stderr)
+            return None
+        return name, ""
+
+    def after(self, name):
+        time.sleep(self.down)
+        started = self.servers_script("start-one", self.servers, name)
+        if started.returncode != 0:
+            print(f"replica start: {name}: {started.stdout}{started.stderr}", file=sys.stderr)
 
 
 class Load:

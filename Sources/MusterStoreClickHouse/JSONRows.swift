@@ -90,30 +90,42 @@ extension StoredLine {
     /// string becomes U+FFFD, as in the agents' batches (ClickHouse does not check UTF-8), a
     /// repeated key takes its last value, and `1.0` is not an integer.
     init(jsonRow bytes: UnsafeRawBufferPointer) throws(JSONScanner.Failure) {
-        var numbers: [Int64?] = [nil, nil, nil]  // id, t, off
-        var texts: [String?] = [nil, nil, nil, nil, nil, nil]  // node, src, agent, gen, msg, fields
+        var id: Int64?, t: Int64?, off: Int64?
+        var node: String?, src: String?, agent: String?, gen: String?, msg: String?, fields: String?
         var scanner = JSONScanner(bytes, brokenSurrogatePair: .replaced)
         try scanner.wholeObject { key, scanner throws(JSONScanner.Failure) in
-            if let slot = Self.numberColumns.firstIndex(of: key) {
+            func integer() throws(JSONScanner.Failure) -> Int64 {
                 guard case .int(let value)? = try scanner.number() else { throw .field(key, "not a 64-bit integer") }
-                numbers[slot] = value
-            } else if let slot = Self.textColumns.firstIndex(of: key) {
+                return value
+            }
+            func text() throws(JSONScanner.Failure) -> String {
                 guard scanner.peek() == UInt8(ascii: "\"") else { throw .field(key, "not a string") }
-                texts[slot] = try scanner.string()
-            } else {
-                try scanner.skipValue()
+                return try scanner.string()
+            }
+            switch key {
+            case "id": id = try integer()
+            case "t": t = try integer()
+            case "off": off = try integer()
+            case "node": node = try text()
+            case "src": src = try text()
+            case "agent": agent = try text()
+            case "gen": gen = try text()
+            case "msg": msg = try text()
+            case "fields": fields = try text()
+            default: try scanner.skipValue()
             }
         }
-        guard let id = numbers[0], let t = numbers[1], let off = numbers[2] else {
-            throw .syntax("no '\(Self.numberColumns[numbers.firstIndex { $0 == nil } ?? 0])' column")
-        }
-        guard let node = texts[0], let src = texts[1], let agent = texts[2], let gen = texts[3], let msg = texts[4], let fields = texts[5]
-        else { throw .syntax("no '\(Self.textColumns[texts.firstIndex { $0 == nil } ?? 0])' column") }
+        guard let id else { throw .syntax("no 'id' column") }
+        guard let t else { throw .syntax("no 't' column") }
+        guard let off else { throw .syntax("no 'off' column") }
+        guard let node else { throw .syntax("no 'node' column") }
+        guard let src else { throw .syntax("no 'src' column") }
+        guard let agent else { throw .syntax("no 'agent' column") }
+        guard let gen else { throw .syntax("no 'gen' column") }
+        guard let msg else { throw .syntax("no 'msg' column") }
+        guard let fields else { throw .syntax("no 'fields' column") }
         self.init(id: id, t: t, node: node, src: src, agent: agent, gen: gen, off: off, msg: msg, fields: fields)
     }
-
-    private static let numberColumns = ["id", "t", "off"]
-    private static let textColumns = ["node", "src", "agent", "gen", "msg", "fields"]
 }
 
 /// Which identities of a set of records a table holds.

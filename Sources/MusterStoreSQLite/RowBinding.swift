@@ -1,8 +1,8 @@
 import GRDB
 import GRDBSQLite
 
-/// Rows bound and stepped through SQLite's C API, for the two statements run once per line: a
-/// line stored (`LogWriter`) and a line indexed (`SearchIndex`). GRDB's `setUncheckedArguments`
+/// Rows bound and stepped through SQLite's C API, for the statements run once per line: a line
+/// stored (`LogWriter`), read to be indexed and indexed (`SearchIndex`). GRDB's `setUncheckedArguments`
 /// boxes every value into an existential array per row; binding directly is the difference on
 /// those paths. Text is bound without copying (SQLITE_STATIC), so it must stay alive until the
 /// statement has been stepped: callers bind and step inside the closure that lends the bytes.
@@ -26,17 +26,13 @@ enum RowBinding {
             sqlite3_clear_bindings(handle)
         }
         let code = sqlite3_step(handle)
-        guard code == SQLITE_DONE else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-        }
+        guard code == SQLITE_DONE else { throw error(code, db) }
         return Int(sqlite3_changes(db.sqliteConnection))
     }
 
-    /// `INSERT INTO t(rowid, msg) VALUES (?, ?)` for one line of the search index.
-    static func step(_ statement: Statement, in db: Database, id: Int64, text: UnsafeBufferPointer<UInt8>) throws {
-        let handle = statement.sqliteStatement
-        sqlite3_bind_int64(handle, 1, id)
-        bindText(handle, 2, text)
-        _ = try step(handle, in: db)
+    /// SQLite's error for a step that returned `code`, with the connection's message.
+    static func error(_ code: Int32, _ db: Database, row: String? = nil) -> DatabaseError {
+        let message = String(cString: sqlite3_errmsg(db.sqliteConnection))
+        return DatabaseError(resultCode: ResultCode(rawValue: code), message: row.map { "\($0): \(message)" } ?? message)
     }
 }

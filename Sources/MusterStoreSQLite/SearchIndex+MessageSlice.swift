@@ -27,10 +27,7 @@ extension SearchIndex {
             while true {
                 let code = sqlite3_step(handle)
                 guard code == SQLITE_ROW else {
-                    guard code == SQLITE_DONE else {
-                        throw DatabaseError(
-                            resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(store.sqliteConnection)))
-                    }
+                    guard code == SQLITE_DONE else { throw RowBinding.error(code, store) }
                     return
                 }
                 ids.append(sqlite3_column_int64(handle, 0))
@@ -38,9 +35,7 @@ extension SearchIndex {
                 // `msg` is NOT NULL: no text is SQLite out of memory, and a row skipped here would
                 // be behind the high-water mark, never indexed.
                 guard let text = sqlite3_column_text(handle, 1) else {
-                    throw DatabaseError(
-                        resultCode: ResultCode(rawValue: sqlite3_errcode(store.sqliteConnection)),
-                        message: "no text for row \(ids[ids.count - 1]): \(String(cString: sqlite3_errmsg(store.sqliteConnection)))")
+                    throw RowBinding.error(sqlite3_errcode(store.sqliteConnection), store, row: "no text for row \(ids[ids.count - 1])")
                 }
                 bytes.append(contentsOf: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, 1))))
                 ends.append(bytes.count)

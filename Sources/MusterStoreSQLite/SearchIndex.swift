@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import MusterStore
 
 /// The word index of `logs.msg`, in a SQLite file of its own beside the store
@@ -203,7 +204,12 @@ public final class SearchIndex: Sendable {
                 statement = try db.cachedStatement(sql: "INSERT INTO \(table(partition))(rowid, msg) VALUES (?, ?)")
                 current = (partition, statement)
             }
-            try slice.withMessage(row) { text in try RowBinding.step(statement, in: db, id: id, text: text) }
+            let handle = statement.sqliteStatement
+            sqlite3_bind_int64(handle, 1, id)
+            _ = try slice.withMessage(row) { text in
+                RowBinding.bindText(handle, 2, text)
+                return try RowBinding.step(handle, in: db)
+            }
         }
     }
 

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""How long a collector's commits take while one ClickHouse server is down.
+
+    python3 Benchmarks/replica_outage.py --bin-dir "$(swift build -c release --scratch-path .build-release --show-bin-path)"
+
+Starts the scale-out servers (`scripts/scale-out-servers`, loopback, --port-base) and one
+release collector on them, then posts 200-line zlib batches to it back to back, one at a time,
+for --seconds. After --kill-at seconds it kills --server (SIGKILL; ch1 is shard 1's first
+replica, the one the writer tries first) and starts it again --down seconds later. Prints each
+commit that took longer than --slow-ms or was not 200, and the commits' latency before, during
+and after the outage (count, median, max). Everything it starts is stopped by PID or by the
+servers script, also on failure; the temp dir goes at the end.
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVERS = os.path.join(os.path.dirname(HERE), "scripts", "scale-out-servers")
+
+
+def batch(offset, lines=200):
+    first = {"agent": "probe", "node": "probe", "src": "app", "gen": "g", "t": time.time_ns(), "off": offset, "msg": "line 0"}
+    rows = [json.dumps(first)] + [json.dumps({"off": offset + n, "msg": f"line {n}"}) for n in range(1, lines)]
+    return zlib.compress(("\n".join(rows) + "\n").encode())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bin-dir", required=True, help="directory with the release muster-collector")
+    parser.add_argument("--port-base", type=int, default=17600)
+    parser.add_argument("--server", default="ch1", help="the ClickHouse server to kill (ch1-ch4)")
+    parser.add_argument("--kill-at", type=float, default=8)
+    parser.add_argument("--down", type=float, default=30)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--slow-ms", type=float, default=300)
+    args = parser.parse_args()
+
+    scratch = tempfile.mkdtemp(prefix="muster-replica-outage-")
+    servers = os.path.join(scratch, "servers")
+    collector = None
+    try:
+        started = subprocess.run([SERVERS, "start", servers, "--port-base", str(args.port_base)],
+                                 capture_output=True, text=True, timeout=600)
+        if started.returncode != 0:
+            raise SystemExit(f"scale-out-servers start failed: {started.stderr[-3000:]}")
+        env = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
+        shards = [env[name].replace(",", " ").split() for name in ("MUSTER_CH_SHARD1", "MUSTER_CH_SHARD2")]
+        port = args.port_base + 90
+        config = os.path.join(scratch, "collector.yaml")
+        with open(config, "w") as out:
+            out.write(f"listen:\n  host: 127.0.0.1\n  port: {port}\ntokens: [t]\nstore:\n  clickhouse:\n"
+                      f"    cluster: {env['MUSTER_CH_CLUSTER']}\n    database: probe\n    shards:\n"
+                      + "".join(f"      - [{', '.join(shard)}]\n" for shard in shards)
+                      + f"  etcd:\n    endpoints: [{env['MUSTER_ETCD_URL']}]\n")
+        log = open(os.path.join(scratch, "collector.log"), "w")
+        collector = subprocess.Popen([os.path.join(args.bin_dir, "muster-collector"), "--config", config], stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit(f"the collector did not answer within 120 s; see {scratch}/collector.log")
+
+        phases = {"before": [], "during": [], "after": []}
+        down_at = up_at = None
+        offset, begin = 0, time.monotonic()
+        while time.monotonic() - begin < args.seconds:
+            now = time.monotonic() - begin
+            if down_at is None and now >= args.kill_at:
+                subprocess.run([SERVERS, "kill-one", servers, args.server, "KILL"], capture_output=True, check=True)
+                down_at = time.monotonic() - begin
+                print(f"{down_at:6.1f} s  {args.server} killed", flush=True)
+            if down_at is not None and up_at is None and now >= down_at + args.down:
+                subprocess.run([SERVERS, "start-one", servers, args.server], capture_output=True, check=True)
+                up_at = time.monotonic() - begin
+                print(f"{up_at:6.1f} s  {args.server} started again", flush=True)
+            phase = "before" if down_at is None else "during" if up_at is None else "after"
+            request = urllib.request.Request(url + "/v1/ingest", data=batch(offset),
+                                             headers={"Authorization": "Bearer t", "Content-Encoding": "deflate"})
+            offset += 200
+            sent = time.monotonic()
+            try:
+                status = urllib.request.urlopen(request, timeout=120).status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError as error:
+                status = str(error)
+            took = (time.monotonic() - sent) * 1000
+            phases[phase].append(took)
+            if took > args.slow_ms or status != 200:
+                print(f"{sent - begin:6.1f} s  commit {took:7.0f} ms  {status}", flush=True)
+        print("| phase | commits | median | max |\n|---|---:|---:|---:|")
+        for phase, times in phases.items():
+            if times:
+                print(f"| {phase} | {len(times)} | {statistics.median(times):.0f} ms | {max(times):.0f} ms |")
+    finally:
+        if collector is not None:
+            collector.send_signal(signal.SIGTERM)
+            try:
+                collector.wait(30)
+            except subprocess.TimeoutExpired:
+                collector.kill()
+                collector.wait()
+        subprocess.run([SERVERS, "stop", servers], capture_output=True)
+        subprocess.run(["rm", "-rf", scratch])
+
+
+if __name__ == "__main__":
+    main()

@@ -90,3 +90,21 @@ def consume(url, token, events, kind="membership", ready=None):
 def percentile(values, fraction):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(fraction * (len(values) - 1))))]
+
+
+SCALE_OUT_SERVERS = os.path.join(REPO, "scripts", "scale-out-servers")
+
+
+def start_scale_out_servers(directory, port_base, database):
+    """Starts scripts/scale-out-servers in `directory` (loopback, `port_base`); returns the
+    KEY=VALUE lines it prints, as a dict, and a collector's `store:` section for `database`."""
+    started = subprocess.run([SCALE_OUT_SERVERS, "start", directory, "--port-base", str(port_base)],
+                             capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        raise RuntimeError(f"scale-out-servers start failed: {started.stderr[-3000:]}")
+    env = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
+    shards = [env[name].replace(",", " ").split() for name in ("MUSTER_CH_SHARD1", "MUSTER_CH_SHARD2")]
+    store = (f"store:\n  clickhouse:\n    cluster: {env['MUSTER_CH_CLUSTER']}\n    database: {database}\n"
+             f"    shards:\n" + "".join(f"      - [{', '.join(shard)}]\n" for shard in shards)
+             + f"  etcd:\n    endpoints: [{env['MUSTER_ETCD_URL']}]\n")
+    return env, store

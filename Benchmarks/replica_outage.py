@@ -19,12 +19,13 @@ import statistics
 import subprocess
 import tempfile
 import time
+import sys
 import urllib.error
 import urllib.request
 import zlib
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SERVERS = os.path.join(os.path.dirname(HERE), "scripts", "scale-out-servers")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clusterlib import SCALE_OUT_SERVERS as SERVERS, start_scale_out_servers  # noqa: E402
 
 
 def batch(offset, lines=200):
@@ -48,19 +49,11 @@ def main():
     servers = os.path.join(scratch, "servers")
     collector = None
     try:
-        started = subprocess.run([SERVERS, "start", servers, "--port-base", str(args.port_base)],
-                                 capture_output=True, text=True, timeout=600)
-        if started.returncode != 0:
-            raise SystemExit(f"scale-out-servers start failed: {started.stderr[-3000:]}")
-        env = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
-        shards = [env[name].replace(",", " ").split() for name in ("MUSTER_CH_SHARD1", "MUSTER_CH_SHARD2")]
+        _, store = start_scale_out_servers(servers, args.port_base, "probe")
         port = args.port_base + 90
         config = os.path.join(scratch, "collector.yaml")
         with open(config, "w") as out:
-            out.write(f"listen:\n  host: 127.0.0.1\n  port: {port}\ntokens: [t]\nstore:\n  clickhouse:\n"
-                      f"    cluster: {env['MUSTER_CH_CLUSTER']}\n    database: probe\n    shards:\n"
-                      + "".join(f"      - [{', '.join(shard)}]\n" for shard in shards)
-                      + f"  etcd:\n    endpoints: [{env['MUSTER_ETCD_URL']}]\n")
+            out.write(f"listen:\n  host: 127.0.0.1\n  port: {port}\ntokens: [t]\n{store}")
         log = open(os.path.join(scratch, "collector.log"), "w")
         collector = subprocess.Popen([os.path.join(args.bin_dir, "muster-collector"), "--config", config], stdout=log, stderr=log)
         url = f"http://127.0.0.1:{port}"

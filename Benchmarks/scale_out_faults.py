@@ -49,10 +49,9 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import sse_events  # noqa: E402  (the event stream's format, in one place)
+from clusterlib import SCALE_OUT_SERVERS as SERVERS, sse_events, start_scale_out_servers  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVERS = os.path.join(REPO, "scripts", "scale-out-servers")
 TOKEN = "fault-run-token"
 DATABASE = "faults"
 LINE_NUMBER = re.compile(r" line (\d{9}) payload")
@@ -276,15 +275,7 @@ def main():
         log(name)
 
     try:
-        output = subprocess.run([SERVERS, "start", servers_dir, "--port-base", str(args.port_base)],
-                                capture_output=True, text=True, timeout=600)
-        if output.returncode != 0:
-            raise RuntimeError(f"scale-out-servers start failed: {output.stderr[-3000:]}")
-        env = dict(line.split("=", 1) for line in output.stdout.splitlines() if "=" in line)
-        shards = [env[name].replace(",", " ").split() for name in ("MUSTER_CH_SHARD1", "MUSTER_CH_SHARD2")]
-        store = (f"store:\n  clickhouse:\n    cluster: {env['MUSTER_CH_CLUSTER']}\n    database: {DATABASE}\n"
-                 f"    shards:\n" + "".join(f"      - [{', '.join(shard)}]\n" for shard in shards)
-                 + f"  etcd:\n    endpoints: [{env['MUSTER_ETCD_URL']}]\n")
+        env, store = start_scale_out_servers(servers_dir, args.port_base, DATABASE)
         phase("servers up")
 
         collectors = [Collector(f"c{n}", workdir, args.bin_dir, store) for n in (1, 2, 3)]
@@ -358,7 +349,7 @@ def main():
         total = sum(written.values())
         phase(f"writers stopped: {total} lines, {journaller.entries} journal entries, {len(marker.accepted)} marks")
 
-        shard_url = shards[0][0]
+        shard_url = env["MUSTER_CH_SHARD1"].replace(",", " ").split()[0]
         stored = lambda: int(clickhouse(shard_url, f"SELECT count() FROM {DATABASE}.ids WHERE src = 'app'") or 0)
         settled = wait_until(lambda: stored() >= total, 300, 1)
         phase(f"store holds {stored()} identities of app lines (settled: {settled})")

@@ -37,8 +37,8 @@ import tempfile
 import time
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVERS_SCRIPT = os.path.join(REPO, "scripts", "scale-out-servers")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clusterlib import CLICKHOUSES, REPO, SCALE_OUT_SERVERS as SERVERS_SCRIPT, ZOOKEEPERS  # noqa: E402
 NODE = "bench-node"
 SOURCE = "haproxy"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -76,7 +76,7 @@ class Cluster:
         self.shards = [env[f"MUSTER_CH_SHARD{i}"].split(",") for i in range(1, int(env["MUSTER_CH_SHARDS"]) + 1)]
         self.replicas = [url for shard in self.shards for url in shard]
         self.pids = {}
-        for name in ["zk", "ch1", "ch2", "ch3", "ch4"]:
+        for name in ZOOKEEPERS + CLICKHOUSES:
             with open(os.path.join(directory, f"{name}.pid")) as handle:
                 self.pids[name] = int(handle.read().strip())
 

@@ -1,5 +1,5 @@
 """What the cluster benchmarks share: images/cluster, release binaries, the event stream."""
-import json, os, subprocess, sys, time, urllib.request
+import json, os, socket, subprocess, sys, time, urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(REPO, "images", "cluster")
@@ -93,6 +93,84 @@ def percentile(values, fraction):
 
 
 SCALE_OUT_SERVERS = os.path.join(REPO, "scripts", "scale-out-servers")
+# The servers the script starts, by the names its kill-one/start-one and pid files use.
+ZOOKEEPERS = ["zk1", "zk2", "zk3"]
+ETCD_MEMBERS = ["etcd1", "etcd2", "etcd3"]
+CLICKHOUSES = ["ch1", "ch2", "ch3", "ch4"]
+
+
+def etcd_leader(env):
+    """The name (etcd1-etcd3) of the etcd member that leads now, from its maintenance status;
+    None while no member answers with a leader."""
+    for name, url in zip(ETCD_MEMBERS, env["MUSTER_ETCD_URLS"].split(",")):
+        try:
+            request = urllib.request.Request(url + "/v3/maintenance/status", data=b"{}", method="POST")
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                status = json.load(answer)
+        except (OSError, ValueError):
+            continue
+        if status.get("leader") and str(status.get("leader")) == str(status.get("header", {}).get("member_id")):
+            return name
+    return None
+
+
+def zookeeper_leader(env):
+    """The name (zk1-zk3) of the ZooKeeper member that leads now (its `srvr` says so); None
+    while none does."""
+    for name, address in zip(ZOOKEEPERS, env["MUSTER_ZK"].split(",")):
+        host, port = address.rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as connection:
+                connection.sendall(b"srvr")
+                answer = b""
+                while chunk := connection.recv(4096):
+                    answer += chunk
+        except OSError:
+            continue
+        if b"Mode: leader" in answer:
+            return name
+    return None
+
+
+def start_collector(bin_dir, directory, name, port, token, store):
+    """A muster-collector from `bin_dir` on 127.0.0.1:`port` with `store` (a `store:` section)
+    and one token, its config and log as `directory`/NAME.yaml and NAME.log; returns the
+    process once /healthz answers (within 120 s, else SystemExit naming the log)."""
+    config = os.path.join(directory, f"{name}.yaml")
+    with open(config, "w") as out:
+        out.write(f"listen:\n  host: 127.0.0.1\n  port: {port}\ntokens: [{token}]\n{store}")
+    log = os.path.join(directory, f"{name}.log")
+    with open(log, "w") as output:
+        process = subprocess.Popen([os.path.join(bin_dir, "muster-collector"), "--config", config], stdout=output, stderr=output)
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+    stop_process(process)
+    raise SystemExit(f"collector {name} did not answer within 120 s; see {log}")
+
+
+def stop_process(process, grace=30):
+    """SIGTERM, then SIGKILL after `grace` seconds; waits for the process either way."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def scale_out_store_section(env, database):
+    """A collector's `store:` section for `database` on the servers whose env file is `env`."""
+    shards = [env[f"MUSTER_CH_SHARD{i}"].split(",") for i in range(1, int(env["MUSTER_CH_SHARDS"]) + 1)]
+    return (f"store:\n  clickhouse:\n    cluster: {env['MUSTER_CH_CLUSTER']}\n    database: {database}\n"
+            f"    shards:\n" + "".join(f"      - [{', '.join(shard)}]\n" for shard in shards)
+            + f"  etcd:\n    endpoints: [{', '.join(env['MUSTER_ETCD_URLS'].split(','))}]\n")
 
 
 def start_scale_out_servers(directory, port_base, database):
@@ -103,8 +181,4 @@ def start_scale_out_servers(directory, port_base, database):
     if started.returncode != 0:
         raise RuntimeError(f"scale-out-servers start failed: {started.stderr[-3000:]}")
     env = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
-    shards = [env[name].replace(",", " ").split() for name in ("MUSTER_CH_SHARD1", "MUSTER_CH_SHARD2")]
-    store = (f"store:\n  clickhouse:\n    cluster: {env['MUSTER_CH_CLUSTER']}\n    database: {database}\n"
-             f"    shards:\n" + "".join(f"      - [{', '.join(shard)}]\n" for shard in shards)
-             + f"  etcd:\n    endpoints: [{env['MUSTER_ETCD_URL']}]\n")
-    return env, store
+    return env, scale_out_store_section(env, database)

@@ -22,7 +22,9 @@ with SIGKILL, N times spread over the run (s6 restarts it), so HAProxy must keep
 while the LB controller's stream moves between collectors. REPLICA_KILLS=N kills one
 ClickHouse server after another (ch1..ch4 in turn, SIGKILL, `scripts/scale-out-servers
 kill-one`), N times spread over the run, each started again REPLICA_DOWN_S seconds later
-(default 20): each shard keeps one replica, so lines and events must go on.
+(default 20): each shard keeps one replica, so lines and events must go on. CONSENSUS_KILLS=N
+does the same to the consensus servers, the etcd leader and the ZooKeeper leader in turn (each
+an ensemble of three: the other two elect a new leader and go on).
 """
 import json, os, queue, subprocess, sys, threading, time, urllib.request, http.client, statistics
 
@@ -32,6 +34,7 @@ EVENTS = int(os.environ.get("EVENTS", "50"))
 LIMIT_MS = float(os.environ.get("LIMIT_MS", "1500"))
 COLLECTOR_KILLS = int(os.environ.get("COLLECTOR_KILLS", "0"))
 REPLICA_KILLS = int(os.environ.get("REPLICA_KILLS", "0"))
+CONSENSUS_KILLS = int(os.environ.get("CONSENSUS_KILLS", "0"))
 REPLICA_DOWN_S = float(os.environ.get("REPLICA_DOWN_S", "20"))
 ENV = clusterlib.environment("lbench", "10.82.0")
 HA = "10.82.0.3"
@@ -115,8 +118,8 @@ class ReplicaKiller(Killer):
     """Kills one ClickHouse server of the lab's scale-out store after another (SIGKILL) and
     starts each again `down` seconds later."""
 
-    def __init__(self, state, count, every, down):
-        super().__init__("replica", count, every)
+    def __init__(self, state, count, every, down, what="replica"):
+        super().__init__(what, count, every)
         self.servers, self.down = f"{state}/scale-out", down
 
     def servers_script(self, *args):
@@ -126,11 +129,17 @@ class ReplicaKiller(Killer):
     def pause(self):
         return max(1, self.every - self.down)
 
+    def victim(self, n):
+        return clusterlib.CLICKHOUSES[n % len(clusterlib.CLICKHOUSES)]
+
     def kill(self, n):
-        name = f"ch{n % 4 + 1}"
+        name = self.victim(n)
+        if name is None:
+            print(f"{self.what} kill: no server to kill", file=sys.stderr)
+            return None
         killed = self.servers_script("kill-one", self.servers, name, "KILL")
         if killed.returncode != 0:
-            print(f"replica kill: {name}: {killed.stdout}{killed.stderr}", file=sys.stderr)
+            print(f"{self.what} kill: {name}: {killed.stdout}{killed.stderr}", file=sys.stderr)
             return None
         return name, ""
 
@@ -138,7 +147,22 @@ class ReplicaKiller(Killer):
         time.sleep(self.down)
         started = self.servers_script("start-one", self.servers, name)
         if started.returncode != 0:
-            print(f"replica start: {name}: {started.stdout}{started.stderr}", file=sys.stderr)
+            print(f"{self.what} start: {name}: {started.stdout}{started.stderr}", file=sys.stderr)
+
+
+class ConsensusKiller(ReplicaKiller):
+    """The same for the etcd leader and the ZooKeeper leader, in turn."""
+
+    def __init__(self, state, count, every, down):
+        super().__init__(state, count, every, down, what="consensus")
+
+    def victim(self, n):
+        env = {}
+        with open(os.path.join(self.servers, "env")) as lines:
+            for line in lines:
+                key, _, value = line.strip().partition("=")
+                env[key] = value
+        return (clusterlib.etcd_leader if n % 2 == 0 else clusterlib.zookeeper_leader)(env)
 
 
 class Load:
@@ -217,6 +241,11 @@ def main():
             replica_killer = ReplicaKiller(state, REPLICA_KILLS, every=max(EVENTS * 6 / (REPLICA_KILLS + 1), REPLICA_DOWN_S + 5),
                                            down=REPLICA_DOWN_S)
             replica_killer.thread.start()
+        consensus_killer = None
+        if CONSENSUS_KILLS:
+            consensus_killer = ConsensusKiller(state, CONSENSUS_KILLS, every=max(EVENTS * 6 / (CONSENSUS_KILLS + 1), REPLICA_DOWN_S + 5),
+                                               down=REPLICA_DOWN_S)
+            consensus_killer.thread.start()
         time.sleep(2)
 
         def wait_event(member, change, timeout=60):
@@ -275,6 +304,9 @@ def main():
             # A server down now is started again before the cluster goes.
             replica_killer.running = False
             replica_killer.thread.join(timeout=REPLICA_DOWN_S + 150)
+        if consensus_killer:
+            consensus_killer.running = False
+            consensus_killer.thread.join(timeout=REPLICA_DOWN_S + 150)
         poller.kill()
     finally:
         # The state (every node's logs) stays for a look; the next run's `down` removes it.
@@ -311,6 +343,9 @@ def main():
     if replica_killer:
         print(f"\nClickHouse servers killed (SIGKILL, started again {REPLICA_DOWN_S:.0f} s later) during the run: "
               f"{len(replica_killer.kills)} of {REPLICA_KILLS} asked: " + ", ".join(name for _, name in replica_killer.kills))
+    if consensus_killer:
+        print(f"\netcd and ZooKeeper leaders killed (SIGKILL, started again {REPLICA_DOWN_S:.0f} s later) during the run: "
+              f"{len(consensus_killer.kills)} of {CONSENSUS_KILLS} asked: " + ", ".join(name for _, name in consensus_killer.kills))
     print(f"\nfailed requests: {len(failures)} of {len(records):,}; outside any event: {by_kind['none']};"
           f" during kills: {by_kind['kill']} (in flight to the killed node before HAProxy took it out: {kill_in_flight})")
     for start, end, error in failures[:10]:

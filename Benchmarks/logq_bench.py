@@ -237,18 +237,14 @@ class ScaleOutCluster:
             for line in f:
                 key, _, value = line.strip().partition("=")
                 env[key] = value
-        shards = [env[f"MUSTER_CH_SHARD{i}"].split(",") for i in range(1, int(env["MUSTER_CH_SHARDS"]) + 1)]
         # A collector's config file; logq --store reads only its store: section.
         with open(self.config, "w") as f:
-            f.write("store:\n  clickhouse:\n"
-                    f"    cluster: {env['MUSTER_CH_CLUSTER']}\n    database: muster\n    shards:\n"
-                    + "".join(f"      - [{', '.join(shard)}]\n" for shard in shards)
-                    + f"  etcd:\n    endpoints: [{env['MUSTER_ETCD_URL']}]\n")
+            f.write(clusterlib.scale_out_store_section(env, "muster"))
 
     def data_files(self):
-        """The servers' data files (ClickHouse's parts on all four, etcd's), for warming."""
+        """The servers' data files (ClickHouse's parts on all four, one etcd member's), for warming."""
         found = []
-        for name in ["ch1", "ch2", "ch3", "ch4", "etcd"]:
+        for name in clusterlib.CLICKHOUSES + clusterlib.ETCD_MEMBERS[:1]:
             for root, _, files in os.walk(os.path.join(self.servers, name, "data")):
                 found += [os.path.join(root, file) for file in files]
         return found
@@ -269,7 +265,7 @@ class ScaleOutCluster:
 
         def cpu():
             total = 0
-            for name in ["zk", "etcd", "ch1", "ch2", "ch3", "ch4"]:
+            for name in clusterlib.ZOOKEEPERS + clusterlib.ETCD_MEMBERS + clusterlib.CLICKHOUSES:
                 try:
                     with open(os.path.join(self.servers, f"{name}.pid")) as f, open(f"/proc/{int(f.read())}/stat") as stat:
                         fields = stat.read().rsplit(")", 1)[1].split()
@@ -727,7 +723,7 @@ logq CPU is the logq process's user + system time (median); the servers' CPU is 
   ({"reused from an earlier run, loaded" if store.get("reused") else "loaded"} in {store["insert_seconds"]:.0f} s, {store["stored_lines"] / store["insert_seconds"]:,.0f} lines/s,
   {store["commits"]} commits of up to {store["chunk"]:,} lines; {store["stored_lines"]:,} lines, {store["membership_rows"]:,} membership
   changes, {store["config_rows"]:,} configs, {store["event_rows"]:,} stream events, {store["mark_rows"]} marks read back);
-  {store["bytes_on_disk"] / 2**30:.2f} GiB of data files on the four ClickHouse servers (two copies of each line) and etcd,
+  {store["bytes_on_disk"] / 2**30:.2f} GiB of data files on the four ClickHouse servers (two copies of each line) and one etcd member,
   in {cluster.servers} (`scripts/scale-out-servers`, port base {args.port_base}).
 - `export` and `report --mark` use {task}; `members --at` is task-5's time ({at}).
 

@@ -6,7 +6,7 @@ writing the whole time, and one process after another killed under them (stdlib 
         [--agents 3] [--rate 400] [--collector-kills 10] [--stop-seconds 30] [--json F]
 
 What runs, all on 127.0.0.1 (scripts/scale-out-servers starts the servers from Debian's
-packages): ZooKeeper, ClickHouse 2 shards x 2 replicas, etcd; three muster-collectors with one
+packages): ZooKeeper (3), ClickHouse 2 shards x 2 replicas, etcd (3 members); three muster-collectors with one
 `store:` section; AGENTS muster-agents, each given the three collector URLs, tailing a file a
 writer thread appends numbered lines to at RATE lines/s, and the first agent also shipping a
 Serf event journal that a driver appends member-join/member-leave entries to (through
@@ -17,8 +17,11 @@ moving to the next with its cursor whenever its stream breaks.
 The faults, one after another, with everything above running:
   1. kill -9 of a collector, COLLECTOR_KILLS times (each in turn), restarted on its port 3 s later;
   2. kill -9 of one ClickHouse replica (shard 1's second), restarted 15 s later;
-  3. kill -9 of etcd, restarted 10 s later;
-  4. SIGSTOP of one collector for STOP_SECONDS, then SIGCONT.
+  3. kill -9 of etcd's leader, restarted 10 s later (the other two members elect a new one);
+  4. kill -9 of ZooKeeper's leader, restarted 10 s later;
+  5. SIGSTOP of one collector for STOP_SECONDS, then SIGCONT.
+Mark posts that no collector took are counted per fault: with three members each, a consensus
+member's loss should cost none.
 
 Then the writers stop and the run waits until the store holds every line (bounded), and checks
 what a user would see through logq and the event stream:
@@ -49,7 +52,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import SCALE_OUT_SERVERS as SERVERS, sse_events, start_scale_out_servers  # noqa: E402
+from clusterlib import SCALE_OUT_SERVERS as SERVERS, etcd_leader, sse_events, start_scale_out_servers, zookeeper_leader  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "fault-run-token"
@@ -326,11 +329,16 @@ def main():
         time.sleep(10)
         phase("ClickHouse replica killed and back")
 
-        subprocess.run([SERVERS, "kill-one", servers_dir, "etcd", "KILL"], check=True, capture_output=True)
-        time.sleep(10)
-        subprocess.run([SERVERS, "start-one", servers_dir, "etcd"], check=True, capture_output=True, timeout=300)
-        time.sleep(10)
-        phase("etcd killed and back")
+        for leader_of, members in ((etcd_leader, "etcd"), (zookeeper_leader, "ZooKeeper")):
+            refused = marker.failed
+            victim = leader_of(env)
+            if victim is None:
+                raise RuntimeError(f"no {members} member says it leads")
+            subprocess.run([SERVERS, "kill-one", servers_dir, victim, "KILL"], check=True, capture_output=True)
+            time.sleep(10)
+            subprocess.run([SERVERS, "start-one", servers_dir, victim], check=True, capture_output=True, timeout=300)
+            time.sleep(10)
+            phase(f"{members}'s leader {victim} killed and back ({marker.failed - refused} mark posts no collector took)")
 
         collectors[1].signal(signal.SIGSTOP)
         time.sleep(args.stop_seconds)
@@ -357,6 +365,10 @@ def main():
         # What a user sees.
         results = {"written": written, "nodes": {}}
         failures = []
+        if not settled:
+            # Lines may all be in `logs` (checked below) while identities are missing: then
+            # `logq stats` undercounts and a resend of those lines is stored again.
+            failures.append(f"the identity table holds {stored()} app lines of {total} written, 300 s after the writers stopped")
         for node, count in written.items():
             numbers = {}
             for line in logq(args.bin_dir, ["logs", "--node", node, "--source", "app", "--format", "json"], collectors[0].config).splitlines():

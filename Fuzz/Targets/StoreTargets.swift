@@ -58,12 +58,22 @@ extension FuzzTarget {
     }
 
     /// Answers of etcd's HTTP/JSON gateway (another etcd version, or something else answering in
-    /// its place): the same bytes decoded as a range's answer and as a txn's, and what decodes
-    /// checked against the promises `EtcdKeyValue` and `EtcdRange` make.
+    /// its place): the same bytes decoded as a range's answer, as a txn's and as a watch
+    /// stream's line, and what decodes checked against the promises `EtcdKeyValue`, `EtcdRange`
+    /// and `EtcdWatchMessage` make.
     static let etcdAnswer = FuzzTarget(
-        name: "etcd-answer", maxLength: 2048, summary: "EtcdAnswer.range and EtcdAnswer.txn (the etcd gateway's JSON answers)"
+        name: "etcd-answer", maxLength: 2048, summary: "EtcdAnswer.range, .txn and .watch (the etcd gateway's JSON answers)"
     ) { input in
         let bytes = Array(input)
+        if let message = try? EtcdAnswer.watch(bytes, from: "fuzz") {
+            for (change, next) in zip(message.changes, message.changes.dropFirst()) {
+                precondition(change.modRevision <= next.modRevision, "changes out of revision order")
+            }
+            for change in message.changes {
+                precondition(1 <= change.modRevision && change.modRevision <= message.revision, "\(change) after revision \(message.revision)")
+                if let kv = change.kv { precondition(kv.key == change.key && kv.modRevision == change.modRevision, "\(change) disagrees with its kv") }
+            }
+        }
         var ranges = (try? EtcdAnswer.txn(bytes, from: "fuzz"))?.ranges.compactMap { $0 } ?? []
         if let range = try? EtcdAnswer.range(bytes, from: "fuzz") { ranges.append(range) }
         for range in ranges {

@@ -52,6 +52,20 @@ public protocol EventLog: Sendable {
     func events(after cursor: Int64, through horizon: Int64, kinds: [EventKind], limit: Int) async throws -> EventPage
 }
 
+/// An event log that other processes append to too (the scale-out store), whose newest id can
+/// be followed as their commits land: what lets a collector wake its stream consumers for
+/// another collector's events at once rather than at its next read of `latestEventID()`.
+///
+/// Following is an optimisation over polling, never the only source: it may stop at any time
+/// (the store unreachable, its history compacted away), and a caller keeps polling
+/// `latestEventID()` and starts following again.
+public protocol FollowedEventLog: EventLog {
+    /// Calls `sighted` with the newest event id now, then each time a commit changes it, until
+    /// the task is cancelled; returns or throws when following stopped. Each id passed is the
+    /// newest committed when the store reported it.
+    func followLatestEventID(_ sighted: @escaping @Sendable (Int64) -> Void) async throws
+}
+
 extension EventPage {
     /// The page of `events`, read after `cursor` up to `horizon` with at most `limit` of them:
     /// a full page continues from its last event, any other from the horizon. The one rule,

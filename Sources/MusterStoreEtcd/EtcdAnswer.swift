@@ -1,6 +1,7 @@
 import Foundation
 
-/// Decoding the answers of etcd's HTTP/JSON gateway (`/v3/kv/range`, `/v3/kv/txn`), callable on
+/// Decoding the answers of etcd's HTTP/JSON gateway (`/v3/kv/range`, `/v3/kv/txn`, one line of
+/// `/v3/watch`), callable on
 /// any bytes: an answer is outside input (another etcd version, a proxy's page), so the fuzz
 /// targets feed this arbitrary bytes (`Fuzz/Targets/StoreTargets.swift`).
 ///
@@ -19,6 +20,44 @@ public enum EtcdAnswer {
     /// operations the branch had is not known here; `EtcdClient.txn` checks the ranges match them.
     public static func txn(_ bytes: [UInt8], from endpoint: String) throws(EtcdError) -> EtcdTxnResult {
         try txn(Data(bytes), from: endpoint)
+    }
+
+    /// One line of a `POST /v3/watch` stream: `{"result": …}`, or `{"error": …}` when the
+    /// gateway ends the stream with a failure (thrown as `.refused`).
+    public static func watch(_ bytes: [UInt8], from endpoint: String) throws(EtcdError) -> EtcdWatchMessage {
+        let wire = try decode(WatchLineWire.self, Data(bytes), from: endpoint)
+        if let error = wire.error {
+            throw .refused(endpoint: endpoint, code: error.grpcCode ?? error.code, message: error.message ?? "the watch stream failed")
+        }
+        guard let result = wire.result else { throw .unexpectedAnswer(endpoint: endpoint, detail: "a watch message with neither result nor error") }
+        var checker = Checker(endpoint: endpoint, place: "the watch message")
+        let revision = try checker.headerRevision(result.header)
+        let compactRevision = try checker.integer(result.compactRevision ?? "0", "compact_revision")
+        var changes: [EtcdWatchChange] = []
+        var previous: Int64 = 0
+        for (index, event) in (result.events ?? []).enumerated() {
+            checker.place = "the watch message's events[\(index)]"
+            guard let kv = event.kv, let keyText = kv.key else { throw checker.wrong("has no kv.key") }
+            let modRevision = try checker.integer(kv.modRevision ?? "0", "kv.mod_revision")
+            guard modRevision >= 1, modRevision >= previous, modRevision <= revision else {
+                throw checker.wrong("has kv.mod_revision \(modRevision) after \(previous), at revision \(revision)")
+            }
+            previous = modRevision
+            switch event.type ?? "PUT" {
+            case "PUT":
+                let put = try checker.range(RangeWire(header: nil, kvs: [kv], more: nil, count: "1"), at: revision).kvs[0]
+                changes.append(EtcdWatchChange(key: put.key, kv: put, modRevision: modRevision))
+            case "DELETE":
+                let keyBytes = try checker.base64(keyText, "kv.key")
+                guard let key = String(validating: keyBytes, as: UTF8.self) else { throw checker.wrong("has a kv.key that is not UTF-8") }
+                changes.append(EtcdWatchChange(key: key, kv: nil, modRevision: modRevision))
+            case let other:
+                throw checker.wrong("has type \(other.prefix(40).debugDescription), not PUT or DELETE")
+            }
+        }
+        return EtcdWatchMessage(
+            created: result.created ?? false, canceled: result.canceled ?? false, compactRevision: compactRevision, changes: changes,
+            revision: revision)
     }
 
     static func range(_ data: Data, from endpoint: String) throws(EtcdError) -> EtcdRange {
@@ -116,14 +155,14 @@ public enum EtcdAnswer {
         }
 
         /// An int64 field: proto3 JSON writes it as a decimal string; every one etcd has is ≥ 0.
-        private func integer(_ text: String, _ field: String) throws(EtcdError) -> Int64 {
+        func integer(_ text: String, _ field: String) throws(EtcdError) -> Int64 {
             guard let value = Int64(text), value >= 0 else {
                 throw wrong("has \(field) \(text.prefix(40).debugDescription), not an integer in 0...\(Int64.max)")
             }
             return value
         }
 
-        private func base64(_ text: String, _ field: String) throws(EtcdError) -> [UInt8] {
+        func base64(_ text: String, _ field: String) throws(EtcdError) -> [UInt8] {
             guard let data = Data(base64Encoded: text) else {
                 throw wrong("has \(field) \(text.prefix(40).debugDescription), which is not base64")
             }
@@ -180,5 +219,40 @@ public enum EtcdAnswer {
         var header: HeaderWire?
         var succeeded: Bool?
         var responses: [ResponseWire]?
+    }
+
+    private struct WatchLineWire: Decodable {
+        var result: WatchResultWire?
+        var error: StreamErrorWire?
+    }
+
+    private struct WatchResultWire: Decodable {
+        var header: HeaderWire?
+        var created: Bool?
+        var canceled: Bool?
+        var compactRevision: String?
+        var events: [EventWire]?
+
+        enum CodingKeys: String, CodingKey {
+            case header, created, canceled, events
+            case compactRevision = "compact_revision"
+        }
+    }
+
+    private struct EventWire: Decodable {
+        var type: String?
+        var kv: KeyValueWire?
+    }
+
+    /// How the gateway reports a failure inside a stream that began with 200.
+    private struct StreamErrorWire: Decodable {
+        var grpcCode: Int?
+        var code: Int?
+        var message: String?
+
+        enum CodingKeys: String, CodingKey {
+            case grpcCode = "grpc_code"
+            case code, message
+        }
     }
 }

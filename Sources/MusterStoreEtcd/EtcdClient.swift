@@ -27,6 +27,9 @@ public final class EtcdClient: Sendable {
     /// The longest one endpoint may take to answer a request, including the connection.
     public let timeout: TimeAmount
     private let client: HTTPClient
+    /// For watch streams, which may go quiet for as long as their session lasts: the same
+    /// settings without a read timeout (`watch` bounds each session itself).
+    let watchClient: HTTPClient
     /// The endpoint that answered last: a member that is down costs its connect timeout once,
     /// not on every request.
     private let preferred = Mutex(0)
@@ -53,10 +56,13 @@ public final class EtcdClient: Sendable {
         // The gateway never redirects; a redirect is something else answering, shown as a refusal.
         configuration.redirectConfiguration = .disallow
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        configuration.timeout.read = nil
+        watchClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     deinit {
         try? client.syncShutdown()
+        try? watchClient.syncShutdown()
     }
 
     /// The keys from `key` up to `end` (excluded; nil: `key` alone), ascending by key:
@@ -134,19 +140,24 @@ public final class EtcdClient: Sendable {
     static let answerLimit = 64 << 20
 
     /// The endpoints in the order to try them: the one that answered last first.
-    private var inTurn: [String] {
+    var inTurn: [String] {
         let first = preferred.withLock { $0 }
         return Array(endpoints[first...] + endpoints[..<first])
     }
 
+    /// Remembers `endpoint` as the one to try first.
+    func remember(_ endpoint: String) {
+        if let index = endpoints.firstIndex(of: endpoint) { preferred.withLock { $0 = index } }
+    }
+
     /// Remembers `endpoint` as the one to try first, and returns `answer`.
     private func answered(_ endpoint: String, _ answer: Data) -> (Data, endpoint: String) {
-        if let index = endpoints.firstIndex(of: endpoint) { preferred.withLock { $0 = index } }
+        remember(endpoint)
         return (answer, endpoint)
     }
 
     /// "Unavailable" (gRPC code 14): this member cannot serve now; another may.
-    private static func isUnavailable(_ error: EtcdError) -> Bool {
+    static func isUnavailable(_ error: EtcdError) -> Bool {
         if case .refused(_, 14?, _) = error { return true }
         return false
     }
@@ -202,7 +213,7 @@ public final class EtcdClient: Sendable {
 
     /// Records why `endpoint` failed when the request never reached it (the next is tried),
     /// else throws: the request may have been applied.
-    private func passOver(_ endpoint: String, _ error: any Error, _ attempts: inout [String]) throws(EtcdError) {
+    func passOver(_ endpoint: String, _ error: any Error, _ attempts: inout [String]) throws(EtcdError) {
         if error is NIOTooManyBytesError || error is ResponseAccumulator.ResponseTooBigError {
             throw .unexpectedAnswer(endpoint: endpoint, detail: "an answer over \(Self.answerLimit >> 20) MiB (read fewer keys with limit)")
         }
@@ -227,7 +238,7 @@ public final class EtcdClient: Sendable {
 
     /// The body of a 200 answer; any other status is the gateway's refusal, a JSON
     /// `{"error":…,"code":N,"message":…}` with the gRPC code, or something else's page.
-    private static func accept(_ endpoint: String, _ status: HTTPResponseStatus, _ answer: ByteBuffer) throws(EtcdError) -> Data {
+    static func accept(_ endpoint: String, _ status: HTTPResponseStatus, _ answer: ByteBuffer) throws(EtcdError) -> Data {
         let bytes = Data(answer.readableBytesView)
         guard status != .ok else { return bytes }
         struct GatewayError: Decodable {
@@ -253,7 +264,7 @@ public final class EtcdClient: Sendable {
         return encode(RangeRequest(key, end: end, revision: revision, minModRevision: minModRevision, limit: limit, keysOnly: keysOnly))
     }
 
-    private static func encode(_ request: some Encodable) -> ByteBuffer {
+    static func encode(_ request: some Encodable) -> ByteBuffer {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         // Structs of strings, booleans and optionals always encode.
@@ -264,7 +275,7 @@ public final class EtcdClient: Sendable {
 // The requests as the gateway takes them (proto3 JSON): keys and values in base64, int64s as
 // decimal strings, nil fields left out (etcd's defaults).
 
-private func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 
 private struct RangeRequest: Encodable {
     var key: String

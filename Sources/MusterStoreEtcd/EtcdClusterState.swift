@@ -221,6 +221,26 @@ public actor EtcdClusterState: EventLog {
         return try Self.parseSeq(kv)
     }
 
+    /// The newest event id now, then each time a commit writes `seq`, until the task is
+    /// cancelled: `seq` read, then watched from the next revision in sessions of
+    /// `watchSession`. Returns when the store is not made yet or `seq`'s history from there was
+    /// compacted away (the caller starts again); throws when etcd fails.
+    public nonisolated func followLatestEventID(
+        watchSession: Duration = .seconds(60), _ sighted: @escaping @Sendable (Int64) -> Void
+    ) async throws(EtcdError) {
+        guard let kv = try await client.range(keys.seq).kvs.first else { return }
+        sighted(try Self.parseSeq(kv))
+        var next = kv.modRevision + 1
+        while !Task.isCancelled {
+            let end = try await client.watch(keys.seq, from: next, for: watchSession) { change in
+                // A value that is not an id is left to `latestEventID()`, whose poll reports it.
+                if let kv = change.kv, let id = try? Self.parseSeq(kv) { sighted(id) }
+            }
+            guard case .over(let after) = end else { return }
+            next = after
+        }
+    }
+
     /// Up to `limit` events with `cursor < id <= horizon` of `kinds` (all when empty), oldest
     /// first; the page rule is `EventPage`'s.
     public nonisolated func events(after cursor: Int64, through horizon: Int64, kinds: [EventKind], limit: Int) async throws(EtcdError)

@@ -17,6 +17,30 @@ public struct EtcdKeyValue: Sendable, Equatable {
     public var text: String { String(decoding: value, as: UTF8.self) }
 }
 
+/// One message of a watch stream (`POST /v3/watch`, one JSON object per line).
+public struct EtcdWatchMessage: Sendable, Equatable {
+    /// The watch is set up: the stream's first message, with no changes.
+    public let created: Bool
+    /// The server ended the watch: its start revision was compacted away (`compactRevision`
+    /// says from where the server still has history) or it was cancelled. Nothing follows.
+    public let canceled: Bool
+    /// The oldest revision the server still has, when the watch's start was older; 0 otherwise.
+    public let compactRevision: Int64
+    /// The watched keys' writes since the previous message, in revision order.
+    public let changes: [EtcdWatchChange]
+    /// The store's revision when the server sent the message.
+    public let revision: Int64
+}
+
+/// One write a watch reports: a put with the key's new value, or a delete.
+public struct EtcdWatchChange: Sendable, Equatable {
+    public let key: String
+    /// Nil for a delete.
+    public let kv: EtcdKeyValue?
+    /// The revision of the write.
+    public let modRevision: Int64
+}
+
 /// What a range read: its keys in ascending byte order of their UTF-8 (the decoder checks it).
 public struct EtcdRange: Sendable, Equatable {
     public let kvs: [EtcdKeyValue]

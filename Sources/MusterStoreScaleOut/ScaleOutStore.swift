@@ -19,7 +19,7 @@ import MusterWire
 ///
 /// Commits of one store are serialised (one at a time, in call order); marks go to etcd at
 /// once and take their place among commits there.
-public actor ScaleOutStore: CollectorStore {
+public actor ScaleOutStore: CollectorStore, FollowedEventLog {
     public nonisolated let writer: ClickHouseLogWriter
     public nonisolated let state: EtcdClusterState
     /// Commits waiting for the one in progress, oldest first.
@@ -83,6 +83,10 @@ public actor ScaleOutStore: CollectorStore {
 
     public nonisolated func events(after cursor: Int64, through horizon: Int64, kinds: [EventKind], limit: Int) async throws -> EventPage {
         try await state.events(after: cursor, through: horizon, kinds: kinds, limit: limit)
+    }
+
+    public nonisolated func followLatestEventID(_ sighted: @escaping @Sendable (Int64) -> Void) async throws {
+        try await state.followLatestEventID(sighted)
     }
 
     // MARK: StoreMaintenance

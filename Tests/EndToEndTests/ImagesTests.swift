@@ -327,6 +327,30 @@ extension ImageLint {
 
         func hostname(_ service: String) -> String { services[service]?["hostname"] as? String ?? service }
 
+        /// The services running the image whose repository's last component is `name` (`etcd`
+        /// for quay.io/coreos/etcd:v3.5.17), sorted.
+        func services(ofImage name: String) -> [String] {
+            services.keys.filter { (services[$0]?["image"] as? String).map(ImageLint.imageName) == name }.sorted()
+        }
+
+        /// The options of a service's command, `--NAME=VALUE` or `--NAME VALUE` (a flag alone
+        /// gives ""), by NAME.
+        func options(_ service: String) -> [String: String] {
+            let command = services[service]?["command"]
+            let words = command as? [String] ?? (command as? String)?.split(whereSeparator: \.isWhitespace).map(String.init) ?? []
+            var result: [String: String] = [:]
+            for (index, word) in words.enumerated() where word.hasPrefix("--") && word.count > 2 {
+                let parts = word.dropFirst(2).split(separator: "=", maxSplits: 1).map(String.init)
+                if parts.count == 2 {
+                    result[parts[0]] = parts[1]
+                } else {
+                    let next = words.indices.contains(index + 1) ? words[index + 1] : "--"
+                    result[parts[0]] = next.hasPrefix("--") ? "" : next
+                }
+            }
+            return result
+        }
+
         /// `build.dockerfile`, when the service builds.
         func dockerfile(_ service: String) -> String? { (services[service]?["build"] as? [String: Any])?["dockerfile"] as? String }
 
@@ -373,6 +397,13 @@ extension ImageLint {
         if image.contains("@sha256:") { return true }
         guard let colon = image.lastIndex(of: ":"), !image[colon...].contains("/") else { return false }
         return image[image.index(after: colon)...].range(of: #"^v?[0-9]+(\.[0-9]+)+"#, options: .regularExpression) != nil
+    }
+
+    /// An image reference's repository name without registry, path, tag or digest.
+    static func imageName(_ image: String) -> String {
+        var name = image.split(separator: "@").first.map(String.init) ?? image
+        if let colon = name.lastIndex(of: ":"), !name[colon...].contains("/") { name = String(name[..<colon]) }
+        return name.split(separator: "/").last.map(String.init) ?? name
     }
 
     static let dependencyConditions: Set<String> = ["service_started", "service_healthy", "service_completed_successfully"]
@@ -484,9 +515,11 @@ extension ImageLint {
     /// well-formed with a `<clickhouse>` (or 18.16's `<yandex>`) root; each server has its
     /// macros (shard, replica: its host name) and interserver host; every server has the same
     /// `remote_servers/CLUSTER`, in which each server is exactly one replica, in the shard
-    /// its `shard` macro names (01 is the first), with internal_replication; ZooKeeper's
-    /// hosts are `hosts`; and the store's shards list the same hosts in the same order.
-    static func clickHouseProblems(servers: [String: [String]], cluster: String, storeShards: [[String]], hosts: Set<String>) -> [String] {
+    /// its `shard` macro names (01 is the first), with internal_replication; each server's
+    /// ZooKeeper nodes are the `zookeepers` (the ZooKeeper services' host names), all of them,
+    /// so that its session survives one failing; and the store's shards list the same hosts
+    /// in the same order.
+    static func clickHouseProblems(servers: [String: [String]], cluster: String, storeShards: [[String]], zookeepers: [String]) -> [String] {
         var problems: [String] = []
         var layouts: [String: [[String]]] = [:]  // server -> the cluster's shards' replica hosts
         var macros: [String: (shard: Int?, replica: String?)] = [:]
@@ -508,12 +541,10 @@ extension ImageLint {
             if shard == nil || replica == nil { problems.append("\(server): no macros shard and replica") }
             if let replica, replica != server { problems.append("\(server): macro replica is \(replica), not its host name \(server)") }
             if let host = first("interserver_http_host"), host != server { problems.append("\(server): interserver_http_host is \(host), not \(server)") }
-            for root in roots {
-                for node in root.elements(forName: "zookeeper").flatMap({ $0.elements(forName: "node") }) {
-                    let host = text(node, "host") ?? ""
-                    if !hosts.contains(host) { problems.append("\(server): ZooKeeper host '\(host)' is not a service") }
-                }
-            }
+            let nodes = roots.flatMap { $0.elements(forName: "zookeeper") }.flatMap { $0.elements(forName: "node") }.map { text($0, "host") ?? "" }
+            for host in nodes where !zookeepers.contains(host) { problems.append("\(server): ZooKeeper host '\(host)' is not a ZooKeeper service") }
+            let missing = zookeepers.filter { !nodes.contains($0) }
+            if !missing.isEmpty { problems.append("\(server): its ZooKeeper nodes leave out \(missing)") }
             guard let definition = roots.lazy.compactMap({ $0.elements(forName: "remote_servers").first?.elements(forName: cluster).first }).first else {
                 problems.append("\(server): no remote_servers/\(cluster)")
                 continue
@@ -549,7 +580,8 @@ extension ImageLint {
 
     /// The `store:` section's cross-checks against the Compose file: the ClickHouse servers
     /// (services of the clickhouse/clickhouse-server image) and their mounted config.d files,
-    /// etcd's endpoints and `--max-txn-ops`.
+    /// with the ZooKeeper services; etcd's endpoints, each one an etcd service's advertised
+    /// client URL and every etcd service among them; and each etcd service's `--max-txn-ops`.
     static func scaleOutStoreProblems(compose text: String, store: String, directory: String) -> [String] {
         let compose: ComposeFile
         let settings: [String: Any]
@@ -562,28 +594,113 @@ extension ImageLint {
         }
         let clickhouse = settings["clickhouse"] as? [String: Any] ?? [:]
         let etcd = settings["etcd"] as? [String: Any] ?? [:]
-        let hosts = Set(compose.services.keys.map { compose.hostname($0) })
         var servers: [String: [String]] = [:]
-        for name in compose.services.keys where (compose.services[name]?["image"] as? String)?.hasPrefix("clickhouse/clickhouse-server:") == true {
+        for name in compose.services(ofImage: "clickhouse-server") {
             servers[compose.hostname(name)] = compose.mounts(name).filter { $0.target.hasPrefix("/etc/clickhouse-server/config.d/") }
                 .map { ComposeFile.hostPath($0.source, directory: directory) }
         }
         var problems = servers.isEmpty ? ["no ClickHouse server (image clickhouse/clickhouse-server)"] : []
         problems += clickHouseProblems(
             servers: servers, cluster: clickhouse["cluster"] as? String ?? "muster",
-            storeShards: clickhouse["shards"] as? [[String]] ?? [], hosts: hosts)
-        let etcdServices = compose.services.keys.filter { (compose.services[$0]?["image"] as? String)?.contains("/etcd:") == true }
-        for endpoint in etcd["endpoints"] as? [String] ?? [] {
-            let host = URL(string: endpoint)?.host ?? endpoint
-            if !etcdServices.map({ compose.hostname($0) }).contains(host) { problems.append("etcd endpoint \(endpoint) is not an etcd service") }
+            storeShards: clickhouse["shards"] as? [[String]] ?? [], zookeepers: compose.services(ofImage: "zookeeper").map { compose.hostname($0) })
+        let etcdServices = compose.services(ofImage: "etcd")
+        let endpoints = etcd["endpoints"] as? [String] ?? []
+        let endpointHosts = endpoints.map { URL(string: $0)?.host ?? $0 }
+        for (endpoint, host) in zip(endpoints, endpointHosts) {
+            guard let service = etcdServices.first(where: { compose.hostname($0) == host }) else {
+                problems.append("etcd endpoint \(endpoint) is not an etcd service")
+                continue
+            }
+            let advertised = (compose.options(service)["advertise-client-urls"] ?? "").split(separator: ",").map(String.init)
+            if !advertised.contains(endpoint) { problems.append("etcd endpoint \(endpoint) is not what \(service) advertises (\(advertised))") }
+        }
+        for service in etcdServices where !endpointHosts.contains(compose.hostname(service)) {
+            problems.append("etcd service \(service) is not among store.etcd.endpoints: a client could not turn to it")
         }
         let maxTxnOps = etcd["max_txn_ops"] as? Int ?? 128
         for service in etcdServices {
-            let flag = (compose.services[service]?["command"] as? [String] ?? []).first { $0.hasPrefix("--max-txn-ops=") }
-            let serverLimit = flag.flatMap { Int($0.dropFirst("--max-txn-ops=".count)) } ?? 128
+            let serverLimit = compose.options(service)["max-txn-ops"].flatMap { Int($0) } ?? 128
             if maxTxnOps > serverLimit { problems.append("store.etcd.max_txn_ops \(maxTxnOps) is above \(service)'s --max-txn-ops \(serverLimit)") }
         }
         return problems
+    }
+
+    /// Problems of the ZooKeeper ensemble and the etcd cluster of a Compose file: each has
+    /// three members or more, so that one can fail with a majority left. Every ZooKeeper
+    /// service's ZOO_SERVERS (`server.ID=HOST:PORT:PORT[;CLIENTPORT]`, space-separated) lists
+    /// the same members, which are the ZooKeeper services' host names, and its ZOO_MY_ID is the
+    /// ID of its own entry. Every etcd service's `--initial-cluster` (`NAME=PEERURL,...`) names
+    /// the same members, which are the etcd services' `--name`s, its own entry being its
+    /// `--initial-advertise-peer-urls` on its host name; `--initial-cluster-token` and
+    /// `--initial-cluster-state` are set, and the same, on each.
+    static func ensembleProblems(_ text: String) -> [String] {
+        let compose: ComposeFile
+        do { compose = try ComposeFile(text) } catch { return ["not a Compose file: \(error)"] }
+        var problems: [String] = []
+        let zookeepers = compose.services(ofImage: "zookeeper")
+        let zkHosts = zookeepers.map { compose.hostname($0) }.sorted()
+        var ensembles: [String: String] = [:]  // service -> its ZOO_SERVERS' members, normalized
+        for service in zookeepers {
+            let environment = compose.environment(service)
+            var members: [Int: String] = [:]  // server ID -> host
+            for entry in (environment["ZOO_SERVERS"] ?? "").split(whereSeparator: \.isWhitespace) {
+                let parts = entry.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, parts[0].hasPrefix("server."), let id = Int(parts[0].dropFirst("server.".count)) else {
+                    problems.append("\(service): ZOO_SERVERS entry \(entry) is not server.ID=HOST:PORT:PORT")
+                    continue
+                }
+                members[id] = String(parts[1].prefix { $0 != ":" })
+            }
+            ensembles[service] = members.sorted { $0.key < $1.key }.map { "server.\($0.key)=\($0.value)" }.joined(separator: " ")
+            if members.values.sorted() != zkHosts {
+                problems.append("\(service): ZOO_SERVERS names \(members.values.sorted()), not the ZooKeeper services \(zkHosts)")
+            }
+            let myID = environment["ZOO_MY_ID"]
+            if myID.flatMap({ Int($0) }).flatMap({ members[$0] }) != compose.hostname(service) {
+                problems.append("\(service): ZOO_MY_ID \(myID ?? "(none)") is not the ID of its own entry in ZOO_SERVERS")
+            }
+        }
+        problems += differing("ZooKeeper services' ZOO_SERVERS", ensembles)
+
+        let etcds = compose.services(ofImage: "etcd")
+        let names = etcds.map { compose.options($0)["name"] ?? "default" }
+        if Set(names).count != names.count { problems.append("the etcd services' --name repeat: \(names)") }
+        var clusters: [String: String] = [:]  // service -> its --initial-cluster, normalized
+        for service in etcds {
+            let options = compose.options(service)
+            let name = options["name"] ?? "default"
+            var members: [String: String] = [:]  // member name -> peer URL
+            for entry in (options["initial-cluster"] ?? "").split(separator: ",") {
+                let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                members[parts[0]] = parts.count > 1 ? parts[1] : ""
+            }
+            clusters[service] = members.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            if members.keys.sorted() != names.sorted() {
+                problems.append("\(service): --initial-cluster names \(members.keys.sorted()), not the etcd services' --name \(names.sorted())")
+            }
+            let peer = options["initial-advertise-peer-urls"] ?? ""
+            if members[name] != peer {
+                problems.append("\(service): --initial-advertise-peer-urls \(peer) is not its --initial-cluster entry \(name)=\(members[name] ?? "(none)")")
+            }
+            if URL(string: peer)?.host != compose.hostname(service) {
+                problems.append("\(service): --initial-advertise-peer-urls \(peer) is not on its host name \(compose.hostname(service))")
+            }
+        }
+        problems += differing("etcd services' --initial-cluster", clusters)
+        for option in ["initial-cluster-token", "initial-cluster-state"] {
+            let values = Dictionary(uniqueKeysWithValues: etcds.map { ($0, compose.options($0)[option] ?? "") })
+            if values.values.contains("") { problems.append("etcd services without --\(option): \(values.filter { $0.value.isEmpty }.keys.sorted())") }
+            problems += differing("etcd services' --\(option)", values)
+        }
+        for (what, count) in [("ZooKeeper", zookeepers.count), ("etcd", etcds.count)] where count < 3 {
+            problems.append("\(count) \(what) service(s): one failing with a majority left needs 3 or more")
+        }
+        return problems
+    }
+
+    /// "the WHAT differ" when the services' values are not all the same.
+    private static func differing(_ what: String, _ values: [String: String]) -> [String] {
+        Set(values.values).count > 1 ? ["the \(what) differ: \(values.sorted { $0.key < $1.key })"] : []
     }
 
     /// What images/node-config prints for `role` (as muster-init runs it), written to a file
@@ -818,9 +935,19 @@ extension ImageLint {
         let directory = repository + "/images"
         #expect(ImageLint.scaleOutComposeProblems(text, directory: directory) == [])
         let compose = try ImageLint.ComposeFile(text)
-        #expect(Set(compose.services.keys) == ["base", "zookeeper", "ch1", "ch2", "ch3", "ch4", "etcd", "c1", "c2", "c3", "ha", "webapp"])
+        #expect(
+            Set(compose.services.keys)
+                == ["base", "zk1", "zk2", "zk3", "ch1", "ch2", "ch3", "ch4", "etcd1", "etcd2", "etcd3", "c1", "c2", "c3", "ha", "webapp"])
+        #expect(ImageLint.ensembleProblems(text) == [])
         let store = try read("images/scale-out/store.yaml")
         #expect(ImageLint.scaleOutStoreProblems(compose: text, store: store, directory: directory) == [])
+        // Three of each, one failing (docs/scale-out.md), with etcd's flags as the collectors need them.
+        #expect(compose.services(ofImage: "zookeeper") == ["zk1", "zk2", "zk3"])
+        #expect(compose.services(ofImage: "etcd") == ["etcd1", "etcd2", "etcd3"])
+        for service in compose.services(ofImage: "etcd") {
+            #expect(compose.options(service)["max-txn-ops"] == "1024", "\(service)")
+            #expect(compose.options(service)["auto-compaction-mode"] == "periodic", "\(service)")
+        }
 
         // The Muster images are the ones compose.yaml builds, from the same Dockerfiles.
         let lab = try ImageLint.ComposeFile(try read("images/compose.yaml"))
@@ -852,7 +979,7 @@ extension ImageLint {
             try config.validate()
             #expect(config.tokens == ["t0ken"])
             #expect(config.store?.clickhouse.shards == [["http://ch1:8123", "http://ch2:8123"], ["http://ch3:8123", "http://ch4:8123"]])
-            #expect(config.store?.etcd.endpoints == ["http://etcd:2379"])
+            #expect(config.store?.etcd.endpoints == ["http://etcd1:2379", "http://etcd2:2379", "http://etcd3:2379"])
         }
 
         // ha's and the web nodes' agent.yaml: every collector in collector.urls (the agent's
@@ -878,6 +1005,14 @@ extension ImageLint {
          "--state-dir", scratch + "/state", "--log-root", scratch + "/log", "--scandir", scratch + "/service", "--services", "serf",
          "--serf", "yes", "--lb", lb ? "yes" : "no", "--journal", scratch + "/state/events.jsonl",
          "--template", repository + "/collector/haproxy.cfg.mustache", "--haproxy-config", scratch + "/haproxy.cfg", "--haproxy-dir", scratch + "/run"]
+    }
+
+    /// `text` with the first `old` after the first `marker` replaced by `new`: one service's
+    /// line changed where others have the same.
+    func replacing(_ old: String, with new: String, after marker: String, in text: String) throws -> String {
+        let start = try #require(text.range(of: marker), "\(marker)").upperBound
+        let range = try #require(text.range(of: old, range: start..<text.endIndex), "\(old) after \(marker)")
+        return text.replacingCharacters(in: range, with: new)
     }
 
     @Test func theScaleOutLintFindsWhatIsWrong() throws {
@@ -928,13 +1063,24 @@ extension ImageLint {
         }
         #expect(problems.count == 13, "\(problems)")
         #expect(ImageLint.scaleOutComposeProblems("services: [a, b]\n", directory: directory).first?.hasPrefix("not a Compose file") == true)
+        #expect(ImageLint.imageName("quay.io/coreos/etcd:v3.5.17") == "etcd" && ImageLint.imageName("localhost:5000/etcd") == "etcd")
+        #expect(ImageLint.imageName("zookeeper@sha256:0123abcd") == "zookeeper")
+        // ... and a ZooKeeper and no etcd: no majority would be left after one failing.
+        let few = ImageLint.ensembleProblems(compose)
+        for expected in [
+            "1 ZooKeeper service(s): one failing", "0 etcd service(s): one failing", "zk: ZOO_SERVERS names [], not the ZooKeeper services [\"zk\"]",
+            "zk: ZOO_MY_ID (none) is not the ID of its own entry",
+        ] {
+            #expect(few.contains { $0.hasPrefix(expected) }, "\(expected) not in \(few)")
+        }
 
         // ClickHouse files: the repository's, then one wrong in each way.
         let files = repository + "/images/scale-out/clickhouse"
         var servers: [String: [String]] = [:]
         for server in ["ch1", "ch2", "ch3", "ch4"] { servers[server] = [files + "/cluster.xml", files + "/\(server).xml"] }
         let shards = [["http://ch1:8123", "http://ch2:8123"], ["http://ch3:8123", "http://ch4:8123"]]
-        #expect(ImageLint.clickHouseProblems(servers: servers, cluster: "muster", storeShards: shards, hosts: ["zookeeper", "ch1", "ch2", "ch3", "ch4"]) == [])
+        let zookeepers = ["zk1", "zk2", "zk3"]
+        #expect(ImageLint.clickHouseProblems(servers: servers, cluster: "muster", storeShards: shards, zookeepers: zookeepers) == [])
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("muster-scale-out-lint-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -951,27 +1097,70 @@ extension ImageLint {
         wrong["ch2"] = [files + "/cluster.xml", scratch + "/ch2.xml"]
         wrong["ch3"] = [files + "/cluster.xml", scratch + "/ch3.xml"]
         wrong["ch4"] = [files + "/ch4.xml"]
-        let chProblems = ImageLint.clickHouseProblems(servers: wrong, cluster: "muster", storeShards: [shards[1], shards[0]], hosts: ["ch1", "ch2", "ch3", "ch4"])
+        let chProblems = ImageLint.clickHouseProblems(
+            servers: wrong, cluster: "muster", storeShards: [shards[1], shards[0]], zookeepers: ["zk1", "zk2", "zk4"])
         for expected in [
             "\(scratch)/broken.xml is not well-formed XML", "ch1: no macros shard and replica",
             "ch2: interserver_http_host is ch9", "ch2 is in shard 1 of remote_servers/muster, but its shard macro says 2",
-            "ch3: macro replica is chX", "ch4: no remote_servers/muster", "ch1: ZooKeeper host 'zookeeper' is not a service",
+            "ch3: macro replica is chX", "ch4: no remote_servers/muster", "ch1: ZooKeeper host 'zk3' is not a ZooKeeper service",
+            "ch1: its ZooKeeper nodes leave out [\"zk4\"]", "ch4: its ZooKeeper nodes leave out [\"zk1\", \"zk2\", \"zk4\"]",
             "the store's shards [[\"ch3\", \"ch4\"], [\"ch1\", \"ch2\"]] are not",
         ] {
             #expect(chProblems.contains { $0.hasPrefix(expected) }, "\(expected) not in \(chProblems)")
         }
-        let unknown = ImageLint.clickHouseProblems(servers: servers, cluster: "other", storeShards: shards, hosts: ["zookeeper"])
+        let unknown = ImageLint.clickHouseProblems(servers: servers, cluster: "other", storeShards: shards, zookeepers: zookeepers)
         #expect(unknown.contains("ch1: no remote_servers/other"), "\(unknown)")
 
-        // The store against the Compose file: an etcd endpoint that is no service, more
-        // operations per transaction than etcd allows.
+        // The store against the Compose file: an etcd endpoint that is no service, one on a
+        // port its member does not advertise, a member no endpoint names, more operations per
+        // transaction than etcd allows.
         let scaleOut = try read("images/compose.scale-out.yaml")
         let store = try read("images/scale-out/store.yaml")
-        let badStore = store.replacingOccurrences(of: "[http://etcd:2379]", with: "[http://etcd2:2379]")
+        let endpoints = "[http://etcd1:2379, http://etcd2:2379, http://etcd3:2379]"
+        #expect(store.contains(endpoints))
+        let badStore = store.replacingOccurrences(of: endpoints, with: "[http://etcd1:2379, http://etcd2:2380, http://etcd4:2379]")
             .replacingOccurrences(of: "max_txn_ops: 1024", with: "max_txn_ops: 4096")
         let storeProblems = ImageLint.scaleOutStoreProblems(compose: scaleOut, store: badStore, directory: directory)
-        #expect(storeProblems.contains("etcd endpoint http://etcd2:2379 is not an etcd service"), "\(storeProblems)")
-        #expect(storeProblems.contains("store.etcd.max_txn_ops 4096 is above etcd's --max-txn-ops 1024"), "\(storeProblems)")
+        for expected in [
+            "etcd endpoint http://etcd4:2379 is not an etcd service", "etcd endpoint http://etcd2:2380 is not what etcd2 advertises",
+            "etcd service etcd3 is not among store.etcd.endpoints", "store.etcd.max_txn_ops 4096 is above etcd1's --max-txn-ops 1024",
+            "store.etcd.max_txn_ops 4096 is above etcd3's --max-txn-ops 1024",
+        ] {
+            #expect(storeProblems.contains { $0.hasPrefix(expected) }, "\(expected) not in \(storeProblems)")
+        }
+        #expect(storeProblems.count == 6, "\(storeProblems)")
+        // The ClickHouse servers' ZooKeeper nodes against the ZooKeeper services.
+        let zkGone = try replacing("  zk3:\n", with: "  zk9:\n", after: "services:", in: scaleOut)
+            .replacingOccurrences(of: "hostname: zk3", with: "hostname: zk9")
+        let zkProblems = ImageLint.scaleOutStoreProblems(compose: zkGone, store: store, directory: directory)
+        #expect(zkProblems.contains("ch1: ZooKeeper host 'zk3' is not a ZooKeeper service"), "\(zkProblems)")
+        #expect(zkProblems.contains("ch4: its ZooKeeper nodes leave out [\"zk9\"]"), "\(zkProblems)")
+
+        // The ensembles: a ZooKeeper member with another's ID, one with its own ZOO_SERVERS;
+        // an etcd member renamed, one with another --initial-cluster, one without the token.
+        #expect(ImageLint.ensembleProblems("services: [a, b]\n").first?.hasPrefix("not a Compose file") == true)
+        var ensembles = try replacing("ZOO_MY_ID: \"3\"", with: "ZOO_MY_ID: \"2\"", after: "  zk3:\n", in: scaleOut)
+        ensembles = try replacing(
+            "ZOO_MY_ID: \"2\"", with: "ZOO_MY_ID: \"2\"\n      ZOO_SERVERS: server.1=zk1:2888:3888;2181 server.2=zk2:2888:3888;2181",
+            after: "  zk2:\n", in: ensembles)
+        ensembles = try replacing("--name=etcd3", with: "--name=etcd4", after: "  etcd3:\n", in: ensembles)
+        ensembles = try replacing(",etcd3=http://etcd3:2380", with: ",etcd3=http://etcd9:2380", after: "  etcd2:\n", in: ensembles)
+        ensembles = try replacing("      - --initial-cluster-token=muster-scale-out\n", with: "", after: "  etcd1:\n", in: ensembles)
+        let ensembleProblems = ImageLint.ensembleProblems(ensembles)
+        for expected in [
+            "zk3: ZOO_MY_ID 2 is not the ID of its own entry", "zk2: ZOO_SERVERS names [\"zk1\", \"zk2\"], not the ZooKeeper services",
+            "the ZooKeeper services' ZOO_SERVERS differ",
+            "etcd1: --initial-cluster names [\"etcd1\", \"etcd2\", \"etcd3\"], not the etcd services' --name [\"etcd1\", \"etcd2\", \"etcd4\"]",
+            "etcd3: --initial-advertise-peer-urls http://etcd3:2380 is not its --initial-cluster entry etcd4=(none)",
+            "the etcd services' --initial-cluster differ", "etcd services without --initial-cluster-token: [\"etcd1\"]",
+            "the etcd services' --initial-cluster-token differ",
+        ] {
+            #expect(ensembleProblems.contains { $0.hasPrefix(expected) }, "\(expected) not in \(ensembleProblems)")
+        }
+        // A member's peer URL on another host, with its --initial-cluster entry to match.
+        let moved = scaleOut.replacingOccurrences(of: "etcd2=http://etcd2:2380", with: "etcd2=http://etcd9:2380")
+            .replacingOccurrences(of: "--initial-advertise-peer-urls=http://etcd2:2380", with: "--initial-advertise-peer-urls=http://etcd9:2380")
+        #expect(ImageLint.ensembleProblems(moved) == ["etcd2: --initial-advertise-peer-urls http://etcd9:2380 is not on its host name etcd2"])
         let swapped = store.replacingOccurrences(of: "[http://ch1:8123, http://ch2:8123]", with: "[http://ch2:8123, http://ch1:8123]")
         #expect(ImageLint.scaleOutStoreProblems(compose: scaleOut, store: swapped, directory: directory).contains { $0.hasPrefix("the store's shards") })
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import MusterStoreEtcd
 import Testing
 
@@ -134,12 +135,91 @@ import Testing
         #expect(try EtcdClient(endpoints: ["http://h:2379/", "https://h:2380"]).endpoints == ["http://h:2379", "https://h:2380"])
     }
 
+    /// Watch messages as etcd 3.4.23 writes them (read off a `curl` of `/v3/watch`): the
+    /// creation, then one message per revision with its events; a delete has no value.
+    @Test func watchMessagesDecodeCreationChangesAndTheEnd() throws {
+        func message(_ json: String) throws(EtcdError) -> EtcdWatchMessage { try EtcdAnswer.watch(Array(json.utf8), from: "e") }
+        let created = try message(#"{"result":{\#(Self.header),"created":true}}"#)
+        #expect(created == EtcdWatchMessage(created: true, canceled: false, compactRevision: 0, changes: [], revision: 7))
+        let put = try message(
+            #"{"result":{\#(Self.header),"events":[{"kv":{"key":"\#(Self.b64("/seq"))","create_revision":"2","mod_revision":"6","version":"3","value":"\#(Self.b64("41"))"}}]}}"#)
+        #expect(put.changes == [
+            EtcdWatchChange(
+                key: "/seq", kv: EtcdKeyValue(key: "/seq", value: Array("41".utf8), createRevision: 2, modRevision: 6, version: 3), modRevision: 6)
+        ])
+        let deleted = try message(#"{"result":{\#(Self.header),"events":[{"type":"DELETE","kv":{"key":"\#(Self.b64("/seq"))","mod_revision":"7"}}]}}"#)
+        #expect(deleted.changes == [EtcdWatchChange(key: "/seq", kv: nil, modRevision: 7)])
+        let compacted = try message(#"{"result":{\#(Self.header),"canceled":true,"compact_revision":"5"}}"#)
+        #expect(compacted.canceled && compacted.compactRevision == 5)
+
+        func refusal(_ json: String) -> EtcdError? {
+            do throws(EtcdError) {
+                _ = try message(json)
+                return nil
+            } catch { return error }
+        }
+        #expect(refusal(#"{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader"}}"#)
+            == .refused(endpoint: "e", code: 14, message: "etcdserver: no leader"))
+        for wrong in [
+            #"{"result":{"created":true}}"#,  // no header
+            #"{}"#,
+            #"{"result":{\#(Self.header),"events":[{"type":"EXPIRE","kv":{"key":"L3M=","mod_revision":"7"}}]}}"#,
+            // a change after the message's revision, and changes out of order
+            #"{"result":{\#(Self.header),"events":[{"kv":{"key":"L3M=","create_revision":"8","mod_revision":"8","version":"1"}}]}}"#,
+            #"{"result":{\#(Self.header),"events":[{"type":"DELETE","kv":{"key":"L3M=","mod_revision":"6"}},{"type":"DELETE","kv":{"key":"L3M=","mod_revision":"5"}}]}}"#,
+        ] {
+            guard case .unexpectedAnswer(endpoint: "e", _)? = refusal(wrong) else {
+                Issue.record("\(wrong) decoded or failed otherwise: \(String(describing: refusal(wrong)))")
+                continue
+            }
+        }
+    }
+
     // MARK: Against etcd
 
-    /// Runs `body` with a client of the test servers' etcd and a fresh key prefix, deleted after.
+    /// A watch replays the key's writes from its start revision, reports each write once and in
+    /// order, deletes included, and ends its session on time with where to go on from; the next
+    /// session from there misses nothing and repeats nothing. An endpoint that cannot be
+    /// reached is passed over, as for every request.
+    @Test func aWatchReportsEachWriteOnceAcrossSessions() async throws {
+        try await withPrefix { client, prefix, etcd in
+            let key = prefix + "seq"
+            let first = try await client.txn(compare: [], success: [.put(key, value: "1")])
+            _ = try await client.txn(compare: [], success: [.put(prefix + "other", value: "x")])
+            _ = try await client.txn(compare: [], success: [.put(key, value: "2")])
+            let seen = Mutex<[String]>([])
+            let record: @Sendable (EtcdWatchChange) -> Void = { change in seen.withLock { $0.append(change.kv?.text ?? "deleted") } }
+            let watcher = try EtcdClient(endpoints: ["http://127.0.0.1:1", etcd])
+            let end = try await watcher.watch(key, from: first.revision, for: .milliseconds(500), changed: record)
+            #expect(seen.withLock { $0 } == ["1", "2"])
+            guard case .over(let next) = end else {
+                Issue.record("the session ended otherwise: \(end)")
+                return
+            }
+            // Writes while no session is open, then more during the next one.
+            _ = try await client.txn(compare: [], success: [.put(key, value: "3")])
+            let writer = Task {
+                try await Task.sleep(for: .milliseconds(200))
+                _ = try await client.txn(compare: [], success: [.delete(key)])
+                _ = try await client.txn(compare: [], success: [.put(key, value: "4")])
+            }
+            let second = try await watcher.watch(key, from: next, for: .seconds(2), changed: record)
+            try await writer.value
+            #expect(seen.withLock { $0 } == ["1", "2", "3", "deleted", "4"])
+            guard case .over(let after) = second else {
+                Issue.record("the second session ended otherwise: \(second)")
+                return
+            }
+            #expect(after == (try await client.range(key).kvs.first?.modRevision ?? 0) + 1)
+        }
+    }
+
+    /// Runs `body` with a client of the test servers' etcd (all its members) and a fresh key
+    /// prefix, deleted after; `etcd` is one member's URL, for clients that name one endpoint.
     func withPrefix(_ body: (EtcdClient, _ prefix: String, _ etcd: String) async throws -> Void) async throws {
-        let etcd = try await ScaleOutServers.shared.servers().etcd
-        let client = try EtcdClient(endpoints: [etcd])
+        let members = try await ScaleOutServers.shared.servers().etcd
+        let etcd = members[0]
+        let client = try EtcdClient(endpoints: members)
         let prefix = "/test-\(UUID().uuidString)/"
         let clean = { () async throws in _ = try await client.txn(compare: [], success: [.deleteRange(prefix, end: EtcdClient.prefixEnd(prefix))]) }
         do {
@@ -276,24 +356,9 @@ import Testing
     /// An endpoint that takes the connection and never answers: the request may have been
     /// applied there, so it is not sent to the next endpoint.
     @Test func anEndpointThatTookTheRequestIsNotPassedOver() async throws {
-        #if canImport(Glibc)
-        let stream = Int32(SOCK_STREAM.rawValue)
-        #else
-        let stream = SOCK_STREAM
-        #endif
-        let listener = socket(AF_INET, stream, 0)
-        try #require(listener >= 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        // The kernel completes connections in the backlog; nothing ever accepts or answers them.
-        try #require(bound && listen(listener, 8) == 0)
-        let silent = "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let listener = try SilentListener()
+        defer { listener.stop() }
+        let silent = listener.url
         try await withPrefix { _, prefix, etcd in
             let client = try EtcdClient(endpoints: [silent, etcd], timeout: .milliseconds(500))
             let error: EtcdError

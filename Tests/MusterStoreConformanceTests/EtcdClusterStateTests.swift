@@ -3,6 +3,7 @@ import MusterStore
 import MusterStoreEtcd
 import MusterStoreSQLite
 import MusterWire
+import Synchronization
 import Testing
 
 /// The cluster state in etcd as several collectors write it: the ledger's answers are the
@@ -16,11 +17,11 @@ import Testing
         let running = try await ScaleOutServers.shared.servers()
         let keys = try StateKeys(namespace: "t-" + UUID().uuidString)
         let states = try (0..<count).map { _ in
-            try EtcdClusterState(client: try EtcdClient(endpoints: [running.etcd]), keys: keys, maxTxnOps: maxTxnOps)
+            try EtcdClusterState(client: try EtcdClient(endpoints: running.etcd), keys: keys, maxTxnOps: maxTxnOps)
         }
         try await states[0].create()
         do {
-            try await body(states, EtcdHistoryReader(client: try EtcdClient(endpoints: [running.etcd]), keys: keys))
+            try await body(states, EtcdHistoryReader(client: try EtcdClient(endpoints: running.etcd), keys: keys))
         } catch {
             try? await states[0].removeAll()
             throw error
@@ -241,10 +242,33 @@ import Testing
         }
     }
 
+    /// A collector following the newest event id sees every id another collector's commits
+    /// make, once each and in order, across watch sessions (short here, so there are several).
+    @Test func aFollowerSeesEachIdAnotherCollectorCommits() async throws {
+        try await withCollectors(2) { states, _ in
+            let sighted = Mutex<[Int64]>([])
+            let follower = Task {
+                try await states[1].followLatestEventID(watchSession: .milliseconds(300)) { id in sighted.withLock { $0.append(id) } }
+            }
+            // Bounded by the outcome (60 s on a very busy machine): the follower has read the
+            // newest id, then has the last one.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while sighted.withLock({ $0.isEmpty }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            for number in 1...5 {
+                _ = try await states[0].recordMark(name: "m\(number)", note: "", at: Fixtures.at(Int64(number)))
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            while sighted.withLock({ $0.last }) != 5, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            follower.cancel()
+            _ = await follower.result
+            #expect(sighted.withLock { $0 } == [0, 1, 2, 3, 4, 5])
+        }
+    }
+
     @Test func aNamespaceWithoutSeqIsNoStore() async throws {
         let running = try await ScaleOutServers.shared.servers()
         let reader = EtcdHistoryReader(
-            client: try EtcdClient(endpoints: [running.etcd]), keys: try StateKeys(namespace: "absent-" + UUID().uuidString))
+            client: try EtcdClient(endpoints: running.etcd), keys: try StateKeys(namespace: "absent-" + UUID().uuidString))
         #expect(throws: StoreError.missing(location: reader.location)) { try reader.members(at: 0) }
     }
 }

@@ -43,7 +43,7 @@ enum ScaleOutBackend {
         let name = "t_" + URL(fileURLWithPath: directory).lastPathComponent.filter { $0.isLetter || $0.isNumber }.suffix(24).lowercased()
         return (
             try ClickHouseServers(shards: running.shards, cluster: running.cluster, database: name),
-            try EtcdClient(endpoints: [running.etcd]), try StateKeys(namespace: name)
+            try EtcdClient(endpoints: running.etcd), try StateKeys(namespace: name)
         )
     }
 }

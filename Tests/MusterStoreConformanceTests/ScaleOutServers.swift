@@ -3,8 +3,8 @@ import MusterStoreClickHouse
 import MusterTestSupport
 import Synchronization
 
-/// The real ClickHouse cluster the ClickHouse backend is tested against: ZooKeeper, two shards
-/// of two replicas and etcd on loopback, started once per test process by
+/// The real ClickHouse cluster the ClickHouse backend is tested against: ZooKeeper (three), two
+/// shards of two replicas and etcd (three members) on loopback, started once per test process by
 /// `scripts/scale-out-servers` and stopped when the process exits. Each test gets a database
 /// of its own in it.
 ///
@@ -17,7 +17,8 @@ actor ScaleOutServers {
         var directory: String
         var shards: [[String]]
         var cluster: String
-        var etcd: String
+        /// The etcd members' client URLs.
+        var etcd: [String]
     }
 
     private var started: Result<Running, ServersError>?
@@ -73,7 +74,7 @@ actor ScaleOutServers {
             values[String(line[..<equals])] = String(line[line.index(after: equals)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
         }
         guard let count = values["MUSTER_CH_SHARDS"].flatMap(Int.init), count > 0,
-            let cluster = values["MUSTER_CH_CLUSTER"], let etcd = values["MUSTER_ETCD_URL"]
+            let cluster = values["MUSTER_CH_CLUSTER"], let etcd = values["MUSTER_ETCD_URLS"]?.split(separator: ",").map(String.init), !etcd.isEmpty
         else {
             throw ServersError(description: "scripts/scale-out-servers wrote an env file without the cluster's addresses:\n\(env)")
         }

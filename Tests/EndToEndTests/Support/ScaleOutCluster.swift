@@ -3,8 +3,8 @@ import MusterTestSupport
 import Synchronization
 import Testing
 
-/// The scale-out back end for end-to-end tests: ZooKeeper, ClickHouse as 2 shards × 2 replicas
-/// and etcd on loopback, started by `scripts/scale-out-servers` once per test process, by the
+/// The scale-out back end for end-to-end tests: ZooKeeper (three), ClickHouse as 2 shards × 2
+/// replicas and etcd (three members) on loopback, started by `scripts/scale-out-servers` once per test process, by the
 /// first suite with the `.scaleOutServers` trait (suites run at once share them), and stopped
 /// when the process exits. Each test gets a database (and etcd namespace) of its own in it, so
 /// the servers hold nothing a test has to clean up: they and their directory are per process.
@@ -17,7 +17,8 @@ final class ScaleOutTestServers: Sendable {
     /// Per shard, its replicas' HTTP addresses, in the order the collectors list them.
     let shards: [[String]]
     let cluster: String
-    let etcd: String
+    /// The etcd members' client URLs.
+    let etcd: [String]
 
     /// The servers of the suite running now (set by the `.scaleOutServers` trait).
     @TaskLocal static var current: ScaleOutTestServers?
@@ -26,7 +27,7 @@ final class ScaleOutTestServers: Sendable {
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts/scale-out-servers").path
     static let directoryPrefix = "muster-e2e-scale-out-"
 
-    private init(directory: String, shards: [[String]], cluster: String, etcd: String) {
+    private init(directory: String, shards: [[String]], cluster: String, etcd: [String]) {
         self.directory = directory
         self.shards = shards
         self.cluster = cluster
@@ -71,7 +72,7 @@ final class ScaleOutTestServers: Sendable {
             values[String(line[..<equals])] = String(line[line.index(after: equals)...])
                 .trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
         }
-        guard let cluster = values["MUSTER_CH_CLUSTER"], let etcd = values["MUSTER_ETCD_URL"],
+        guard let cluster = values["MUSTER_CH_CLUSTER"], let etcd = values["MUSTER_ETCD_URLS"]?.split(separator: ",").map(String.init), !etcd.isEmpty,
             let shard1 = values["MUSTER_CH_SHARD1"], let shard2 = values["MUSTER_CH_SHARD2"]
         else {
             stopRunning()
@@ -104,7 +105,7 @@ final class ScaleOutTestServers: Sendable {
             shards:
         \(shards.map { "      - [\($0.joined(separator: ", "))]" }.joined(separator: "\n"))
           etcd:
-            endpoints: [\(etcd)]
+            endpoints: [\(etcd.joined(separator: ", "))]
         """
     }
 

@@ -6,7 +6,9 @@
 Starts the scale-out servers (`scripts/scale-out-servers`, loopback, --port-base) and one
 release collector on them, then posts 200-line zlib batches to it back to back, one at a time,
 for --seconds. After --kill-at seconds it kills --server (SIGKILL; ch1 is shard 1's first
-replica, the one the writer tries first) and starts it again --down seconds later. Prints each
+replica, the one the writer tries first) and starts it again --down seconds later; with
+--signal STOP it freezes the server instead (SIGSTOP: its kernel still completes connections,
+nothing answers) and thaws it (SIGCONT) --down seconds later. Prints each
 commit that took longer than --slow-ms or was not 200, and the commits' latency before, during
 and after the outage (count, median, max). Everything it starts is stopped by PID or by the
 servers script, also on failure; the temp dir goes at the end.
@@ -14,10 +16,10 @@ servers script, also on failure; the temp dir goes at the end.
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 import sys
 import urllib.error
@@ -25,7 +27,7 @@ import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import SCALE_OUT_SERVERS as SERVERS, start_scale_out_servers  # noqa: E402
+from clusterlib import SCALE_OUT_SERVERS as SERVERS, start_collector, start_scale_out_servers, stop_process  # noqa: E402
 
 
 def batch(offset, lines=200):
@@ -39,6 +41,8 @@ def main():
     parser.add_argument("--bin-dir", required=True, help="directory with the release muster-collector")
     parser.add_argument("--port-base", type=int, default=17600)
     parser.add_argument("--server", default="ch1", help="the ClickHouse server to kill (ch1-ch4)")
+    parser.add_argument("--signal", default="KILL", choices=["KILL", "STOP"],
+                        help="KILL: kill the server and start it again; STOP: freeze it and thaw it (SIGCONT)")
     parser.add_argument("--kill-at", type=float, default=8)
     parser.add_argument("--down", type=float, default=30)
     parser.add_argument("--seconds", type=float, default=60)
@@ -48,38 +52,43 @@ def main():
     scratch = tempfile.mkdtemp(prefix="muster-replica-outage-")
     servers = os.path.join(scratch, "servers")
     collector = None
+    frozen = False
+    thawing = None
+    up_at = [None]  # when the server was back (set by the thawing timer's thread for STOP)
     try:
         _, store = start_scale_out_servers(servers, args.port_base, "probe")
         port = args.port_base + 90
-        config = os.path.join(scratch, "collector.yaml")
-        with open(config, "w") as out:
-            out.write(f"listen:\n  host: 127.0.0.1\n  port: {port}\ntokens: [t]\n{store}")
-        log = open(os.path.join(scratch, "collector.log"), "w")
-        collector = subprocess.Popen([os.path.join(args.bin_dir, "muster-collector"), "--config", config], stdout=log, stderr=log)
+        collector = start_collector(args.bin_dir, scratch, "collector", port, "t", store)
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit(f"the collector did not answer within 120 s; see {scratch}/collector.log")
 
         phases = {"before": [], "during": [], "after": []}
-        down_at = up_at = None
+        down_at = None
         offset, begin = 0, time.monotonic()
+
+        def thaw():
+            # On a timer, not between commits: a commit waiting on the frozen server must not
+            # keep it frozen longer than --down.
+            nonlocal frozen
+            subprocess.run([SERVERS, "kill-one", servers, args.server, "CONT"], capture_output=True, check=True)
+            frozen = False
+            up_at[0] = time.monotonic() - begin
+            print(f"{up_at[0]:6.1f} s  {args.server} thawed", flush=True)
+
         while time.monotonic() - begin < args.seconds:
             now = time.monotonic() - begin
             if down_at is None and now >= args.kill_at:
-                subprocess.run([SERVERS, "kill-one", servers, args.server, "KILL"], capture_output=True, check=True)
+                frozen = args.signal == "STOP"
+                subprocess.run([SERVERS, "kill-one", servers, args.server, args.signal], capture_output=True, check=True)
                 down_at = time.monotonic() - begin
-                print(f"{down_at:6.1f} s  {args.server} killed", flush=True)
-            if down_at is not None and up_at is None and now >= down_at + args.down:
+                print(f"{down_at:6.1f} s  {args.server} {'frozen' if frozen else 'killed'}", flush=True)
+                if frozen:
+                    thawing = threading.Timer(args.down, thaw)
+                    thawing.start()
+            if args.signal == "KILL" and down_at is not None and up_at[0] is None and now >= down_at + args.down:
                 subprocess.run([SERVERS, "start-one", servers, args.server], capture_output=True, check=True)
-                up_at = time.monotonic() - begin
-                print(f"{up_at:6.1f} s  {args.server} started again", flush=True)
-            phase = "before" if down_at is None else "during" if up_at is None else "after"
+                up_at[0] = time.monotonic() - begin
+                print(f"{up_at[0]:6.1f} s  {args.server} started again", flush=True)
+            phase = "before" if down_at is None else "during" if up_at[0] is None else "after"
             request = urllib.request.Request(url + "/v1/ingest", data=batch(offset),
                                              headers={"Authorization": "Bearer t", "Content-Encoding": "deflate"})
             offset += 200
@@ -99,13 +108,13 @@ def main():
             if times:
                 print(f"| {phase} | {len(times)} | {statistics.median(times):.0f} ms | {max(times):.0f} ms |")
     finally:
+        if thawing is not None:
+            thawing.cancel()
+            thawing.join()
+        if frozen:  # `stop` thaws it too; not left frozen should `stop` fail
+            subprocess.run([SERVERS, "kill-one", servers, args.server, "CONT"], capture_output=True)
         if collector is not None:
-            collector.send_signal(signal.SIGTERM)
-            try:
-                collector.wait(30)
-            except subprocess.TimeoutExpired:
-                collector.kill()
-                collector.wait()
+            stop_process(collector)
         subprocess.run([SERVERS, "stop", servers], capture_output=True)
         subprocess.run(["rm", "-rf", scratch])
 

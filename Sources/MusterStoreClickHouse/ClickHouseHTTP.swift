@@ -3,24 +3,37 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// Statements over ClickHouse's HTTP interface (`POST /?query=…`), the documented one that
 /// every version speaks. One instance per process; it holds AsyncHTTPClient's connection pool.
 ///
 /// A statement goes to the first replica of the list that answers; a replica that cannot be
 /// reached (refused, reset, timed out) is passed over, a statement the server refused is not
-/// retried elsewhere (another replica would refuse it too).
+/// retried elsewhere (another replica would refuse it too). A replica passed over is tried
+/// after the others for a while (`ReplicaTrouble`): one that hangs costs the statement that
+/// found it so, not every statement after it.
 public final class ClickHouseHTTP: Sendable {
     let servers: ClickHouseServers
     private let client: HTTPClient
     /// The longest a statement may take, including the connection.
     let timeout: TimeAmount
+    /// The longest a commit's statement (an identity lookup, an insert) waits for a replica to
+    /// start answering before the next is tried (`run`'s `answerWithin`).
+    let commitTimeout: TimeAmount
+    private let trouble = Mutex(ReplicaTrouble())
 
     /// `connectTimeout` bounds a connection to a server that does not answer at all (a
     /// partition, a host that is gone); one that refuses is passed over at once.
-    public init(servers: ClickHouseServers, timeout: TimeAmount = .seconds(60), connectTimeout: TimeAmount = .seconds(5)) {
+    /// `commitTimeout` bounds a commit's statements on a server that takes them and does not
+    /// answer (stopped, stalled); at most `timeout`.
+    public init(
+        servers: ClickHouseServers, timeout: TimeAmount = .seconds(60), connectTimeout: TimeAmount = .seconds(5),
+        commitTimeout: TimeAmount = .seconds(5)
+    ) {
         self.servers = servers
         self.timeout = timeout
+        self.commitTimeout = min(commitTimeout, timeout)
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: connectTimeout, read: timeout)
         // ClickHouse closes idle keep-alive connections after 3 s (its keep_alive_timeout).
@@ -39,19 +52,26 @@ public final class ClickHouseHTTP: Sendable {
     /// Runs `sql` on the first of `replicas` that takes it and returns the answer's body and
     /// the replica that gave it. `body` is sent after the statement (an insert's rows); `gzip`
     /// says it is compressed. `inDatabase: false` for statements that create or drop the
-    /// database itself.
+    /// database itself. Replicas passed over lately are tried last (`inTurn`).
     ///
     /// Which failures move on to the next replica: one that never reached the server (refused,
     /// no route, connect timeout) always; for an insert (`body`), also one whose outcome is
     /// unknown (the connection dropped or timed out after sending, or the server failed with a
     /// 5xx): the same bytes are sent again, and the shard drops a block identical to one it
-    /// stored (`LogTables.deduplicationWindow`). A read the server took is not run again.
+    /// stored (`LogTables.deduplicationWindow`); after ClickHouse's own "unknown status" (319)
+    /// the retry is stored whatever the first attempt left (`insert_deduplicate=0`: a same-key
+    /// copy at worst, which reads hide). A read the server took is not run again,
+    /// unless `answerWithin` is given: for a statement that is cheap and safe to run again (a
+    /// commit's identity lookup and insert), a replica whose answer has not started within it
+    /// is passed over, as is one whose answer broke off. It bounds the wait for the answer's
+    /// head, not its body.
     func run(
         _ sql: String, on replicas: [String], body: ByteBuffer? = nil, gzip: Bool = false, settings: [String: String] = [:],
-        inDatabase: Bool = true
+        inDatabase: Bool = true, answerWithin: TimeAmount? = nil
     ) async throws(ClickHouseError) -> (ByteBuffer, replica: String) {
         var attempts: [String] = []
-        for replica in replicas {
+        var settings = settings
+        for replica in inTurn(replicas) {
             // The statement goes in the body unless rows do (an insert's statement is short;
             // a lookup of thousands of offsets is longer than the server takes in a URL).
             var request = HTTPClientRequest(url: url(replica, body == nil ? nil : sql, settings, inDatabase: inDatabase))
@@ -61,20 +81,41 @@ public final class ClickHouseHTTP: Sendable {
             let response: HTTPClientResponse
             let answer: ByteBuffer
             do {
-                response = try await client.execute(request, timeout: timeout)
+                // AsyncHTTPClient's deadline is for the response's head; the idle read timeout
+                // (`timeout`) bounds the body.
+                response = try await client.execute(request, timeout: answerWithin ?? timeout)
                 answer = try await response.body.collect(upTo: Self.answerLimit)
             } catch {
                 attempts.append("\(replica): \(error)")
-                guard Self.neverReachedTheServer(error) || body != nil else { throw .interrupted(server: replica, detail: "\(error)") }
+                passedOver(replica)
+                guard Self.neverReachedTheServer(error) || body != nil || answerWithin != nil else {
+                    throw .interrupted(server: replica, detail: "\(error)")
+                }
                 continue
             }
-            if response.status == .ok { return (answer, replica) }
+            if response.status == .ok {
+                answered(replica)
+                return (answer, replica)
+            }
             let refusal = Self.refusal(replica, response.status, answer)
-            guard body != nil, response.status.code >= 500 else { throw refusal }
+            guard body != nil, response.status.code >= 500 else {
+                answered(replica)
+                throw refusal
+            }
             attempts.append("\(replica): \(refusal)")
+            passedOver(replica)
+            if case .refused(_, Self.unknownStatusOfInsert?, _) = refusal {
+                // The first attempt may have left its block's id without its part, or without
+                // its view's part: an identical block would then be dropped as a duplicate.
+                settings["insert_deduplicate"] = "0"
+            }
         }
         throw .unreachable(attempts)
     }
+
+    /// ClickHouse's "Unknown status, client must retry" (`UNKNOWN_STATUS_OF_INSERT`): ZooKeeper
+    /// failed while the insert committed.
+    static let unknownStatusOfInsert = 319
 
     /// `run` for callers that block (logq's readers are synchronous): waits on the calling
     /// thread, which must not be one of NIO's event loops. Reads only.
@@ -85,7 +126,7 @@ public final class ClickHouseHTTP: Sendable {
         // The server stops a read the client has given up on.
         var settings = settings
         settings["max_execution_time"] = String(timeout.nanoseconds / 1_000_000_000)
-        for replica in replicas {
+        for replica in inTurn(replicas) {
             let response: HTTPClient.Response
             do {
                 var request = try HTTPClient.Request(url: url(replica, nil, settings), method: .POST, body: .string(sql))
@@ -93,9 +134,11 @@ public final class ClickHouseHTTP: Sendable {
                 response = try client.execute(request: request, deadline: .now() + timeout).wait()
             } catch {
                 attempts.append("\(replica): \(error)")
+                passedOver(replica)
                 guard Self.neverReachedTheServer(error) else { throw .interrupted(server: replica, detail: "\(error)") }
                 continue
             }
+            answered(replica)
             let answer = response.body ?? ByteBuffer()
             guard response.status == .ok else { throw Self.refusal(replica, response.status, answer) }
             guard answer.readableBytes <= Self.answerLimit else {
@@ -104,6 +147,27 @@ public final class ClickHouseHTTP: Sendable {
             return (answer, replica)
         }
         throw .unreachable(attempts)
+    }
+
+    /// `replicas` in the order to try them: those not passed over lately first, each group in
+    /// the given order.
+    func inTurn(_ replicas: [String]) -> [String] {
+        let now = NIODeadline.now()
+        let troubled = trouble.withLock { trouble in Set(replicas.filter { trouble.isTroubled($0, at: now) }) }
+        guard !troubled.isEmpty else { return replicas }
+        return replicas.filter { !troubled.contains($0) } + replicas.filter { troubled.contains($0) }
+    }
+
+    /// `replica` could not be used (it could not be reached, or it did not answer in time, or
+    /// it failed an insert): tried last for a while.
+    private func passedOver(_ replica: String) {
+        let now = NIODeadline.now()
+        trouble.withLock { $0.passedOver(replica, at: now) }
+    }
+
+    /// `replica` answered (a refusal too): tried in its turn again.
+    private func answered(_ replica: String) {
+        trouble.withLock { $0.answered(replica) }
     }
 
     /// The connection was never made: the statement cannot have run.
@@ -149,5 +213,33 @@ public final class ClickHouseHTTP: Sendable {
             }
         }
         return .refused(server: replica, code: code, message: message)
+    }
+}
+
+/// The replicas a statement passed over lately, each tried after the others until its time is
+/// up: 10 s after it was first passed over, twice as long each time it is passed over again
+/// once its time is up without having answered in between, up to 160 s. (Statements that were
+/// already waiting on it when it was passed over do not add to that.) A replica that stays
+/// down or frozen costs one statement its timeout every so often, not every statement; one
+/// that is back is preferred again at the latest 160 s after.
+struct ReplicaTrouble {
+    private var replicas: [String: (until: NIODeadline, times: Int)] = [:]
+
+    static let firstPause = TimeAmount.seconds(10)
+    static let longestPause = TimeAmount.seconds(160)
+
+    func isTroubled(_ replica: String, at now: NIODeadline) -> Bool {
+        replicas[replica].map { now < $0.until } ?? false
+    }
+
+    mutating func passedOver(_ replica: String, at now: NIODeadline) {
+        guard !isTroubled(replica, at: now) else { return }
+        let times = (replicas[replica]?.times ?? 0) + 1
+        let pause = min(Self.firstPause.nanoseconds << min(times - 1, 8), Self.longestPause.nanoseconds)
+        replicas[replica] = (now + .nanoseconds(pause), times)
+    }
+
+    mutating func answered(_ replica: String) {
+        replicas[replica] = nil
     }
 }

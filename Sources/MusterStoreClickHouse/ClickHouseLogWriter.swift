@@ -25,8 +25,14 @@ public struct StoredLines: Sendable, Equatable {
 ///   the first copy when it merges and readers show one before that (`ClickHouseLogReader`).
 /// - An insert that fails is retried on the shard's next replica. If the first replica did
 ///   store it before failing, the retry is an identical block, which the replicated table
-///   drops (insert deduplication); if every replica fails, `store` throws, the collector does
+///   drops (insert deduplication), except after ClickHouse's "unknown status" (a ZooKeeper
+///   failure mid-insert), when the retry is stored as a same-key copy (`ClickHouseHTTP.run`);
+///   if every replica fails, `store` throws, the collector does
 ///   not acknowledge the batch, and the agent's resend finds what did get stored.
+/// - A replica that takes the lookup or the insert and does not start answering within
+///   `ClickHouseHTTP.commitTimeout` (stopped, stalled) is passed over the same way, and tried
+///   after the others for a while (`ReplicaTrouble`): a frozen replica holds up the commits
+///   that found it so, not every commit.
 public final class ClickHouseLogWriter: Sendable {
     public let http: ClickHouseHTTP
     private let compressor = BatchCompressor(level: 1, gzip: true)
@@ -117,7 +123,8 @@ public final class ClickHouseLogWriter: Sendable {
         // between the two, lines lack their identities, and the resend stores them again (the
         // same key: merged, shown once); identities never go without their lines.
         _ = try await http.run(
-            "INSERT INTO logs_local (\(Self.lineColumns)) FORMAT JSONEachRow", on: replicas, body: try body(new), gzip: true)
+            "INSERT INTO logs_local (\(Self.lineColumns)) FORMAT JSONEachRow", on: replicas, body: try body(new), gzip: true,
+            answerWithin: http.commitTimeout)
         return new.map(\.place)
     }
 
@@ -129,7 +136,8 @@ public final class ClickHouseLogWriter: Sendable {
         var stored = Set<LineIdentity>()
         for condition in IdentityQuery.conditions(Array(wanted)) {
             let sql = "SELECT agent, src, gen, off FROM ids_local WHERE \(condition) FORMAT JSONEachRow"
-            let (answer, replica) = try await http.run(sql, on: replicas, settings: LogTables.readSettings)
+            let (answer, replica) = try await http.run(
+                sql, on: replicas, settings: LogTables.readSettings, answerWithin: http.commitTimeout)
             stored.formUnion(try IdentityQuery.decode(answer, from: replica).intersection(wanted))
         }
         return stored

@@ -36,17 +36,30 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
         public var passwordFile: String?
         /// The longest a statement may take, in milliseconds.
         public var timeoutMilliseconds: Int = 60_000
+        /// The longest a commit's statement (an identity lookup, an insert) waits for a replica
+        /// to start answering before the shard's next replica is tried, in milliseconds; at most
+        /// `timeoutMilliseconds`. A commit makes two per shard, one after the other: should
+        /// both replicas of a shard hang, 4 × 5 s stays under agents' 30 s `collector.timeout_ms`.
+        public var commitTimeoutMilliseconds: Int = 5_000
 
         enum CodingKeys: String, CodingKey {
             case cluster, database, shards, user
             case passwordFile = "password_file"
             case timeoutMilliseconds = "timeout_ms"
+            case commitTimeoutMilliseconds = "commit_timeout_ms"
         }
 
         public init(shards: [[String]], cluster: String = "muster", database: String = "muster") {
             self.shards = shards
             self.cluster = cluster
             self.database = database
+        }
+
+        /// The client for `servers` with these timeouts (checked by `resolved`).
+        func http(_ servers: ClickHouseServers) -> ClickHouseHTTP {
+            ClickHouseHTTP(
+                servers: servers, timeout: .milliseconds(Int64(timeoutMilliseconds)),
+                commitTimeout: .milliseconds(Int64(commitTimeoutMilliseconds)))
         }
 
         public init(from decoder: Decoder) throws {
@@ -57,6 +70,8 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
             user = try container.decodeIfPresent(String.self, forKey: .user)
             passwordFile = try container.decodeIfPresent(String.self, forKey: .passwordFile)
             timeoutMilliseconds = try container.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? timeoutMilliseconds
+            commitTimeoutMilliseconds =
+                try container.decodeIfPresent(Int.self, forKey: .commitTimeoutMilliseconds) ?? commitTimeoutMilliseconds
         }
     }
 
@@ -116,6 +131,11 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
         guard (1_000...3_600_000).contains(clickhouse.timeoutMilliseconds) else {
             throw Invalid(key: "clickhouse.timeout_ms", detail: "must be in 1000...3600000, not \(clickhouse.timeoutMilliseconds)")
         }
+        guard (100...clickhouse.timeoutMilliseconds).contains(clickhouse.commitTimeoutMilliseconds) else {
+            throw Invalid(
+                key: "clickhouse.commit_timeout_ms",
+                detail: "must be in 100...\(clickhouse.timeoutMilliseconds) (at most timeout_ms), not \(clickhouse.commitTimeoutMilliseconds)")
+        }
         guard (100...600_000).contains(etcd.timeoutMilliseconds) else {
             throw Invalid(key: "etcd.timeout_ms", detail: "must be in 100...600000, not \(etcd.timeoutMilliseconds)")
         }
@@ -156,7 +176,7 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
     /// at every start).
     public func openStore(ledger: ClusterLedger) async throws -> ScaleOutStore {
         let (servers, client, keys) = try resolved()
-        let http = ClickHouseHTTP(servers: servers, timeout: .milliseconds(Int64(clickhouse.timeoutMilliseconds)))
+        let http = clickhouse.http(servers)
         let store = ScaleOutStore(
             writer: ClickHouseLogWriter(http: http),
             state: try EtcdClusterState(client: client, keys: keys, ledger: ledger, maxTxnOps: etcd.maxTxnOps))
@@ -167,7 +187,7 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
     /// What logq reads.
     public func openHistory() throws(Invalid) -> ScaleOutHistory {
         let (servers, client, keys) = try resolved()
-        let http = ClickHouseHTTP(servers: servers, timeout: .milliseconds(Int64(clickhouse.timeoutMilliseconds)))
+        let http = clickhouse.http(servers)
         return ScaleOutHistory(lines: ClickHouseLogReader(http: http), history: EtcdHistoryReader(client: client, keys: keys))
     }
 }

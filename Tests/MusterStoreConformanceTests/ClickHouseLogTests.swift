@@ -64,6 +64,76 @@ import Testing
         try await writer.dropDatabase()
     }
 
+    /// A shard whose first replica takes connections and never answers (stopped, stalled):
+    /// the commit that finds it so waits `commitTimeout` for it, once per shard, and moves on;
+    /// later commits and reads go to the other replica first, without waiting. Before, the
+    /// first identity lookup waited the whole 60 s `timeout` and failed the commit.
+    @Test func aReplicaThatHangsHoldsUpOneCommitOnce() async throws {
+        let running = try await ScaleOutServers.shared.database()
+        let frozen = try SilentListener()
+        defer { frozen.stop() }
+        let servers = try ClickHouseServers(
+            shards: running.shards.map { [frozen.url] + $0 }, cluster: running.cluster, database: running.database)
+        let http = ClickHouseHTTP(servers: servers, commitTimeout: .seconds(3))
+        let writer = ClickHouseLogWriter(http: http)
+        // DDL waits for every replica; it goes to the servers that answer.
+        let setUp = ClickHouseLogWriter(http: ClickHouseHTTP(servers: running))
+        try await setUp.createTables()
+        do {
+            // The lookups of both shards wait their 3 s for the frozen replica at once; the
+            // inserts go to the other replica first. Without the bound the first lookup waited
+            // the whole 60 s `timeout` and failed, so the limit here is generous for a busy machine.
+            let started = ContinuousClock.now
+            #expect(try await writer.store([Fixtures.lines(0..<20)]).counts.map(\.accepted) == [20])
+            #expect(ContinuousClock.now - started < .seconds(30), "the frozen replica held the first commit up")
+            // From now on the frozen replica is tried last, by every statement.
+            #expect(http.inTurn(servers.shards[0]).last == frozen.url)
+            #expect(http.inTurn(servers.shards[1]).last == frozen.url)
+            #expect(try await writer.store([Fixtures.lines(20..<40)]).counts.map(\.accepted) == [20])
+            #expect(try ClickHouseLogReader(http: http).lines(LogFilter()).count == 40)
+        } catch {
+            try? await setUp.dropDatabase()
+            throw error
+        }
+        try await setUp.dropDatabase()
+    }
+
+    /// A replica that answers ClickHouse's "unknown status" (a ZooKeeper failure while the
+    /// insert committed): the first attempt may have left its block's id without its part (or
+    /// without its view's part in `ids_local`), so the retry on the next replica must be stored
+    /// even though an identical block is known. Shown by inserting the block first, then the
+    /// same bytes through the failing replica: the retry adds a copy, where insert
+    /// deduplication would have dropped it and left the view's identities missing for good.
+    @Test func aRetryAfterAnUnknownStatusIsStoredEvenIfTheBlockWasSeen() async throws {
+        let running = try await ScaleOutServers.shared.database()
+        let failing = try AnsweringListener(
+            status: "500 Internal Server Error",
+            body: "Code: 319, e.displayText() = DB::Exception: Unknown status, client must retry. Reason: Connection loss, e.what() = DB::Exception\n")
+        defer { failing.stop() }
+        let setUp = ClickHouseLogWriter(http: ClickHouseHTTP(servers: running))
+        try await setUp.createTables()
+        do {
+            let shard = running.shards[0]
+            let block = ByteBuffer(string: #"{"agent":"a","src":"s","gen":"g","off":1,"t":1,"node":"n","msg":"m","fields":"","id":1,"rank":1}"# + "\n")
+            let insert = "INSERT INTO logs_local FORMAT JSONEachRow"
+            let http = ClickHouseHTTP(servers: running)
+            _ = try await http.run(insert, on: shard, body: block)
+            _ = try await http.run(insert, on: shard, body: block)  // dropped: an identical block
+            func rows(_ table: String) async throws -> String {
+                String(buffer: try await http.run("SELECT count() FROM \(table) FORMAT TabSeparated", on: [shard[0]]).0)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            #expect(try await rows("logs_local") == "1")
+            _ = try await http.run(insert, on: [failing.url, shard[0]], body: block)
+            #expect(try await rows("logs_local") == "2", "the retry after an unknown status was dropped as a duplicate")
+            #expect(try await rows("ids_local") == "2")
+        } catch {
+            try? await setUp.dropDatabase()
+            throw error
+        }
+        try await setUp.dropDatabase()
+    }
+
     @Test func copiesAreShownOnceWithTheFirstCopysIdOnEveryPageSize() async throws {
         try await withCopies { http, originals in
             for pageRows in [1, 3, 4, 7, 10_000] {

@@ -24,9 +24,10 @@ ClickHouse server after another (ch1..ch4 in turn, SIGKILL, `scripts/scale-out-s
 kill-one`), N times spread over the run, each started again REPLICA_DOWN_S seconds later
 (default 20): each shard keeps one replica, so lines and events must go on. CONSENSUS_KILLS=N
 does the same to the consensus servers, the etcd leader and the ZooKeeper leader in turn (each
-an ensemble of three: the other two elect a new leader and go on).
+an ensemble of three: the other two elect a new leader and go on). COLLECTOR_STOPS=N stops a
+collector with SIGSTOP for COLLECTOR_STOP_S seconds (default 30), then SIGCONT, N times.
 """
-import json, os, queue, subprocess, sys, threading, time, urllib.request, http.client, statistics
+import json, os, queue, signal, subprocess, sys, threading, time, urllib.request, http.client, statistics
 
 import clusterlib
 
@@ -35,6 +36,8 @@ LIMIT_MS = float(os.environ.get("LIMIT_MS", "1500"))
 COLLECTOR_KILLS = int(os.environ.get("COLLECTOR_KILLS", "0"))
 REPLICA_KILLS = int(os.environ.get("REPLICA_KILLS", "0"))
 CONSENSUS_KILLS = int(os.environ.get("CONSENSUS_KILLS", "0"))
+COLLECTOR_STOPS = int(os.environ.get("COLLECTOR_STOPS", "0"))
+COLLECTOR_STOP_S = float(os.environ.get("COLLECTOR_STOP_S", "30"))
 REPLICA_DOWN_S = float(os.environ.get("REPLICA_DOWN_S", "20"))
 ENV = clusterlib.environment("lbench", "10.82.0")
 HA = "10.82.0.3"
@@ -102,16 +105,53 @@ class CollectorKiller(Killer):
         nodes = sorted(os.listdir(f"{state}/nodes"))
         self.nodes = [node for node in nodes if open(f"{state}/nodes/{node}/role").read().strip() == "collector"]
 
-    def kill(self, n):
-        node = self.nodes[n % len(self.nodes)]
+    def pid(self, node):
         service = f"{self.state}/nodes/{node}/service/muster-collector"
         status = subprocess.run(["s6-svstat", "-o", "pid", service], capture_output=True, text=True)
         pid = int(status.stdout.strip() or "-1") if status.returncode == 0 else -1
         if pid <= 0:
-            print(f"collector kill: no running collector on {node} ({status.stdout.strip()}{status.stderr.strip()})", file=sys.stderr)
+            print(f"{self.what}: no running collector on {node} ({status.stdout.strip()}{status.stderr.strip()})", file=sys.stderr)
+        return pid
+
+    def kill(self, n):
+        node = self.nodes[n % len(self.nodes)]
+        pid = self.pid(node)
+        if pid <= 0:
             return None
         os.kill(pid, 9)
         return node, f" pid {pid}"
+
+
+class CollectorStopper(CollectorKiller):
+    """Stops one collector after another with SIGSTOP for `stopped` seconds, then SIGCONT."""
+
+    def __init__(self, state, count, every, stopped):
+        super().__init__(state, count, every)
+        self.what, self.stopped, self.frozen = "collector stop", stopped, None
+
+    def pause(self):
+        return max(1, self.every - self.stopped)
+
+    def kill(self, n):
+        node = self.nodes[(n + 1) % len(self.nodes)]
+        pid = self.pid(node)
+        if pid <= 0:
+            return None
+        os.kill(pid, signal.SIGSTOP)
+        self.frozen = pid
+        return node, f" pid {pid}"
+
+    def after(self, name):
+        time.sleep(self.stopped)
+        self.thaw()
+
+    def thaw(self):
+        if self.frozen is not None:
+            try:
+                os.kill(self.frozen, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self.frozen = None
 
 
 class ReplicaKiller(Killer):
@@ -241,6 +281,11 @@ def main():
             replica_killer = ReplicaKiller(state, REPLICA_KILLS, every=max(EVENTS * 6 / (REPLICA_KILLS + 1), REPLICA_DOWN_S + 5),
                                            down=REPLICA_DOWN_S)
             replica_killer.thread.start()
+        stopper = None
+        if COLLECTOR_STOPS:
+            stopper = CollectorStopper(state, COLLECTOR_STOPS, every=max(EVENTS * 6 / (COLLECTOR_STOPS + 1), COLLECTOR_STOP_S + 5),
+                                       stopped=COLLECTOR_STOP_S)
+            stopper.thread.start()
         consensus_killer = None
         if CONSENSUS_KILLS:
             consensus_killer = ConsensusKiller(state, CONSENSUS_KILLS, every=max(EVENTS * 6 / (CONSENSUS_KILLS + 1), REPLICA_DOWN_S + 5),
@@ -307,6 +352,10 @@ def main():
         if consensus_killer:
             consensus_killer.running = False
             consensus_killer.thread.join(timeout=REPLICA_DOWN_S + 150)
+        if stopper:
+            stopper.running = False
+            stopper.thread.join(timeout=COLLECTOR_STOP_S + 60)
+            stopper.thaw()
         poller.kill()
     finally:
         # The state (every node's logs) stays for a look; the next run's `down` removes it.
@@ -343,6 +392,9 @@ def main():
     if replica_killer:
         print(f"\nClickHouse servers killed (SIGKILL, started again {REPLICA_DOWN_S:.0f} s later) during the run: "
               f"{len(replica_killer.kills)} of {REPLICA_KILLS} asked: " + ", ".join(name for _, name in replica_killer.kills))
+    if stopper:
+        print(f"\ncollectors stopped (SIGSTOP for {COLLECTOR_STOP_S:.0f} s, then SIGCONT) during the run: "
+              f"{len(stopper.kills)} of {COLLECTOR_STOPS} asked: " + ", ".join(node for _, node in stopper.kills))
     if consensus_killer:
         print(f"\netcd and ZooKeeper leaders killed (SIGKILL, started again {REPLICA_DOWN_S:.0f} s later) during the run: "
               f"{len(consensus_killer.kills)} of {CONSENSUS_KILLS} asked: " + ", ".join(name for _, name in consensus_killer.kills))

@@ -38,7 +38,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import CLICKHOUSES, REPO, SCALE_OUT_SERVERS as SERVERS_SCRIPT, ZOOKEEPERS  # noqa: E402
+from clusterlib import CLICKHOUSES, REPO, SCALE_OUT_SERVERS as SERVERS_SCRIPT, ZOOKEEPERS, scale_out_env  # noqa: E402
 NODE = "bench-node"
 SOURCE = "haproxy"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -68,11 +68,7 @@ class Cluster:
         self.directory = directory
         subprocess.run([SERVERS_SCRIPT, "start", directory, "--port-base", str(port_base)],
                        check=True, stdout=subprocess.DEVNULL)
-        env = {}
-        with open(os.path.join(directory, "env")) as handle:
-            for line in handle:
-                key, _, value = line.strip().partition("=")
-                env[key] = value
+        env = scale_out_env(directory)
         self.shards = [env[f"MUSTER_CH_SHARD{i}"].split(",") for i in range(1, int(env["MUSTER_CH_SHARDS"]) + 1)]
         self.replicas = [url for shard in self.shards for url in shard]
         self.pids = {}

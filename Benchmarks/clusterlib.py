@@ -99,6 +99,12 @@ ETCD_MEMBERS = ["etcd1", "etcd2", "etcd3"]
 CLICKHOUSES = ["ch1", "ch2", "ch3", "ch4"]
 
 
+def scale_out_env(directory):
+    """The KEY=VALUE lines scripts/scale-out-servers wrote to `directory`/env, as a dict."""
+    with open(os.path.join(directory, "env")) as lines:
+        return dict(line.strip().split("=", 1) for line in lines if "=" in line)
+
+
 def etcd_leader(env):
     """The name (etcd1-etcd3) of the etcd member that leads now, from its maintenance status;
     None while no member answers with a leader."""

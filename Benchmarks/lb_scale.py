@@ -73,6 +73,8 @@ class Killer:
     def __init__(self, what, count, every):
         self.what, self.count, self.every = what, count, every
         self.kills, self.running = [], True
+        # How long `finish` waits for a kill in progress (its restart); 0: not at all.
+        self.grace = 0
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def pause(self):
@@ -80,6 +82,12 @@ class Killer:
 
     def after(self, name):
         pass
+
+    def finish(self):
+        """No more kills; waits up to `grace` s for one in progress to finish its `after`."""
+        self.running = False
+        if self.grace:
+            self.thread.join(timeout=self.grace)
 
     def run(self):
         while self.running and len(self.kills) < self.count:
@@ -128,6 +136,7 @@ class CollectorStopper(CollectorKiller):
     def __init__(self, state, count, every, stopped):
         super().__init__(state, count, every)
         self.what, self.stopped, self.frozen = "collector stop", stopped, None
+        self.grace = stopped + 60
 
     def pause(self):
         return max(1, self.every - self.stopped)
@@ -143,6 +152,10 @@ class CollectorStopper(CollectorKiller):
 
     def after(self, name):
         time.sleep(self.stopped)
+        self.thaw()
+
+    def finish(self):
+        super().finish()
         self.thaw()
 
     def thaw(self):
@@ -161,6 +174,7 @@ class ReplicaKiller(Killer):
     def __init__(self, state, count, every, down, what="replica"):
         super().__init__(what, count, every)
         self.servers, self.down = f"{state}/scale-out", down
+        self.grace = down + 150
 
     def servers_script(self, *args):
         return subprocess.run([os.path.join(clusterlib.REPO, "scripts", "scale-out-servers"), *args],
@@ -197,11 +211,7 @@ class ConsensusKiller(ReplicaKiller):
         super().__init__(state, count, every, down, what="consensus")
 
     def victim(self, n):
-        env = {}
-        with open(os.path.join(self.servers, "env")) as lines:
-            for line in lines:
-                key, _, value = line.strip().partition("=")
-                env[key] = value
+        env = clusterlib.scale_out_env(self.servers)
         return (clusterlib.etcd_leader if n % 2 == 0 else clusterlib.zookeeper_leader)(env)
 
 
@@ -271,26 +281,19 @@ def main():
         loads = [Load(True), Load(False)]
         for load in loads:
             load.thread.start()
-        killer = None
-        if COLLECTOR_KILLS:
-            # About one event in two has a collector killed during it (an event takes ~6 s).
-            killer = CollectorKiller(state, COLLECTOR_KILLS, every=max(EVENTS * 6 / (COLLECTOR_KILLS + 1), 5))
-            killer.thread.start()
-        replica_killer = None
-        if REPLICA_KILLS:
-            replica_killer = ReplicaKiller(state, REPLICA_KILLS, every=max(EVENTS * 6 / (REPLICA_KILLS + 1), REPLICA_DOWN_S + 5),
-                                           down=REPLICA_DOWN_S)
-            replica_killer.thread.start()
-        stopper = None
-        if COLLECTOR_STOPS:
-            stopper = CollectorStopper(state, COLLECTOR_STOPS, every=max(EVENTS * 6 / (COLLECTOR_STOPS + 1), COLLECTOR_STOP_S + 5),
-                                       stopped=COLLECTOR_STOP_S)
-            stopper.thread.start()
-        consensus_killer = None
-        if CONSENSUS_KILLS:
-            consensus_killer = ConsensusKiller(state, CONSENSUS_KILLS, every=max(EVENTS * 6 / (CONSENSUS_KILLS + 1), REPLICA_DOWN_S + 5),
-                                               down=REPLICA_DOWN_S)
-            consensus_killer.thread.start()
+        # Spread over the run (an event takes ~6 s); a kill that is restarted later by us is
+        # spaced so that it is back before the next.
+        spread = lambda count, least: max(EVENTS * 6 / (count + 1), least)
+        killer = CollectorKiller(state, COLLECTOR_KILLS, every=spread(COLLECTOR_KILLS, 5)) if COLLECTOR_KILLS else None
+        replica_killer = (ReplicaKiller(state, REPLICA_KILLS, every=spread(REPLICA_KILLS, REPLICA_DOWN_S + 5), down=REPLICA_DOWN_S)
+                          if REPLICA_KILLS else None)
+        stopper = (CollectorStopper(state, COLLECTOR_STOPS, every=spread(COLLECTOR_STOPS, COLLECTOR_STOP_S + 5), stopped=COLLECTOR_STOP_S)
+                   if COLLECTOR_STOPS else None)
+        consensus_killer = (ConsensusKiller(state, CONSENSUS_KILLS, every=spread(CONSENSUS_KILLS, REPLICA_DOWN_S + 5), down=REPLICA_DOWN_S)
+                            if CONSENSUS_KILLS else None)
+        disruptors = [d for d in (killer, replica_killer, stopper, consensus_killer) if d]
+        for disruptor in disruptors:
+            disruptor.thread.start()
         time.sleep(2)
 
         def wait_event(member, change, timeout=60):
@@ -343,19 +346,10 @@ def main():
             load.running = False
         for load in loads:
             load.thread.join(timeout=15)
-        if killer:
-            killer.running = False
-        if replica_killer:
-            # A server down now is started again before the cluster goes.
-            replica_killer.running = False
-            replica_killer.thread.join(timeout=REPLICA_DOWN_S + 150)
-        if consensus_killer:
-            consensus_killer.running = False
-            consensus_killer.thread.join(timeout=REPLICA_DOWN_S + 150)
-        if stopper:
-            stopper.running = False
-            stopper.thread.join(timeout=COLLECTOR_STOP_S + 60)
-            stopper.thaw()
+        # A server down now is started again (a collector stopped now is continued) before the
+        # cluster goes.
+        for disruptor in disruptors:
+            disruptor.finish()
         poller.kill()
     finally:
         # The state (every node's logs) stays for a look; the next run's `down` removes it.

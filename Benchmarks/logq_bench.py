@@ -232,11 +232,7 @@ class ScaleOutCluster:
         self.running = True  # from here on, stop() runs the script's stop, whatever start did
         subprocess.run([SERVERS_SCRIPT, "start", self.servers, "--port-base", str(self.port_base)], check=True,
                        stdout=subprocess.DEVNULL)
-        env = {}
-        with open(os.path.join(self.servers, "env")) as f:
-            for line in f:
-                key, _, value = line.strip().partition("=")
-                env[key] = value
+        env = clusterlib.scale_out_env(self.servers)
         # A collector's config file; logq --store reads only its store: section.
         with open(self.config, "w") as f:
             f.write(clusterlib.scale_out_store_section(env, "muster"))

@@ -1,5 +1,5 @@
 """What the cluster benchmarks share: images/cluster, release binaries, the event stream."""
-import json, os, socket, subprocess, sys, time, urllib.request
+import json, os, socket, subprocess, sys, time, urllib.error, urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(REPO, "images", "cluster")
@@ -188,3 +188,17 @@ def start_scale_out_servers(directory, port_base, database):
         raise RuntimeError(f"scale-out-servers start failed: {started.stderr[-3000:]}")
     env = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
     return env, scale_out_store_section(env, database)
+
+
+def post_batch(url, body, token="t", timeout=60):
+    """POSTs a zlib-compressed NDJSON batch to the collector at `url`; returns the HTTP status,
+    or the connection error's text."""
+    request = urllib.request.Request(url + "/v1/ingest", data=body,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Encoding": "deflate"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError as error:
+        return str(error)

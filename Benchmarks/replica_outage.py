@@ -22,12 +22,10 @@ import tempfile
 import threading
 import time
 import sys
-import urllib.error
-import urllib.request
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import SCALE_OUT_SERVERS as SERVERS, start_collector, start_scale_out_servers, stop_process  # noqa: E402
+from clusterlib import SCALE_OUT_SERVERS as SERVERS, post_batch, start_collector, start_scale_out_servers, stop_process  # noqa: E402
 
 
 def batch(offset, lines=200):
@@ -89,16 +87,10 @@ def main():
                 up_at[0] = time.monotonic() - begin
                 print(f"{up_at[0]:6.1f} s  {args.server} started again", flush=True)
             phase = "before" if down_at is None else "during" if up_at[0] is None else "after"
-            request = urllib.request.Request(url + "/v1/ingest", data=batch(offset),
-                                             headers={"Authorization": "Bearer t", "Content-Encoding": "deflate"})
+            body = batch(offset)
             offset += 200
             sent = time.monotonic()
-            try:
-                status = urllib.request.urlopen(request, timeout=120).status
-            except urllib.error.HTTPError as error:
-                status = error.code
-            except OSError as error:
-                status = str(error)
+            status = post_batch(url, body, timeout=120)
             took = (time.monotonic() - sent) * 1000
             phases[phase].append(took)
             if took > args.slow_ms or status != 200:

@@ -45,7 +45,9 @@ public struct Collector {
         let opened: any CollectorStore
         if let store { opened = store } else { opened = try await Self.openStore(config) }
         self.store = opened
-        writer = try await IngestWriter(store: opened, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords)
+        writer = try await IngestWriter(
+            store: opened, metrics: metrics, logger: logger, maxWaitingRecords: config.limits.maxWaitingRecords,
+            commitInterval: .milliseconds(config.store?.clickhouse.insertIntervalMilliseconds ?? 0))
     }
 
     /// The one place the collector chooses its backend: the scale-out store `config.store`

@@ -7,6 +7,11 @@ import Synchronization
 /// The store's single writer. Requests hand it decoded batches and wait; it commits
 /// everything that queued up meanwhile in one transaction (group commit), then answers
 /// each request. An acknowledgement therefore always means "committed".
+///
+/// With a `commitInterval`, a commit starts at least that long after the one before it
+/// started, and batches arriving meanwhile join it: fewer, larger commits, each answered up
+/// to one interval later. For a store that pays per commit rather than per line (ClickHouse:
+/// a part per insert and shard, its ZooKeeper writes, fetches and merges).
 public final class IngestWriter: Service, Sendable {
     private struct Pending: Sendable {
         var batch: IngestBatch
@@ -35,10 +40,12 @@ public final class IngestWriter: Service, Sendable {
     /// Records that may wait for the writer at once; past it, senders are told to come back
     /// later (503) instead of the collector's memory growing with every concurrent request.
     private let maxWaitingRecords: Int
+    /// The least time from one commit's start to the next's; zero: as soon as the last ended.
+    private let commitInterval: Duration
 
     init(
         store: any IngestStore & EventLog, metrics: CollectorMetrics, logger: Logger,
-        maxRecordsPerTransaction: Int = 200_000, maxWaitingRecords: Int = 1_000_000
+        maxRecordsPerTransaction: Int = 200_000, maxWaitingRecords: Int = 1_000_000, commitInterval: Duration = .zero
     ) async throws {
         self.store = store
         feed = EventFeed(latest: try await store.latestEventID())
@@ -46,6 +53,7 @@ public final class IngestWriter: Service, Sendable {
         self.logger = logger
         self.maxRecordsPerTransaction = maxRecordsPerTransaction
         self.maxWaitingRecords = maxWaitingRecords
+        self.commitInterval = commitInterval
         (wakeUp, wakeUpContinuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -85,20 +93,27 @@ public final class IngestWriter: Service, Sendable {
     }
 
     public func run() async throws {
+        var lastStart: ContinuousClock.Instant?
         await withGracefulShutdownHandler {
             for await _ in wakeUp {
-                await drain()
+                await drain(lastStart: &lastStart)
             }
         } onGracefulShutdown: {
             self.wakeUpContinuation.finish()
         }
-        // Requests that raced with shutdown still get their answer.
+        // Requests that raced with shutdown still get their answer, without waiting out the interval.
         queue.withLock { $0.closed = true }
-        await drain()
+        await drain(lastStart: &lastStart)
     }
 
-    private func drain() async {
+    /// Commits what is waiting, group by group; `lastStart` is when the last commit started.
+    private func drain(lastStart: inout ContinuousClock.Instant?) async {
         while true {
+            if let last = lastStart, commitInterval > .zero, ContinuousClock.now < last + commitInterval {
+                // A full group cannot grow by waiting; a closed writer answers at once.
+                let wait = queue.withLock { !$0.pending.isEmpty && !$0.closed && $0.records < maxRecordsPerTransaction }
+                if wait { try? await Task.sleep(until: last + commitInterval, clock: .continuous) }
+            }
             let group: [Pending] = queue.withLock { queue in
                 var taken = 0
                 var count = 0
@@ -117,6 +132,7 @@ public final class IngestWriter: Service, Sendable {
             writing.withLock { $0 = true }
             defer { writing.withLock { $0 = false } }
             let started = ContinuousClock.now
+            lastStart = started
             do {
                 let committed = try await store.commit(group.map(\.batch))
                 // Only now is the event committed, and visible to the stream's readers.

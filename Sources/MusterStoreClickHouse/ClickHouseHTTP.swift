@@ -119,6 +119,18 @@ public final class ClickHouseHTTP: Sendable {
 
     /// `run` for callers that block (logq's readers are synchronous): waits on the calling
     /// thread, which must not be one of NIO's event loops. Reads only.
+    ///
+    /// A read may rightly take long before its answer starts (a scan of a large table), so it
+    /// cannot be bounded like a commit's statements. A replica that is stopped or stalled (its
+    /// kernel still completes connections) would hold it for `timeout`, and so would a read
+    /// through the `Distributed` tables that ClickHouse sends on to such a replica: it runs the
+    /// part of the receiving replica's own shard there (`prefer_localhost_replica`) and every
+    /// other shard's part on that shard's first replica (`load_balancing = in_order`), and
+    /// 18.16 waits minutes for one that does not answer. So the replicas are asked `GET /ping`
+    /// first (`unanswered(pings:)`: at once, each within `commitTimeout`); the read goes to a
+    /// replica that answered, preferring one for which every other shard's first replica
+    /// answered too (for this, each shard's replicas must be listed in `remote_servers`'
+    /// order). A read that has no such replica can still wait for one that stopped.
     func runWaiting(_ sql: String, on replicas: [String], settings: [String: String] = [:]) throws(ClickHouseError)
         -> (ByteBuffer, replica: String)
     {
@@ -126,7 +138,16 @@ public final class ClickHouseHTTP: Sendable {
         // The server stops a read the client has given up on.
         var settings = settings
         settings["max_execution_time"] = String(timeout.nanoseconds / 1_000_000_000)
-        for replica in inTurn(replicas) {
+        let silent = unanswered(pings: servers.replicas)
+        for (replica, why) in silent.sorted(by: { $0.key < $1.key }) {
+            passedOver(replica)
+            if replicas.contains(replica) { attempts.append("\(replica): \(why)") }
+        }
+        let answering = inTurn(replicas).filter { silent[$0] == nil }
+        let safe = answering.filter { replica in
+            servers.shards.allSatisfy { shard in shard.contains(replica) || shard.first.map { silent[$0] == nil } ?? true }
+        }
+        for replica in safe + answering.filter({ !safe.contains($0) }) {
             let response: HTTPClient.Response
             do {
                 var request = try HTTPClient.Request(url: url(replica, nil, settings), method: .POST, body: .string(sql))
@@ -135,7 +156,12 @@ public final class ClickHouseHTTP: Sendable {
             } catch {
                 attempts.append("\(replica): \(error)")
                 passedOver(replica)
-                guard Self.neverReachedTheServer(error) else { throw .interrupted(server: replica, detail: "\(error)") }
+                guard Self.neverReachedTheServer(error) else {
+                    let waitedFor = safe.contains(replica) ? "" : " (it sends other shards' parts to "
+                        + servers.shards.compactMap(\.first).filter { silent[$0] != nil }.joined(separator: ", ")
+                        + ", which did not answer /ping)"
+                    throw .interrupted(server: replica, detail: "\(error)\(waitedFor)")
+                }
                 continue
             }
             answered(replica)
@@ -147,6 +173,37 @@ public final class ClickHouseHTTP: Sendable {
             return (answer, replica)
         }
         throw .unreachable(attempts)
+    }
+
+    /// The replicas of `replicas` that cannot be counted on to answer, each with why: those
+    /// passed over lately (`ReplicaTrouble`, not asked again until their pause is up), and
+    /// those that did not answer `GET /ping` (ClickHouse's liveness check, answered without
+    /// touching a table) with 200 within `commitTimeout`. Replicas that answered in the last
+    /// few seconds are not asked; the others are asked all at once.
+    private func unanswered(pings replicas: [String]) -> [String: String] {
+        let now = NIODeadline.now()
+        var silent: [String: String] = [:]
+        let toAsk = trouble.withLock { trouble in
+            replicas.filter { replica in
+                if trouble.isTroubled(replica, at: now) {
+                    silent[replica] = "did not answer lately (not asked again before its pause is up)"
+                    return false
+                }
+                return !trouble.answeredLately(replica, at: now)
+            }
+        }
+        let asked = toAsk.map { replica in
+            (replica, Result { try client.execute(request: HTTPClient.Request(url: replica + "/ping", method: .GET), deadline: now + commitTimeout) })
+        }
+        for (replica, future) in asked {
+            do {
+                let response = try future.get().wait()
+                if response.status == .ok { answered(replica) } else { silent[replica] = "answered /ping with \(response.status.code)" }
+            } catch {
+                silent[replica] = "did not answer /ping within \(commitTimeout.nanoseconds / 1_000_000) ms: \(error)"
+            }
+        }
+        return silent
     }
 
     /// `replicas` in the order to try them: those not passed over lately first, each group in
@@ -167,7 +224,8 @@ public final class ClickHouseHTTP: Sendable {
 
     /// `replica` answered (a refusal too): tried in its turn again.
     private func answered(_ replica: String) {
-        trouble.withLock { $0.answered(replica) }
+        let now = NIODeadline.now()
+        trouble.withLock { $0.answered(replica, at: now) }
     }
 
     /// The connection was never made: the statement cannot have run.
@@ -239,7 +297,17 @@ struct ReplicaTrouble {
         replicas[replica] = (now + .nanoseconds(pause), times)
     }
 
-    mutating func answered(_ replica: String) {
+    mutating func answered(_ replica: String, at now: NIODeadline) {
         replicas[replica] = nil
+        heard[replica] = now
+    }
+
+    /// When each replica last answered, and how long that vouches for it to a read
+    /// (`ClickHouseHTTP.runWaiting` asks the others `/ping` first).
+    private var heard: [String: NIODeadline] = [:]
+    static let vouchedFor = TimeAmount.seconds(5)
+
+    func answeredLately(_ replica: String, at now: NIODeadline) -> Bool {
+        heard[replica].map { now < $0 + Self.vouchedFor } ?? false
     }
 }

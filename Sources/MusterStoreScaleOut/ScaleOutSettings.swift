@@ -40,13 +40,21 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
         /// to start answering before the shard's next replica is tried, in milliseconds; at most
         /// `timeoutMilliseconds`. A commit makes two per shard, one after the other: should
         /// both replicas of a shard hang, 4 × 5 s stays under agents' 30 s `collector.timeout_ms`.
+        /// Also how long a reader waits for each replica's `/ping` before it reads.
         public var commitTimeoutMilliseconds: Int = 5_000
+        /// The least time between the starts of a collector's commits, in milliseconds: the
+        /// batches that arrive meanwhile go into the next commit, so each shard gets at most one
+        /// insert per interval from each collector. Every insert into a replicated table is a part
+        /// (written, registered in ZooKeeper, fetched by the other replica, merged), so fewer,
+        /// larger ones cost the servers less; each batch is acknowledged up to this much later.
+        public var insertIntervalMilliseconds: Int = 250
 
         enum CodingKeys: String, CodingKey {
             case cluster, database, shards, user
             case passwordFile = "password_file"
             case timeoutMilliseconds = "timeout_ms"
             case commitTimeoutMilliseconds = "commit_timeout_ms"
+            case insertIntervalMilliseconds = "insert_interval_ms"
         }
 
         public init(shards: [[String]], cluster: String = "muster", database: String = "muster") {
@@ -72,6 +80,8 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
             timeoutMilliseconds = try container.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? timeoutMilliseconds
             commitTimeoutMilliseconds =
                 try container.decodeIfPresent(Int.self, forKey: .commitTimeoutMilliseconds) ?? commitTimeoutMilliseconds
+            insertIntervalMilliseconds =
+                try container.decodeIfPresent(Int.self, forKey: .insertIntervalMilliseconds) ?? insertIntervalMilliseconds
         }
     }
 
@@ -135,6 +145,9 @@ public struct ScaleOutSettings: Codable, Sendable, Equatable {
             throw Invalid(
                 key: "clickhouse.commit_timeout_ms",
                 detail: "must be in 100...\(clickhouse.timeoutMilliseconds) (at most timeout_ms), not \(clickhouse.commitTimeoutMilliseconds)")
+        }
+        guard (0...5_000).contains(clickhouse.insertIntervalMilliseconds) else {
+            throw Invalid(key: "clickhouse.insert_interval_ms", detail: "must be in 0...5000, not \(clickhouse.insertIntervalMilliseconds)")
         }
         guard (100...600_000).contains(etcd.timeoutMilliseconds) else {
             throw Invalid(key: "etcd.timeout_ms", detail: "must be in 100...600000, not \(etcd.timeoutMilliseconds)")

@@ -99,6 +99,8 @@ import Testing
              "store.clickhouse.commit_timeout_ms: must be in 100...60000 (at most timeout_ms), not 50"),
             ("store:\n  clickhouse: {shards: [[http://c:8123]], timeout_ms: 2000, commit_timeout_ms: 3000}\n  etcd: {endpoints: [http://e:2379]}\n",
              "store.clickhouse.commit_timeout_ms: must be in 100...2000 (at most timeout_ms), not 3000"),
+            ("store:\n  clickhouse: {shards: [[http://c:8123]], insert_interval_ms: 6000}\n  etcd: {endpoints: [http://e:2379]}\n",
+             "store.clickhouse.insert_interval_ms: must be in 0...5000, not 6000"),
             ("store:\n  clickhouse: {shards: [[http://c:8123]], password_file: /nonexistent/pw}\n  etcd: {endpoints: [http://e:2379]}\n", "store.clickhouse.password_file: cannot read /nonexistent/pw"),
             ("store:\n  clickhouse: {shards: [[http://c:8123]], timout_ms: 5}\n  etcd: {endpoints: [http://e:2379]}\n", "unknown key 'timout_ms' in store.clickhouse (did you mean 'timeout_ms'?)"),
         ] {

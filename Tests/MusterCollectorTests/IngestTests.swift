@@ -168,6 +168,51 @@ import Testing
         try await running.value
         await #expect(throws: IngestWriterError.self) { try await writer.submit(records(1, from: 500)) }
     }
+
+    /// With a commit interval, the batches that arrive within it of the last commit's start
+    /// wait and share one commit (without one, the first of them is committed at once, and the
+    /// rest share the next).
+    @Test func batchesWithinTheIntervalShareOneCommit() async throws {
+        let interval = Duration.seconds(1)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("muster-writer-\(UUID().uuidString).sqlite").path
+        let store = CommitStarts(try SQLiteStore(path: path, synchronous: .normal))
+        let writer = try await IngestWriter(
+            store: store, metrics: CollectorMetrics(), logger: Logger(label: "test"), commitInterval: interval)
+        let running = Task { try await writer.run() }
+        #expect(try await writer.submit(records(10, from: 0)) == IngestCounts(accepted: 10, duplicates: 0))
+        try await withThrowingTaskGroup(of: IngestCounts.self) { group in
+            for n in 1...10 { group.addTask { try await writer.submit(self.records(10, from: Int64(n * 10))) } }
+            for try await counts in group { #expect(counts == IngestCounts(accepted: 10, duplicates: 0)) }
+        }
+        running.cancel()
+        try await running.value
+        let starts = await store.starts
+        #expect(starts.count == 2)
+        #expect(zip(starts, starts.dropFirst()).allSatisfy { $1 - $0 >= interval })
+    }
+}
+
+/// The SQLite store, noting when each commit starts.
+actor CommitStarts: IngestStore, EventLog {
+    let store: SQLiteStore
+    private(set) var starts: [ContinuousClock.Instant] = []
+
+    init(_ store: SQLiteStore) { self.store = store }
+
+    func commit(_ batches: [IngestBatch]) async throws -> IngestCommit {
+        starts.append(.now)
+        return try await store.commit(batches)
+    }
+
+    nonisolated func recordMark(name: String, note: String, at t: Int64) async throws -> Mark {
+        try await store.recordMark(name: name, note: note, at: t)
+    }
+
+    nonisolated func latestEventID() async throws -> Int64 { try await store.latestEventID() }
+
+    nonisolated func events(after cursor: Int64, through horizon: Int64, kinds: [EventKind], limit: Int) async throws -> EventPage {
+        try await store.events(after: cursor, through: horizon, kinds: kinds, limit: limit)
+    }
 }
 
 @Suite struct CollectorConfigTests {

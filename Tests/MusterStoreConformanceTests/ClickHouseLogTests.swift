@@ -98,6 +98,29 @@ import Testing
         try await setUp.dropDatabase()
     }
 
+    /// A new reader (each logq run is a new process, which knows nothing of earlier failures)
+    /// with a first replica in each shard that takes connections and never answers: the
+    /// replicas are asked `/ping` first, and the read goes to one that answered. Before, it
+    /// went to the stopped one, waited the whole 60 s `timeout`, and failed.
+    @Test func aReadPassesOverAReplicaThatHangs() async throws {
+        let running = try await ScaleOutServers.shared.database()
+        let frozen = try SilentListener()
+        defer { frozen.stop() }
+        let setUp = ClickHouseLogWriter(http: ClickHouseHTTP(servers: running))
+        try await setUp.createTables()
+        do {
+            #expect(try await setUp.store([Fixtures.lines(0..<20)]).counts.map(\.accepted) == [20])
+            let servers = try ClickHouseServers(
+                shards: running.shards.map { [frozen.url] + $0 }, cluster: running.cluster, database: running.database)
+            let reader = ClickHouseLogReader(http: ClickHouseHTTP(servers: servers, commitTimeout: .seconds(3)))
+            #expect(try reader.lines(LogFilter()).count == 20)
+        } catch {
+            try? await setUp.dropDatabase()
+            throw error
+        }
+        try await setUp.dropDatabase()
+    }
+
     /// A replica that answers ClickHouse's "unknown status" (a ZooKeeper failure while the
     /// insert committed): the first attempt may have left its block's id without its part (or
     /// without its view's part in `ids_local`), so the retry on the next replica must be stored

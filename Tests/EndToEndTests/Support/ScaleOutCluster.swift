@@ -149,14 +149,38 @@ final class ScaleOutTestServers: Sendable {
     }
 
     /// A test process killed before its servers were stopped (a timeout, a crash) leaves them
-    /// running: stopped here, found by the directory named after the process that is gone.
+    /// running, and its collectors: stopped here, found by the directory named after the
+    /// process that is gone, and the collectors by the files `noteCollector` left in it.
     private static func stopServersOfEndedRuns() {
         let temporary = FileManager.default.temporaryDirectory
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where entry.hasPrefix(directoryPrefix) {
             guard let pid = Int32(entry.dropFirst(directoryPrefix.count)), kill(pid, 0) != 0, errno == ESRCH else { continue }
             let directory = temporary.appendingPathComponent(entry).path
+            killCollectors(noted: directory)
             _ = run(["stop", directory])
             try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    private static let collectorNotePrefix = "collector-"
+
+    /// Notes a collector this process started (its pid, the config it was given) in the
+    /// servers' directory, for `stopServersOfEndedRuns` should this process be killed.
+    static func noteCollector(pid: Int32, config: String) {
+        guard let directory = running.withLock({ $0 }) else { return }
+        try? config.write(toFile: "\(directory)/\(collectorNotePrefix)\(pid)", atomically: true, encoding: .utf8)
+    }
+
+    /// Kills the collectors noted in `directory` that still run: a pid counts only while its
+    /// command line still names the noted config (a pid reused by another process does not).
+    private static func killCollectors(noted directory: String) {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where entry.hasPrefix(collectorNotePrefix) {
+            guard let pid = Int32(entry.dropFirst(collectorNotePrefix.count)), pid > 1,
+                let config = try? String(contentsOfFile: "\(directory)/\(entry)", encoding: .utf8),
+                let commandLine = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                commandLine.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == config })
+            else { continue }
+            kill(pid, SIGKILL)
         }
     }
 
@@ -226,6 +250,7 @@ final class ScaleOutCollector {
             try Binaries.path("muster-collector"),
             ["--config", configPath, "--port", String(port), "--port-file", portFile],
             logPath: logPath)
+        if let process { ScaleOutTestServers.noteCollector(pid: process.pid, config: configPath) }
     }
 
     /// Waits (bounded) until the port file is written, the collector having opened the store.

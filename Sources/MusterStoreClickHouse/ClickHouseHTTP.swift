@@ -143,11 +143,8 @@ public final class ClickHouseHTTP: Sendable {
             passedOver(replica)
             if replicas.contains(replica) { attempts.append("\(replica): \(why)") }
         }
-        let answering = inTurn(replicas).filter { silent[$0] == nil }
-        let safe = answering.filter { replica in
-            servers.shards.allSatisfy { shard in shard.contains(replica) || shard.first.map { silent[$0] == nil } ?? true }
-        }
-        for replica in safe + answering.filter({ !safe.contains($0) }) {
+        let (safe, unsafe) = Self.readOrder(inTurn(replicas), shards: servers.shards, silent: Set(silent.keys))
+        for replica in safe + unsafe {
             let response: HTTPClient.Response
             do {
                 var request = try HTTPClient.Request(url: url(replica, nil, settings), method: .POST, body: .string(sql))
@@ -173,6 +170,17 @@ public final class ClickHouseHTTP: Sendable {
             return (answer, replica)
         }
         throw .unreachable(attempts)
+    }
+
+    /// Of `candidates` (in the order to try them), those not `silent`: first those a read through
+    /// the `Distributed` tables can use without reaching a silent replica (every shard but its
+    /// own read on that shard's first replica, which is not silent), then the others.
+    static func readOrder(_ candidates: [String], shards: [[String]], silent: Set<String>) -> (safe: [String], unsafe: [String]) {
+        let answering = candidates.filter { !silent.contains($0) }
+        let safe = answering.filter { replica in
+            shards.allSatisfy { shard in shard.contains(replica) || shard.first.map { !silent.contains($0) } ?? true }
+        }
+        return (safe, answering.filter { !safe.contains($0) })
     }
 
     /// The replicas of `replicas` that cannot be counted on to answer, each with why: those

@@ -258,6 +258,34 @@ import Testing
 
 /// The line rows of a `JSONEachRow` answer, read with the wire's JSON scanner (no server): what
 /// `JSONDecoder` made of them before, escapes and all, and errors that name the row and column.
+/// Which replica a read goes to when some did not answer `/ping`: a `Distributed` read runs
+/// every other shard's part on that shard's first replica, so a replica is safe only when
+/// those first replicas answered.
+@Suite struct ReadOrderTests {
+    let shards = [["ch1", "ch2"], ["ch3", "ch4"]]
+
+    @Test func everyReplicaIsSafeWhenAllAnswer() {
+        let order = ClickHouseHTTP.readOrder(["ch1", "ch2", "ch3", "ch4"], shards: shards, silent: [])
+        #expect(order.safe == ["ch1", "ch2", "ch3", "ch4"] && order.unsafe.isEmpty)
+    }
+
+    @Test(arguments: [
+        ("ch1", ["ch2"], ["ch3", "ch4"]),  // shard 1's part is read locally on ch2; shard 2's on ch3
+        ("ch3", ["ch4"], ["ch1", "ch2"]),
+        ("ch2", ["ch1", "ch3", "ch4"], [String]()),  // not a first replica: nobody's reads reach it
+        ("ch4", ["ch1", "ch2", "ch3"], [String]()),
+    ])
+    func aSilentFirstReplicaIsReachedOnlyFromItsOwnShard(silent: String, safe: [String], unsafe: [String]) {
+        let order = ClickHouseHTTP.readOrder(["ch1", "ch2", "ch3", "ch4"], shards: shards, silent: [silent])
+        #expect(order.safe == safe && order.unsafe == unsafe)
+    }
+
+    @Test func withBothFirstReplicasSilentNoReplicaIsSafe() {
+        let order = ClickHouseHTTP.readOrder(["ch1", "ch2", "ch3", "ch4"], shards: shards, silent: ["ch1", "ch3"])
+        #expect(order.safe.isEmpty && order.unsafe == ["ch2", "ch4"])
+    }
+}
+
 @Suite struct ClickHouseLineRowTests {
     static func row(id: String = "7", msg: String = #""GET \"/\" caf\u00e9 \ud83d\ude00 ü\\n""#, extra: String = "") -> String {
         #"{"id":\#(id),"t":-5,"node":"s1","src":"webapp","agent":"a1","gen":"g1","off":9223372036854775807,"msg":\#(msg),"fields":"{\"k\":1}"\#(extra)}"#

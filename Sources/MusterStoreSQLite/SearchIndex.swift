@@ -23,8 +23,12 @@ import MusterStore
 ///   no per-row sizes (no ranking is done). Phrases are checked on the candidate rows by
 ///   `LineSearch`. The `unicode61` tokenizer (the one `TextMatch` folds words like).
 /// - **Large chunks** (the collector's `search_index.chunk_rows`, 100,000 by default) with a
-///   64 MiB in-memory term buffer: FTS5 writes one segment per transaction and merges segments
-///   as they pile up, so fewer, larger segments mean less merging (Benchmarks/results).
+///   64 MiB in-memory term buffer: FTS5 writes one segment per transaction, so fewer, larger
+///   segments mean less merging (Benchmarks/results).
+/// - **No automatic merging** (`automerge=0`): FTS5 merges a level's segments only once 16 pile
+///   up there (its `crisismerge`), instead of every 4. A search then looks through more
+///   segments (on 10M lines, ~2 ms more per `--match`), and the collector spends ~10% less CPU
+///   per line (docs/benchmarks.md, "Fewer merges in the search index").
 /// - **Short reads of the store**: the rows to index are read in slices of `readSliceRows`, each
 ///   in a read transaction of its own on a read-only connection to the store, never inside the
 ///   index's write transaction. A store snapshot held for a whole chunk (tokenizing, FTS5's
@@ -234,6 +238,7 @@ public final class SearchIndex: Sendable {
             sql: """
                 CREATE VIRTUAL TABLE \(name) USING fts5(msg, content = '', tokenize = 'unicode61', detail = none, columnsize = 0);
                 INSERT INTO \(name)(\(name), rank) VALUES ('hashsize', \(termBufferBytes));
+                INSERT INTO \(name)(\(name), rank) VALUES ('automerge', 0);
                 INSERT INTO partitions(n) VALUES (\(n));
                 """)
     }

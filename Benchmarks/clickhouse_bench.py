@@ -35,30 +35,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import CLICKHOUSES, REPO, SCALE_OUT_SERVERS as SERVERS_SCRIPT, ZOOKEEPERS, scale_out_env  # noqa: E402
+from clusterlib import (CLICKHOUSES, REPO, SCALE_OUT_SERVERS as SERVERS_SCRIPT, ZOOKEEPERS,  # noqa: E402
+                        clickhouse_query as query, process_cpu_seconds, scale_out_env, server_pid)
 NODE = "bench-node"
 SOURCE = "haproxy"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def log(message):
     print(f"[{datetime.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def process_cpu_seconds(pid):
-    """utime + stime of a running process, from /proc/PID/stat."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def query(url, sql):
-    request = urllib.request.Request(url + "/", data=sql.encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return response.read().decode()
 
 
 class Cluster:
@@ -71,10 +57,7 @@ class Cluster:
         env = scale_out_env(directory)
         self.shards = [env[f"MUSTER_CH_SHARD{i}"].split(",") for i in range(1, int(env["MUSTER_CH_SHARDS"]) + 1)]
         self.replicas = [url for shard in self.shards for url in shard]
-        self.pids = {}
-        for name in ZOOKEEPERS + CLICKHOUSES:
-            with open(os.path.join(directory, f"{name}.pid")) as handle:
-                self.pids[name] = int(handle.read().strip())
+        self.pids = {name: server_pid(directory, name) for name in ZOOKEEPERS + CLICKHOUSES}
 
     def cpu_seconds(self):
         return sum(process_cpu_seconds(pid) for pid in self.pids.values())

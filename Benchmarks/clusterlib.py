@@ -1,5 +1,5 @@
 """What the cluster benchmarks share: images/cluster, release binaries, the event stream."""
-import json, os, socket, subprocess, sys, time, urllib.error, urllib.request
+import json, os, socket, subprocess, sys, time, urllib.error, urllib.request, zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(REPO, "images", "cluster")
@@ -202,3 +202,33 @@ def post_batch(url, body, token="t", timeout=60):
         return error.code
     except OSError as error:
         return str(error)
+
+
+def process_cpu_seconds(pid):
+    """utime + stime of a running process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(directory, name):
+    """The PID scripts/scale-out-servers wrote for server `name` (ch1, zk1, etcd1, ...) in `directory`."""
+    with open(os.path.join(directory, f"{name}.pid")) as handle:
+        return int(handle.read().strip())
+
+
+def clickhouse_query(url, sql, timeout=600):
+    """`sql` run on the ClickHouse server at `url` (its HTTP interface); its answer as text."""
+    request = urllib.request.Request(url + "/", data=sql.encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read().decode()
+
+
+def ndjson_batch(agent, offset, lines, message):
+    """A zlib-compressed batch of `lines` lines of `agent`'s file `app` (node `agent`,
+    generation `g`) from `offset`: the first row names the stream, the others carry only their
+    offset and `message(offset, n)`, n counting from 0 in the batch."""
+    first = {"agent": agent, "node": agent, "src": "app", "gen": "g", "t": time.time_ns(), "off": offset,
+             "msg": message(offset, 0)}
+    rows = [json.dumps(first)] + [json.dumps({"off": offset + n, "msg": message(offset + n, n)}) for n in range(1, lines)]
+    return zlib.compress(("\n".join(rows) + "\n").encode())

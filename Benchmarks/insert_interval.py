@@ -29,30 +29,19 @@ import tempfile
 import threading
 import time
 import urllib.request
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clusterlib import (CLICKHOUSES, ETCD_MEMBERS, SCALE_OUT_SERVERS as SERVERS, ZOOKEEPERS,  # noqa: E402
-                        percentile, post_batch, start_collector, start_scale_out_servers, stop_process)
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
+                        clickhouse_query, ndjson_batch, percentile, post_batch, process_cpu_seconds, server_pid,
+                        start_collector, start_scale_out_servers, stop_process)
 
 def server_pids(directory):
-    pids = {}
-    for group, names in [("clickhouse", CLICKHOUSES), ("zookeeper", ZOOKEEPERS), ("etcd", ETCD_MEMBERS)]:
-        pids[group] = [int(open(os.path.join(directory, f"{name}.pid")).read()) for name in names]
-    return pids
+    groups = [("clickhouse", CLICKHOUSES), ("zookeeper", ZOOKEEPERS), ("etcd", ETCD_MEMBERS)]
+    return {group: [server_pid(directory, name) for name in names] for group, names in groups}
 
 
 def usage(pids):
-    return {group: sum(cpu_seconds(pid) for pid in group_pids) for group, group_pids in pids.items()}
+    return {group: sum(process_cpu_seconds(pid) for pid in group_pids) for group, group_pids in pids.items()}
 
 
 def commits(url):
@@ -61,13 +50,8 @@ def commits(url):
     return int(match.group(1)) if match else 0
 
 
-def batch(agent, offset, lines):
-    first = {"agent": agent, "node": agent, "src": "app", "gen": "g", "t": time.time_ns(), "off": offset,
-             "msg": f"GET /item/{offset} 200 {offset % 997} bytes served to 10.0.{offset % 250}.7"}
-    rows = [json.dumps(first)] + [
-        json.dumps({"off": offset + n, "msg": f"GET /item/{offset + n} 200 {(offset + n) % 997} bytes served to 10.0.{n % 250}.7"})
-        for n in range(1, lines)]
-    return zlib.compress(("\n".join(rows) + "\n").encode())
+def message(offset, n):
+    return f"GET /item/{offset} 200 {offset % 997} bytes served to 10.0.{n % 250}.7"
 
 
 def agent(url, name, args, begin, measured_from, results, failures):
@@ -80,7 +64,7 @@ def agent(url, name, args, begin, measured_from, results, failures):
         time.sleep(max(0.0, due - time.monotonic()))
         if time.monotonic() - begin >= args.seconds:
             return
-        body = batch(name, offset, args.lines)
+        body = ndjson_batch(name, offset, args.lines, message)
         sent = time.monotonic()
         status = post_batch(url, body)
         if status == 200:
@@ -109,12 +93,12 @@ def run_once(args, scratch, store, pids, interval, database, port):
             thread.start()
         time.sleep(max(0.0, measured_from - time.monotonic()))
         cpu_before, commits_before = usage(pids), commits(url)
-        collector_before = cpu_seconds(collector.pid)
+        collector_before = process_cpu_seconds(collector.pid)
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - measured_from
         cpu_after, commits_after = usage(pids), commits(url)
-        collector_cpu = cpu_seconds(collector.pid) - collector_before
+        collector_cpu = process_cpu_seconds(collector.pid) - collector_before
     finally:
         stop_process(collector)
     lines = sum(n for _, n in results)
@@ -169,9 +153,8 @@ def main():
                 row["round"] = round_number + 1
                 rows.append(row)
                 print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-                request = urllib.request.Request(first_replica + "/", method="POST",
-                                                 data=f"DROP DATABASE IF EXISTS {database} ON CLUSTER {env['MUSTER_CH_CLUSTER']}".encode())
-                urllib.request.urlopen(request, timeout=120).read()
+                clickhouse_query(first_replica, f"DROP DATABASE IF EXISTS {database} ON CLUSTER {env['MUSTER_CH_CLUSTER']}",
+                                 timeout=120)
                 time.sleep(args.settle)
     finally:
         subprocess.run([SERVERS, "stop", servers], capture_output=True)

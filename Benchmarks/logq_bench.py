@@ -257,18 +257,14 @@ class ScaleOutCluster:
     def wait_quiet(self, timeout=600, cores=0.15):
         """Waits until the servers use less than `cores` of CPU over 5 s (merges after a load,
         loading parts after a start), so the timed runs do not share the machine with them."""
-        ticks = os.sysconf("SC_CLK_TCK")
-
         def cpu():
             total = 0
             for name in clusterlib.ZOOKEEPERS + clusterlib.ETCD_MEMBERS + clusterlib.CLICKHOUSES:
                 try:
-                    with open(os.path.join(self.servers, f"{name}.pid")) as f, open(f"/proc/{int(f.read())}/stat") as stat:
-                        fields = stat.read().rsplit(")", 1)[1].split()
-                    total += int(fields[11]) + int(fields[12])
+                    total += clusterlib.process_cpu_seconds(clusterlib.server_pid(self.servers, name))
                 except (OSError, ValueError):
                     pass
-            return total / ticks
+            return total
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -14,7 +14,6 @@ and after the outage (count, median, max). Everything it starts is stopped by PI
 servers script, also on failure; the temp dir goes at the end.
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -22,16 +21,14 @@ import tempfile
 import threading
 import time
 import sys
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import SCALE_OUT_SERVERS as SERVERS, post_batch, start_collector, start_scale_out_servers, stop_process  # noqa: E402
+from clusterlib import (SCALE_OUT_SERVERS as SERVERS, ndjson_batch, post_batch, start_collector,  # noqa: E402
+                        start_scale_out_servers, stop_process)
 
 
 def batch(offset, lines=200):
-    first = {"agent": "probe", "node": "probe", "src": "app", "gen": "g", "t": time.time_ns(), "off": offset, "msg": "line 0"}
-    rows = [json.dumps(first)] + [json.dumps({"off": offset + n, "msg": f"line {n}"}) for n in range(1, lines)]
-    return zlib.compress(("\n".join(rows) + "\n").encode())
+    return ndjson_batch("probe", offset, lines, lambda _, n: f"line {n}")
 
 
 def main():

@@ -109,7 +109,7 @@ public final class IngestWriter: Service, Sendable {
     /// Commits what is waiting, group by group; `lastStart` is when the last commit started.
     private func drain(lastStart: inout ContinuousClock.Instant?) async {
         while true {
-            if let last = lastStart, commitInterval > .zero, ContinuousClock.now < last + commitInterval {
+            if let last = lastStart, ContinuousClock.now < last + commitInterval {
                 // A full group cannot grow by waiting; a closed writer answers at once.
                 let wait = queue.withLock { !$0.pending.isEmpty && !$0.closed && $0.records < maxRecordsPerTransaction }
                 if wait { try? await Task.sleep(until: last + commitInterval, clock: .continuous) }

@@ -143,7 +143,8 @@ public final class ClickHouseHTTP: Sendable {
             passedOver(replica)
             if replicas.contains(replica) { attempts.append("\(replica): \(why)") }
         }
-        let (safe, unsafe) = Self.readOrder(inTurn(replicas), shards: servers.shards, silent: Set(silent.keys))
+        // Every replica passed over lately is among the silent ones: no ordering by trouble is left to do.
+        let (safe, unsafe) = Self.readOrder(replicas, shards: servers.shards, silent: Set(silent.keys))
         for replica in safe + unsafe {
             let response: HTTPClient.Response
             do {

@@ -256,8 +256,6 @@ import Testing
     }
 }
 
-/// The line rows of a `JSONEachRow` answer, read with the wire's JSON scanner (no server): what
-/// `JSONDecoder` made of them before, escapes and all, and errors that name the row and column.
 /// Which replica a read goes to when some did not answer `/ping`: a `Distributed` read runs
 /// every other shard's part on that shard's first replica, so a replica is safe only when
 /// those first replicas answered.
@@ -286,6 +284,8 @@ import Testing
     }
 }
 
+/// The line rows of a `JSONEachRow` answer, read with the wire's JSON scanner (no server): what
+/// `JSONDecoder` made of them before, escapes and all, and errors that name the row and column.
 @Suite struct ClickHouseLineRowTests {
     static func row(id: String = "7", msg: String = #""GET \"/\" caf\u00e9 \ud83d\ude00 ü\\n""#, extra: String = "") -> String {
         #"{"id":\#(id),"t":-5,"node":"s1","src":"webapp","agent":"a1","gen":"g1","off":9223372036854775807,"msg":\#(msg),"fields":"{\"k\":1}"\#(extra)}"#

@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // The system libdeflate, for compressing a whole batch in one call and for CRC-32.
         .systemLibrary(name: "CLibdeflate", path: "Sources/CLibdeflate"),
+        // The system SQLite's process-wide settings (`sqlite3_config`, variadic in C).
+        .systemLibrary(name: "CSQLiteSettings", path: "Sources/CSQLiteSettings"),
         // Records, the batch codec (NDJSON + zlib) and its validation: what crosses the wire.
         .target(name: "MusterWire", dependencies: [
             "CZlib", "CLibdeflate",
@@ -42,7 +44,7 @@ let package = Package(
         // The embedded default backend: the one module that imports GRDB and holds every SQL
         // string (schema, writer, ledger, indexer, retention, the reads logq makes).
         .target(name: "MusterStoreSQLite", dependencies: [
-            "MusterWire", "MusterStore",
+            "MusterWire", "MusterStore", "CSQLiteSettings",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),

@@ -4,6 +4,7 @@
     python3 Benchmarks/profile_pipeline.py agent --out /tmp/agent.perf
     python3 Benchmarks/profile_pipeline.py collector --out /tmp/collector.perf
     python3 Benchmarks/profile_pipeline.py collector --replay --out /tmp/collector-alone.perf
+    python3 Benchmarks/profile_pipeline.py collector --replay --call-graph dwarf --out /tmp/collector-dwarf.perf
     perf report -i /tmp/agent.perf --no-children --sort dso -g none
 
 agent      muster-agent ships the benchmark log to the discard receiver of stage (a)
@@ -36,8 +37,8 @@ from storelib import attach_search_index, search_indexed_through  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def perf(out, frequency, argv):
-    return ["perf", "record", "-F", str(frequency), "-g", "-o", out, "--"] + argv
+def perf(out, frequency, argv, call_graph="fp"):
+    return ["perf", "record", "-F", str(frequency), "--call-graph", call_graph, "-o", out, "--"] + argv
 
 
 def end_recording(recorder):
@@ -55,7 +56,7 @@ def profile_agent(args, workdir):
     server = discard_http_server(counter)
     try:
         started = time.monotonic()
-        recorder = spawn("perf-agent", perf(args.out, 999, agent_argv(args, workdir, f"http://127.0.0.1:{server.server_address[1]}")),
+        recorder = spawn("perf-agent", perf(args.out, 999, agent_argv(args, workdir, f"http://127.0.0.1:{server.server_address[1]}"), args.call_graph),
                          workdir)
         if not counter.done.wait(args.timeout):
             sys.exit(f"profile_pipeline: {counter.lines} of {args.lines} lines after {args.timeout:.0f} s")
@@ -71,7 +72,7 @@ def profile_collector(args, workdir):
     port_file = os.path.join(workdir, "collector.port")
     recorder = spawn("perf-collector", perf(args.out, 499, [
         os.path.join(args.bin_dir, "muster-collector"), "--database", database, "--host", "127.0.0.1", "--port", "0",
-        "--port-file", port_file, "--token", "bench-token", "--log-level", "warning"]), workdir)
+        "--port-file", port_file, "--token", "bench-token", "--log-level", "warning"], args.call_graph), workdir)
     deadline = time.monotonic() + 60
     while not (os.path.exists(port_file) and open(port_file).read().strip()):
         if time.monotonic() > deadline:
@@ -119,6 +120,10 @@ def main():
     parser.add_argument("--replay", action="store_true",
                         help="collector: feed it the agent's requests recorded beforehand (untimed), as pipeline_bench's "
                              "b-collector stage does, instead of a running agent")
+    parser.add_argument("--call-graph", default="fp",
+                        help="perf's call-graph mode: fp (frame pointers, the default) or dwarf (unwinds through "
+                             "libraries built without frame pointers, such as the system's libsqlite3, to split their "
+                             "time by caller; much larger files)")
     args = parser.parse_args()
     if shutil.which("perf") is None:
         sys.exit("profile_pipeline: perf is not installed (Debian: linux-perf)")

@@ -217,6 +217,7 @@ func run() {
     var database: DatabasePool?
     do {
         if clickhouse == nil {
+            SQLiteLibrary.disableMemoryStatistics()  // as the collector runs SQLite
             database =
                 options.plain
                 ? try openPlain(path: options.database, synchronous: options.synchronous)

@@ -7,15 +7,19 @@ import MusterWire
 public struct BatchBuilder {
     let node: String
     let agent: String
-    private var encoder = BatchEncoder()
+    /// Bytes reserved for each batch's NDJSON, so that it is allocated once, never regrown.
+    private let capacity: Int
+    private var encoder: BatchEncoder
     private var positions: [CheckpointStore.Key: FilePosition] = [:]
     /// The position after the last record, kept aside until a record from another file comes:
     /// records arrive in runs per file, so most cost a comparison instead of a hash.
     private var latest: FilePosition?
 
-    init(node: String, agent: String) {
+    init(node: String, agent: String, capacity: Int = 1 << 20) {
         self.node = node
         self.agent = agent
+        self.capacity = capacity
+        encoder = BatchEncoder(capacity: capacity)
     }
 
     /// Records in the batch.
@@ -45,7 +49,7 @@ public struct BatchBuilder {
         if let latest { positions[CheckpointStore.Key(latest)] = latest }
         latest = nil
         let batch = EncodedBatch(ndjson: encoder.bytes, records: encoder.count, positions: Array(positions.values))
-        encoder = BatchEncoder(capacity: encoder.bytes.count)
+        encoder = BatchEncoder(capacity: capacity)
         positions = [:]
         return batch
     }

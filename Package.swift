@@ -131,7 +131,7 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "muster-collector", dependencies: [
-            "MusterCollector", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "MusterCollector", "MusterStoreSQLite", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "logq", dependencies: [
             "LogQuery", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -20,9 +20,10 @@ import sys
 BUCKETS = [
     ("search index: FTS5 inserts (tokenizing, the term hash)", ["indexNextChunk", "SearchIndexC6insert"]),
     ("search index: reading the store's rows", ["indexNextChunk", "MessageSlice"]),
+    # The rest of the index's transaction: FTS5 flushing its term buffer as a segment, at commit.
     ("search index: commit (FTS5 writes its segment)", ["indexNextChunk"]),
     ("store: row inserts", ["LogWriter"]),
-    ("store: the rest of its transaction", ["SQLiteStore"]),
+    ("store: the rest of its transaction (commit)", ["MusterStoreSQLite"]),
     ("decoding the NDJSON", ["BatchCodec"]),
     ("inflating the body", ["Inflater"]),
     ("HTTP (NIO, Hummingbird)", ["NIO"]),
@@ -31,15 +32,20 @@ OTHER = "other (kernel, allocator, runtime, outside these frames)"
 
 
 def samples(perf_data):
-    """Yields each sample's stack, innermost frame first, as perf script prints it."""
-    script = subprocess.run(["perf", "script", "-i", perf_data, "-F", "ip,sym,dso"],
-                            capture_output=True, text=True, check=True).stdout
-    frames = []
+    """Yields each sample's stack, innermost frame first. perf script prints a header line per
+    sample (its thread id) and then its frames, one per line, each indented with a tab."""
+    script = subprocess.run(["perf", "script", "-i", perf_data, "-F", "tid,ip,sym,dso"],
+                            capture_output=True, text=True, errors="replace", check=True).stdout
+    frames = None
     for line in script.splitlines():
-        if line.strip():
-            frames.append(line.strip())
-        elif frames:
-            yield frames
+        if not line.strip():
+            continue
+        if line.startswith("\t"):
+            if frames is not None:
+                frames.append(line.strip())
+        else:
+            if frames:
+                yield frames
             frames = []
     if frames:
         yield frames
@@ -69,6 +75,9 @@ def main():
             leaves[frames[0].split(" ", 1)[-1][:100]] += 1
     if total == 0:
         sys.exit(f"perf_split: no samples in {args.perf_data}")
+    if counts[OTHER] > total / 2:
+        print("perf_split: most samples are in no part: was the profile recorded with --call-graph dwarf?",
+              file=sys.stderr)
     for name, _ in BUCKETS + [(OTHER, None)]:
         print(f"{100 * counts[name] / total:6.1f}%  {name}")
     print(f"({total} samples)")

@@ -120,7 +120,7 @@ def main():
     parser.add_argument("--replay", action="store_true",
                         help="collector: feed it the agent's requests recorded beforehand (untimed), as pipeline_bench's "
                              "b-collector stage does, instead of a running agent")
-    parser.add_argument("--call-graph", default="fp",
+    parser.add_argument("--call-graph", default="fp", choices=["fp", "dwarf"],
                         help="perf's call-graph mode: fp (frame pointers, the default) or dwarf (unwinds through "
                              "libraries built without frame pointers, such as the system's libsqlite3, to split their "
                              "time by caller; much larger files)")

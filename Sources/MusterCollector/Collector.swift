@@ -62,8 +62,6 @@ public struct Collector {
             }
         }
         let synchronous = try config.synchronousMode
-        // The store is the process's first SQLite connection: the library's settings go first.
-        SQLiteLibrary.disableMemoryStatistics()
         do {
             return try SQLiteStore(path: config.database, synchronous: synchronous, ledger: ledger)
         } catch {

@@ -3,7 +3,8 @@ import CSQLiteSettings
 /// Settings of the SQLite library for the whole process, made before its first connection.
 public enum SQLiteLibrary {
     /// Turns off SQLite's memory statistics (`SQLITE_CONFIG_MEMSTATUS`), as SQLite's own list of
-    /// recommended options does. Call it before any connection is opened in the process.
+    /// recommended options does. Call it at the start of the program, before any connection is
+    /// opened and before any other thread may use SQLite: `sqlite3_config` is not thread-safe.
     ///
     /// Why: while they are on, every `sqlite3_malloc` and `sqlite3_free` takes one mutex shared
     /// by every connection of the process, to keep the counts. The collector's two writers, the

@@ -123,7 +123,10 @@ public struct BatchEncoder {
     /// The offset a record of the same stream would have if it directly followed the last one.
     private var nextOffset: Int64?
 
-    public init(capacity: Int = 1 << 20) {
+    /// Bytes reserved when the caller gives no capacity.
+    public static let defaultCapacity = 1 << 20
+
+    public init(capacity: Int = defaultCapacity) {
         bytes.reserveCapacity(capacity)
     }
 

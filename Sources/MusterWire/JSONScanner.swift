@@ -312,23 +312,15 @@ package struct JSONScanner {
     private mutating func skipString() throws(Failure) {
         index += 1
         var scratch: [UInt8] = []
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                index += 1
-                return
-            }
-            if byte == UInt8(ascii: "\\") {
-                index += 1
-                // Checked, not kept: the escape's meaning is not needed.
-                scratch.removeAll(keepingCapacity: true)
-                try unescape(into: &scratch)
-            } else {
-                if byte < 0x20 { throw .syntax("unescaped control character in a string at column \(index + 1)") }
-                index += 1
-            }
+        while true {
+            try skipPlainText()
+            guard index < bytes.count else { throw .syntax("unterminated string") }
+            index += 1
+            if bytes[index - 1] == UInt8(ascii: "\"") { return }
+            // Checked, not kept: the escape's meaning is not needed.
+            scratch.removeAll(keepingCapacity: true)
+            try unescape(into: &scratch)
         }
-        throw .syntax("unterminated string")
     }
 
     /// The escape after a backslash (the scanner past the backslash), appended to `buffer` as UTF-8.

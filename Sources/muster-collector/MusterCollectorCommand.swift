@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MusterCollector
+import MusterStoreSQLite
 
 @main
 struct MusterCollectorCommand: AsyncParsableCommand {
@@ -37,6 +38,10 @@ struct MusterCollectorCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
+        // Process-wide, so before anything else: no SQLite connection exists yet.
+        if !SQLiteLibrary.disableMemoryStatistics() {
+            FileHandle.standardError.write(Data("muster-collector: SQLite was in use before its settings were made; memory statistics stay on\n".utf8))
+        }
         var settings = CollectorConfig()
         do {
             if let config { settings = try CollectorConfig.load(path: config) }

@@ -6,10 +6,30 @@ import Testing
 /// quote or a control character must be found at every position of a block, and across blocks.
 @Suite struct JSONScannerStringTests {
     func scan(_ json: String) throws -> String {
+        try scanWithRest(json).string
+    }
+
+    /// The string at the start of `json`, and the byte the scanner stands at after it.
+    func scanWithRest(_ json: String) throws -> (string: String, next: UInt8?) {
         var text = json
         return try text.withUTF8 { bytes in
             var scanner = JSONScanner(UnsafeRawBufferPointer(bytes), brokenSurrogatePair: .invalid)
-            return try scanner.string()
+            let string = try scanner.string()
+            return (string, scanner.peek())
+        }
+    }
+
+    /// The members of the object `json`, every value skipped; what is left after it.
+    func skipValues(_ json: String) throws -> [String] {
+        var text = json
+        return try text.withUTF8 { bytes in
+            var scanner = JSONScanner(UnsafeRawBufferPointer(bytes), brokenSurrogatePair: .invalid)
+            var keys: [String] = []
+            try scanner.wholeObject { key, scanner throws(JSONScanner.Failure) in
+                keys.append(key)
+                try scanner.skipValue()
+            }
+            return keys
         }
     }
 
@@ -31,10 +51,34 @@ import Testing
         }
     }
 
-    @Test func plainStringsOfEveryLengthEndAtTheirQuote() throws {
+    @Test func stringsOfEveryLengthEndAtTheirClosingQuote() throws {
         for length in 0..<40 {
             let plain = String(repeating: "x", count: length)
-            #expect(try scan("\"\(plain)\" trailing") == plain)
+            let scanned = try scanWithRest("\"\(plain)\" \"next\"")
+            #expect(scanned.string == plain)
+            #expect(scanned.next == UInt8(ascii: " "), "length \(length)")
+            let escaped = try scanWithRest("\"\(plain)\\\"\(plain)\" \"next\"")
+            #expect(escaped.string == plain + "\"" + plain)
+            #expect(escaped.next == UInt8(ascii: " "), "length \(length)")
+        }
+    }
+
+    @Test func skippedStringsEndAtTheirClosingQuoteToo() throws {
+        for length in 0..<40 {
+            let plain = String(repeating: "x", count: length)
+            #expect(try skipValues(#"{"a":"\#(plain)","b":"\#(plain)\"\#(plain)","c":1}"#) == ["a", "b", "c"])
+            #expect(throws: JSONScanner.Failure.syntax("unterminated string")) {
+                try skipValues("{\"a\":\"\(plain)")
+            }
+        }
+    }
+
+    /// JSON wants U+0000-U+001F escaped, and only those.
+    @Test func theControlCharacterBoundaryIsBelowSpace() throws {
+        for length in 16..<34 {
+            let plain = String(repeating: "a", count: length)
+            #expect(throws: JSONScanner.Failure.self) { try scan("\"\(plain)\u{1F}\"") }
+            #expect(try scan("\"\(plain) \u{7F}\u{80}é\"") == plain + " \u{7F}\u{80}é")
         }
     }
 

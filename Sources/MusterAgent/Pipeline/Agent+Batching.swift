@@ -24,9 +24,11 @@ extension Agent {
         let scanInterval = Duration.seconds(1)
         let idleSleep = Duration.milliseconds(100)
         // A batch closes once it reaches max_bytes, after a read of up to the room left in raw
-        // bytes, which grow by ~10% as NDJSON: a quarter more room keeps its array from being
-        // copied into one of twice the size (and malloc from holding blocks of both sizes).
-        let batchCapacity = config.batch.maxBytes + config.batch.maxBytes / 4
+        // bytes, which grow by ~10% as NDJSON (HAProxy lines): a quarter more room usually keeps
+        // its array from being copied into one of twice the size (and malloc from holding
+        // blocks of both sizes). Reserved for every batch, even one closed by age after three
+        // lines, so no more than 8 MiB up front: larger batches grow as they fill.
+        let batchCapacity = min(config.batch.maxBytes + config.batch.maxBytes / 4, 8 << 20)
         var builder = BatchBuilder(node: config.node, agent: config.effectiveAgentID, capacity: batchCapacity)
         var lastScan = ContinuousClock.now - scanInterval
         var opened: ContinuousClock.Instant?

@@ -7,7 +7,7 @@ import MusterWire
 public struct BatchBuilder {
     let node: String
     let agent: String
-    /// Bytes reserved for each batch's NDJSON, so that it is allocated once, never regrown.
+    /// Bytes reserved for each batch's NDJSON, so that it is usually allocated once.
     private let capacity: Int
     private var encoder: BatchEncoder
     private var positions: [CheckpointStore.Key: FilePosition] = [:]
@@ -15,7 +15,7 @@ public struct BatchBuilder {
     /// records arrive in runs per file, so most cost a comparison instead of a hash.
     private var latest: FilePosition?
 
-    init(node: String, agent: String, capacity: Int = 1 << 20) {
+    init(node: String, agent: String, capacity: Int = BatchEncoder.defaultCapacity) {
         self.node = node
         self.agent = agent
         self.capacity = capacity

@@ -133,21 +133,11 @@ package struct JSONScanner {
 
     /// Moves the scanner past string bytes that stand for themselves, to the next quote or
     /// backslash (or the end of the text); throws at a control character, which JSON requires
-    /// escaped. Sixteen bytes at a time while none of them is special: messages are long.
+    /// escaped.
     private mutating func skipPlainText() throws(Failure) {
-        let quote = SIMD16<UInt8>(repeating: UInt8(ascii: "\""))
-        let backslash = SIMD16<UInt8>(repeating: UInt8(ascii: "\\"))
-        let space = SIMD16<UInt8>(repeating: 0x20)
-        while bytes.count - index >= 16 {
-            let chunk = bytes.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)
-            if any((chunk .== quote) .| (chunk .== backslash) .| (chunk .< space)) { break }
-            index += 16
-        }
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return }
-            if byte < 0x20 { throw .syntax("unescaped control character in a string at column \(index + 1)") }
-            index += 1
+        index = JSONPlainRun.end(in: bytes, from: index)
+        if index < bytes.count, bytes[index] < 0x20 {
+            throw .syntax("unescaped control character in a string at column \(index + 1)")
         }
     }
 

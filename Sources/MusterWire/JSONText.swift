@@ -8,12 +8,13 @@ public enum JSONText {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
+            let text = UnsafeRawBufferPointer(utf8)
             var runStart = 0
-            for index in 0..<utf8.count {
-                let byte = utf8[index]
-                guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                if runStart < index { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<index])) }
-                runStart = index + 1
+            while true {
+                let end = JSONPlainRun.end(in: text, from: runStart)
+                if runStart < end { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[runStart..<end])) }
+                guard end < text.count else { break }
+                let byte = text[end]
                 switch byte {
                 case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
                 case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
@@ -23,8 +24,8 @@ public enum JSONText {
                 default:
                     bytes.append(contentsOf: [92, 117, 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
                 }
+                runStart = end + 1
             }
-            if runStart < utf8.count { bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart...])) }
         }
         bytes.append(UInt8(ascii: "\""))
     }

@@ -106,3 +106,33 @@ import Testing
         }
     }
 }
+
+/// The writer's side of the same test: what `JSONText` escapes, at every position of a block.
+@Suite struct JSONTextTests {
+    /// (a character, how JSON text writes it)
+    static let escaped: [(String, String)] = [
+        ("\"", #"\""#), ("\\", #"\\"#), ("\n", #"\n"#), ("\r", #"\r"#), ("\t", #"\t"#), ("\u{01}", #"\u0001"#),
+        ("\u{1F}", #"\u001f"#), (" ", " "), ("é", "é"), ("\u{7F}", "\u{7F}"),
+    ]
+
+    @Test func everyCharacterAtEveryPositionIsWrittenAsJSONWants() throws {
+        for length in 0..<40 {
+            for position in 0...length {
+                for (character, json) in Self.escaped {
+                    let before = String(repeating: "a", count: position)
+                    let after = String(repeating: "b", count: length - position)
+                    let text = before + character + after
+                    let quoted = JSONText.quoted(text)
+                    #expect(quoted == "\"\(before)\(json)\(after)\"", "length \(length), position \(position)")
+                    var scanned = quoted
+                    let back = try scanned.withUTF8 { bytes in
+                        var scanner = JSONScanner(UnsafeRawBufferPointer(bytes), brokenSurrogatePair: .invalid)
+                        return try scanner.string()
+                    }
+                    #expect(back == text)
+                }
+            }
+        }
+        #expect(JSONText.quoted("") == "\"\"")
+    }
+}

@@ -545,7 +545,7 @@ public final class FileTailer {
             stream.trail.mark()
             var cursor = 0
             while cursor < count {
-                guard let newline = chunk[cursor...].firstIndex(of: UInt8(ascii: "\n")) else {
+                guard let newline = ByteSearch.firstIndex(of: UInt8(ascii: "\n"), in: UnsafeRawBufferPointer(chunk), from: cursor) else {
                     keepPartial(chunk[cursor...], in: &stream)
                     break
                 }

@@ -38,17 +38,40 @@ import Testing
         (#"\""#, "\""), (#"\\"#, "\\"), (#"\n"#, "\n"), (#"\u00e9"#, "é"), (#"\ud83c\udf89"#, "🎉"), ("é", "é"),
     ]
 
-    @Test func everyEscapeAtEveryPositionAcrossTwoBlocks() throws {
+    /// `body(before, after)` for one special byte placed at every position of texts of up to 40
+    /// bytes: before, in and after the first 16-byte block, and across two.
+    func everyPlacement(_ body: (String, String) throws -> Void) rethrows {
         for length in 0..<40 {
             for position in 0...length {
-                for (escape, meaning) in Self.escapes {
-                    let before = String(repeating: "a", count: position)
-                    let after = String(repeating: "b", count: length - position)
-                    let decoded = try scan("\"\(before)\(escape)\(after)\"")
-                    #expect(decoded == before + meaning + after, "length \(length), position \(position), \(escape)")
-                }
+                try body(String(repeating: "a", count: position), String(repeating: "b", count: length - position))
             }
         }
+    }
+
+    @Test func everyEscapeAtEveryPositionAcrossTwoBlocks() throws {
+        try everyPlacement { (before: String, after: String) throws in
+            for (escape, meaning) in Self.escapes {
+                let decoded = try scan("\"\(before)\(escape)\(after)\"")
+                #expect(decoded == before + meaning + after, "\(before.count) + \(escape) + \(after.count)")
+            }
+        }
+    }
+
+    /// (a character, how `JSONText` writes it): the writer's side of the same test.
+    static let written: [(String, String)] = [
+        ("\"", #"\""#), ("\\", #"\\"#), ("\n", #"\n"#), ("\r", #"\r"#), ("\t", #"\t"#), ("\u{01}", #"\u0001"#),
+        ("\u{1F}", #"\u001f"#), (" ", " "), ("é", "é"), ("\u{7F}", "\u{7F}"),
+    ]
+
+    @Test func everyCharacterAtEveryPositionIsWrittenAsJSONWantsAndReadBack() throws {
+        try everyPlacement { (before: String, after: String) throws in
+            for (character, json) in Self.written {
+                let quoted = JSONText.quoted(before + character + after)
+                #expect(quoted == "\"\(before)\(json)\(after)\"", "\(before.count) + \(json) + \(after.count)")
+                #expect(try scan(quoted) == before + character + after)
+            }
+        }
+        #expect(JSONText.quoted("") == "\"\"")
     }
 
     @Test func stringsOfEveryLengthEndAtTheirClosingQuote() throws {
@@ -107,32 +130,3 @@ import Testing
     }
 }
 
-/// The writer's side of the same test: what `JSONText` escapes, at every position of a block.
-@Suite struct JSONTextTests {
-    /// (a character, how JSON text writes it)
-    static let escaped: [(String, String)] = [
-        ("\"", #"\""#), ("\\", #"\\"#), ("\n", #"\n"#), ("\r", #"\r"#), ("\t", #"\t"#), ("\u{01}", #"\u0001"#),
-        ("\u{1F}", #"\u001f"#), (" ", " "), ("é", "é"), ("\u{7F}", "\u{7F}"),
-    ]
-
-    @Test func everyCharacterAtEveryPositionIsWrittenAsJSONWants() throws {
-        for length in 0..<40 {
-            for position in 0...length {
-                for (character, json) in Self.escaped {
-                    let before = String(repeating: "a", count: position)
-                    let after = String(repeating: "b", count: length - position)
-                    let text = before + character + after
-                    let quoted = JSONText.quoted(text)
-                    #expect(quoted == "\"\(before)\(json)\(after)\"", "length \(length), position \(position)")
-                    var scanned = quoted
-                    let back = try scanned.withUTF8 { bytes in
-                        var scanner = JSONScanner(UnsafeRawBufferPointer(bytes), brokenSurrogatePair: .invalid)
-                        return try scanner.string()
-                    }
-                    #expect(back == text)
-                }
-            }
-        }
-        #expect(JSONText.quoted("") == "\"\"")
-    }
-}

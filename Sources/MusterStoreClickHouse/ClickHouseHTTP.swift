@@ -291,6 +291,10 @@ public final class ClickHouseHTTP: Sendable {
 /// that is back is preferred again at the latest 160 s after.
 struct ReplicaTrouble {
     private var replicas: [String: (until: NIODeadline, times: Int)] = [:]
+    /// When each replica last answered, and how long that vouches for it to a read
+    /// (`ClickHouseHTTP.runWaiting` asks the others `/ping` first).
+    private var heard: [String: NIODeadline] = [:]
+    static let vouchedFor = TimeAmount.seconds(5)
 
     static let firstPause = TimeAmount.seconds(10)
     static let longestPause = TimeAmount.seconds(160)
@@ -310,11 +314,6 @@ struct ReplicaTrouble {
         replicas[replica] = nil
         heard[replica] = now
     }
-
-    /// When each replica last answered, and how long that vouches for it to a read
-    /// (`ClickHouseHTTP.runWaiting` asks the others `/ping` first).
-    private var heard: [String: NIODeadline] = [:]
-    static let vouchedFor = TimeAmount.seconds(5)
 
     func answeredLately(_ replica: String, at now: NIODeadline) -> Bool {
         heard[replica].map { now < $0 + Self.vouchedFor } ?? false

@@ -11,26 +11,26 @@ import Testing
 
     /// The string at the start of `json`, and the byte the scanner stands at after it.
     func scanWithRest(_ json: String) throws -> (string: String, next: UInt8?) {
-        var text = json
-        return try text.withUTF8 { bytes in
-            var scanner = JSONScanner(UnsafeRawBufferPointer(bytes), brokenSurrogatePair: .invalid)
-            let string = try scanner.string()
-            return (string, scanner.peek())
-        }
+        try JSONScanner.scanning(json, brokenSurrogatePair: .invalid) { scanner in
+            Result { () throws(JSONScanner.Failure) in
+                let string = try scanner.string()
+                return (string, scanner.peek())
+            }
+        }.get()
     }
 
-    /// The members of the object `json`, every value skipped; what is left after it.
+    /// The keys of the object `json`, every value skipped.
     func skipValues(_ json: String) throws -> [String] {
-        var text = json
-        return try text.withUTF8 { bytes in
-            var scanner = JSONScanner(UnsafeRawBufferPointer(bytes), brokenSurrogatePair: .invalid)
-            var keys: [String] = []
-            try scanner.wholeObject { key, scanner throws(JSONScanner.Failure) in
-                keys.append(key)
-                try scanner.skipValue()
+        try JSONScanner.scanning(json, brokenSurrogatePair: .invalid) { scanner in
+            Result { () throws(JSONScanner.Failure) in
+                var keys: [String] = []
+                try scanner.wholeObject { key, scanner throws(JSONScanner.Failure) in
+                    keys.append(key)
+                    try scanner.skipValue()
+                }
+                return keys
             }
-            return keys
-        }
+        }.get()
     }
 
     /// (the escape as JSON text, what it stands for)

@@ -541,11 +541,12 @@ public final class FileTailer {
         stateDirty = true
         readBuffer.withUnsafeBufferPointer { buffer in
             let chunk = UnsafeBufferPointer(rebasing: buffer[0..<count])
-            stream.trail.absorb(UnsafeRawBufferPointer(chunk))
+            let chunkBytes = UnsafeRawBufferPointer(chunk)
+            stream.trail.absorb(chunkBytes)
             stream.trail.mark()
             var cursor = 0
             while cursor < count {
-                guard let newline = ByteSearch.firstIndex(of: UInt8(ascii: "\n"), in: UnsafeRawBufferPointer(chunk), from: cursor) else {
+                guard let newline = ByteSearch.firstIndex(of: UInt8(ascii: "\n"), in: chunkBytes, from: cursor) else {
                     keepPartial(chunk[cursor...], in: &stream)
                     break
                 }

@@ -19,15 +19,24 @@ def cluster(env, *args, check=True):
 
 
 def build(env, products=("muster-agent", "muster-collector", "demo-webapp", "logq")):
-    """Release binaries in .build-release unless MUSTER_BIN names others."""
+    """Release binaries as installed (scripts/build-release, in .build-release) unless MUSTER_BIN
+    names others."""
     if "MUSTER_BIN" in env:
         return
-    scratch = os.path.join(REPO, ".build-release")
-    for product in products:
-        subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--product", product],
-                       cwd=REPO, check=True, stdout=sys.stderr)
-    env["MUSTER_BIN"] = subprocess.run(["swift", "build", "-c", "release", "--scratch-path", scratch, "--show-bin-path"],
-                                       cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+    env["MUSTER_BIN"] = release_bin_dir(products)
+
+
+def free_port():
+    """A loopback TCP port nothing listens on now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def release_bin_dir(products):
+    """Builds `products` as installed (scripts/build-release, in .build-release); their folder."""
+    return subprocess.run([os.path.join(REPO, "scripts", "build-release"), *products],
+                          cwd=REPO, check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
 
 
 def collector(env):

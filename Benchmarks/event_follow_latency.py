@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How soon a collector's event-stream consumers see an event another collector committed.
 
-    python3 Benchmarks/event_follow_latency.py --bin-dir "$(swift build -c release --scratch-path .build-release --show-bin-path)"
+    python3 Benchmarks/event_follow_latency.py --bin-dir ".build-release/release"
 
 Starts the scale-out servers (`scripts/scale-out-servers`, loopback, --port-base) and two
 release collectors on them, A and B. A consumer follows `GET /v1/events` on B; the probe posts

@@ -14,6 +14,9 @@ loss. Only loopback is used.
 """
 import argparse, json, os, random, socket, sqlite3, subprocess, sys, tempfile, time, urllib.error, urllib.request, zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clusterlib import free_port  # noqa: E402
+
 GOOD_T = 1_764_000_000_000_000_000
 
 
@@ -35,11 +38,6 @@ def peak_rss_mib(pid):
         pass
     return None
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Probe:

@@ -2,7 +2,7 @@
 """What `store.clickhouse.insert_interval_ms` saves the ClickHouse cluster, and what it costs
 the agents' acknowledgements.
 
-    python3 Benchmarks/insert_interval.py --bin-dir "$(swift build -c release --scratch-path .build-release --show-bin-path)"
+    python3 Benchmarks/insert_interval.py --bin-dir ".build-release/release"
 
 Starts the scale-out servers (`scripts/scale-out-servers`, loopback, --port-base) once. Then,
 for each round and each interval of --intervals (alternating), starts one release collector

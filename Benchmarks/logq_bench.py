@@ -4,8 +4,8 @@
     Benchmarks/logq_bench.py                 # build, generate once (cached), 7 timed runs each
     RUNS=3 Benchmarks/logq_bench.py --only members,timeline
 
-Builds the release `logq` and `muster-bench-history` (`swift build -c release --scratch-path
-.build-release`, or uses MUSTER_BIN), generates the history once into /var/tmp (reused while
+Builds the release `logq` and `muster-bench-history` (`scripts/build-release`, in
+`.build-release`, or uses MUSTER_BIN), generates the history once into /var/tmp (reused while
 its parameters match; --fresh regenerates), then runs each logq command once as a warm-up
 (its output is checked and its time shown as "first") and RUNS more times, timed from spawn to
 exit with the output going to /dev/null. Prints a table with the median, min and max of the
@@ -722,7 +722,7 @@ logq CPU is the logq process's user + system time (median); the servers' CPU is 
 ## The machine
 
 {facts.get("nproc")} cores (`nproc`: {facts.get("nproc_cmd", "?")}), {facts.get("cpu", "?")}, {facts.get("memory", "?")} RAM, Linux {facts["kernel"]};
-{facts["swift"]}; release build (`swift build -c release --scratch-path .build-release`{", binaries from MUSTER_BIN" if facts["bin_given"] else ""}; logq built {facts["logq_mtime"]}),
+{facts["swift"]}; release build (`scripts/build-release`, in `.build-release`{", binaries from MUSTER_BIN" if facts["bin_given"] else ""}; logq built {facts["logq_mtime"]}),
 commit {facts["commit"]}{" with uncommitted changes" if facts["dirty"] else ""}; Sources/ + Package.swift fingerprint
 {facts["sources_before_build"]["sha256"]}; files differing from HEAD: {", ".join(facts["sources_before_build"]["changed"]) or "none"}.
 The scale-out servers (four ClickHouse servers, ZooKeeper, etcd) stay up while the SQLite rows run,
@@ -842,7 +842,7 @@ of the timed runs); peak RSS is GNU time's `%M` from one more, untimed run.
 ## The machine
 
 {facts.get("nproc")} cores (`nproc`: {facts.get("nproc_cmd", "?")}), {facts.get("cpu", "?")}, {facts.get("memory", "?")} RAM, Linux {facts["kernel"]};
-{facts["swift"]}; release build (`swift build -c release --scratch-path .build-release`{", binaries from MUSTER_BIN" if facts["bin_given"] else ""}; logq built {facts["logq_mtime"]}),
+{facts["swift"]}; release build (`scripts/build-release`, in `.build-release`{", binaries from MUSTER_BIN" if facts["bin_given"] else ""}; logq built {facts["logq_mtime"]}),
 commit {facts["commit"]}{" with uncommitted changes" if facts["dirty"] else ""}; Sources/ + Package.swift fingerprint
 {facts["sources_before_build"]["sha256"]} before the build{"" if facts["sources_after_build"]["sha256"] == facts["sources_before_build"]["sha256"] else " and " + facts["sources_after_build"]["sha256"] + " after it (someone edited the tree meanwhile)"}; files differing from HEAD:
 {", ".join(facts["sources_before_build"]["changed"]) or "none"}.

@@ -478,8 +478,8 @@ def main():
     args.agent = os.path.abspath(args.agent)
     args.fluent_bit = os.path.abspath(args.fluent_bit)
     if any(SUBJECTS[key][2] == "agent" for key in args.subjects) and not os.access(args.agent, os.X_OK):
-        parser.error(f"no muster-agent at {args.agent}: build it (swift build -c release --scratch-path "
-                     ".build-release --product muster-agent) or give --agent")
+        parser.error(f"no muster-agent at {args.agent}: build it (scripts/build-release muster-agent) "
+                     "or give --agent")
 
     def terminate(signum, frame):
         raise KeyboardInterrupt

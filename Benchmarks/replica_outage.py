@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long a collector's commits take while one ClickHouse server is down.
 
-    python3 Benchmarks/replica_outage.py --bin-dir "$(swift build -c release --scratch-path .build-release --show-bin-path)"
+    python3 Benchmarks/replica_outage.py --bin-dir ".build-release/release"
 
 Starts the scale-out servers (`scripts/scale-out-servers`, loopback, --port-base) and one
 release collector on them, then posts 200-line zlib batches to it back to back, one at a time,

@@ -3,7 +3,8 @@
 #
 #   Benchmarks/run.sh
 #
-# 1. builds the release binaries into .build-release (never the default .build),
+# 1. builds the release binaries as they are installed (scripts/build-release) into
+#    .build-release (never the default .build),
 # 2. generates the HAProxy log once into Benchmarks/out/ (git-ignored),
 # 3. runs (a) agent → discard receiver, (a) the rsyslogd and Fluent Bit peers (Fluent Bit from
 #    ../shared/peers, skipped when missing), (b) agent → collector → SQLite, (b) the collector
@@ -26,11 +27,8 @@ STAGES="${STAGES:-a-agent,a-rsyslog,a-fluentbit,b-pipeline,b-collector,b-ceiling
 TIMEOUT="${TIMEOUT:-240}"
 scratch="$repo/.build-release"
 
-echo "== building release binaries (scratch path $scratch)" >&2
-for product in muster-agent muster-collector muster-bench-insert; do
-    swift build -c release --scratch-path "$scratch" --product "$product" >&2
-done
-bin_dir="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
+echo "== building release binaries as they are installed (scripts/build-release, scratch path $scratch)" >&2
+bin_dir="$("$repo/scripts/build-release" --scratch-path "$scratch" muster-agent muster-collector muster-bench-insert)"
 
 mkdir -p "$here/out" "$here/results"
 log="$here/out/haproxy-${LINES}-s${SEED}.log"

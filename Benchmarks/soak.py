@@ -38,29 +38,12 @@ RSS_LIMIT_MIB = float(os.environ.get("RSS_LIMIT_MIB", "64"))
 TOKEN = "soak-token"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from clusterlib import free_port, release_bin_dir  # noqa: E402
 
 
 def log(message):
     print(f"[{datetime.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def release_bin_dir():
-    scratch = os.path.join(REPO, ".build-release")
-    for product in ("muster-agent", "muster-collector"):
-        subprocess.run(
-            ["swift", "build", "-c", "release", "--scratch-path", scratch, "--product", product],
-            cwd=REPO, check=True, stdout=sys.stderr)
-    return subprocess.run(
-        ["swift", "build", "-c", "release", "--scratch-path", scratch, "--show-bin-path"],
-        cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def line(number):
@@ -252,7 +235,7 @@ class Soak:
 
 
 def main():
-    bin_dir = os.environ.get("BIN_DIR") or release_bin_dir()
+    bin_dir = os.environ.get("BIN_DIR") or release_bin_dir(("muster-agent", "muster-collector"))
     workdir = tempfile.mkdtemp(prefix="muster-soak-", dir=os.path.join(HERE, "out") if os.path.isdir(os.path.join(HERE, "out")) else None)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     try:

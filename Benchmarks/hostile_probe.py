@@ -39,7 +39,6 @@ def peak_rss_mib(pid):
     return None
 
 
-
 class Probe:
     def __init__(self, binaries, seed, mutations):
         self.bin = binaries

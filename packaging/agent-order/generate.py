@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the agent's start-up function order: the functions a release muster-agent runs, in
-the order the linker is to place them (packaging/agent-order/muster-agent.order).
+"""Writes the agent's function order: the functions a release muster-agent runs, in the order
+the linker is to place them (packaging/agent-order/muster-agent.order).
 
     packaging/agent-order/generate.py --bin-dir DIR [--lines 20000] [--out FILE]
 
@@ -12,11 +12,12 @@ under valgrind's callgrind, with its /metrics on:
   2. start, then ship --lines HAProxy lines to it and answer a /metrics scrape: what it runs
      at work;
   3. start with the collector down (a closed loopback port), read the lines and retry.
-The file lists the functions of run 1, then those only run 2 ran, then those only run 3 ran.
-`scripts/build-release` links the agent with it (`lld --symbol-ordering-file`), so the code an
-agent runs sits together in a few MiB of its binary instead of spread over 30 MB of it; the kernel maps a binary's code in
-64 KiB windows around each page first touched, so spread code costs resident memory far
-beyond its size (docs/agent.md, "Memory").
+The file lists the functions of run 1, then those only run 2 ran, then those only run 3 ran,
+each run's in address order. `scripts/build-release` links the agent with it
+(`lld --symbol-ordering-file`), so the code an agent runs sits together in a few MiB of its
+binary instead of spread over 30 MB of it: the kernel maps a binary's code in 64 KiB windows
+around each page first touched, so spread code costs resident memory far beyond its size
+(docs/agent.md, "Memory").
 
 Functions the file names that a later build no longer has are skipped by the linker; functions
 added since are placed after the listed ones. Regenerate it when the agent's start-up or its
@@ -46,15 +47,17 @@ def fail(message):
     sys.exit(1)
 
 
-def wait_until(what, check, process, timeout):
-    """Polls `check` until it returns a true value; fails when `process` exits or time runs out."""
+def wait_until(what, check, processes, timeout):
+    """Polls `check` until it returns a true value; fails when one of `processes` exits or time
+    runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        if process.poll() is not None:
-            fail(f"{what}: the process exited with status {process.returncode}")
+        for name, process in processes.items():
+            if process.poll() is not None:
+                fail(f"{what}: the {name} exited with status {process.returncode}")
         time.sleep(0.5)
     fail(f"{what}: not within {timeout} s")
 
@@ -77,14 +80,13 @@ def metrics(port):
     return values
 
 
-
 def executed_addresses(callgrind_out, binary_name):
     """Addresses of the instructions of `binary_name` that callgrind saw run (`--dump-instr=yes`).
 
     Read from the cost lines' positions rather than callgrind's function names: it names a block
     of code after the symbol it entered first, so small functions reached by a jump or a fall
     through (metadata and witness-table accessors, async continuations) go unnamed."""
-    objects, current, position, seen = {}, None, 0, set()
+    objects, current, position, seen, after_call = {}, None, 0, set(), False
     object_line = re.compile(r"^(c?ob)=\((\d+)\)(?: (.*))?$")
     with open(callgrind_out, errors="replace") as f:
         for line in f:
@@ -97,16 +99,26 @@ def executed_addresses(callgrind_out, binary_name):
                     current = os.path.basename(objects[index]) == binary_name
                 continue
             token = line.split(" ", 1)[0].strip()
-            if not token or "=" in token:
-                continue  # fn=, fl=, calls= and the like: the next cost line carries the position
-            if token.startswith("0x"):
-                position = int(token, 16)
-            elif token[0] in "+-":
-                position += int(token)
-            elif token != "*":
+            if not token:
                 continue
+            if "=" in token:
+                # fn=, fl= and the like; after calls=, jump= and jcnd= comes the line of the
+                # call or jump itself, whose position callgrind does not take as the next base.
+                after_call = token.startswith(("calls=", "jump=", "jcnd="))
+                continue
+            if token.startswith("0x"):
+                here = int(token, 16)
+            elif token[0] in "+-":
+                here = position + int(token)
+            elif token == "*":
+                here = position
+            else:
+                continue
+            if not after_call:
+                position = here
+            after_call = False
             if current:
-                seen.add(position)
+                seen.add(here)
     return seen
 
 
@@ -135,7 +147,7 @@ def agent_figures(port, names):
     return [m[n] for n in names]
 
 
-def run_agent(args, work, profile_binary, run, collector_url, log_file, lines, out):
+def run_agent(args, work, profile_binary, run, collector_url, log_file, lines, out, collector):
     """One agent run under callgrind, until what `run` waits for; returns once it has stopped."""
     http_port = free_port()
     argv = ["valgrind", "--tool=callgrind", "--dump-instr=yes", f"--callgrind-out-file={out}",
@@ -144,22 +156,23 @@ def run_agent(args, work, profile_binary, run, collector_url, log_file, lines, o
             "--http-listen", f"127.0.0.1:{http_port}", "--log-level", "warning"]
     with open(os.path.join(work, f"agent-{run}.stderr"), "w") as stderr:
         agent = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+    watched = {"agent": agent, "collector": collector}
     try:
         # Valgrind runs the agent some 50 times slower: the limits are generous.
-        wait_until("the agent's /metrics", lambda: metrics(http_port), agent, args.timeout)
+        wait_until("the agent's /metrics", lambda: metrics(http_port), watched, args.timeout)
         if run == "ship":
             def shipped():
                 figures = agent_figures(http_port, ("muster_agent_lines_read_total",
                                                     "muster_agent_batches_acknowledged_total",
                                                     "muster_agent_spool_entries_batches"))
                 return figures is not None and figures[0] >= lines and figures[1] >= 1 and figures[2] == 0
-            wait_until(f"the agent shipping {lines} lines", shipped, agent, args.timeout)
+            wait_until(f"the agent shipping {lines} lines", shipped, watched, args.timeout)
         elif run == "collector down":
             def retried():
                 figures = agent_figures(http_port, ("muster_agent_lines_read_total",
                                                     "muster_agent_batches_retried_total"))
                 return figures is not None and figures[0] >= lines and figures[1] >= 2
-            wait_until("the agent retrying its batches", retried, agent, args.timeout)
+            wait_until("the agent retrying its batches", retried, watched, args.timeout)
         else:
             time.sleep(5)  # timers and the tailer's rescans run while idle
         metrics(http_port)
@@ -170,7 +183,8 @@ def run_agent(args, work, profile_binary, run, collector_url, log_file, lines, o
             agent.kill()
             agent.wait()
     if agent.returncode != 0:
-        fail(f"the agent exited with status {agent.returncode} ({run}; its stderr: {work})")
+        fail(f"the agent exited with status {agent.returncode} ({run}; its stderr and valgrind's: "
+             f"{os.path.join(work, f'agent-{run}.stderr')})")
 
 
 def main():
@@ -200,6 +214,7 @@ def main():
 
     work = tempfile.mkdtemp(prefix="muster-agent-order-")
     collector = None
+    finished = False
     try:
         # Valgrind 3.19 cannot read the DWARF of an lld-linked binary; it needs only the symbols.
         profile_binary = os.path.join(work, "muster-agent")
@@ -211,9 +226,13 @@ def main():
                 [collector_binary, "--database", os.path.join(work, "order.sqlite"), "--host", "127.0.0.1",
                  "--port", "0", "--port-file", port_file, "--token", TOKEN, "--log-level", "warning"],
                 stdout=subprocess.DEVNULL, stderr=stderr)
-        wait_until("the collector's port file",
-                   lambda: os.path.exists(port_file) and open(port_file).read().strip(), collector, 60)
-        collector_port = int(open(port_file).read().strip())
+        def port():
+            try:
+                with open(port_file) as f:
+                    return int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+        collector_port = wait_until("the collector's port file", port, {"collector": collector}, 60)
 
         empty = os.path.join(work, "idle.log")
         open(empty, "w").close()
@@ -229,12 +248,17 @@ def main():
                                    ("collector down", closed_url, lines)):
             out = os.path.join(work, "callgrind." + run.replace(" ", "-"))
             print(f"== agent under callgrind: {run}", file=sys.stderr)
-            run_agent(args, work, profile_binary, run, url, log_file, args.lines, out)
+            run_agent(args, work, profile_binary, run, url, log_file, args.lines, out, collector)
             ran = functions_at(executed_addresses(out, os.path.basename(profile_binary)), functions)
+            if len(ran) < 1000:
+                # An agent runs thousands of functions to start: a few means the addresses in
+                # callgrind's output were not read (its format changed), not a small agent.
+                fail(f"{run}: only {len(ran)} functions of muster-agent found in {out}")
             new = [name for name in ran if name not in placed]
             print(f"   {len(ran)} functions ran, {len(new)} not in an earlier run", file=sys.stderr)
             order += new
             placed.update(new)
+        finished = True
     finally:
         if collector is not None:
             collector.terminate()
@@ -243,7 +267,10 @@ def main():
             except subprocess.TimeoutExpired:
                 collector.kill()
                 collector.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"generate.py: the runs' files are kept in {work}", file=sys.stderr)
 
     with open(args.out, "w") as f:
         f.write("\n".join(order) + "\n")

@@ -32,7 +32,13 @@ def sections(binary):
 def main():
     if len(sys.argv) != 3 or not sys.argv[1].isdigit():
         sys.exit(__doc__)
-    pid, binary = int(sys.argv[1]), sys.argv[2]
+    try:
+        resident(int(sys.argv[1]), sys.argv[2])
+    except (OSError, subprocess.CalledProcessError) as error:
+        sys.exit(f"resident_sections.py: {error}")
+
+
+def resident(pid, binary):
     listed = sections(binary)
     name = binary.rsplit("/", 1)[-1]
     mappings = []

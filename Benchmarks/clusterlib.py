@@ -26,6 +26,27 @@ def build(env, products=("muster-agent", "muster-collector", "demo-webapp", "log
     env["MUSTER_BIN"] = release_bin_dir(products)
 
 
+def metric_samples(url, timeout=10):
+    """`url`'s /metrics as {sample name with its labels: value}; raises OSError while it does not
+    answer."""
+    with urllib.request.urlopen(url + "/metrics", timeout=timeout) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                samples[name] = float(value)
+            except ValueError:
+                pass
+    return samples
+
+
+def first_sample(samples, metric, default=None):
+    """The value of `metric`'s first sample, whatever its labels."""
+    return next((value for name, value in samples.items() if name.split("{", 1)[0] == metric), default)
+
+
 def free_port():
     """A loopback TCP port nothing listens on now (the kernel's choice)."""
     with socket.socket() as s:

@@ -21,18 +21,17 @@ import argparse
 import json
 import os
 import random
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clusterlib import (CLICKHOUSES, ETCD_MEMBERS, SCALE_OUT_SERVERS as SERVERS, ZOOKEEPERS,  # noqa: E402
-                        clickhouse_query, ndjson_batch, percentile, post_batch, process_cpu_seconds, server_pid,
+                        clickhouse_query, first_sample, metric_samples, ndjson_batch, percentile, post_batch,
+                        process_cpu_seconds, server_pid,
                         start_collector, start_scale_out_servers, stop_process)
 
 def server_pids(directory):
@@ -45,9 +44,7 @@ def usage(pids):
 
 
 def commits(url):
-    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
-    match = re.search(r"^muster_store_commits_total(?:\{[^}]*\})? (\d+)", text, re.M)
-    return int(match.group(1)) if match else 0
+    return int(first_sample(metric_samples(url), "muster_store_commits_total", 0))
 
 
 def message(offset, n):

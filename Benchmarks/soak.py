@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 DURATION = int(os.environ.get("DURATION", "300"))
 RATE = int(os.environ.get("RATE", "10000"))
@@ -39,7 +38,7 @@ TOKEN = "soak-token"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from clusterlib import free_port, release_bin_dir  # noqa: E402
+from clusterlib import free_port, metric_samples, release_bin_dir  # noqa: E402
 
 
 def log(message):
@@ -125,10 +124,7 @@ class Soak:
 
     def spool_bytes(self):
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1) as response:
-                for row in response.read().decode().splitlines():
-                    if row.startswith("muster_agent_spool_bytes "):
-                        return float(row.split()[1])
+            return metric_samples(f"http://127.0.0.1:{self.metrics_port}", timeout=1).get("muster_agent_spool_bytes")
         except OSError:
             return None
 

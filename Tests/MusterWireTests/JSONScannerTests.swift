@@ -129,4 +129,3 @@ import Testing
         }
     }
 }
-

@@ -28,17 +28,15 @@ import bisect
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "Benchmarks"))
-from clusterlib import free_port  # noqa: E402
+from clusterlib import free_port, metric_samples, stop_process  # noqa: E402
 TOKEN = "order-token"
 
 
@@ -65,19 +63,9 @@ def wait_until(what, check, processes, timeout):
 def metrics(port):
     """The agent's /metrics as {name with labels: value}, or None while it does not answer."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        return metric_samples(f"http://127.0.0.1:{port}", timeout=5)
     except OSError:
         return None
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            try:
-                values[name] = float(value)
-            except ValueError:
-                pass
-    return values
 
 
 def executed_addresses(callgrind_out, binary_name):
@@ -122,9 +110,9 @@ def executed_addresses(callgrind_out, binary_name):
     return seen
 
 
-def functions_at(addresses, symbols):
-    """The functions (sorted `(start, size, name)`) holding `addresses`, in address order."""
-    starts = [start for start, _, _ in symbols]
+def functions_at(addresses, symbols, starts):
+    """The functions (`symbols`: sorted `(start, size, name)`, `starts` their starts) holding
+    `addresses`, in address order."""
     found, names = [], set()
     for address in sorted(addresses):
         i = bisect.bisect_right(starts, address) - 1
@@ -176,12 +164,8 @@ def run_agent(args, work, profile_binary, run, collector_url, log_file, lines, o
         else:
             time.sleep(5)  # timers and the tailer's rescans run while idle
         metrics(http_port)
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=args.timeout)
     finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
+        stop_process(agent, grace=args.timeout)
     if agent.returncode != 0:
         fail(f"the agent exited with status {agent.returncode} ({run}; its stderr and valgrind's: "
              f"{os.path.join(work, f'agent-{run}.stderr')})")
@@ -211,6 +195,7 @@ def main():
                        if len(p) == 4 and p[2] in "tTwW")
     if not functions:
         fail(f"{agent_binary} has no symbol table (stripped?): build it with scripts/build-release")
+    starts = [start for start, _, _ in functions]
 
     work = tempfile.mkdtemp(prefix="muster-agent-order-")
     collector = None
@@ -249,7 +234,7 @@ def main():
             out = os.path.join(work, "callgrind." + run.replace(" ", "-"))
             print(f"== agent under callgrind: {run}", file=sys.stderr)
             run_agent(args, work, profile_binary, run, url, log_file, args.lines, out, collector)
-            ran = functions_at(executed_addresses(out, os.path.basename(profile_binary)), functions)
+            ran = functions_at(executed_addresses(out, os.path.basename(profile_binary)), functions, starts)
             if len(ran) < 1000:
                 # An agent runs thousands of functions to start: a few means the addresses in
                 # callgrind's output were not read (its format changed), not a small agent.
@@ -261,12 +246,7 @@ def main():
         finished = True
     finally:
         if collector is not None:
-            collector.terminate()
-            try:
-                collector.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                collector.kill()
-                collector.wait()
+            stop_process(collector)
         if finished:
             shutil.rmtree(work, ignore_errors=True)
         else:

@@ -33,6 +33,9 @@ let package = Package(
         .systemLibrary(name: "CLibdeflate", path: "Sources/CLibdeflate"),
         // The system SQLite's process-wide settings (`sqlite3_config`, variadic in C).
         .systemLibrary(name: "CSQLiteSettings", path: "Sources/CSQLiteSettings"),
+        // glibc's `malloc_trim` and the loaded segments (`dl_iterate_phdr`, which needs
+        // _GNU_SOURCE), for the idle agent's memory release.
+        .target(name: "CGlibcMemory"),
         // Records, the batch codec (NDJSON + zlib) and its validation: what crosses the wire.
         .target(name: "MusterWire", dependencies: [
             "CZlib", "CLibdeflate",
@@ -75,7 +78,7 @@ let package = Package(
         // Reading the agent's and the collector's YAML config files (errors that never quote a token).
         .target(name: "MusterConfigFile", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "MusterAgent", dependencies: [
-            "MusterWire", "MusterConfigFile",
+            "MusterWire", "MusterConfigFile", "CGlibcMemory",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
             .product(name: "Logging", package: "swift-log"),

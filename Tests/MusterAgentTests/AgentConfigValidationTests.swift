@@ -53,6 +53,8 @@ import Glibc
         ("spool:\n  segment_bytes: 0\n", "spool.segment_bytes: must be between 1 and 1073741824, not 0"),
         ("spool:\n  max_bytes: 1000\n", "spool.max_bytes: must be between 4194304 and 1125899906842624 (at least spool.segment_bytes), not 1000"),
         ("shutdown_grace_ms: -1\n", "shutdown_grace_ms: must be between 0 and 3600000, not -1"),
+        ("memory: {release_when_idle_ms: 500}\n", "memory.release_when_idle_ms: must be between 1000 and 86400000 (or 0 for never), not 500"),
+        ("memory: {release_when_idle_ms: -1}\n", "memory.release_when_idle_ms: must be between 1000 and 86400000 (or 0 for never), not -1"),
         ("membership: {reconcile_interval_ms: 0}\n", "membership.reconcile_interval_ms: must be between 1 and 86400000, not 0"),
         ("inventory: {interval_ms: 99999999999}\n", "inventory.interval_ms: must be between 1 and 86400000, not 99999999999"),
         ("lb: {backend_port: 70000}\n", "lb.backend_port: must be between 1 and 65535, not 70000"),
@@ -94,7 +96,7 @@ import Glibc
         ("retry: {initial: 5}\n", "unknown key 'initial' in retry (did you mean 'initial_ms'?)"),
         ("lb: {qiuet_ms: 5}\n", "unknown key 'qiuet_ms' in lb (did you mean 'quiet_ms'?)"),
         ("state_directory: /x\n", "unknown key 'state_directory' (did you mean 'state_dir'?)"),
-        ("wibble: 1\n", "unknown key 'wibble' (known: agent_id, batch, collector, files, http, inventory, lb, membership, node, retry, shutdown_grace_ms, sources, spool, state_dir)"),
+        ("wibble: 1\n", "unknown key 'wibble' (known: agent_id, batch, collector, files, http, inventory, lb, membership, memory, node, retry, shutdown_grace_ms, sources, spool, state_dir)"),
     ])
     func anUnknownKeyIsAnErrorNamingTheNearestKnownOne(yaml: String, message: String) throws {
         let text = try #require(try problem(yaml))

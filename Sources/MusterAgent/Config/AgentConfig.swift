@@ -21,6 +21,7 @@ public struct AgentConfig: Sendable {
     public var http = HTTPConfig()
     /// How file sources follow their files: inotify or polling, descriptors held open.
     public var files = FilesConfig()
+    public var memory = MemoryConfig()
     /// How long a SIGTERM may spend spooling what was read and sending what is spooled.
     public var shutdownGraceMilliseconds: Int = 5000
     /// The `sources:` entries, in the file's order, each the configuration of its type.
@@ -118,6 +119,12 @@ public struct AgentConfig: Sendable {
         public var listen: ListenAddress?
     }
 
+    public struct MemoryConfig: Sendable, Equatable {
+        /// Quiet after work before the agent gives memory back (free heap, code pages only it
+        /// maps); the first time after start, a second of quiet is enough. 0: never.
+        public var releaseWhenIdleMilliseconds: Int = 30_000
+    }
+
     public struct ListenAddress: Sendable, Equatable {
         public var host: String
         public var port: Int
@@ -212,6 +219,10 @@ public struct AgentConfig: Sendable {
             spool.maxBytes, in: spool.segmentBytes...(1 << 50), key: "spool.max_bytes", note: "at least spool.segment_bytes")
         try YAMLConfigFile.check(shutdownGraceMilliseconds, in: 0...3_600_000, key: "shutdown_grace_ms")
         if let maxOpen = files.maxOpen { try YAMLConfigFile.check(maxOpen, in: 1...1_000_000, key: "files.max_open") }
+        if memory.releaseWhenIdleMilliseconds != 0 {
+            try YAMLConfigFile.check(
+                memory.releaseWhenIdleMilliseconds, in: 1000...day, key: "memory.release_when_idle_ms", note: "or 0 for never")
+        }
         for component in components { try component.checkRanges() }
         for source in sources { try source.checkRanges() }
     }
@@ -252,6 +263,9 @@ private struct ConfigFile: Decodable {
     struct HTTP: Decodable {
         var listen: String?
     }
+    struct Memory: Decodable {
+        var release_when_idle_ms: Int?
+    }
     struct Files: Decodable {
         var watch: TailingSettings.Watch?
         var poll_interval_ms: Int?
@@ -261,7 +275,7 @@ private struct ConfigFile: Decodable {
     }
     /// The top-level keys of the agent itself, in the order they are decoded.
     enum CoreKey: String, CaseIterable {
-        case node, agent_id, collector, state_dir, batch, retry, spool, http, files, shutdown_grace_ms, sources
+        case node, agent_id, collector, state_dir, batch, retry, spool, http, files, memory, shutdown_grace_ms, sources
     }
     var node: String?
     var agent_id: String?
@@ -272,6 +286,7 @@ private struct ConfigFile: Decodable {
     var spool: Spool?
     var http: HTTP?
     var files: Files?
+    var memory: Memory?
     var shutdown_grace_ms: Int?
     var sources: [AgentComponents.RawSource]?
     var sections: [(AgentComponents.Section, any Sendable)]
@@ -292,6 +307,7 @@ private struct ConfigFile: Decodable {
         spool = try decode(.spool)
         http = try decode(.http)
         files = try decode(.files)
+        memory = try decode(.memory)
         shutdown_grace_ms = try decode(.shutdown_grace_ms)
         sources = try decode(.sources)
         sections = try components.decodeSections(from: container)
@@ -338,6 +354,7 @@ private struct ConfigFile: Decodable {
         }
         if let listen = http?.listen { config.http.listen = try AgentConfig.ListenAddress(listen) }
         if let value = shutdown_grace_ms { config.shutdownGraceMilliseconds = value }
+        if let value = memory?.release_when_idle_ms { config.memory.releaseWhenIdleMilliseconds = value }
         if let files {
             // Checked here: the durations are made from them right away.
             func milliseconds(_ value: Int?, _ key: String, _ range: ClosedRange<Int>) throws(AgentConfigError) -> Duration? {

@@ -24,6 +24,8 @@ public final class AgentMetrics: Sendable {
     /// Lines longer than their source's `max_line_bytes`, split or truncated.
     let overlongLines: Counter
     let syslogReceived: Counter
+    /// Times the idle agent handed memory back (`ResidentMemory.release()`).
+    let memoryReleases: Counter
     let syslogMalformed: Counter
     let syslogUnreadableTimes: Counter
     /// Datagrams the kernel dropped because the agent did not read them in time (UDP and unix
@@ -68,6 +70,9 @@ public final class AgentMetrics: Sendable {
             descriptor: name("overlong_lines", "total", "Lines longer than max_line_bytes, split into parts or truncated"))
         orphanedFilesOpen = registry.makeGauge(
             descriptor: name("orphaned_files_open", "files", "Renamed-away or deleted files still open to be read to their end"))
+        memoryReleases = registry.makeCounter(
+            descriptor: name(
+                "memory_releases", "total", "Times the idle agent gave free heap and unshared code pages back to the kernel"))
         syslogReceived = registry.makeCounter(descriptor: name("syslog_received", "total", "Syslog datagrams received"))
         syslogMalformed = registry.makeCounter(
             descriptor: name("syslog_malformed", "total", "Syslog datagrams kept whole because they did not parse"))

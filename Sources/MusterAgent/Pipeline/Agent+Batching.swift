@@ -39,6 +39,7 @@ extension Agent {
             guard builder.count > 0 else { return }
             batchesOnTheirWay.withLock { $0 += 1 }
             metrics.linesRead.increment(by: Int64(builder.count))
+            activity.add(1, ordering: .relaxed)
             await channel.send(builder.close())
             opened = nil
         }

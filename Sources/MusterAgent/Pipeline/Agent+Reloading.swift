@@ -121,6 +121,7 @@ extension AgentConfig {
         compare("spool.segment_bytes") { $0.spool.segmentBytes }
         compare("http.listen") { $0.http.listen }
         compare("files") { $0.files }
+        compare("memory.release_when_idle_ms") { $0.memory.releaseWhenIdleMilliseconds }
         compare("shutdown_grace_ms") { $0.shutdownGraceMilliseconds }
         let sections = (components + other.components).map { type(of: $0).key }
         for key in sections where !keys.contains(key) {

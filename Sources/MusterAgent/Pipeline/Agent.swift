@@ -32,6 +32,9 @@ public final class Agent: Service, Sendable {
     let stopping = Mutex(false)
     /// Batches handed on by the batcher and not yet in the spool.
     let batchesOnTheirWay = Mutex(0)
+    /// Moves whenever the agent works (a batch read, a batch acknowledged): what tells the
+    /// idle memory release (`IdleReleaseSchedule`) that the agent is quiet.
+    let activity = Atomic<UInt64>(0)
     /// The agent's own notices (spool full, damage found) are records too, from source
     /// `agent`; this run's generation keeps their origin coordinates unique.
     private let notices: NoticeWriter
@@ -161,6 +164,10 @@ public final class Agent: Service, Sendable {
                 group.addTask {
                     await self.shipLoop(from: spool, shipper: shipper)
                     return .pipeline
+                }
+                group.addTask {
+                    await self.idleMemoryLoop()
+                    return .observer
                 }
                 if let listen = self.config.http.listen {
                     let server = AgentHTTPServer(host: listen.host, port: listen.port, metrics: self.metrics, status: self.status)
@@ -426,6 +433,7 @@ public final class Agent: Service, Sendable {
             }
             spool.acknowledge(entry)
             metrics.batchesAcknowledged.increment()
+            activity.add(1, ordering: .relaxed)
             metrics.setSpool(bytes: spool.bytes, entries: spool.entries)
             let now = Int64(Date().timeIntervalSince1970)
             status.update {

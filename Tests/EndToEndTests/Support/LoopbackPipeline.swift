@@ -124,12 +124,12 @@ final class LoopbackPipeline {
         }
     }
 
-    /// Resident memory of the agent in KiB, from /proc.
-    func agentRSSKiB() -> Int? {
+    /// Resident memory of the agent in KiB, from /proc: now (`VmRSS`), or its peak (`VmHWM`).
+    func agentRSSKiB(_ field: String = "VmRSS") -> Int? {
         guard let agent, agent.process.isRunning,
             let status = try? String(contentsOfFile: "/proc/\(agent.pid)/status", encoding: .utf8)
         else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
         }
         return nil

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""What an idle agent holds, with its idle memory release on (the default) and off, in the same run.
+
+    python3 Benchmarks/agent_idle_memory.py [--bin-dir DIR] [--lines 200000] [--reps 3]
+
+Each run starts a release muster-collector and, for each variant, a muster-agent on an empty
+file with /metrics on, and reads the agent's resident memory (VmRSS) at four moments:
+
+  start    5 s after start, nothing read (the first release comes after a second of quiet)
+  peak     VmHWM once it shipped --lines HAProxy lines to the collector
+  work     2 s after the collector acknowledged the last of them
+  idle     35 s after that (a release comes after memory.release_when_idle_ms, 30 s by default)
+
+Variants alternate within each run; as root the page cache is dropped before each agent starts,
+because how the binary's file entered the cache changes how much of it a process maps.
+Prints the medians, in MiB. Binaries: --bin-dir, else built as installed (scripts/build-release).
+"""
+import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clusterlib  # noqa: E402
+
+VARIANTS = {"release on (default)": None, "release off": 0}
+MOMENTS = ("start", "peak", "work", "idle")
+TOKEN = "idle-memory-token"
+
+
+def status_kib(pid, field):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise SystemExit(f"no {field} for process {pid}")
+
+
+def wait_until(condition, timeout, what, process):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what}: the process exited ({process.returncode})")
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{what}: not within {timeout} s")
+
+
+def drop_page_cache():
+    if os.geteuid() == 0:
+        subprocess.run(["sync"], check=True)
+        with open("/proc/sys/vm/drop_caches", "w") as control:
+            control.write("3\n")
+
+
+def one_agent(args, workdir, collector_url, lines, release_ms):
+    """The four moments (KiB) of one agent shipping `lines` (a bytes block of lines)."""
+    state = tempfile.mkdtemp(dir=workdir)
+    log = os.path.join(state, "app.log")
+    open(log, "w").close()
+    config = os.path.join(state, "agent.yaml")
+    with open(config, "w") as out:
+        out.write("{}\n" if release_ms is None else f"memory:\n  release_when_idle_ms: {release_ms}\n")
+    port = clusterlib.free_port()
+    drop_page_cache()
+    with open(os.path.join(state, "agent.log"), "w") as output:
+        agent = subprocess.Popen(
+            [os.path.join(args.bin_dir, "muster-agent"), "--config", config, "--node", "bench", "--collector-url",
+             collector_url, "--token", TOKEN, "--state-dir", os.path.join(state, "state"), "--file", f"app={log}",
+             "--http-listen", f"127.0.0.1:{port}", "--log-level", "warning"],
+            stdout=output, stderr=output)
+    metrics = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: clusterlib.metric_samples(metrics, timeout=2) is not None, 60, "agent /metrics", agent)
+        time.sleep(5)
+        figures = {"start": status_kib(agent.pid, "VmRSS")}
+        with open(log, "ab") as out:
+            out.write(lines)
+        count = lines.count(b"\n")
+
+        def shipped():
+            samples = clusterlib.metric_samples(metrics, timeout=2)
+            return (clusterlib.first_sample(samples, "muster_agent_lines_read_total", 0) >= count
+                    and clusterlib.first_sample(samples, "muster_agent_spool_entries_batches", 1) == 0)
+        wait_until(shipped, 600, "shipping", agent)
+        time.sleep(2)
+        figures["work"] = status_kib(agent.pid, "VmRSS")
+        time.sleep(35)
+        figures["idle"] = status_kib(agent.pid, "VmRSS")
+        figures["peak"] = status_kib(agent.pid, "VmHWM")
+        return figures
+    finally:
+        clusterlib.stop_process(agent)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bin-dir", help="release muster-agent and muster-collector (default: scripts/build-release)")
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    if args.lines < 1 or args.reps < 1:
+        parser.error("--lines and --reps must be at least 1")
+    args.bin_dir = args.bin_dir or clusterlib.release_bin_dir(["muster-agent", "muster-collector"])
+    workdir = tempfile.mkdtemp(prefix="muster-idle-memory-")
+    try:
+        source = os.path.join(workdir, "source.log")
+        subprocess.run([sys.executable, os.path.join(clusterlib.REPO, "Benchmarks", "gen_haproxy_log.py"), "--lines",
+                        str(args.lines), "--seed", str(args.seed), "--out", source], check=True, stdout=subprocess.DEVNULL)
+        with open(source, "rb") as inp:
+            lines = inp.read()
+        port_file = os.path.join(workdir, "collector.port")
+        with open(os.path.join(workdir, "collector.log"), "w") as output:
+            collector = subprocess.Popen(
+                [os.path.join(args.bin_dir, "muster-collector"), "--database", os.path.join(workdir, "db.sqlite"),
+                 "--host", "127.0.0.1", "--port", "0", "--port-file", port_file, "--token", TOKEN, "--log-level",
+                 "warning"], stdout=output, stderr=output)
+        try:
+            wait_until(lambda: os.path.getsize(port_file) > 0, 60, "collector start", collector)
+            url = "http://127.0.0.1:" + open(port_file).read().strip()
+            runs = {name: [] for name in VARIANTS}
+            for rep in range(args.reps):
+                for name, release_ms in VARIANTS.items():
+                    figures = one_agent(args, workdir, url, lines, release_ms)
+                    runs[name].append(figures)
+                    print(f"run {rep + 1} {name}: " + ", ".join(f"{m} {figures[m] / 1024:.1f}" for m in MOMENTS) + " MiB",
+                          file=sys.stderr)
+        finally:
+            clusterlib.stop_process(collector)
+        print(f"agent resident memory, MiB (medians of {args.reps}; {args.lines} lines shipped)\n")
+        print("| | " + " | ".join(MOMENTS) + " |")
+        print("|---|" + "---:|" * len(MOMENTS))
+        for name, figures in runs.items():
+            medians = [statistics.median(f[m] for f in figures) / 1024 for m in MOMENTS]
+            print(f"| {name} | " + " | ".join(f"{value:.1f}" for value in medians) + " |")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

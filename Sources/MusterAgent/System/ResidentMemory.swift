@@ -1,0 +1,140 @@
+import CGlibcMemory
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Memory the process holds and can hand back to the kernel without losing anything: what
+/// lets an idle agent weigh what its idle loop touches, not what its start-up and its last
+/// burst of work touched.
+///
+/// Two kinds, released together by `release()`:
+/// - **Free heap.** glibc's malloc keeps the pages of freed blocks (a burst's batches, the
+///   configuration's YAML tree) in its arenas; `malloc_trim(0)` gives every whole free page
+///   back.
+/// - **The program file's pages.** The kernel maps a program's file in windows of 64 KiB or
+///   more around each page first touched, and keeps them: an agent that ran its start-up,
+///   its configuration parser and a burst of shipping holds all of that code and constant
+///   data. `MADV_PAGEOUT` drops the pages that only this process maps; pages another process
+///   maps too are left alone (the kernel checks), and a page needed again is read back from
+///   the file at its next use, as at start.
+///
+/// Nothing the process wrote is released: in writable segments only the pages still as the
+/// file has them go (written ones hold data, and paging them out would need swap and bring
+/// them back at the next access).
+public enum ResidentMemory {
+    /// Bytes resident now (`/proc/self/statm`); nil where the file cannot be read.
+    public static func residentBytes() -> Int? {
+        #if canImport(Glibc)
+        let descriptor = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        // "size resident shared text lib data dt", in pages.
+        let fields = buffer[..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count >= 2, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
+        let (bytes, overflow) = pages.multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
+        return overflow ? nil : bytes
+        #else
+        return nil
+        #endif
+    }
+
+    /// What one `release()` did.
+    public struct Release: Sendable, Equatable {
+        /// Bytes advised out: read-only segments whole (mapped, not necessarily resident),
+        /// and the resident pages of writable segments that were never written.
+        public var advisedBytes = 0
+        /// Ranges the kernel refused the advice for (`MADV_PAGEOUT` needs Linux 5.4, and a
+        /// sandbox may refuse it).
+        public var refusedRanges = 0
+        /// Whether malloc returned any memory.
+        public var heapTrimmed = false
+    }
+
+    /// Returns free heap pages and pages out the loaded objects' pages that hold the file's
+    /// own bytes (see the type's comment). Takes a few milliseconds; safe from any thread at
+    /// any time.
+    @discardableResult
+    public static func release() -> Release {
+        var result = Release()
+        #if canImport(Glibc)
+        result.heapTrimmed = malloc_trim(0) == 1
+        func pageOut(_ range: Range<UInt>) {
+            if madvise(UnsafeMutableRawPointer(bitPattern: range.lowerBound), range.count, MADV_PAGEOUT) == 0 {
+                result.advisedBytes += range.count
+            } else {
+                result.refusedRanges += 1
+            }
+        }
+        for segment in loadedSegments(writable: false) { pageOut(segment) }
+        // A writable segment holds what the program wrote (data, relocated pointers) and, as
+        // Swift's compiler marks its constant sections writable, most of the read-only data
+        // too: only the pages still as the file has them go.
+        let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        if pagemap >= 0 {
+            defer { close(pagemap) }
+            for segment in loadedSegments(writable: true) {
+                for run in unwrittenFilePages(in: segment, pagemap: pagemap) { pageOut(run) }
+            }
+        }
+        #endif
+        return result
+    }
+
+    /// The page-aligned address ranges of the loaded objects' segments mapped with write
+    /// permission (`writable`) or without it (code, read-only data).
+    static func loadedSegments(writable: Bool) -> [Range<UInt>] {
+        var capacity = 64
+        while true {
+            var starts = [UInt](repeating: 0, count: capacity)
+            var ends = [UInt](repeating: 0, count: capacity)
+            let count = cglibc_loaded_segments(writable ? 1 : 0, &starts, &ends, capacity)
+            guard count > capacity else {
+                return (0..<count).map { starts[$0]..<ends[$0] }
+            }
+            capacity = count  // and again, should objects have been loaded meanwhile
+        }
+    }
+
+    #if canImport(Glibc)
+    /// The runs of pages in `range` that are resident and still the file's (never written by
+    /// this process, so not copied into anonymous memory), from `/proc/self/pagemap`: bit 63
+    /// present, bit 61 a file page (Documentation/admin-guide/mm/pagemap.rst).
+    static func unwrittenFilePages(in range: Range<UInt>, pagemap: Int32) -> [Range<UInt>] {
+        let pageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        guard pageSize > 0 else { return [] }
+        let wanted: UInt64 = 1 << 63 | 1 << 61
+        var runs: [Range<UInt>] = []
+        var runStart: UInt?
+        var entries = [UInt64](repeating: 0, count: 4096)
+        var page = range.lowerBound / pageSize
+        let endPage = range.upperBound / pageSize
+        func close(at address: UInt) {
+            if let start = runStart, address > start { runs.append(start..<address) }
+            runStart = nil
+        }
+        while page < endPage {
+            let count = Int(min(UInt(entries.count), endPage - page))
+            let (offset, overflow) = page.multipliedReportingOverflow(by: 8)
+            guard !overflow, offset <= UInt(Int.max) else { break }
+            let bytes = entries.withUnsafeMutableBytes { pread(pagemap, $0.baseAddress, count * 8, off_t(offset)) }
+            guard bytes > 0 else { break }
+            let read = bytes / 8
+            for index in 0..<read {
+                let address = (page + UInt(index)) * pageSize
+                if entries[index] & wanted == wanted {
+                    if runStart == nil { runStart = address }
+                } else {
+                    close(at: address)
+                }
+            }
+            page += UInt(read)
+            if read < count { break }
+        }
+        close(at: page * pageSize)
+        return runs
+    }
+    #endif
+}

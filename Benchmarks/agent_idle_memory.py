@@ -7,9 +7,12 @@ Each run starts a release muster-collector and, for each variant, a muster-agent
 file with /metrics on, and reads the agent's resident memory (VmRSS) at four moments:
 
   start    5 s after start, nothing read (the first release comes after a second of quiet)
-  peak     VmHWM once it shipped --lines HAProxy lines to the collector
-  work     2 s after the collector acknowledged the last of them
-  idle     35 s after that (a release comes after memory.release_when_idle_ms, 30 s by default)
+  peak     the most it held while it shipped --lines HAProxy lines to the collector (VmRSS
+           polled every 0.1 s and VmHWM read at the end of the work; VmHWM alone is not used,
+           as the kernel does not update it when pages are released by madvise)
+  work     2 s after the collector stored the last of them
+  idle     35 s after that (a release comes after memory.release_when_idle_ms, 30 s by default;
+           the run fails if the agent with the release on did not release, or the other did)
 
 Variants alternate within each run; as root the page cache is dropped before each agent starts,
 because how the binary's file entered the cache changes how much of it a process maps.
@@ -54,6 +57,14 @@ def drop_page_cache():
             control.write("3\n")
 
 
+def collector_records(collector_url):
+    """Records the collector has taken in: stored, or received again (each run's agent sends
+    the same lines)."""
+    samples = clusterlib.metric_samples(collector_url, timeout=2)
+    return (clusterlib.first_sample(samples, "muster_ingest_records_accepted_total", 0)
+            + clusterlib.first_sample(samples, "muster_ingest_records_duplicate_total", 0))
+
+
 def one_agent(args, workdir, collector_url, lines, release_ms):
     """The four moments (KiB) of one agent shipping `lines` (a bytes block of lines)."""
     state = tempfile.mkdtemp(dir=workdir)
@@ -72,23 +83,28 @@ def one_agent(args, workdir, collector_url, lines, release_ms):
             stdout=output, stderr=output)
     metrics = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: clusterlib.metric_samples(metrics, timeout=2) is not None, 60, "agent /metrics", agent)
+        wait_until(lambda: bool(clusterlib.metric_samples(metrics, timeout=2)), 60, "agent /metrics", agent)
         time.sleep(5)
         figures = {"start": status_kib(agent.pid, "VmRSS")}
+        taken = collector_records(collector_url)
         with open(log, "ab") as out:
             out.write(lines)
         count = lines.count(b"\n")
+        peak = 0
 
         def shipped():
-            samples = clusterlib.metric_samples(metrics, timeout=2)
-            return (clusterlib.first_sample(samples, "muster_agent_lines_read_total", 0) >= count
-                    and clusterlib.first_sample(samples, "muster_agent_spool_entries_batches", 1) == 0)
+            nonlocal peak
+            peak = max(peak, status_kib(agent.pid, "VmRSS"))
+            return collector_records(collector_url) - taken >= count
         wait_until(shipped, 600, "shipping", agent)
+        figures["peak"] = max(peak, status_kib(agent.pid, "VmHWM"))
         time.sleep(2)
         figures["work"] = status_kib(agent.pid, "VmRSS")
         time.sleep(35)
         figures["idle"] = status_kib(agent.pid, "VmRSS")
-        figures["peak"] = status_kib(agent.pid, "VmHWM")
+        releases = clusterlib.first_sample(clusterlib.metric_samples(metrics), "muster_agent_memory_releases_total", 0)
+        if not (releases >= 2 if release_ms is None else releases == 0):
+            raise SystemExit(f"agent with memory.release_when_idle_ms {release_ms}: {releases:.0f} releases")
         return figures
     finally:
         clusterlib.stop_process(agent)
@@ -119,7 +135,8 @@ def main():
                  "warning"], stdout=output, stderr=output)
         try:
             wait_until(lambda: os.path.getsize(port_file) > 0, 60, "collector start", collector)
-            url = "http://127.0.0.1:" + open(port_file).read().strip()
+            with open(port_file) as port:
+                url = "http://127.0.0.1:" + port.read().strip()
             runs = {name: [] for name in VARIANTS}
             for rep in range(args.reps):
                 for name, release_ms in VARIANTS.items():
@@ -129,7 +146,8 @@ def main():
                           file=sys.stderr)
         finally:
             clusterlib.stop_process(collector)
-        print(f"agent resident memory, MiB (medians of {args.reps}; {args.lines} lines shipped)\n")
+        cache = "the page cache dropped before each agent" if os.geteuid() == 0 else "the page cache not dropped (not root)"
+        print(f"agent resident memory, MiB (medians of {args.reps}; {args.lines} lines shipped; {cache})\n")
         print("| | " + " | ".join(MOMENTS) + " |")
         print("|---|" + "---:|" * len(MOMENTS))
         for name, figures in runs.items():

@@ -32,7 +32,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import socketserver
 import sqlite3
 import statistics
@@ -673,7 +672,8 @@ ROWS = [
     ("a-agent", "lines_per_s", "(a) muster-agent → discard: lines/s", fmt_int, "≥ 300,000", lambda v: v >= 300_000),
     ("a-agent", "cpu_s_per_m", "(a) muster-agent: CPU-s per 1M lines", fmt2, "≤ 4", lambda v: v <= 4),
     ("a-agent", "rss_mib", "(a) muster-agent: peak RSS (MiB)", fmt1, "≤ 30", lambda v: v <= 30),
-    ("a-agent", "idle_rss_mib", "(a) muster-agent: RSS idle, same binary, nothing to read, 5 s after start (MiB)", fmt1, "—", None),
+    ("a-agent", "idle_rss_mib", "(a) muster-agent: RSS idle, same binary, nothing to read, 5 s after start (MiB)", fmt1, "≤ 12",
+     lambda v: v <= 12),
     ("a-agent", "wire_bytes_per_line", "(a) muster-agent: compressed bytes/line on the wire", fmt1, "≤ 40",
      lambda v: v <= 40),
     ("a-agent", "last_batch_gap_s", "(a) muster-agent: of the time above, last partial batch waiting (s)", fmt2,

@@ -1,6 +1,5 @@
 #define _GNU_SOURCE
 #include <link.h>
-#include <unistd.h>
 
 #include "CGlibcMemory.h"
 
@@ -18,7 +17,8 @@ static int collect(struct dl_phdr_info *info, size_t size, void *context) {
     struct collected *out = context;
     for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *header = &info->dlpi_phdr[i];
-        if (header->p_type != PT_LOAD || !(header->p_flags & PF_W) != !out->writable || header->p_memsz == 0) continue;
+        int writable = (header->p_flags & PF_W) != 0;
+        if (header->p_type != PT_LOAD || writable != out->writable || header->p_memsz == 0) continue;
         // The loader mapped the segment at base + p_vaddr, in whole pages of its own.
         uintptr_t start = (uintptr_t)info->dlpi_addr + (uintptr_t)header->p_vaddr;
         uintptr_t end = start + (uintptr_t)header->p_memsz;
@@ -35,9 +35,8 @@ static int collect(struct dl_phdr_info *info, size_t size, void *context) {
     return 0;
 }
 
-size_t cglibc_loaded_segments(int writable, uintptr_t *starts, uintptr_t *ends, size_t capacity) {
-    long page = sysconf(_SC_PAGESIZE);
-    struct collected out = {starts, ends, capacity, 0, (uintptr_t)(page > 0 ? page : 4096) - 1, writable};
+size_t cglibc_loaded_segments(int writable, uintptr_t page_size, uintptr_t *starts, uintptr_t *ends, size_t capacity) {
+    struct collected out = {starts, ends, capacity, 0, page_size - 1, writable != 0};
     dl_iterate_phdr(collect, &out);
     return out.count;
 }

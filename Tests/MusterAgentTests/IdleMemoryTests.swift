@@ -35,10 +35,6 @@ import Glibc
         #expect(releases(schedule(afterWork: .seconds(30)), ticks) == [11])
     }
 
-    @Test func aQuietSettingBelowASecondAlsoCountsForTheFirstRelease() {
-        #expect(releases(schedule(afterWork: .milliseconds(300)), [(0.2, 0), (0.3, 0)]) == [0.3])
-    }
-
     #if canImport(Glibc)
     nonisolated(unsafe) static var written = [UInt8](repeating: 1, count: 1)
     nonisolated(unsafe) static var writtenWord = 0
@@ -70,14 +66,22 @@ import Glibc
         let runs = ResidentMemory.unwrittenFilePages(in: segment, pagemap: pagemap)
         #expect(!runs.contains { $0.contains(dataAddress) }, "the page of a global just written counted as the file's")
         for run in runs { #expect(segment.contains(run.lowerBound) && run.upperBound <= segment.upperBound) }
+        // Writable segments also hold pages no one wrote (constant sections Swift's compiler
+        // marks writable, data not written yet): some of them are found.
+        let all = ResidentMemory.loadedSegments(writable: true).flatMap {
+            ResidentMemory.unwrittenFilePages(in: $0, pagemap: pagemap)
+        }
+        #expect(!all.isEmpty, "no unwritten file page in any writable segment")
     }
 
+    /// What a release gives back is measured on the agent (AgentIdleMemoryTests); here, that
+    /// the kernel takes the advice and the process runs on.
     @Test func aReleaseIsTakenByTheKernelAndTheProcessRunsOn() throws {
         let release = ResidentMemory.release()
         #expect(
             release.refusedRanges == 0,
-            "the kernel refused MADV_PAGEOUT for \(release.refusedRanges) ranges (it needs Linux 5.4; a sandbox may refuse it)")
-        #expect(release.advisedBytes > 1 << 20, "advised \(release.advisedBytes) bytes")
+            "the kernel refused the advice for \(release.refusedRanges) ranges (MADV_PAGEOUT needs Linux 5.4; a sandbox may refuse madvise)")
+        #expect(release.requestedBytes > 1 << 20, "advice for \(release.requestedBytes) bytes")
         // Code and data paged out come back at their next use.
         #expect(getpid() > 0)
         #expect(Self.written[0] == 1)

@@ -21,6 +21,7 @@ public struct AgentConfig: Sendable {
     public var http = HTTPConfig()
     /// How file sources follow their files: inotify or polling, descriptors held open.
     public var files = FilesConfig()
+    /// When the idle agent gives memory back (`Agent.idleMemoryLoop`).
     public var memory = MemoryConfig()
     /// How long a SIGTERM may spend spooling what was read and sending what is spooled.
     public var shutdownGraceMilliseconds: Int = 5000

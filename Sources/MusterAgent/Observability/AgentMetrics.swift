@@ -24,13 +24,13 @@ public final class AgentMetrics: Sendable {
     /// Lines longer than their source's `max_line_bytes`, split or truncated.
     let overlongLines: Counter
     let syslogReceived: Counter
-    /// Times the idle agent handed memory back (`ResidentMemory.release()`).
-    let memoryReleases: Counter
     let syslogMalformed: Counter
     let syslogUnreadableTimes: Counter
     /// Datagrams the kernel dropped because the agent did not read them in time (UDP and unix
     /// datagram senders cannot be paused).
     let syslogKernelDrops: Counter
+    /// Times the idle agent handed memory back (`ResidentMemory.release()`).
+    let memoryReleases: Counter
     /// `muster_agent_parse_failures_total{parser}`: lines a source's `parse:` could not read,
     /// stored as they are.
     private let parseFailureCounters: [LineParser: Counter]
@@ -70,9 +70,6 @@ public final class AgentMetrics: Sendable {
             descriptor: name("overlong_lines", "total", "Lines longer than max_line_bytes, split into parts or truncated"))
         orphanedFilesOpen = registry.makeGauge(
             descriptor: name("orphaned_files_open", "files", "Renamed-away or deleted files still open to be read to their end"))
-        memoryReleases = registry.makeCounter(
-            descriptor: name(
-                "memory_releases", "total", "Times the idle agent gave free heap and unshared code pages back to the kernel"))
         syslogReceived = registry.makeCounter(descriptor: name("syslog_received", "total", "Syslog datagrams received"))
         syslogMalformed = registry.makeCounter(
             descriptor: name("syslog_malformed", "total", "Syslog datagrams kept whole because they did not parse"))
@@ -81,6 +78,9 @@ public final class AgentMetrics: Sendable {
                 "syslog_unreadable_timestamps", "total", "Syslog datagrams whose timestamp names no time kept; stored with their receive time"))
         syslogKernelDrops = registry.makeCounter(
             descriptor: name("syslog_kernel_drops", "total", "Syslog datagrams the kernel dropped before the agent read them"))
+        memoryReleases = registry.makeCounter(
+            descriptor: name(
+                "memory_releases", "total", "Times the idle agent gave memory back to the kernel: free heap, pages of the program and its libraries"))
         var parseFailureCounters: [LineParser: Counter] = [:]
         var unreadableEntryTimeCounters: [LineParser: Counter] = [:]
         for parser in LineParser.allCases {

@@ -43,28 +43,40 @@ struct IdleReleaseSchedule {
 }
 
 extension Agent {
-    /// Releases memory on `IdleReleaseSchedule`'s terms until cancelled; returns at once when
-    /// `memory.release_when_idle_ms` is 0.
+    /// Releases memory on `IdleReleaseSchedule`'s terms until cancelled, looking at the
+    /// activity once per `IdleReleaseSchedule.afterStart`; returns at once when
+    /// `memory.release_when_idle_ms` is 0. Not while the agent stops: its last sends need
+    /// what they need.
     func idleMemoryLoop() async {
         guard config.memory.releaseWhenIdleMilliseconds > 0 else { return }
         var schedule = IdleReleaseSchedule(
             afterWork: .milliseconds(config.memory.releaseWhenIdleMilliseconds), activity: activity.load(ordering: .relaxed),
             at: .now)
-        while (try? await Task.sleep(for: .seconds(1))) != nil {
-            guard schedule.shouldRelease(activity: activity.load(ordering: .relaxed), at: .now) else { continue }
+        var refusalLogged = false
+        while (try? await Task.sleep(for: IdleReleaseSchedule.afterStart)) != nil {
+            guard schedule.shouldRelease(activity: activity.load(ordering: .relaxed), at: .now), !isStopping else { continue }
             let before = ResidentMemory.residentBytes()
+            let started = ContinuousClock.now
             let release = ResidentMemory.release()
+            let took = ContinuousClock.now - started
             metrics.memoryReleases.increment()
-            let after = ResidentMemory.residentBytes()
-            func mebibytes(_ bytes: Int?) -> Logger.MetadataValue {
-                bytes.map { "\(Double($0 / 1024) / 1024)" } ?? "unknown"
+            let metadata: Logger.Metadata = [
+                "resident_mib_before": Self.mebibytes(before), "resident_mib_after": Self.mebibytes(ResidentMemory.residentBytes()),
+                "took_ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)",
+                "ranges_refused": "\(release.refusedRanges)",
+            ]
+            if release.refusedRanges > 0, !refusalLogged {
+                refusalLogged = true
+                logger.notice(
+                    "idle: the kernel refused to take memory back for some ranges (madvise MADV_PAGEOUT needs Linux 5.4; a sandbox may refuse it); free heap was still returned",
+                    metadata: metadata)
+            } else {
+                logger.debug("idle: gave back free heap and the pages of the program and its libraries", metadata: metadata)
             }
-            logger.debug(
-                "idle: released free heap and unshared code pages",
-                metadata: [
-                    "resident_mib_before": mebibytes(before), "resident_mib_after": mebibytes(after),
-                    "ranges_refused": "\(release.refusedRanges)",
-                ])
         }
+    }
+
+    private static func mebibytes(_ bytes: Int?) -> Logger.MetadataValue {
+        bytes.map { "\(Double($0 / 1024) / 1024)" } ?? "unknown"
     }
 }

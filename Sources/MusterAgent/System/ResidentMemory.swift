@@ -11,17 +11,30 @@ import Glibc
 /// - **Free heap.** glibc's malloc keeps the pages of freed blocks (a burst's batches, the
 ///   configuration's YAML tree) in its arenas; `malloc_trim(0)` gives every whole free page
 ///   back.
-/// - **The program file's pages.** The kernel maps a program's file in windows of 64 KiB or
-///   more around each page first touched, and keeps them: an agent that ran its start-up,
-///   its configuration parser and a burst of shipping holds all of that code and constant
-///   data. `MADV_PAGEOUT` drops the pages that only this process maps; pages another process
-///   maps too are left alone (the kernel checks), and a page needed again is read back from
-///   the file at its next use, as at start.
+/// - **The pages of the program and its libraries.** The kernel maps a file in windows of
+///   64 KiB or more around each page first touched, and keeps them: an agent that ran its
+///   start-up, its configuration parser and a burst of shipping holds all of that code and
+///   constant data. `MADV_PAGEOUT` frees the pages only this process maps, where it may (the
+///   kernel pages out a file's pages only for a process that owns the file or may write it);
+///   then, in the segments nothing can write, `MADV_DONTNEED` unmaps what is left from this
+///   process: pages another process maps stay in memory for it, and any page stays in the
+///   page cache until the kernel needs the room. A page needed again is mapped again at its
+///   next use, from the page cache or the file, as at start.
 ///
 /// Nothing the process wrote is released: in writable segments only the pages still as the
-/// file has them go (written ones hold data, and paging them out would need swap and bring
-/// them back at the next access).
+/// file has them go (written ones hold data), and only with `MADV_PAGEOUT`, which never
+/// discards data: a page written between the look and the advice is paged out to swap where
+/// there is swap, and read back at its next use.
 public enum ResidentMemory {
+    /// The system's page size; 4096 should `sysconf` not answer with a power of two.
+    static let pageSize: UInt = {
+        #if canImport(Glibc)
+        let size = sysconf(Int32(_SC_PAGESIZE))
+        if size > 0, size & (size - 1) == 0 { return UInt(size) }
+        #endif
+        return 4096
+    }()
+
     /// Bytes resident now (`/proc/self/statm`); nil where the file cannot be read.
     public static func residentBytes() -> Int? {
         #if canImport(Glibc)
@@ -34,49 +47,54 @@ public enum ResidentMemory {
         // "size resident shared text lib data dt", in pages.
         let fields = buffer[..<count].split(separator: UInt8(ascii: " "))
         guard fields.count >= 2, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
-        let (bytes, overflow) = pages.multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
+        let (bytes, overflow) = pages.multipliedReportingOverflow(by: Int(pageSize))
         return overflow ? nil : bytes
         #else
         return nil
         #endif
     }
 
-    /// What one `release()` did.
+    /// What one `release()` asked of the kernel. What it gave back shows in `residentBytes()`:
+    /// the kernel takes advice it cannot follow (a page another process maps, a file this
+    /// process may not write) without an error.
     public struct Release: Sendable, Equatable {
-        /// Bytes advised out: read-only segments whole (mapped, not necessarily resident),
-        /// and the resident pages of writable segments that were never written.
-        public var advisedBytes = 0
-        /// Ranges the kernel refused the advice for (`MADV_PAGEOUT` needs Linux 5.4, and a
-        /// sandbox may refuse it).
+        /// Bytes the advice covered: the read-only segments whole (mapped, not necessarily
+        /// resident), and the resident pages of writable segments that were never written.
+        public var requestedBytes = 0
+        /// Ranges the kernel refused all advice for (`MADV_PAGEOUT` needs Linux 5.4; a sandbox
+        /// may refuse `madvise`).
         public var refusedRanges = 0
         /// Whether malloc returned any memory.
         public var heapTrimmed = false
     }
 
-    /// Returns free heap pages and pages out the loaded objects' pages that hold the file's
-    /// own bytes (see the type's comment). Takes a few milliseconds; safe from any thread at
-    /// any time.
+    /// Returns free heap pages and the pages of the loaded objects' files (see the type's
+    /// comment). Safe from any thread at any time.
     @discardableResult
     public static func release() -> Release {
         var result = Release()
         #if canImport(Glibc)
         result.heapTrimmed = malloc_trim(0) == 1
-        func pageOut(_ range: Range<UInt>) {
-            if madvise(UnsafeMutableRawPointer(bitPattern: range.lowerBound), range.count, MADV_PAGEOUT) == 0 {
-                result.advisedBytes += range.count
-            } else {
-                result.refusedRanges += 1
-            }
+        for segment in loadedSegments(writable: false) {
+            let start = UnsafeMutableRawPointer(bitPattern: segment.lowerBound)
+            let pagedOut = madvise(start, segment.count, MADV_PAGEOUT) == 0
+            let unmapped = madvise(start, segment.count, MADV_DONTNEED) == 0
+            if pagedOut || unmapped { result.requestedBytes += segment.count } else { result.refusedRanges += 1 }
         }
-        for segment in loadedSegments(writable: false) { pageOut(segment) }
         // A writable segment holds what the program wrote (data, relocated pointers) and, as
-        // Swift's compiler marks its constant sections writable, most of the read-only data
-        // too: only the pages still as the file has them go.
+        // Swift's compiler marks its constant sections writable, much of the read-only data
+        // too: only the pages there still as the file has them go.
         let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
         if pagemap >= 0 {
             defer { close(pagemap) }
             for segment in loadedSegments(writable: true) {
-                for run in unwrittenFilePages(in: segment, pagemap: pagemap) { pageOut(run) }
+                for run in unwrittenFilePages(in: segment, pagemap: pagemap) {
+                    if madvise(UnsafeMutableRawPointer(bitPattern: run.lowerBound), run.count, MADV_PAGEOUT) == 0 {
+                        result.requestedBytes += run.count
+                    } else {
+                        result.refusedRanges += 1
+                    }
+                }
             }
         }
         #endif
@@ -90,7 +108,7 @@ public enum ResidentMemory {
         while true {
             var starts = [UInt](repeating: 0, count: capacity)
             var ends = [UInt](repeating: 0, count: capacity)
-            let count = cglibc_loaded_segments(writable ? 1 : 0, &starts, &ends, capacity)
+            let count = cglibc_loaded_segments(writable ? 1 : 0, pageSize, &starts, &ends, capacity)
             guard count > capacity else {
                 return (0..<count).map { starts[$0]..<ends[$0] }
             }
@@ -103,15 +121,13 @@ public enum ResidentMemory {
     /// this process, so not copied into anonymous memory), from `/proc/self/pagemap`: bit 63
     /// present, bit 61 a file page (Documentation/admin-guide/mm/pagemap.rst).
     static func unwrittenFilePages(in range: Range<UInt>, pagemap: Int32) -> [Range<UInt>] {
-        let pageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
-        guard pageSize > 0 else { return [] }
         let wanted: UInt64 = 1 << 63 | 1 << 61
         var runs: [Range<UInt>] = []
         var runStart: UInt?
         var entries = [UInt64](repeating: 0, count: 4096)
         var page = range.lowerBound / pageSize
         let endPage = range.upperBound / pageSize
-        func close(at address: UInt) {
+        func endRun(at address: UInt) {
             if let start = runStart, address > start { runs.append(start..<address) }
             runStart = nil
         }
@@ -127,13 +143,13 @@ public enum ResidentMemory {
                 if entries[index] & wanted == wanted {
                     if runStart == nil { runStart = address }
                 } else {
-                    close(at: address)
+                    endRun(at: address)
                 }
             }
             page += UInt(read)
             if read < count { break }
         }
-        close(at: page * pageSize)
+        endRun(at: page * pageSize)
         return runs
     }
     #endif

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """What an idle agent holds, with its idle memory release on (the default) and off, in the same run.
 
-    python3 Benchmarks/agent_idle_memory.py [--bin-dir DIR] [--lines 200000] [--reps 3]
+    python3 Benchmarks/agent_idle_memory.py [--bin-dir DIR] [--also-bin-dir DIR] [--lines 200000] [--reps 3]
 
 Each run starts a release muster-collector and, for each variant, a muster-agent on an empty
-file with /metrics on, and reads the agent's resident memory (VmRSS) at four moments:
+file with /metrics on, and reads the agent's resident memory (VmRSS) at five moments:
 
   start    5 s after start, nothing read (the first release comes after a second of quiet)
+  settled  60 s after start, still nothing read: what the idle loop mapped back since
   peak     the most it held while it shipped --lines HAProxy lines to the collector (VmRSS
            polled every 0.1 s and VmHWM read at the end of the work; VmHWM alone is not used,
            as the kernel does not update it when pages are released by madvise)
@@ -14,7 +15,9 @@ file with /metrics on, and reads the agent's resident memory (VmRSS) at four mom
   idle     35 s after that (a release comes after memory.release_when_idle_ms, 30 s by default;
            the run fails if the agent with the release on did not release, or the other did)
 
-Variants alternate within each run; as root the page cache is dropped before each agent starts,
+Variants: the agent of --bin-dir with its release on (the default) and off
+(memory.release_when_idle_ms: 0), and with --also-bin-dir another build's agent with the
+release on (an A/B of two builds). They alternate within each run; as root the page cache is dropped before each agent starts,
 because how the binary's file entered the cache changes how much of it a process maps.
 Prints the medians, in MiB. Binaries: --bin-dir, else built as installed (scripts/build-release).
 """
@@ -23,8 +26,7 @@ import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import clusterlib  # noqa: E402
 
-VARIANTS = {"release on (default)": None, "release off": 0}
-MOMENTS = ("start", "peak", "work", "idle")
+MOMENTS = ("start", "settled", "peak", "work", "idle")
 TOKEN = "idle-memory-token"
 
 
@@ -65,8 +67,8 @@ def collector_records(collector_url):
             + clusterlib.first_sample(samples, "muster_ingest_records_duplicate_total", 0))
 
 
-def one_agent(args, workdir, collector_url, lines, release_ms):
-    """The four moments (KiB) of one agent shipping `lines` (a bytes block of lines)."""
+def one_agent(bin_dir, workdir, collector_url, lines, release_ms):
+    """The moments (KiB) of one agent from `bin_dir` shipping `lines` (a bytes block of lines)."""
     state = tempfile.mkdtemp(dir=workdir)
     log = os.path.join(state, "app.log")
     open(log, "w").close()
@@ -77,7 +79,7 @@ def one_agent(args, workdir, collector_url, lines, release_ms):
     drop_page_cache()
     with open(os.path.join(state, "agent.log"), "w") as output:
         agent = subprocess.Popen(
-            [os.path.join(args.bin_dir, "muster-agent"), "--config", config, "--node", "bench", "--collector-url",
+            [os.path.join(bin_dir, "muster-agent"), "--config", config, "--node", "bench", "--collector-url",
              collector_url, "--token", TOKEN, "--state-dir", os.path.join(state, "state"), "--file", f"app={log}",
              "--http-listen", f"127.0.0.1:{port}", "--log-level", "warning"],
             stdout=output, stderr=output)
@@ -86,6 +88,8 @@ def one_agent(args, workdir, collector_url, lines, release_ms):
         wait_until(lambda: bool(clusterlib.metric_samples(metrics, timeout=2)), 60, "agent /metrics", agent)
         time.sleep(5)
         figures = {"start": status_kib(agent.pid, "VmRSS")}
+        time.sleep(55)
+        figures["settled"] = status_kib(agent.pid, "VmRSS")
         taken = collector_records(collector_url)
         with open(log, "ab") as out:
             out.write(lines)
@@ -113,6 +117,7 @@ def one_agent(args, workdir, collector_url, lines, release_ms):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin-dir", help="release muster-agent and muster-collector (default: scripts/build-release)")
+    parser.add_argument("--also-bin-dir", help="another build's muster-agent, run with the release on beside the others")
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
@@ -137,10 +142,13 @@ def main():
             wait_until(lambda: os.path.getsize(port_file) > 0, 60, "collector start", collector)
             with open(port_file) as port:
                 url = "http://127.0.0.1:" + port.read().strip()
-            runs = {name: [] for name in VARIANTS}
+            variants = {"release on (default)": (args.bin_dir, None), "release off": (args.bin_dir, 0)}
+            if args.also_bin_dir:
+                variants[f"release on, {args.also_bin_dir}"] = (args.also_bin_dir, None)
+            runs = {name: [] for name in variants}
             for rep in range(args.reps):
-                for name, release_ms in VARIANTS.items():
-                    figures = one_agent(args, workdir, url, lines, release_ms)
+                for name, (bin_dir, release_ms) in variants.items():
+                    figures = one_agent(bin_dir, workdir, url, lines, release_ms)
                     runs[name].append(figures)
                     print(f"run {rep + 1} {name}: " + ", ".join(f"{m} {figures[m] / 1024:.1f}" for m in MOMENTS) + " MiB",
                           file=sys.stderr)

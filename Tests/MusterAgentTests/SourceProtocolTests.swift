@@ -203,7 +203,7 @@ struct SourcesSection: ComponentConfig {
         #expect(try problem("sources: [{id: f, paths: [/x]}]\nwidget: {levl: 2}\n", components: components)?
             .hasSuffix("unknown key 'levl' in widget (did you mean 'level'?)") == true)
         #expect(try problem("sources: [{id: f, paths: [/x]}]\nwidget: {}\n", components: .musterAgent)?.hasSuffix(
-            "unknown key 'widget' (known: agent_id, batch, collector, files, http, inventory, lb, membership, node, retry, shutdown_grace_ms, sources, spool, state_dir)"
+            "unknown key 'widget' (known: agent_id, batch, collector, files, http, inventory, lb, membership, memory, node, retry, shutdown_grace_ms, sources, spool, state_dir)"
         ) == true)
         #expect(throws: AgentComponents.Conflict(description: "config section 'sources' is one of the agent's own keys")) {
             try AgentComponents.standard.registering(SourcesSection.self)

@@ -16,15 +16,18 @@ import Glibc
 ///   start-up, its configuration parser and a burst of shipping holds all of that code and
 ///   constant data. `MADV_PAGEOUT` frees the pages only this process maps, where it may (the
 ///   kernel pages out a file's pages only for a process that owns the file or may write it);
-///   then, in the segments nothing can write, `MADV_DONTNEED` unmaps what is left from this
-///   process: pages another process maps stay in memory for it, and any page stays in the
-///   page cache until the kernel needs the room. A page needed again is mapped again at its
-///   next use, from the page cache or the file, as at start.
+///   then, in the segments mapped without write permission, `MADV_DONTNEED` unmaps from this
+///   process the pages still as the file has them: pages another process maps stay in
+///   memory for it, and any page stays in the page cache until the kernel needs the room. A
+///   page needed again is mapped again at its next use, from the page cache or the file, as
+///   at start.
 ///
-/// Nothing the process wrote is released: in writable segments only the pages still as the
-/// file has them go (written ones hold data), and only with `MADV_PAGEOUT`, which never
-/// discards data: a page written between the look and the advice is paged out to swap where
-/// there is swap, and read back at its next use.
+/// Nothing the process wrote is lost. Which pages are still the file's comes from
+/// `/proc/self/pagemap`; in writable segments only those go, and only with `MADV_PAGEOUT`,
+/// which never discards data (a page written meanwhile goes to swap where there is swap, and
+/// comes back at its next use). `MADV_DONTNEED`, which would put the file's bytes back in a
+/// page written meanwhile, is given the unwritten pages of segments nothing in the program
+/// writes; only a debugger setting a breakpoint in the same milliseconds could lose it.
 public enum ResidentMemory {
     /// The system's page size; 4096 should `sysconf` not answer with a power of two.
     static let pageSize: UInt = {
@@ -75,25 +78,30 @@ public enum ResidentMemory {
         var result = Release()
         #if canImport(Glibc)
         result.heapTrimmed = malloc_trim(0) == 1
+        func advise(_ range: Range<UInt>, _ advice: Int32) -> Bool {
+            madvise(UnsafeMutableRawPointer(bitPattern: range.lowerBound), range.count, advice) == 0
+        }
+        // Pages still as the file has them, from /proc/self/pagemap. Without it, only what
+        // MADV_PAGEOUT takes: it never discards a page the process wrote.
+        let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        defer { if pagemap >= 0 { close(pagemap) } }
         for segment in loadedSegments(writable: false) {
-            let start = UnsafeMutableRawPointer(bitPattern: segment.lowerBound)
-            let pagedOut = madvise(start, segment.count, MADV_PAGEOUT) == 0
-            let unmapped = madvise(start, segment.count, MADV_DONTNEED) == 0
-            if pagedOut || unmapped { result.requestedBytes += segment.count } else { result.refusedRanges += 1 }
+            if advise(segment, MADV_PAGEOUT) { result.requestedBytes += segment.count } else { result.refusedRanges += 1 }
+            // Even a segment no code may write can hold pages written into it: a debugger's
+            // breakpoints, a uprobe, text relocations. MADV_DONTNEED would put the file's
+            // bytes back there, so it is given the unwritten pages only.
+            guard pagemap >= 0 else { continue }
+            for run in unwrittenFilePages(in: segment, pagemap: pagemap) where !advise(run, MADV_DONTNEED) {
+                result.refusedRanges += 1
+            }
         }
         // A writable segment holds what the program wrote (data, relocated pointers) and, as
         // Swift's compiler marks its constant sections writable, much of the read-only data
         // too: only the pages there still as the file has them go.
-        let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
         if pagemap >= 0 {
-            defer { close(pagemap) }
             for segment in loadedSegments(writable: true) {
                 for run in unwrittenFilePages(in: segment, pagemap: pagemap) {
-                    if madvise(UnsafeMutableRawPointer(bitPattern: run.lowerBound), run.count, MADV_PAGEOUT) == 0 {
-                        result.requestedBytes += run.count
-                    } else {
-                        result.refusedRanges += 1
-                    }
+                    if advise(run, MADV_PAGEOUT) { result.requestedBytes += run.count } else { result.refusedRanges += 1 }
                 }
             }
         }

@@ -35,16 +35,6 @@ import Glibc
         #expect(releases(schedule(afterWork: .seconds(30)), ticks) == [11])
     }
 
-    @Test func aBatchBuilderHoldsNoBufferBetweenBatches() {
-        var builder = BatchBuilder(node: "n", agent: "a", capacity: 64 << 10)
-        #expect(builder.reservedBytes == 0)
-        let record = SourceRecord(time: 1, generation: "g", offset: 0, message: "line", fields: [:], resume: nil)
-        builder.append(record, source: "app")
-        #expect(builder.reservedBytes >= 64 << 10, "the batch's buffer is reserved whole at its first record")
-        #expect(builder.close().records == 1)
-        #expect(builder.reservedBytes == 0)
-    }
-
     #if canImport(Glibc)
     nonisolated(unsafe) static var written = [UInt8](repeating: 1, count: 1)
     nonisolated(unsafe) static var writtenWord = 0

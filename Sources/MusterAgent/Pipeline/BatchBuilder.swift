@@ -7,9 +7,7 @@ import MusterWire
 public struct BatchBuilder {
     let node: String
     let agent: String
-    /// Bytes reserved for each batch's NDJSON, so that it is usually allocated once: at the
-    /// batch's first record, not before, so that an idle agent holds no batch buffer (the
-    /// last one's pages go back to the kernel with the rest of the free heap).
+    /// Bytes reserved for each batch's NDJSON, so that it is usually allocated once.
     private let capacity: Int
     private var encoder: BatchEncoder
     private var positions: [CheckpointStore.Key: FilePosition] = [:]
@@ -21,19 +19,16 @@ public struct BatchBuilder {
         self.node = node
         self.agent = agent
         self.capacity = capacity
-        encoder = BatchEncoder(capacity: 0)
+        encoder = BatchEncoder(capacity: capacity)
     }
 
     /// Records in the batch.
     public var count: Int { encoder.count }
     /// Its size as NDJSON, uncompressed.
     public var bytes: Int { encoder.bytes.count }
-    /// Bytes allocated for the batch's NDJSON.
-    var reservedBytes: Int { encoder.bytes.capacity }
 
     /// Adds `record`, read by source `source`.
     public mutating func append(_ record: SourceRecord, source: String) {
-        if encoder.count == 0, encoder.bytes.capacity < capacity { encoder = BatchEncoder(capacity: capacity) }
         encoder.append(
             time: record.time, node: node,
             origin: Origin(agent: agent, source: source, generation: record.generation, offset: record.offset),
@@ -54,7 +49,7 @@ public struct BatchBuilder {
         if let latest { positions[CheckpointStore.Key(latest)] = latest }
         latest = nil
         let batch = EncodedBatch(ndjson: encoder.bytes, records: encoder.count, positions: Array(positions.values))
-        encoder = BatchEncoder(capacity: 0)
+        encoder = BatchEncoder(capacity: capacity)
         positions = [:]
         return batch
     }

@@ -31,11 +31,10 @@ TOKEN = "idle-memory-token"
 
 
 def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise SystemExit(f"no {field} for process {pid}")
+    mib = clusterlib.status_mib(pid, field)
+    if mib is None:
+        raise SystemExit(f"no {field} for process {pid}")
+    return round(mib * 1024)
 
 
 def wait_until(condition, timeout, what, process):

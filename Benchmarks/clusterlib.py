@@ -47,6 +47,19 @@ def first_sample(samples, metric, default=None):
     return next((value for name, value in samples.items() if name.split("{", 1)[0] == metric), default)
 
 
+def status_mib(pid, field="VmRSS"):
+    """A memory field of /proc/PID/status in MiB (`VmRSS`, `VmHWM`, `RssAnon`, ...); None once
+    the process is gone or when it has no such field."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def free_port():
     """A loopback TCP port nothing listens on now (the kernel's choice)."""
     with socket.socket() as s:

@@ -15,7 +15,7 @@ loss. Only loopback is used.
 import argparse, json, os, random, socket, sqlite3, subprocess, sys, tempfile, time, urllib.error, urllib.request, zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clusterlib import free_port  # noqa: E402
+from clusterlib import free_port, status_mib  # noqa: E402
 
 GOOD_T = 1_764_000_000_000_000_000
 
@@ -30,13 +30,8 @@ def wait_until(condition, timeout, interval=0.05):
 
 
 def peak_rss_mib(pid):
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+    peak = status_mib(pid, "VmHWM")
+    return None if peak is None else round(peak, 1)
 
 
 class Probe:

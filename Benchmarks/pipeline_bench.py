@@ -42,6 +42,9 @@ import threading
 import time
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clusterlib import status_mib  # noqa: E402
+
 from storelib import attach_search_index, search_indexed_through
 
 TOKEN = "bench-token"
@@ -99,14 +102,7 @@ def peak_rss_mib(pid):
     wait4's ru_maxrss is not used for this: Linux carries the pre-exec high-water mark across
     execve (signal->maxrss), so a child forked from this Python process reports at least this
     process's RSS at fork time (~40 MiB) whatever the child itself uses."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    return status_mib(pid, "VmHWM")
 
 
 def stop(process, timeout=30.0):
@@ -318,15 +314,10 @@ def idle_rss_mib(args, workdir, url):
     open(empty, "w").close()
     agent = spawn("agent-idle", agent_argv(args, workdir, url, log=empty, state="idle-state"), workdir)
     time.sleep(5.0)
-    rss = None
     try:
-        with open(f"/proc/{agent.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) / 1024.0
+        return status_mib(agent.pid)
     finally:
         stop(agent)
-    return rss
 
 
 def ship_to(server, counter, args, workdir, name, label, argv, environment=None):

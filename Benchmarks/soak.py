@@ -38,7 +38,7 @@ TOKEN = "soak-token"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from clusterlib import free_port, metric_samples, release_bin_dir  # noqa: E402
+from clusterlib import free_port, metric_samples, release_bin_dir, status_mib  # noqa: E402
 
 
 def log(message):
@@ -114,13 +114,7 @@ class Soak:
             process.wait()
 
     def rss_mib(self):
-        try:
-            with open(f"/proc/{self.agent.pid}/status") as f:
-                for row in f:
-                    if row.startswith("VmRSS:"):
-                        return int(row.split()[1]) / 1024
-        except OSError:
-            return None
+        return status_mib(self.agent.pid)
 
     def spool_bytes(self):
         try:

@@ -7,11 +7,7 @@ import Testing
 /// agent that does not release, and it ships on afterwards as before.
 @Suite(.serialized) final class AgentIdleMemoryTests {
     func writeLines(_ range: Range<Int>, to path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(range.map { SteadyWriter.line("m", $0) + "\n" }.joined().utf8))
-        try handle.close()
+        try appendLines(range.map { SteadyWriter.line("m", $0) }, to: path)
     }
 
     func releases(_ port: Int) -> Double { scrapeCounter("muster_agent_memory_releases_total", port: port) ?? -1 }

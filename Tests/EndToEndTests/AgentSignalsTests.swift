@@ -24,12 +24,7 @@ import Testing
     }
 
     func append(_ lines: [String], to name: String) throws {
-        let path = logs + "/" + name
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
-        try handle.close()
+        try appendLines(lines, to: logs + "/" + name)
     }
 
     static func lines(_ prefix: String, _ range: Range<Int>) -> [String] { range.map { SteadyWriter.line(prefix, $0) } }

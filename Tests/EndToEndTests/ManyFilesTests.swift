@@ -55,10 +55,7 @@ import Testing
         #expect(outOfOrder == 0)
 
         // Still following every file: a line added to the first one arrives too.
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: pipeline.logs + "/f0.log"))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data("file 0 line 20\n".utf8))
-        try handle.close()
+        try appendLines(["file 0 line 20"], to: pipeline.logs + "/f0.log")
         let followed = try waitUntil(timeout: 60, interval: 0.2) { (try pipeline.storedMessages()).contains("file 0 line 20") }
         #expect(followed, "a line appended to a file closed for now was not shipped")
     }

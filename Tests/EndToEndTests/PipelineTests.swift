@@ -25,12 +25,7 @@ import Testing
     func startAgent() throws -> RunningProcess { try pipeline.startAgent() }
 
     func append(_ lines: some Sequence<String>, to name: String) throws {
-        let path = directory + "/logs/" + name
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
-        try handle.close()
+        try appendLines(lines, to: directory + "/logs/" + name)
     }
 
     func storedCount() throws -> Int { try pipeline.storedCount() }

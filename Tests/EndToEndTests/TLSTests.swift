@@ -108,12 +108,7 @@ import Testing
 
     func append(_ lines: [String], node: String) throws {
         try FileManager.default.createDirectory(atPath: directory + "/logs/" + node, withIntermediateDirectories: true)
-        let path = directory + "/logs/\(node)/app.log"
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
-        try handle.close()
+        try appendLines(lines, to: directory + "/logs/\(node)/app.log")
     }
 
     static func lines(_ node: String, _ count: Int) -> [String] {

@@ -1,4 +1,5 @@
 import Logging
+import MusterWire
 
 /// When an agent hands memory back (`ResidentMemory.release()`): once after start, and again
 /// whenever it has been idle for a while after work.
@@ -62,7 +63,7 @@ extension Agent {
             metrics.memoryReleases.increment()
             let metadata: Logger.Metadata = [
                 "resident_mib_before": Self.mebibytes(before), "resident_mib_after": Self.mebibytes(ResidentMemory.residentBytes()),
-                "took_ms": "\(took.components.seconds * 1000 + took.components.attoseconds / 1_000_000_000_000_000)",
+                "took_ms": "\(took.saturatingNanoseconds / 1_000_000)",
                 "ranges_refused": "\(release.refusedRanges)",
             ]
             if release.refusedRanges > 0, !refusalLogged {

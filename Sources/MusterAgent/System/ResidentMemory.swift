@@ -67,8 +67,6 @@ public enum ResidentMemory {
         /// Ranges the kernel refused all advice for (`MADV_PAGEOUT` needs Linux 5.4; a sandbox
         /// may refuse `madvise`).
         public var refusedRanges = 0
-        /// Whether malloc returned any memory.
-        public var heapTrimmed = false
     }
 
     /// Returns free heap pages and the pages of the loaded objects' files (see the type's
@@ -77,7 +75,7 @@ public enum ResidentMemory {
     public static func release() -> Release {
         var result = Release()
         #if canImport(Glibc)
-        result.heapTrimmed = malloc_trim(0) == 1
+        malloc_trim(0)
         func advise(_ range: Range<UInt>, _ advice: Int32) -> Bool {
             madvise(UnsafeMutableRawPointer(bitPattern: range.lowerBound), range.count, advice) == 0
         }

@@ -71,6 +71,15 @@ struct TestSetupError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Appends `lines`, each with its newline, to the file at `path` (created when missing).
+func appendLines(_ lines: some Sequence<String>, to path: String) throws {
+    if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    try handle.seekToEnd()
+    try handle.write(contentsOf: Data(lines.map { $0 + "\n" }.joined().utf8))
+    try handle.close()
+}
+
 /// Polls `condition` until it holds or `timeout` passes.
 func waitUntil(timeout: TimeInterval, interval: TimeInterval = 0.1, _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
